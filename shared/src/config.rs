@@ -1,0 +1,169 @@
+//! Configuration, read from the environment template.yaml gives each function.
+//! Tests build the same struct from the same variables (resolved from the
+//! template), so the template stays the single source of truth.
+
+use std::str::FromStr;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("environment variable {0} is required")]
+    Missing(&'static str),
+    #[error("environment variable {name} is invalid: {reason}")]
+    Invalid { name: &'static str, reason: String },
+}
+
+/// Argon2id cost. Defaults are the seeds' (m = 64 MiB, t = 3, p = 1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Argon2Cost {
+    pub memory_kib: u32,
+    pub iterations: u32,
+    pub parallelism: u32,
+}
+
+impl Default for Argon2Cost {
+    fn default() -> Self {
+        Self { memory_kib: 65_536, iterations: 3, parallelism: 1 }
+    }
+}
+
+/// Per-account lockout: `threshold` failures within `window_seconds` lock the
+/// account for `duration_seconds`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LockoutPolicy {
+    pub threshold: u32,
+    pub window_seconds: i64,
+    pub duration_seconds: i64,
+}
+
+impl Default for LockoutPolicy {
+    fn default() -> Self {
+        Self { threshold: 5, window_seconds: 900, duration_seconds: 900 }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub table_name: String,
+    pub token_signing_key_id: Option<String>,
+    pub data_key_id: Option<String>,
+    pub events_queue_url: Option<String>,
+    pub jobs_queue_url: Option<String>,
+    pub token_issuer: String,
+    pub token_audience: String,
+    pub argon2: Argon2Cost,
+    pub access_token_ttl_seconds: i64,
+    pub refresh_token_ttl_seconds: i64,
+    pub lockout: LockoutPolicy,
+    pub idempotency_ttl_seconds: i64,
+}
+
+impl Config {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let text = |name: &'static str| lookup(name).filter(|v| !v.is_empty());
+        let required = |name: &'static str| text(name).ok_or(ConfigError::Missing(name));
+        let defaults = (Argon2Cost::default(), LockoutPolicy::default());
+        Ok(Self {
+            table_name: required("TABLE_NAME")?,
+            token_signing_key_id: text("TOKEN_SIGNING_KEY_ID"),
+            data_key_id: text("DATA_KEY_ID"),
+            events_queue_url: text("EVENTS_QUEUE_URL"),
+            jobs_queue_url: text("JOBS_QUEUE_URL"),
+            token_issuer: text("TOKEN_ISSUER").unwrap_or_else(|| "caas".to_owned()),
+            token_audience: text("TOKEN_AUDIENCE").unwrap_or_else(|| "caas-api".to_owned()),
+            argon2: Argon2Cost {
+                memory_kib: number(&text, "ARGON2_MEMORY_KIB", defaults.0.memory_kib, 8..=4_194_304)?,
+                iterations: number(&text, "ARGON2_ITERATIONS", defaults.0.iterations, 1..=64)?,
+                parallelism: number(&text, "ARGON2_PARALLELISM", defaults.0.parallelism, 1..=16)?,
+            },
+            access_token_ttl_seconds: number(&text, "ACCESS_TOKEN_TTL_SECONDS", 900, 60..=86_400)?,
+            refresh_token_ttl_seconds: number(
+                &text,
+                "REFRESH_TOKEN_TTL_SECONDS",
+                2_592_000,
+                300..=31_536_000,
+            )?,
+            lockout: LockoutPolicy {
+                threshold: number(&text, "LOCKOUT_THRESHOLD", defaults.1.threshold, 1..=1000)?,
+                window_seconds: number(&text, "LOCKOUT_WINDOW_SECONDS", defaults.1.window_seconds, 1..=86_400)?,
+                duration_seconds: number(
+                    &text,
+                    "LOCKOUT_DURATION_SECONDS",
+                    defaults.1.duration_seconds,
+                    1..=86_400,
+                )?,
+            },
+            idempotency_ttl_seconds: number(
+                &text,
+                "IDEMPOTENCY_TTL_SECONDS",
+                86_400,
+                86_400..=2_592_000,
+            )?,
+        })
+    }
+
+    pub fn token_signing_key_id(&self) -> Result<&str, ConfigError> {
+        self.token_signing_key_id.as_deref().ok_or(ConfigError::Missing("TOKEN_SIGNING_KEY_ID"))
+    }
+}
+
+fn number<T>(
+    text: &impl Fn(&'static str) -> Option<String>,
+    name: &'static str,
+    default: T,
+    range: std::ops::RangeInclusive<T>,
+) -> Result<T, ConfigError>
+where
+    T: FromStr + PartialOrd + std::fmt::Display + Copy,
+{
+    let Some(raw) = text(name) else { return Ok(default) };
+    let value: T = raw
+        .trim()
+        .parse()
+        .map_err(|_| ConfigError::Invalid { name, reason: format!("{raw:?} is not a number") })?;
+    if range.contains(&value) {
+        Ok(value)
+    } else {
+        Err(ConfigError::Invalid {
+            name,
+            reason: format!("{value} is outside {}..={}", range.start(), range.end()),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let vars: HashMap<String, String> =
+            vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Config::from_lookup(|k| vars.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_are_the_seed_parameters() {
+        let c = config(&[("TABLE_NAME", "t")]).unwrap();
+        assert_eq!(c.argon2, Argon2Cost { memory_kib: 65_536, iterations: 3, parallelism: 1 });
+        assert_eq!(c.lockout, LockoutPolicy { threshold: 5, window_seconds: 900, duration_seconds: 900 });
+        assert_eq!(c.access_token_ttl_seconds, 900);
+        assert_eq!(c.refresh_token_ttl_seconds, 30 * 86_400);
+    }
+
+    #[test]
+    fn rejects_missing_table_and_out_of_range_values() {
+        assert!(matches!(config(&[]), Err(ConfigError::Missing("TABLE_NAME"))));
+        assert!(matches!(
+            config(&[("TABLE_NAME", "t"), ("ARGON2_ITERATIONS", "0")]),
+            Err(ConfigError::Invalid { name: "ARGON2_ITERATIONS", .. })
+        ));
+        assert!(matches!(
+            config(&[("TABLE_NAME", "t"), ("LOCKOUT_THRESHOLD", "five")]),
+            Err(ConfigError::Invalid { name: "LOCKOUT_THRESHOLD", .. })
+        ));
+    }
+}

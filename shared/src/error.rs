@@ -1,0 +1,71 @@
+//! The one error type of the services, mapped once to an RFC 9457 problem in
+//! [`crate::http`]. Variants carry only what is safe to show or log.
+
+use crate::config::ConfigError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// Malformed or invalid input; `field` names the offending JSON path.
+    #[error("{detail}")]
+    BadRequest { field: Option<String>, detail: String },
+    #[error("request body is larger than {limit} bytes")]
+    PayloadTooLarge { limit: usize },
+    /// Authentication failed. The detail is deliberately generic.
+    #[error("{0}")]
+    Unauthorized(&'static str),
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// The request conflicts with the current state (duplicate, invalid transition).
+    #[error("{0}")]
+    Conflict(String),
+    /// Well-formed but semantically impossible (e.g. refund beyond captured).
+    #[error("{0}")]
+    Unprocessable(String),
+    /// The same idempotency key is being processed by another invocation.
+    #[error("a request with this Idempotency-Key is still in progress")]
+    InProgress { retry_after_seconds: u64 },
+    /// Contention or throttling outlasted our bounded retries.
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("configuration error: {0}")]
+    Config(#[from] ConfigError),
+    /// An unexpected failure of a dependency or an invariant; logged, never shown.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl AppError {
+    pub fn bad_request(field: impl Into<String>, detail: impl Into<String>) -> Self {
+        Self::BadRequest { field: Some(field.into()), detail: detail.into() }
+    }
+
+    pub fn internal(context: &str, error: impl std::fmt::Display) -> Self {
+        Self::Internal(format!("{context}: {error}"))
+    }
+
+    /// Maps an SDK failure: throttling, timeouts and transport failures become
+    /// 503 (retryable by the client), everything else is internal.
+    pub fn from_sdk<E, R>(context: &str, error: aws_sdk_dynamodb::error::SdkError<E, R>) -> Self
+    where
+        E: std::error::Error + aws_sdk_dynamodb::error::ProvideErrorMetadata + 'static,
+        R: std::fmt::Debug,
+    {
+        use aws_sdk_dynamodb::error::SdkError;
+        match &error {
+            SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) => {
+                Self::Unavailable(format!("{context}: dependency unavailable"))
+            }
+            SdkError::ServiceError(service) => {
+                let code = service.err().code().unwrap_or("Unknown");
+                if code.contains("Throttl") || code.contains("ProvisionedThroughputExceeded")
+                    || code == "RequestLimitExceeded"
+                {
+                    Self::Unavailable(format!("{context}: throttled"))
+                } else {
+                    Self::Internal(format!("{context}: {code}: {}", service.err().message().unwrap_or("")))
+                }
+            }
+            other => Self::Internal(format!("{context}: {}", aws_sdk_dynamodb::error::DisplayErrorContext(other))),
+        }
+    }
+}

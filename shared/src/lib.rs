@@ -1,0 +1,24 @@
+//! Domain crate of the CAAS core. Every Lambda function is a thin adapter over
+//! the services in this crate.
+//!
+//! - pure domain: [`tenant`], [`auth::password`], [`auth::jwt`], [`auth::lockout`]
+//! - the store: [`store`] (the only module that knows item layouts and expressions)
+//!   with its one transaction builder [`store::tx`]
+//! - services: [`auth::service`]
+//! - platform glue: [`config`], [`clients`], [`app`], [`telemetry`], [`http`], [`error`]
+
+pub mod app;
+pub mod auth;
+pub mod clients;
+pub mod clock;
+pub mod config;
+pub mod error;
+pub mod http;
+pub mod ids;
+pub mod outbox;
+pub mod store;
+pub mod telemetry;
+pub mod tenant;
+
+pub use app::App;
+pub use error::AppError;

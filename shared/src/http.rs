@@ -121,16 +121,13 @@ pub fn json_body<T: DeserializeOwned>(request: &Request) -> Result<T, AppError> 
         return Err(AppError::BadRequest { field: None, detail: "a JSON body is required".into() });
     }
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
-    let parsed = serde_path_to_error::deserialize(&mut deserializer).and_then(|value| {
-        // Trailing garbage after the object is malformed JSON too.
-        deserializer.end().map_err(|e| serde_path_to_error::Error::new(Default::default(), e))?;
-        Ok(value)
-    });
-    parsed.map_err(|error| {
+    let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
         let path = error.path().to_string();
-        let inner = error.into_inner();
-        describe_json_error(&path, &inner)
-    })
+        describe_json_error(&path, error.inner())
+    })?;
+    // Trailing bytes after the document make it malformed too.
+    deserializer.end().map_err(|error| describe_json_error("", &error))?;
+    Ok(value)
 }
 
 fn describe_json_error(path: &str, error: &serde_json::Error) -> AppError {
@@ -143,7 +140,8 @@ fn describe_json_error(path: &str, error: &serde_json::Error) -> AppError {
         }
         Category::Data => {
             let named = backquoted(&message);
-            let field = if message.starts_with("missing field") || message.starts_with("unknown field") {
+            // The path of a missing field is its parent; of an unknown one, itself.
+            let field = if message.starts_with("missing field") {
                 join_path(path, named.unwrap_or_default())
             } else {
                 join_path(path, "")

@@ -1,0 +1,38 @@
+//! Everything a handler needs, built once per container.
+
+use crate::auth::jwt::TokenKey;
+use crate::clients::Clients;
+use crate::clock::{Clock, SystemClock};
+use crate::config::Config;
+use std::sync::Arc;
+use tokio::sync::OnceCell;
+
+pub struct App {
+    pub config: Config,
+    pub clients: Clients,
+    pub clock: Arc<dyn Clock>,
+    /// The token public key, fetched from KMS once per container.
+    pub(crate) token_key: OnceCell<TokenKey>,
+}
+
+impl App {
+    pub fn new(config: Config, clients: Clients) -> Self {
+        Self::with_clock(config, clients, Arc::new(SystemClock))
+    }
+
+    pub fn with_clock(config: Config, clients: Clients, clock: Arc<dyn Clock>) -> Self {
+        Self { config, clients, clock, token_key: OnceCell::new() }
+    }
+
+    /// The production wiring used by every function's `main`: JSON logs,
+    /// configuration from the environment, SDK clients from the default chain.
+    pub async fn from_env() -> Result<Self, crate::config::ConfigError> {
+        crate::telemetry::init();
+        let config = Config::from_env()?;
+        Ok(Self::new(config, Clients::from_env().await))
+    }
+
+    pub fn now(&self) -> time::OffsetDateTime {
+        self.clock.now()
+    }
+}

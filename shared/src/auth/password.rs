@@ -1,0 +1,99 @@
+//! Password hashing: Argon2id in PHC strings (parameters travel with the
+//! hash, so they can be raised later); legacy bcrypt hashes are verified and
+//! flagged for rehash. CPU-heavy: callers run these on the blocking pool.
+
+use crate::config::Argon2Cost;
+use crate::error::AppError;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString, rand_core::OsRng};
+use argon2::{Algorithm, Argon2, Params, Version};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Mismatch,
+    /// The password is right; `rehash` when the stored hash is bcrypt or uses
+    /// other Argon2 parameters than the configured ones.
+    Match { rehash: bool },
+}
+
+fn argon2(cost: Argon2Cost) -> Result<Argon2<'static>, AppError> {
+    let params = Params::new(cost.memory_kib, cost.iterations, cost.parallelism, None)
+        .map_err(|e| AppError::internal("argon2 parameters", e))?;
+    Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, params))
+}
+
+pub fn hash(cost: Argon2Cost, password: &str) -> Result<String, AppError> {
+    let salt = SaltString::generate(&mut OsRng);
+    argon2(cost)?
+        .hash_password(password.as_bytes(), &salt)
+        .map(|hash| hash.to_string())
+        .map_err(|e| AppError::internal("hash password", e))
+}
+
+pub fn is_bcrypt(stored: &str) -> bool {
+    ["$2a$", "$2b$", "$2y$"].iter().any(|prefix| stored.starts_with(prefix))
+}
+
+pub fn verify(cost: Argon2Cost, password: &str, stored: &str) -> Verdict {
+    if is_bcrypt(stored) {
+        // bcrypt only reads 72 bytes; a longer password cannot be one we stored.
+        return match password.len() <= 72 && bcrypt::verify(password, stored).unwrap_or(false) {
+            true => Verdict::Match { rehash: true },
+            false => Verdict::Mismatch,
+        };
+    }
+    let Ok(parsed) = PasswordHash::new(stored) else { return Verdict::Mismatch };
+    if Argon2::default().verify_password(password.as_bytes(), &parsed).is_err() {
+        return Verdict::Mismatch;
+    }
+    let current = parsed.algorithm.as_str() == "argon2id"
+        && parsed.version == Some(Version::V0x13.into())
+        && Params::try_from(&parsed).is_ok_and(|p| {
+            p.m_cost() == cost.memory_kib && p.t_cost() == cost.iterations && p.p_cost() == cost.parallelism
+        });
+    Verdict::Match { rehash: !current }
+}
+
+/// A well-formed hash with the configured cost that matches no password:
+/// verifying against it costs what a real verification costs, so an unknown
+/// user answers in about the same time as a wrong password.
+pub fn dummy_hash(cost: Argon2Cost) -> String {
+    format!(
+        "$argon2id$v=19$m={},t={},p={}$c29tZXNhbHRzb21lc2FsdA$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+        cost.memory_kib, cost.iterations, cost.parallelism
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CHEAP: Argon2Cost = Argon2Cost { memory_kib: 64, iterations: 1, parallelism: 1 };
+
+    #[test]
+    fn argon2_round_trip_and_rehash_on_new_cost() {
+        let stored = hash(CHEAP, "correct horse battery").unwrap();
+        assert!(stored.starts_with("$argon2id$v=19$m=64,t=1,p=1$"));
+        assert_eq!(verify(CHEAP, "correct horse battery", &stored), Verdict::Match { rehash: false });
+        assert_eq!(verify(CHEAP, "wrong horse battery", &stored), Verdict::Mismatch);
+        let raised = Argon2Cost { iterations: 2, ..CHEAP };
+        assert_eq!(verify(raised, "correct horse battery", &stored), Verdict::Match { rehash: true });
+    }
+
+    #[test]
+    fn bcrypt_is_accepted_and_flagged() {
+        let legacy = bcrypt::hash("legacy password 1", 4).unwrap();
+        assert_eq!(verify(CHEAP, "legacy password 1", &legacy), Verdict::Match { rehash: true });
+        assert_eq!(verify(CHEAP, "legacy password 2", &legacy), Verdict::Mismatch);
+        let y = legacy.replacen("$2b$", "$2y$", 1);
+        assert_eq!(verify(CHEAP, "legacy password 1", &y), Verdict::Match { rehash: true });
+    }
+
+    #[test]
+    fn dummy_hash_parses_and_never_matches() {
+        let dummy = dummy_hash(CHEAP);
+        assert!(PasswordHash::new(&dummy).is_ok());
+        assert_eq!(verify(CHEAP, "", &dummy), Verdict::Mismatch);
+        assert_eq!(verify(CHEAP, "anything at all", &dummy), Verdict::Mismatch);
+        assert_eq!(verify(CHEAP, "x", "not a hash"), Verdict::Mismatch);
+    }
+}

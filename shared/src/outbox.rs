@@ -1,0 +1,49 @@
+//! The outbox event envelope. Events are written in the same transaction as
+//! the change they describe (see [`crate::store::tx`]); the envelope is what
+//! reaches the events queue and the audit chain. Payloads never carry secrets.
+
+use crate::clock::rfc3339;
+use crate::tenant::TenantId;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+pub const SCHEMA_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OutboxEvent {
+    /// UUIDv7: unique and time-ordered; the consumers' dedup key.
+    pub event_id: String,
+    pub tenant_id: String,
+    pub aggregate_type: String,
+    pub aggregate_id: String,
+    #[serde(rename = "type")]
+    pub event_type: String,
+    pub occurred_at: String,
+    pub correlation_id: String,
+    pub schema_version: u32,
+    pub payload: serde_json::Value,
+}
+
+impl OutboxEvent {
+    pub fn new(
+        tenant: &TenantId,
+        aggregate_type: &str,
+        aggregate_id: &str,
+        event_type: &str,
+        occurred_at: OffsetDateTime,
+        correlation_id: &str,
+        payload: serde_json::Value,
+    ) -> Self {
+        Self {
+            event_id: crate::ids::new_id(),
+            tenant_id: tenant.as_str().to_owned(),
+            aggregate_type: aggregate_type.to_owned(),
+            aggregate_id: aggregate_id.to_owned(),
+            event_type: event_type.to_owned(),
+            occurred_at: rfc3339(occurred_at),
+            correlation_id: correlation_id.to_owned(),
+            schema_version: SCHEMA_VERSION,
+            payload,
+        }
+    }
+}

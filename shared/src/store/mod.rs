@@ -1,0 +1,158 @@
+//! The store: the only code that knows item layouts, key formats and
+//! DynamoDB expressions. Services get typed records and [`Action`]s to put in
+//! the one transaction builder, [`tx::Tx`].
+//!
+//! Single-table design: `pk`/`sk` generic keys, every `pk` starting with
+//! `T#<tenant>#`; `gsi1` for alternate lookups within a tenant; `gsi2` a sparse
+//! index of unpublished outbox items; `expires_at` the TTL attribute; `kind`
+//! names the item type (the stream filter matches on it); `schema_version`
+//! versions the layout for migrations.
+
+pub mod sessions;
+pub mod tx;
+pub mod users;
+
+use crate::error::AppError;
+use aws_sdk_dynamodb::types::{
+    AttributeValue, ConditionCheck, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
+};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::collections::HashMap;
+
+pub type Item = HashMap<String, AttributeValue>;
+
+/// The TTL attribute name declared in template.yaml.
+pub const TTL_ATTRIBUTE: &str = "expires_at";
+
+pub(crate) fn tenant_pk(tenant: &str, rest: &str) -> String {
+    format!("T#{tenant}#{rest}")
+}
+
+pub(crate) fn key(pk: String, sk: &str) -> Item {
+    HashMap::from([
+        ("pk".to_owned(), AttributeValue::S(pk)),
+        ("sk".to_owned(), AttributeValue::S(sk.to_owned())),
+    ])
+}
+
+pub(crate) fn to_item<T: Serialize>(record: &T) -> Result<Item, AppError> {
+    serde_dynamo::to_item(record).map_err(|e| AppError::internal("encode item", e))
+}
+
+pub(crate) fn from_item<T: DeserializeOwned>(item: Item) -> Result<T, AppError> {
+    serde_dynamo::from_item(item).map_err(|e| AppError::internal("decode item", e))
+}
+
+pub(crate) fn value<T: Serialize>(value: T) -> Result<AttributeValue, AppError> {
+    serde_dynamo::to_attribute_value(value).map_err(|e| AppError::internal("encode value", e))
+}
+
+/// One write inside a transaction, labelled so a cancellation reason can be
+/// traced back to the action that caused it.
+#[derive(Debug, Clone)]
+pub struct Action {
+    pub label: &'static str,
+    pub(crate) write: TransactWriteItem,
+}
+
+/// Expression values and names for an update or condition.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Expr {
+    pub names: HashMap<String, String>,
+    pub values: Item,
+}
+
+impl Expr {
+    pub fn value(mut self, placeholder: &str, value: AttributeValue) -> Self {
+        self.values.insert(placeholder.to_owned(), value);
+        self
+    }
+
+    pub fn name(mut self, placeholder: &str, name: &str) -> Self {
+        self.names.insert(placeholder.to_owned(), name.to_owned());
+        self
+    }
+}
+
+impl Action {
+    pub(crate) fn put(
+        table: &str,
+        label: &'static str,
+        item: Item,
+        condition: Option<&str>,
+        expr: Expr,
+    ) -> Result<Self, AppError> {
+        let put = Put::builder()
+            .table_name(table)
+            .set_item(Some(item))
+            .set_condition_expression(condition.map(str::to_owned))
+            .set_expression_attribute_names(non_empty(expr.names))
+            .set_expression_attribute_values(non_empty(expr.values))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .build()
+            .map_err(|e| AppError::internal("build put", e))?;
+        Ok(Self { label, write: TransactWriteItem::builder().put(put).build() })
+    }
+
+    pub(crate) fn update(
+        table: &str,
+        label: &'static str,
+        key: Item,
+        update_expression: &str,
+        condition: Option<&str>,
+        expr: Expr,
+    ) -> Result<Self, AppError> {
+        let update = Update::builder()
+            .table_name(table)
+            .set_key(Some(key))
+            .update_expression(update_expression)
+            .set_condition_expression(condition.map(str::to_owned))
+            .set_expression_attribute_names(non_empty(expr.names))
+            .set_expression_attribute_values(non_empty(expr.values))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .build()
+            .map_err(|e| AppError::internal("build update", e))?;
+        Ok(Self { label, write: TransactWriteItem::builder().update(update).build() })
+    }
+
+    pub(crate) fn check(
+        table: &str,
+        label: &'static str,
+        key: Item,
+        condition: &str,
+        expr: Expr,
+    ) -> Result<Self, AppError> {
+        let check = ConditionCheck::builder()
+            .table_name(table)
+            .set_key(Some(key))
+            .condition_expression(condition)
+            .set_expression_attribute_names(non_empty(expr.names))
+            .set_expression_attribute_values(non_empty(expr.values))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .build()
+            .map_err(|e| AppError::internal("build condition check", e))?;
+        Ok(Self { label, write: TransactWriteItem::builder().condition_check(check).build() })
+    }
+}
+
+fn non_empty<K, V>(map: HashMap<K, V>) -> Option<HashMap<K, V>> {
+    if map.is_empty() { None } else { Some(map) }
+}
+
+/// A strongly consistent read of one item.
+pub(crate) async fn get(
+    dynamodb: &aws_sdk_dynamodb::Client,
+    table: &str,
+    key: Item,
+) -> Result<Option<Item>, AppError> {
+    let output = dynamodb
+        .get_item()
+        .table_name(table)
+        .set_key(Some(key))
+        .consistent_read(true)
+        .send()
+        .await
+        .map_err(|e| AppError::from_sdk("read item", e))?;
+    Ok(output.item)
+}

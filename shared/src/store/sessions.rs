@@ -1,0 +1,145 @@
+//! Sessions (refresh-token families) and refresh tokens. A refresh token is
+//! stored only as its SHA-256 hash, in the key; rotation marks it spent.
+
+use super::{Action, Expr, Item, TTL_ATTRIBUTE, from_item, get, key, tenant_pk, to_item, value};
+use crate::error::AppError;
+use serde::{Deserialize, Serialize};
+
+pub const SCHEMA_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenStatus {
+    Active,
+    Spent,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RefreshTokenRecord {
+    pub tenant_id: String,
+    pub family_id: String,
+    pub user_id: String,
+    pub status: TokenStatus,
+    pub created_at: String,
+    /// Epoch seconds; also the TTL attribute. Checked in code: TTL deletes late.
+    pub expires_at: i64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct RefreshTokenItem {
+    pk: String,
+    sk: String,
+    kind: String,
+    schema_version: u32,
+    #[serde(flatten)]
+    record: RefreshTokenRecord,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SessionRecord {
+    pub tenant_id: String,
+    pub family_id: String,
+    pub user_id: String,
+    pub created_at: String,
+    pub expires_at: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoked_at: Option<String>,
+}
+
+#[derive(Serialize)]
+struct SessionItem<'a> {
+    pk: String,
+    sk: &'static str,
+    kind: &'static str,
+    schema_version: u32,
+    #[serde(flatten)]
+    record: &'a SessionRecord,
+}
+
+fn token_key(tenant: &str, token_hash: &str) -> Item {
+    key(tenant_pk(tenant, &format!("RT#{token_hash}")), "RT")
+}
+
+fn session_key(tenant: &str, family_id: &str) -> Item {
+    key(tenant_pk(tenant, &format!("SESSION#{family_id}")), "SESSION")
+}
+
+pub fn insert_session(table: &str, session: &SessionRecord) -> Result<Action, AppError> {
+    let item = to_item(&SessionItem {
+        pk: tenant_pk(&session.tenant_id, &format!("SESSION#{}", session.family_id)),
+        sk: "SESSION",
+        kind: "session",
+        schema_version: SCHEMA_VERSION,
+        record: session,
+    })?;
+    Action::put(table, "session", item, Some("attribute_not_exists(pk)"), Expr::default())
+}
+
+pub fn insert_token(table: &str, token_hash: &str, token: &RefreshTokenRecord) -> Result<Action, AppError> {
+    let item = to_item(&RefreshTokenItem {
+        pk: tenant_pk(&token.tenant_id, &format!("RT#{token_hash}")),
+        sk: "RT".into(),
+        kind: "refresh_token".into(),
+        schema_version: SCHEMA_VERSION,
+        record: token.clone(),
+    })?;
+    Action::put(table, "new_token", item, Some("attribute_not_exists(pk)"), Expr::default())
+}
+
+pub async fn find_token(
+    dynamodb: &aws_sdk_dynamodb::Client,
+    table: &str,
+    tenant: &str,
+    token_hash: &str,
+) -> Result<Option<RefreshTokenRecord>, AppError> {
+    #[derive(Deserialize)]
+    struct Stored {
+        #[serde(flatten)]
+        record: RefreshTokenRecord,
+    }
+    match get(dynamodb, table, token_key(tenant, token_hash)).await? {
+        Some(item) => Ok(Some(from_item::<Stored>(item)?.record)),
+        None => Ok(None),
+    }
+}
+
+/// Spends an active token; fails (label `token`) if it was already spent,
+/// which is how a concurrent second use of the same token is caught.
+pub fn spend_token(table: &str, tenant: &str, token_hash: &str) -> Result<Action, AppError> {
+    Action::update(
+        table,
+        "token",
+        token_key(tenant, token_hash),
+        "SET #status = :spent",
+        Some("#status = :active"),
+        Expr::default()
+            .name("#status", "status")
+            .value(":spent", value(TokenStatus::Spent)?)
+            .value(":active", value(TokenStatus::Active)?),
+    )
+}
+
+/// Extends a live session on rotation; fails (label `session`) if it was revoked.
+pub fn touch_session(table: &str, tenant: &str, family_id: &str, expires_at: i64) -> Result<Action, AppError> {
+    Action::update(
+        table,
+        "session",
+        session_key(tenant, family_id),
+        &format!("SET {TTL_ATTRIBUTE} = :expires"),
+        Some("attribute_exists(pk) AND attribute_not_exists(revoked_at)"),
+        Expr::default().value(":expires", value(expires_at)?),
+    )
+}
+
+/// Revokes a session (the whole token family); fails (label `session`) if it
+/// was already revoked, so the revocation event is written once.
+pub fn revoke_session(table: &str, tenant: &str, family_id: &str, at: &str) -> Result<Action, AppError> {
+    Action::update(
+        table,
+        "session",
+        session_key(tenant, family_id),
+        "SET revoked_at = :at",
+        Some("attribute_exists(pk) AND attribute_not_exists(revoked_at)"),
+        Expr::default().value(":at", value(at)?),
+    )
+}

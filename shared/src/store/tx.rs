@@ -1,0 +1,182 @@
+//! The one transaction builder. Every state change that touches several items
+//! goes through [`Tx`], which always carries the outbox event(s) describing the
+//! change, so no write path can forget to publish: the event and the change
+//! commit together or not at all.
+
+use super::{Action, Item, to_item};
+use crate::error::AppError;
+use crate::outbox::OutboxEvent;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use rand::Rng;
+use serde::Serialize;
+use std::time::Duration;
+
+/// DynamoDB's limit on actions per transaction.
+pub const MAX_ACTIONS: usize = 100;
+/// Attempts when a transaction is cancelled only by conflicting transactions.
+const CONFLICT_ATTEMPTS: u32 = 4;
+
+pub struct Tx {
+    table: String,
+    actions: Vec<Action>,
+}
+
+/// Why one action of a cancelled transaction failed.
+#[derive(Debug, Clone)]
+pub struct Failure {
+    pub label: &'static str,
+    pub code: String,
+    /// The item as it was (`ReturnValuesOnConditionCheckFailure = ALL_OLD`).
+    pub item: Option<Item>,
+}
+
+#[derive(Debug)]
+pub enum TxError {
+    /// A condition failed; one entry per failed action.
+    Cancelled(Vec<Failure>),
+    Other(AppError),
+}
+
+impl TxError {
+    /// The failure of the action with this label, if that action's condition failed.
+    pub fn failed(&self, label: &str) -> Option<&Failure> {
+        match self {
+            TxError::Cancelled(failures) => failures.iter().find(|f| f.label == label),
+            TxError::Other(_) => None,
+        }
+    }
+
+    /// For callers that expect no condition to fail.
+    pub fn into_app_error(self) -> AppError {
+        match self {
+            TxError::Cancelled(failures) => {
+                let labels: Vec<_> = failures.iter().map(|f| format!("{}:{}", f.label, f.code)).collect();
+                AppError::Internal(format!("transaction cancelled: {}", labels.join(", ")))
+            }
+            TxError::Other(error) => error,
+        }
+    }
+}
+
+impl From<AppError> for TxError {
+    fn from(error: AppError) -> Self {
+        TxError::Other(error)
+    }
+}
+
+/// An outbox item as stored: the envelope plus keys and the pending marker.
+#[derive(Serialize)]
+struct OutboxItem<'a> {
+    pk: String,
+    sk: &'static str,
+    kind: &'static str,
+    schema_version: u32,
+    /// Sparse-index key: present until the event is published.
+    gsi2pk: String,
+    gsi2sk: &'a str,
+    #[serde(flatten)]
+    event: &'a OutboxEvent,
+}
+
+/// Shards of the pending-outbox index, so one hot tenant does not make one hot
+/// index partition.
+pub const OUTBOX_PENDING_SHARDS: u32 = 4;
+
+pub(crate) fn outbox_pk(tenant: &str, event_id: &str) -> String {
+    super::tenant_pk(tenant, &format!("OUTBOX#{event_id}"))
+}
+
+fn outbox_action(table: &str, event: &OutboxEvent) -> Result<Action, AppError> {
+    let shard = event.event_id.bytes().fold(0u32, |acc, b| acc.wrapping_mul(31).wrapping_add(b.into()))
+        % OUTBOX_PENDING_SHARDS;
+    let item = to_item(&OutboxItem {
+        pk: outbox_pk(&event.tenant_id, &event.event_id),
+        sk: "OUTBOX",
+        kind: "outbox",
+        schema_version: 1,
+        gsi2pk: format!("OUTBOX#PENDING#{shard}"),
+        gsi2sk: &event.event_id,
+        event,
+    })?;
+    Action::put(table, "outbox", item, Some("attribute_not_exists(pk)"), Default::default())
+}
+
+impl Tx {
+    /// A transaction describing the change `event`.
+    pub fn new(table: &str, event: &OutboxEvent) -> Result<Self, AppError> {
+        Ok(Self { table: table.to_owned(), actions: vec![outbox_action(table, event)?] })
+    }
+
+    /// Another event of the same change (e.g. payment captured + ledger posted).
+    pub fn event(mut self, event: &OutboxEvent) -> Result<Self, AppError> {
+        self.actions.push(outbox_action(&self.table, event)?);
+        Ok(self)
+    }
+
+    pub fn push(mut self, action: Action) -> Self {
+        self.actions.push(action);
+        self
+    }
+
+    pub fn len(&self) -> usize {
+        self.actions.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.actions.is_empty()
+    }
+
+    /// Commits atomically. A cancellation caused only by concurrent
+    /// transactions is retried (bounded, with jittered backoff) and then
+    /// reported as 503; a failed condition is returned to the caller with the
+    /// old item of the failing action.
+    pub async fn commit(self, dynamodb: &aws_sdk_dynamodb::Client) -> Result<(), TxError> {
+        if self.actions.len() > MAX_ACTIONS {
+            return Err(AppError::Internal(format!("transaction of {} actions", self.actions.len())).into());
+        }
+        let labels: Vec<&'static str> = self.actions.iter().map(|a| a.label).collect();
+        let writes: Vec<_> = self.actions.into_iter().map(|a| a.write).collect();
+        for attempt in 1..=CONFLICT_ATTEMPTS {
+            // The token makes the SDK's own retries of this request idempotent,
+            // so a lost response never turns our own write into a failed condition.
+            let result = dynamodb
+                .transact_write_items()
+                .set_transact_items(Some(writes.clone()))
+                .client_request_token(crate::ids::new_id())
+                .send()
+                .await;
+            let error = match result {
+                Ok(_) => return Ok(()),
+                Err(error) => error,
+            };
+            let Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) = error.as_service_error()
+            else {
+                return Err(AppError::from_sdk("transaction", error).into());
+            };
+            let reasons = cancelled.cancellation_reasons();
+            let failures: Vec<Failure> = reasons
+                .iter()
+                .zip(&labels)
+                .filter_map(|(reason, label)| {
+                    let code = reason.code().unwrap_or("None");
+                    (code != "None").then(|| Failure {
+                        label,
+                        code: code.to_owned(),
+                        item: reason.item().cloned(),
+                    })
+                })
+                .collect();
+            let only_conflicts = !failures.is_empty()
+                && failures.iter().all(|f| f.code == "TransactionConflict");
+            if !only_conflicts {
+                return Err(TxError::Cancelled(failures));
+            }
+            if attempt < CONFLICT_ATTEMPTS {
+                let base = 20u64 << attempt;
+                let jitter = rand::thread_rng().gen_range(0..=base);
+                tokio::time::sleep(Duration::from_millis(base + jitter)).await;
+            }
+        }
+        Err(AppError::Unavailable("too much contention on the same items; retry".into()).into())
+    }
+}

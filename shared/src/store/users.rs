@@ -1,0 +1,145 @@
+//! User items. A user is keyed by its normalized email within the tenant, so
+//! the key itself enforces "one account per email per tenant" and login finds
+//! the credentials in one read; `gsi1` finds a user by id.
+
+use super::{Action, Expr, Item, from_item, get, key, tenant_pk, to_item, value};
+use crate::error::AppError;
+use serde::{Deserialize, Serialize};
+
+pub const SCHEMA_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct UserRecord {
+    pub tenant_id: String,
+    pub user_id: String,
+    pub email: String,
+    /// PHC string (Argon2id) or a legacy bcrypt hash.
+    pub password_hash: String,
+    pub created_at: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_login_at: Option<String>,
+    #[serde(default)]
+    pub failed_logins: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed_window_started_at: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub locked_until: Option<i64>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct UserItem {
+    pk: String,
+    sk: String,
+    kind: String,
+    gsi1pk: String,
+    gsi1sk: String,
+    schema_version: u32,
+    #[serde(flatten)]
+    record: UserRecord,
+}
+
+fn user_key(tenant: &str, email: &str) -> Item {
+    key(tenant_pk(tenant, &format!("USER#{email}")), "USER")
+}
+
+/// Inserts a new user; the condition makes a second user with the same email fail.
+pub fn insert(table: &str, user: &UserRecord) -> Result<Action, AppError> {
+    let item = to_item(&UserItem {
+        pk: tenant_pk(&user.tenant_id, &format!("USER#{}", user.email)),
+        sk: "USER".into(),
+        kind: "user".into(),
+        gsi1pk: tenant_pk(&user.tenant_id, &format!("USERID#{}", user.user_id)),
+        gsi1sk: "USER".into(),
+        schema_version: SCHEMA_VERSION,
+        record: user.clone(),
+    })?;
+    Action::put(table, "user", item, Some("attribute_not_exists(pk)"), Expr::default())
+}
+
+pub async fn find_by_email(
+    dynamodb: &aws_sdk_dynamodb::Client,
+    table: &str,
+    tenant: &str,
+    email: &str,
+) -> Result<Option<UserRecord>, AppError> {
+    match get(dynamodb, table, user_key(tenant, email)).await? {
+        Some(item) => Ok(Some(decode_item(item)?)),
+        None => Ok(None),
+    }
+}
+
+/// Decodes a user item, e.g. the old image a cancelled transaction returned.
+pub fn decode_item(item: Item) -> Result<UserRecord, AppError> {
+    // Read every schema version we have shipped; fields are added with defaults.
+    #[derive(Deserialize)]
+    struct Stored {
+        #[serde(flatten)]
+        record: UserRecord,
+    }
+    let stored: Stored = from_item(item)?;
+    Ok(stored.record)
+}
+
+/// Records a successful login: resets the failure counters and, when given,
+/// replaces the password hash (only if it is still the one we verified, so a
+/// concurrent password change is never overwritten).
+pub fn record_login(
+    table: &str,
+    user: &UserRecord,
+    at: &str,
+    new_hash: Option<&str>,
+) -> Result<Action, AppError> {
+    let mut update = String::from(
+        "SET last_login_at = :at, failed_logins = :zero REMOVE failed_window_started_at, locked_until",
+    );
+    let mut expr = Expr::default().value(":at", value(at)?).value(":zero", value(0u32)?);
+    let condition = match new_hash {
+        Some(hash) => {
+            update = update.replacen("SET ", "SET password_hash = :new_hash, ", 1);
+            expr = expr.value(":new_hash", value(hash)?).value(":old_hash", value(&user.password_hash)?);
+            "password_hash = :old_hash"
+        }
+        None => "attribute_exists(pk)",
+    };
+    Action::update(table, "user", user_key(&user.tenant_id, &user.email), &update, Some(condition), expr)
+}
+
+/// Records a failed login with the counters the lockout policy computed,
+/// conditional on the counters we read, so concurrent failures are all counted.
+pub fn record_failure(
+    table: &str,
+    user: &UserRecord,
+    failed_logins: u32,
+    window_started_at: Option<i64>,
+    locked_until: Option<i64>,
+) -> Result<Action, AppError> {
+    let mut sets = vec!["failed_logins = :count"];
+    let mut removes = Vec::new();
+    let mut expr = Expr::default()
+        .value(":count", value(failed_logins)?)
+        .value(":old_count", value(user.failed_logins)?);
+    match window_started_at {
+        Some(at) => {
+            sets.push("failed_window_started_at = :window");
+            expr = expr.value(":window", value(at)?);
+        }
+        None => removes.push("failed_window_started_at"),
+    }
+    match locked_until {
+        Some(until) => {
+            sets.push("locked_until = :until");
+            expr = expr.value(":until", value(until)?);
+        }
+        None => removes.push("locked_until"),
+    }
+    let mut update = format!("SET {}", sets.join(", "));
+    if !removes.is_empty() {
+        update.push_str(&format!(" REMOVE {}", removes.join(", ")));
+    }
+    let condition = if user.failed_logins == 0 {
+        "attribute_exists(pk) AND (attribute_not_exists(failed_logins) OR failed_logins = :old_count)"
+    } else {
+        "failed_logins = :old_count"
+    };
+    Action::update(table, "user", user_key(&user.tenant_id, &user.email), &update, Some(condition), expr)
+}

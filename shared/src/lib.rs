@@ -16,6 +16,7 @@ pub mod error;
 pub mod http;
 pub mod ids;
 pub mod outbox;
+pub mod runtime;
 pub mod store;
 pub mod telemetry;
 pub mod tenant;

@@ -1,1 +1,235 @@
+//! Test support: a per-test stack provisioned from template.yaml on the
+//! emulator, apps configured exactly as template.yaml configures each
+//! function, a round-trip counter on every AWS client, a manual clock, log
+//! capture, and helpers to build API Gateway events.
 
+use aws_config::SdkConfig;
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::interceptors::Intercept;
+use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_types::config_bag::ConfigBag;
+use caas::App;
+use caas::clients::Clients;
+use caas::clock::ManualClock;
+use caas::config::Config;
+use caas_local::{Stack, Template};
+use lambda_http::{Body, Request, Response};
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, OnceLock};
+
+/// Argon2 cost for tests that do not exercise hashing cost itself.
+pub const CHEAP_ARGON2: [(&str, &str); 3] =
+    [("ARGON2_MEMORY_KIB", "64"), ("ARGON2_ITERATIONS", "1"), ("ARGON2_PARALLELISM", "1")];
+
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// Every test process logs through the production JSON subscriber into this
+/// buffer (and stderr), so tests can assert on what would reach CloudWatch.
+pub fn captured_logs() -> String {
+    let buffer = log_buffer().lock().unwrap_or_else(|p| p.into_inner());
+    String::from_utf8_lossy(&buffer).into_owned()
+}
+
+fn log_buffer() -> &'static Mutex<Vec<u8>> {
+    static BUFFER: OnceLock<Mutex<Vec<u8>>> = OnceLock::new();
+    BUFFER.get_or_init(|| Mutex::new(Vec::new()))
+}
+
+struct CaptureWriter;
+
+impl Write for CaptureWriter {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        log_buffer().lock().unwrap_or_else(|p| p.into_inner()).extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn init_logging() {
+    static ONCE: OnceLock<()> = OnceLock::new();
+    ONCE.get_or_init(|| caas::telemetry::init_with_writer(|| CaptureWriter));
+}
+
+/// Counts requests (attempts on the wire) per AWS service and operation.
+#[derive(Debug, Clone, Default)]
+pub struct RoundTrips(Arc<Mutex<Vec<(String, String)>>>);
+
+impl RoundTrips {
+    pub fn reset(&self) {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    }
+
+    /// All calls since the last reset, as `(service, operation)`.
+    pub fn calls(&self) -> Vec<(String, String)> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    pub fn count(&self, service: &str) -> usize {
+        self.calls().iter().filter(|(s, _)| s.eq_ignore_ascii_case(service)).count()
+    }
+
+    pub fn operations(&self, service: &str) -> Vec<String> {
+        self.calls().into_iter().filter(|(s, _)| s.eq_ignore_ascii_case(service)).map(|(_, op)| op).collect()
+    }
+}
+
+impl Intercept for RoundTrips {
+    fn name(&self) -> &'static str {
+        "RoundTrips"
+    }
+
+    fn read_before_transmit(
+        &self,
+        _context: &BeforeTransmitInterceptorContextRef<'_>,
+        _components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let (service, operation) = cfg
+            .load::<aws_smithy_runtime_api::client::orchestrator::Metadata>()
+            .map(|m| (m.service().to_owned(), m.name().to_owned()))
+            .unwrap_or_default();
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).push((service, operation));
+        Ok(())
+    }
+}
+
+pub async fn sdk_config() -> SdkConfig {
+    assert!(
+        std::env::var("AWS_ENDPOINT_URL").is_ok(),
+        "AWS_ENDPOINT_URL is not set: run the tests through scripts/test, which starts the emulator"
+    );
+    caas::clients::load_sdk_config().await
+}
+
+/// Clients whose every request is counted.
+pub fn counted_clients(sdk: &SdkConfig, counter: &RoundTrips) -> Clients {
+    Clients {
+        dynamodb: aws_sdk_dynamodb::Client::from_conf(
+            aws_sdk_dynamodb::config::Builder::from(sdk).interceptor(counter.clone()).build(),
+        ),
+        kms: aws_sdk_kms::Client::from_conf(aws_sdk_kms::config::Builder::from(sdk).interceptor(counter.clone()).build()),
+        sqs: aws_sdk_sqs::Client::from_conf(aws_sdk_sqs::config::Builder::from(sdk).interceptor(counter.clone()).build()),
+    }
+}
+
+/// One test's own copy of the stack's resources.
+pub struct TestStack {
+    pub template: Template,
+    pub stack: Stack,
+    pub sdk: SdkConfig,
+    pub round_trips: RoundTrips,
+    pub clock: Arc<ManualClock>,
+    pub clients: Clients,
+}
+
+impl TestStack {
+    pub async fn new() -> Self {
+        init_logging();
+        let template = Template::load(repo_root().join("template.yaml")).expect("template.yaml parses");
+        let sdk = sdk_config().await;
+        let suffix = uuid::Uuid::new_v4().simple().to_string()[..12].to_owned();
+        let stack = caas_local::provision(&template, &sdk, &suffix).await.expect("provision the template");
+        let round_trips = RoundTrips::default();
+        let clients = counted_clients(&sdk, &round_trips);
+        let clock = Arc::new(ManualClock::new(time::OffsetDateTime::now_utc()));
+        Self { template, stack, sdk, round_trips, clock, clients }
+    }
+
+    /// The environment template.yaml gives `function`, with `overrides` on top
+    /// (cheap Argon2 unless the test passes the production cost explicitly).
+    pub fn env(&self, function: &str, overrides: &[(&str, &str)]) -> BTreeMap<String, String> {
+        let mut env = self
+            .stack
+            .function_env(&self.template, function, &BTreeMap::new())
+            .unwrap_or_else(|e| panic!("environment of {function}: {e}"));
+        for (name, value) in CHEAP_ARGON2.iter().chain(overrides) {
+            env.insert((*name).to_owned(), (*value).to_owned());
+        }
+        env
+    }
+
+    /// The app of `function` (a logical id of template.yaml), with cheap Argon2.
+    pub fn app(&self, function: &str) -> App {
+        self.app_with(function, &[])
+    }
+
+    pub fn app_with(&self, function: &str, overrides: &[(&str, &str)]) -> App {
+        let env = self.env(function, overrides);
+        let config = Config::from_lookup(|name| env.get(name).cloned())
+            .unwrap_or_else(|e| panic!("config of {function}: {e}"));
+        App::with_clock(config, self.clients.clone(), self.clock.clone())
+    }
+
+    pub fn table(&self) -> String {
+        self.stack.table_name().expect("the template declares a table").to_owned()
+    }
+}
+
+/// An API Gateway HTTP API (payload v2) request, as Lambda delivers it.
+pub fn api_request(method: &str, path: &str, headers: &[(&str, &str)], body: Option<&str>) -> Request {
+    let headers: serde_json::Map<String, serde_json::Value> =
+        headers.iter().map(|(k, v)| (k.to_ascii_lowercase(), serde_json::Value::from(*v))).collect();
+    let event = serde_json::json!({
+        "version": "2.0",
+        "routeKey": format!("{method} {path}"),
+        "rawPath": path,
+        "rawQueryString": "",
+        "headers": headers,
+        "requestContext": {
+            "accountId": "123456789012",
+            "apiId": "local",
+            "domainName": "localhost",
+            "domainPrefix": "localhost",
+            "http": { "method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "tests" },
+            "requestId": uuid::Uuid::new_v4().to_string(),
+            "routeKey": format!("{method} {path}"),
+            "stage": "$default",
+            "time": "25/Nov/2026:00:00:00 +0000",
+            "timeEpoch": 1_795_564_800_000i64
+        },
+        "body": body,
+        "isBase64Encoded": false
+    });
+    lambda_http::request::from_str(&event.to_string()).expect("valid API Gateway event")
+}
+
+pub fn json_request(method: &str, path: &str, body: &serde_json::Value) -> Request {
+    api_request(method, path, &[("content-type", "application/json")], Some(&body.to_string()))
+}
+
+/// Loads `events/<name>.json`.
+pub fn event_file(name: &str) -> String {
+    let path = repo_root().join("events").join(name);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// Status and parsed JSON body (Null when empty).
+pub fn parts(response: &Response<Body>) -> (u16, serde_json::Value) {
+    let body = match response.body() {
+        Body::Text(text) => text.clone(),
+        Body::Binary(bytes) => String::from_utf8_lossy(bytes).into_owned(),
+        _ => String::new(),
+    };
+    let json = if body.is_empty() { serde_json::Value::Null } else { serde_json::from_str(&body).expect("JSON body") };
+    (response.status().as_u16(), json)
+}
+
+pub fn header<'a>(response: &'a Response<Body>, name: &str) -> Option<&'a str> {
+    response.headers().get(name).and_then(|v| v.to_str().ok())
+}
+
+/// Asserts an error response is problem+json with this status.
+pub fn assert_problem(response: &Response<Body>, status: u16) -> serde_json::Value {
+    let (actual, body) = parts(response);
+    assert_eq!(actual, status, "unexpected status, body: {body}");
+    assert_eq!(header(response, "content-type"), Some("application/problem+json"));
+    assert_eq!(body["status"], status);
+    body
+}

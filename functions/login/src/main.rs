@@ -1,1 +1,4 @@
-fn main(){}
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    caas::runtime::serve_http(login::handler).await
+}

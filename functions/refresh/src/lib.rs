@@ -1,1 +1,14 @@
+//! `POST /v1/auth/refresh`: rotates a refresh token; reuse of a spent one revokes its family.
 
+use caas::App;
+use caas::http::{self, Reply};
+use lambda_http::{Body, Error, Request, Response};
+
+pub async fn handler(app: &App, request: Request) -> Result<Response<Body>, Error> {
+    http::serve(request, |context, request| async move {
+        let body = http::json_body(&request)?;
+        let tokens = caas::auth::service::refresh(app, &context, body).await?;
+        Ok(Reply::ok(&tokens)?.with_header("cache-control", "no-store"))
+    })
+    .await
+}

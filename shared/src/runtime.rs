@@ -1,0 +1,33 @@
+//! The `main` of every function: build the [`App`] once per container (init
+//! phase), then serve invocations with it. The App lives as long as the
+//! process, so it is leaked once to hand out `&'static` references.
+
+use crate::app::App;
+use lambda_http::{Body, Request, Response};
+use std::future::Future;
+
+fn leak(app: App) -> &'static App {
+    Box::leak(Box::new(app))
+}
+
+/// Runs an API Gateway HTTP API function.
+pub async fn serve_http<F, Fut>(handler: F) -> Result<(), lambda_http::Error>
+where
+    F: Fn(&'static App, Request) -> Fut,
+    Fut: Future<Output = Result<Response<Body>, lambda_http::Error>> + Send,
+{
+    let app = leak(App::from_env().await?);
+    lambda_http::run(lambda_http::service_fn(move |request| handler(app, request))).await
+}
+
+/// Runs a job function (queue, stream, schedule or direct invoke).
+pub async fn serve_events<E, R, F, Fut>(handler: F) -> Result<(), lambda_runtime::Error>
+where
+    E: serde::de::DeserializeOwned,
+    R: serde::Serialize,
+    F: Fn(&'static App, lambda_runtime::LambdaEvent<E>) -> Fut,
+    Fut: Future<Output = Result<R, lambda_runtime::Error>>,
+{
+    let app = leak(App::from_env().await?);
+    lambda_runtime::run(lambda_runtime::service_fn(move |event| handler(app, event))).await
+}

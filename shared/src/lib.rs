@@ -8,6 +8,7 @@
 //! - platform glue: [`config`], [`clients`], [`app`], [`telemetry`], [`http`], [`error`]
 
 pub mod app;
+pub mod audit;
 pub mod auth;
 pub mod clients;
 pub mod clock;

@@ -8,6 +8,8 @@
 //! names the item type (the stream filter matches on it); `schema_version`
 //! versions the layout for migrations.
 
+pub mod audit;
+pub mod outbox;
 pub mod sessions;
 pub mod tx;
 pub mod users;

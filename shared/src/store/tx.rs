@@ -107,6 +107,15 @@ impl Tx {
         Ok(Self { table: table.to_owned(), actions: vec![outbox_action(table, event)?] })
     }
 
+    /// A transaction without an outbox event, only for internal bookkeeping
+    /// writes that are not domain state changes and must not re-enter the
+    /// outbox: the audit chain appends the events the outbox published, and an
+    /// event per append would feed the chain its own appends forever. Every
+    /// domain change uses [`Tx::new`].
+    pub fn without_event(table: &str) -> Self {
+        Self { table: table.to_owned(), actions: Vec::new() }
+    }
+
     /// Another event of the same change (e.g. payment captured + ledger posted).
     pub fn event(mut self, event: &OutboxEvent) -> Result<Self, AppError> {
         self.actions.push(outbox_action(&self.table, event)?);

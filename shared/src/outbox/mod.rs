@@ -1,6 +1,13 @@
 //! The outbox event envelope. Events are written in the same transaction as
 //! the change they describe (see [`crate::store::tx`]); the envelope is what
 //! reaches the events queue and the audit chain. Payloads never carry secrets.
+//! The catalogue of event types and their payloads is `docs/EVENTS.md`.
+//!
+//! - [`publish`]: the envelope as an SQS FIFO message, batched within the limits
+//! - [`drain`]: the outbox-drain service (stream records and the sweep)
+
+pub mod drain;
+pub mod publish;
 
 use crate::clock::rfc3339;
 use crate::tenant::TenantId;
@@ -45,5 +52,10 @@ impl OutboxEvent {
             schema_version: SCHEMA_VERSION,
             payload,
         }
+    }
+
+    /// The message body on the events queue: the envelope as JSON.
+    pub fn to_message_body(&self) -> Result<String, crate::error::AppError> {
+        serde_json::to_string(self).map_err(|e| crate::error::AppError::internal("encode event", e))
     }
 }

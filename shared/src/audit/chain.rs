@@ -1,0 +1,373 @@
+//! The hash chain, pure: entry content, canonical bytes, hashes, and the
+//! verifier that walks a chain and names its first broken link.
+//!
+//! Entry `n` (from 1) of a tenant's chain:
+//!
+//! ```text
+//! hash(n) = SHA-256( raw32(prev_hash) ‖ canonical_bytes(entry n) )
+//! prev_hash(1) = GENESIS_HASH (64 zeros), prev_hash(n) = hash(n - 1)
+//! ```
+//!
+//! `raw32` is the 32 bytes the lowercase hex digest stands for. The canonical
+//! bytes (format 1) are the UTF-8 JSON of the object with the members
+//! `aggregate_id, aggregate_type, correlation_id, event_id, occurred_at,
+//! payload, recorded_at, schema_version, seq, tenant_id, type` — every object
+//! (this one and those nested in `payload`) with its keys sorted by their UTF-8
+//! bytes, no whitespace, strings escaped as JSON requires (`"`, `\`, control
+//! characters; everything else literal), integers in decimal, floats in their
+//! shortest round-trip form. `docs/EVENTS.md` repeats this for consumers.
+
+use crate::outbox::OutboxEvent;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+/// The `prev_hash` of the first entry.
+pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// One entry of a tenant's audit chain.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    pub seq: u64,
+    pub event_id: String,
+    pub tenant_id: String,
+    #[serde(rename = "type")]
+    pub event_type: String,
+    pub aggregate_type: String,
+    pub aggregate_id: String,
+    pub occurred_at: String,
+    pub correlation_id: String,
+    pub schema_version: u32,
+    pub payload: Value,
+    /// When the audit writer appended it.
+    pub recorded_at: String,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+/// The end of a chain: the last seq and its hash (0 and the genesis hash when empty).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    pub seq: u64,
+    pub hash: String,
+}
+
+impl Checkpoint {
+    pub fn genesis() -> Self {
+        Self { seq: 0, hash: GENESIS_HASH.to_owned() }
+    }
+}
+
+impl AuditEntry {
+    /// The entry that follows `head` for `event`.
+    pub fn next(head: &Checkpoint, event: &OutboxEvent, recorded_at: &str) -> Self {
+        let mut entry = Self {
+            seq: head.seq + 1,
+            event_id: event.event_id.clone(),
+            tenant_id: event.tenant_id.clone(),
+            event_type: event.event_type.clone(),
+            aggregate_type: event.aggregate_type.clone(),
+            aggregate_id: event.aggregate_id.clone(),
+            occurred_at: event.occurred_at.clone(),
+            correlation_id: event.correlation_id.clone(),
+            schema_version: event.schema_version,
+            payload: event.payload.clone(),
+            recorded_at: recorded_at.to_owned(),
+            prev_hash: head.hash.clone(),
+            hash: String::new(),
+        };
+        entry.hash = entry.expected_hash(&head.hash);
+        entry
+    }
+
+    pub fn checkpoint(&self) -> Checkpoint {
+        Checkpoint { seq: self.seq, hash: self.hash.clone() }
+    }
+
+    /// The canonical bytes of the entry's content (see the module doc).
+    pub fn canonical_bytes(&self) -> Vec<u8> {
+        let content = serde_json::json!({
+            "aggregate_id": self.aggregate_id,
+            "aggregate_type": self.aggregate_type,
+            "correlation_id": self.correlation_id,
+            "event_id": self.event_id,
+            "occurred_at": self.occurred_at,
+            "payload": self.payload,
+            "recorded_at": self.recorded_at,
+            "schema_version": self.schema_version,
+            "seq": self.seq,
+            "tenant_id": self.tenant_id,
+            "type": self.event_type,
+        });
+        canonical_json(&content).into_bytes()
+    }
+
+    /// The hash this entry must have after `prev_hash`.
+    pub fn expected_hash(&self, prev_hash: &str) -> String {
+        let mut hasher = Sha256::new();
+        hasher.update(hex_decode(prev_hash).unwrap_or_default());
+        hasher.update(self.canonical_bytes());
+        hex_encode(&hasher.finalize())
+    }
+}
+
+/// JSON with sorted object keys and no whitespace; deterministic for a value
+/// whatever map implementation `serde_json` was built with.
+pub fn canonical_json(value: &Value) -> String {
+    let mut out = String::new();
+    write_canonical(value, &mut out);
+    out
+}
+
+fn write_canonical(value: &Value, out: &mut String) {
+    match value {
+        Value::Object(map) => {
+            let mut members: Vec<(&String, &Value)> = map.iter().collect();
+            members.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+            out.push('{');
+            for (i, (key, value)) in members.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&Value::String(key.clone()).to_string());
+                out.push(':');
+                write_canonical(value, out);
+            }
+            out.push('}');
+        }
+        Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_canonical(item, out);
+            }
+            out.push(']');
+        }
+        scalar => out.push_str(&scalar.to_string()),
+    }
+}
+
+pub fn hex_encode(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 0x0f)]));
+    }
+    out
+}
+
+fn hex_decode(text: &str) -> Option<Vec<u8>> {
+    if text.len() % 2 != 0 {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| text.get(i..i + 2).and_then(|pair| u8::from_str_radix(pair, 16).ok()))
+        .collect()
+}
+
+/// Why a link is broken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BreakReason {
+    /// The entry with this seq is missing (deleted, or the chain has a gap).
+    MissingEntry,
+    /// The stored entry cannot be read as an entry.
+    Undecodable,
+    /// `prev_hash` is not the previous entry's hash.
+    PrevHashMismatch,
+    /// The stored hash is not the hash of the content.
+    HashMismatch,
+    /// The chain head does not match the last entry (tail truncated or altered).
+    HeadMismatch,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Broken {
+    pub seq: u64,
+    pub reason: BreakReason,
+}
+
+/// Walks entries in seq order from a trusted checkpoint, stopping at the
+/// first broken link.
+#[derive(Debug, Clone)]
+pub struct Verifier {
+    last: Checkpoint,
+    checked: u64,
+    broken: Option<Broken>,
+}
+
+impl Verifier {
+    pub fn from(checkpoint: Checkpoint) -> Self {
+        Self { last: checkpoint, checked: 0, broken: None }
+    }
+
+    pub fn broken(&self) -> Option<Broken> {
+        self.broken
+    }
+
+    pub fn checked(&self) -> u64 {
+        self.checked
+    }
+
+    pub fn last(&self) -> &Checkpoint {
+        &self.last
+    }
+
+    fn fail(&mut self, seq: u64, reason: BreakReason) {
+        if self.broken.is_none() {
+            self.broken = Some(Broken { seq, reason });
+        }
+    }
+
+    /// Checks the next stored entry; `Err(seq)` stands for one stored under
+    /// `seq` that could not be decoded. Returns false once the chain is broken.
+    pub fn check(&mut self, entry: Result<&AuditEntry, u64>) -> bool {
+        if self.broken.is_some() {
+            return false;
+        }
+        let expected_seq = self.last.seq + 1;
+        let seq = match entry {
+            Ok(entry) => entry.seq,
+            Err(seq) => seq,
+        };
+        if seq != expected_seq {
+            self.fail(expected_seq, BreakReason::MissingEntry);
+            return false;
+        }
+        self.checked += 1;
+        let entry = match entry {
+            Ok(entry) => entry,
+            Err(seq) => {
+                self.fail(seq, BreakReason::Undecodable);
+                return false;
+            }
+        };
+        if entry.prev_hash != self.last.hash {
+            self.fail(seq, BreakReason::PrevHashMismatch);
+            return false;
+        }
+        if entry.hash != entry.expected_hash(&self.last.hash) {
+            self.fail(seq, BreakReason::HashMismatch);
+            return false;
+        }
+        self.last = entry.checkpoint();
+        true
+    }
+
+    /// Compares the walked chain with the stored head (the writer's view of its end).
+    pub fn finish(&mut self, head: Option<&Checkpoint>) {
+        if self.broken.is_some() {
+            return;
+        }
+        let head = head.cloned().unwrap_or_else(Checkpoint::genesis);
+        if head.seq > self.last.seq {
+            self.fail(self.last.seq + 1, BreakReason::MissingEntry);
+        } else if head != self.last {
+            self.fail(self.last.seq.max(1), BreakReason::HeadMismatch);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn event(n: u32) -> OutboxEvent {
+        let tenant = crate::tenant::TenantId::parse("acme").unwrap();
+        OutboxEvent::new(&tenant, "user", "u1", "user.login_succeeded", time::OffsetDateTime::UNIX_EPOCH, "c", json!({"n": n, "z": [1, {"b": 2, "a": "é\"\n"}]}))
+    }
+
+    fn chain(len: u32) -> Vec<AuditEntry> {
+        let mut head = Checkpoint::genesis();
+        (0..len)
+            .map(|n| {
+                let entry = AuditEntry::next(&head, &event(n), "2026-01-01T00:00:00Z");
+                head = entry.checkpoint();
+                entry
+            })
+            .collect()
+    }
+
+    fn verify(entries: &[AuditEntry], head: Option<&Checkpoint>) -> Verifier {
+        let mut verifier = Verifier::from(Checkpoint::genesis());
+        for entry in entries {
+            verifier.check(Ok(entry));
+        }
+        verifier.finish(head);
+        verifier
+    }
+
+    #[test]
+    fn canonical_json_sorts_keys_and_is_stable() {
+        let value = json!({"b": 1, "a": {"d": [true, null, 1.5], "c": "x\u{0001}y"}});
+        assert_eq!(canonical_json(&value), r#"{"a":{"c":"x\u0001y","d":[true,null,1.5]},"b":1}"#);
+        let reparsed: Value = serde_json::from_str(&canonical_json(&value)).unwrap();
+        assert_eq!(canonical_json(&reparsed), canonical_json(&value));
+    }
+
+    #[test]
+    fn hash_is_sha256_of_prev_and_canonical_bytes() {
+        let entry = &chain(1)[0];
+        let mut input = vec![0u8; 32];
+        input.extend(entry.canonical_bytes());
+        assert_eq!(entry.hash, hex_encode(&Sha256::digest(&input)));
+        assert_eq!(entry.prev_hash, GENESIS_HASH);
+        assert!(String::from_utf8(entry.canonical_bytes()).unwrap().starts_with(r#"{"aggregate_id":"u1","aggregate_type":"user","#));
+    }
+
+    #[test]
+    fn an_intact_chain_verifies() {
+        let entries = chain(5);
+        let v = verify(&entries, Some(&entries[4].checkpoint()));
+        assert_eq!((v.broken(), v.checked()), (None, 5));
+        let v = verify(&[], None);
+        assert_eq!((v.broken(), v.checked()), (None, 0));
+    }
+
+    #[test]
+    fn tampering_names_the_first_broken_seq() {
+        let entries = chain(5);
+        let head = entries[4].checkpoint();
+
+        let mut edited = entries.clone();
+        edited[2].payload = json!({"n": 99});
+        assert_eq!(verify(&edited, Some(&head)).broken(), Some(Broken { seq: 3, reason: BreakReason::HashMismatch }));
+
+        // Rehashing the edited entry breaks the next link instead.
+        edited[2].hash = edited[2].expected_hash(&edited[2].prev_hash);
+        assert_eq!(verify(&edited, Some(&head)).broken(), Some(Broken { seq: 4, reason: BreakReason::PrevHashMismatch }));
+
+        let mut deleted = entries.clone();
+        deleted.remove(1);
+        assert_eq!(verify(&deleted, Some(&head)).broken(), Some(Broken { seq: 2, reason: BreakReason::MissingEntry }));
+
+        let truncated = &entries[..3];
+        assert_eq!(verify(truncated, Some(&head)).broken(), Some(Broken { seq: 4, reason: BreakReason::MissingEntry }));
+
+        let mut last_rewritten = entries.clone();
+        last_rewritten[4].payload = json!({});
+        last_rewritten[4].hash = last_rewritten[4].expected_hash(&last_rewritten[4].prev_hash);
+        assert_eq!(verify(&last_rewritten, Some(&head)).broken(), Some(Broken { seq: 5, reason: BreakReason::HeadMismatch }));
+
+        let mut verifier = Verifier::from(Checkpoint::genesis());
+        verifier.check(Ok(&entries[0]));
+        verifier.check(Err(2));
+        assert_eq!(verifier.broken(), Some(Broken { seq: 2, reason: BreakReason::Undecodable }));
+    }
+
+    #[test]
+    fn verification_can_start_from_a_checkpoint() {
+        let entries = chain(6);
+        let mut verifier = Verifier::from(entries[2].checkpoint());
+        for entry in &entries[3..] {
+            assert!(verifier.check(Ok(entry)));
+        }
+        verifier.finish(Some(&entries[5].checkpoint()));
+        assert_eq!((verifier.broken(), verifier.checked()), (None, 3));
+    }
+}

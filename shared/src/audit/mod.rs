@@ -1,0 +1,20 @@
+//! The tamper-evident audit log: a per-tenant hash chain of the events the
+//! outbox published.
+//!
+//! - [`chain`]: pure — entry content, canonical bytes, hashes, the verifier
+//! - [`service`]: append (audit-writer), verify (verify-audit, backup drills),
+//!   list (list-audit)
+//!
+//! Appends are serialized per tenant by the FIFO message group (one writer per
+//! tenant) and by the head's conditional update (a second writer loses and
+//! retries), so the chain has no forks or gaps; a per-event marker written in
+//! the same transaction makes redelivery a no-op. Items: [`crate::store::audit`].
+
+pub mod chain;
+pub mod service;
+
+pub use chain::{AuditEntry, BreakReason, Checkpoint, GENESIS_HASH};
+pub use service::{
+    AppendOutcome, ChainReport, ListQuery, Page, append_events, append_messages, list, verify_chain,
+    verify_chain_from,
+};

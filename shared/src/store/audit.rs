@@ -1,0 +1,264 @@
+//! Audit chain items. Per tenant:
+//!
+//! - entries: pk `T#<tenant>#AUDIT`, sk `E#<seq, 20 digits>` (`kind = audit_entry`),
+//!   the entry's fields with `payload` stored as its canonical JSON text (so
+//!   what is verified is exactly what was hashed) and the envelope's
+//!   `schema_version` as `event_schema_version`;
+//! - the chain head: same pk, sk `HEAD` (`kind = audit_head`), `seq` and `hash`
+//!   of the last entry, updated on the condition that `seq` is the expected one;
+//! - one marker per appended event: pk `T#<tenant>#AUDIT#EVENT#<event_id>`,
+//!   sk `AUDIT_EVENT` (`kind = audit_event`), written with `attribute_not_exists`
+//!   in the same transaction as the entry, so an event is never appended twice.
+
+use super::{Action, Expr, Item, from_item, key, tenant_pk, to_item, value};
+use crate::audit::chain::{AuditEntry, Checkpoint, canonical_json};
+use crate::error::AppError;
+use aws_sdk_dynamodb::types::AttributeValue;
+use serde::{Deserialize, Serialize};
+use std::collections::HashSet;
+
+pub const SCHEMA_VERSION: u32 = 1;
+pub const ENTRY_LABEL: &str = "audit_entry";
+pub const MARKER_LABEL: &str = "audit_event";
+pub const HEAD_LABEL: &str = "audit_head";
+/// Actions one appended entry needs (entry + marker); the head takes one more per transaction.
+pub const ACTIONS_PER_ENTRY: usize = 2;
+const HEAD_SK: &str = "HEAD";
+const MARKER_SK: &str = "AUDIT_EVENT";
+const SEQ_DIGITS: usize = 20;
+
+fn chain_pk(tenant: &str) -> String {
+    tenant_pk(tenant, "AUDIT")
+}
+
+fn entry_sk(seq: u64) -> String {
+    format!("E#{seq:0SEQ_DIGITS$}")
+}
+
+fn marker_pk(tenant: &str, event_id: &str) -> String {
+    tenant_pk(tenant, &format!("AUDIT#EVENT#{event_id}"))
+}
+
+#[derive(Serialize, Deserialize)]
+struct EntryItem {
+    pk: String,
+    sk: String,
+    kind: String,
+    schema_version: u32,
+    tenant_id: String,
+    seq: u64,
+    event_id: String,
+    #[serde(rename = "type")]
+    event_type: String,
+    aggregate_type: String,
+    aggregate_id: String,
+    occurred_at: String,
+    correlation_id: String,
+    event_schema_version: u32,
+    payload: String,
+    recorded_at: String,
+    prev_hash: String,
+    hash: String,
+}
+
+#[derive(Serialize, Deserialize)]
+struct HeadItem {
+    pk: String,
+    sk: String,
+    kind: String,
+    schema_version: u32,
+    tenant_id: String,
+    seq: u64,
+    hash: String,
+}
+
+#[derive(Serialize, Deserialize)]
+struct MarkerItem {
+    pk: String,
+    sk: String,
+    kind: String,
+    schema_version: u32,
+    tenant_id: String,
+    event_id: String,
+    seq: u64,
+}
+
+fn entry_item(entry: &AuditEntry) -> EntryItem {
+    EntryItem {
+        pk: chain_pk(&entry.tenant_id),
+        sk: entry_sk(entry.seq),
+        kind: ENTRY_LABEL.to_owned(),
+        schema_version: SCHEMA_VERSION,
+        tenant_id: entry.tenant_id.clone(),
+        seq: entry.seq,
+        event_id: entry.event_id.clone(),
+        event_type: entry.event_type.clone(),
+        aggregate_type: entry.aggregate_type.clone(),
+        aggregate_id: entry.aggregate_id.clone(),
+        occurred_at: entry.occurred_at.clone(),
+        correlation_id: entry.correlation_id.clone(),
+        event_schema_version: entry.schema_version,
+        payload: canonical_json(&entry.payload),
+        recorded_at: entry.recorded_at.clone(),
+        prev_hash: entry.prev_hash.clone(),
+        hash: entry.hash.clone(),
+    }
+}
+
+fn decode_entry(item: Item) -> Result<AuditEntry, AppError> {
+    let item: EntryItem = from_item(item)?;
+    let payload = serde_json::from_str(&item.payload).map_err(|e| AppError::internal("decode audit payload", e))?;
+    Ok(AuditEntry {
+        seq: item.seq,
+        event_id: item.event_id,
+        tenant_id: item.tenant_id,
+        event_type: item.event_type,
+        aggregate_type: item.aggregate_type,
+        aggregate_id: item.aggregate_id,
+        occurred_at: item.occurred_at,
+        correlation_id: item.correlation_id,
+        schema_version: item.event_schema_version,
+        payload,
+        recorded_at: item.recorded_at,
+        prev_hash: item.prev_hash,
+        hash: item.hash,
+    })
+}
+
+/// The chain head (strongly consistent), `None` for a tenant without entries.
+pub async fn head(dynamodb: &aws_sdk_dynamodb::Client, table: &str, tenant: &str) -> Result<Option<Checkpoint>, AppError> {
+    let Some(item) = super::get(dynamodb, table, key(chain_pk(tenant), HEAD_SK)).await? else {
+        return Ok(None);
+    };
+    let head: HeadItem = from_item(item)?;
+    Ok(Some(Checkpoint { seq: head.seq, hash: head.hash }))
+}
+
+/// The actions appending `entries` (consecutive, starting right after
+/// `expected`) in one transaction: each entry and its event marker, and the
+/// head moved from `expected` to the last entry.
+pub fn append(table: &str, tenant: &str, expected: &Checkpoint, entries: &[AuditEntry]) -> Result<Vec<Action>, AppError> {
+    let Some(last) = entries.last() else { return Ok(Vec::new()) };
+    let mut actions = Vec::with_capacity(entries.len() * ACTIONS_PER_ENTRY + 1);
+    for entry in entries {
+        actions.push(Action::put(
+            table,
+            ENTRY_LABEL,
+            to_item(&entry_item(entry))?,
+            Some("attribute_not_exists(pk)"),
+            Expr::default(),
+        )?);
+        let marker = MarkerItem {
+            pk: marker_pk(tenant, &entry.event_id),
+            sk: MARKER_SK.to_owned(),
+            kind: MARKER_LABEL.to_owned(),
+            schema_version: SCHEMA_VERSION,
+            tenant_id: tenant.to_owned(),
+            event_id: entry.event_id.clone(),
+            seq: entry.seq,
+        };
+        actions.push(Action::put(table, MARKER_LABEL, to_item(&marker)?, Some("attribute_not_exists(pk)"), Expr::default())?);
+    }
+    let head = if expected.seq == 0 {
+        let item = HeadItem {
+            pk: chain_pk(tenant),
+            sk: HEAD_SK.to_owned(),
+            kind: HEAD_LABEL.to_owned(),
+            schema_version: SCHEMA_VERSION,
+            tenant_id: tenant.to_owned(),
+            seq: last.seq,
+            hash: last.hash.clone(),
+        };
+        Action::put(table, HEAD_LABEL, to_item(&item)?, Some("attribute_not_exists(pk)"), Expr::default())?
+    } else {
+        Action::update(
+            table,
+            HEAD_LABEL,
+            key(chain_pk(tenant), HEAD_SK),
+            "SET #seq = :seq, #hash = :hash",
+            Some("#seq = :expected"),
+            Expr::default()
+                .name("#seq", "seq")
+                .name("#hash", "hash")
+                .value(":seq", value(last.seq)?)
+                .value(":hash", AttributeValue::S(last.hash.clone()))
+                .value(":expected", value(expected.seq)?),
+        )?
+    };
+    actions.push(head);
+    Ok(actions)
+}
+
+/// The event id of a marker returned by a failed condition (`ALL_OLD`).
+pub fn marker_event_id(item: &Item) -> Option<String> {
+    match item.get("event_id") {
+        Some(AttributeValue::S(id)) => Some(id.clone()),
+        _ => None,
+    }
+}
+
+/// Which of `event_ids` already have a marker (strongly consistent reads).
+pub async fn appended_events(
+    dynamodb: &aws_sdk_dynamodb::Client,
+    table: &str,
+    tenant: &str,
+    event_ids: &[String],
+) -> Result<HashSet<String>, AppError> {
+    let reads = event_ids.iter().map(|id| async move {
+        super::get(dynamodb, table, key(marker_pk(tenant, id), MARKER_SK)).await.map(|item| item.map(|_| id.clone()))
+    });
+    let found = futures::future::try_join_all(reads).await?;
+    Ok(found.into_iter().flatten().collect())
+}
+
+/// One page of a tenant's entries with seq > `after_seq`, in seq order. An
+/// entry that does not decode comes back as `Err(seq)`. The flag says whether
+/// more entries may follow.
+pub async fn entries_after(
+    dynamodb: &aws_sdk_dynamodb::Client,
+    table: &str,
+    tenant: &str,
+    after_seq: u64,
+    limit: i32,
+) -> Result<(Vec<Result<AuditEntry, u64>>, bool), AppError> {
+    let output = dynamodb
+        .query()
+        .table_name(table)
+        .key_condition_expression("pk = :pk AND sk BETWEEN :from AND :to")
+        .expression_attribute_values(":pk", AttributeValue::S(chain_pk(tenant)))
+        .expression_attribute_values(":from", AttributeValue::S(entry_sk(after_seq.saturating_add(1))))
+        .expression_attribute_values(":to", AttributeValue::S(entry_sk(u64::MAX)))
+        .consistent_read(true)
+        .limit(limit)
+        .send()
+        .await
+        .map_err(|e| AppError::from_sdk("query audit entries", e))?;
+    let entries = output
+        .items
+        .unwrap_or_default()
+        .into_iter()
+        .map(|item| {
+            let seq = match item.get("sk") {
+                Some(AttributeValue::S(sk)) => sk.strip_prefix("E#").and_then(|s| s.parse().ok()).unwrap_or(0),
+                _ => 0,
+            };
+            decode_entry(item).map_err(|error| {
+                tracing::warn!(%error, seq, "undecodable audit entry");
+                seq
+            })
+        })
+        .collect();
+    Ok((entries, output.last_evaluated_key.is_some()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entry_keys_sort_by_seq() {
+        assert!(entry_sk(9) < entry_sk(10));
+        assert!(entry_sk(u64::MAX - 1) < entry_sk(u64::MAX));
+        assert_eq!(entry_sk(1).len(), 2 + SEQ_DIGITS);
+    }
+}

@@ -51,10 +51,20 @@ pub struct Stack {
 /// Creates every DynamoDB table, KMS key (with rotation) and alias, and SQS queue the
 /// template declares, named `<LogicalId>-<suffix>` (FIFO queues end in `.fifo`), in
 /// dependency order (keys before the tables they encrypt, DLQs before the queues that
-/// redrive to them). Anything else in the template (functions, the HTTP API) is not
+/// redrive to them). A `TableName`/`QueueName` in the template is ignored so parallel
+/// stacks never collide. Anything else in the template (functions, the HTTP API) is not
 /// provisioned. On failure, what was already created is torn down again.
-pub async fn provision(template: &Template, sdk: &SdkConfig, suffix: &str) -> Result<Stack, LocalError> {
-    if suffix.is_empty() || suffix.len() > 32 || !suffix.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+pub async fn provision(
+    template: &Template,
+    sdk: &SdkConfig,
+    suffix: &str,
+) -> Result<Stack, LocalError> {
+    if suffix.is_empty()
+        || suffix.len() > 32
+        || !suffix
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
         return Err(LocalError::invalid(
             "suffix",
             format!("{suffix:?}: use 1 to 32 characters of [A-Za-z0-9_-]"),
@@ -62,7 +72,9 @@ pub async fn provision(template: &Template, sdk: &SdkConfig, suffix: &str) -> Re
     }
     let order = provision_order(template)?;
     let clients = Clients::new(sdk);
-    let region = sdk.region().map_or_else(|| "us-east-1".to_owned(), |r| r.to_string());
+    let region = sdk
+        .region()
+        .map_or_else(|| "us-east-1".to_owned(), |r| r.to_string());
     let mut stack = Stack {
         suffix: suffix.to_owned(),
         resources: BTreeMap::new(),
@@ -119,11 +131,18 @@ impl Stack {
             .get(function_logical_id)
             .filter(|_| template.resource_type(function_logical_id) == Some(FUNCTION_TYPE))
             .ok_or_else(|| LocalError::UnknownFunction(function_logical_id.to_owned()))?;
-        if let Some(unknown) = parameter_overrides.keys().find(|k| !template.parameters().contains_key(*k)) {
+        if let Some(unknown) = parameter_overrides
+            .keys()
+            .find(|k| !template.parameters().contains_key(*k))
+        {
             return Err(LocalError::UnknownParameter(unknown.clone()));
         }
         let mut params = template.parameter_defaults();
-        params.extend(parameter_overrides.iter().map(|(k, v)| (k.clone(), v.clone())));
+        params.extend(
+            parameter_overrides
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone())),
+        );
         let context = Context {
             template,
             resources: &self.resources,
@@ -137,15 +156,25 @@ impl Stack {
             variable: variable.to_owned(),
             reason,
         };
-        let variables_of = |environment: Option<&Value>| -> Result<Vec<(String, Value)>, LocalError> {
-            match environment.and_then(|e| e.get("Variables")) {
-                None => Ok(Vec::new()),
-                Some(Value::Object(vars)) => Ok(vars.iter().map(|(k, v)| (k.clone(), v.clone())).collect()),
-                Some(_) => Err(unresolvable("*", "Environment.Variables is not a mapping".to_owned())),
-            }
-        };
+        let variables_of =
+            |environment: Option<&Value>| -> Result<Vec<(String, Value)>, LocalError> {
+                match environment.and_then(|e| e.get("Variables")) {
+                    None => Ok(Vec::new()),
+                    Some(Value::Object(vars)) => {
+                        Ok(vars.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+                    }
+                    Some(_) => Err(unresolvable(
+                        "*",
+                        "Environment.Variables is not a mapping".to_owned(),
+                    )),
+                }
+            };
         let mut raw: BTreeMap<String, Value> = BTreeMap::new();
-        raw.extend(variables_of(template.globals_function().and_then(|g| g.get("Environment")))?);
+        raw.extend(variables_of(
+            template
+                .globals_function()
+                .and_then(|g| g.get("Environment")),
+        )?);
         raw.extend(variables_of(resource.pointer("/Properties/Environment"))?);
 
         let mut env = BTreeMap::new();
@@ -153,7 +182,9 @@ impl Stack {
             if value.get("Ref").and_then(Value::as_str) == Some("AWS::NoValue") {
                 continue;
             }
-            let resolved = context.resolve_string(&value).map_err(|reason| unresolvable(&name, reason))?;
+            let resolved = context
+                .resolve_string(&value)
+                .map_err(|reason| unresolvable(&name, reason))?;
             env.insert(name, resolved);
         }
         Ok(env)
@@ -184,11 +215,21 @@ impl Stack {
             log_teardown(id, r.err());
         }
         for (id, p) in of(ResourceKind::Table) {
-            let r = clients.dynamodb.delete_table().table_name(&p.name).send().await;
+            let r = clients
+                .dynamodb
+                .delete_table()
+                .table_name(&p.name)
+                .send()
+                .await;
             log_teardown(id, r.err());
         }
         for (id, p) in of(ResourceKind::Queue) {
-            let r = clients.sqs.delete_queue().queue_url(p.url.as_deref().unwrap_or_default()).send().await;
+            let r = clients
+                .sqs
+                .delete_queue()
+                .queue_url(p.url.as_deref().unwrap_or_default())
+                .send()
+                .await;
             log_teardown(id, r.err());
         }
         for (id, p) in of(ResourceKind::Key) {
@@ -268,7 +309,9 @@ fn provision_order(template: &Template) -> Result<Vec<(String, ResourceKind)>, L
         }
         match resource.get("DependsOn") {
             Some(Value::String(d)) => refs.push(d.clone()),
-            Some(Value::Array(ds)) => refs.extend(ds.iter().filter_map(|d| d.as_str().map(str::to_owned))),
+            Some(Value::Array(ds)) => {
+                refs.extend(ds.iter().filter_map(|d| d.as_str().map(str::to_owned)))
+            }
             _ => {}
         }
         let deps = refs
@@ -287,7 +330,10 @@ fn provision_order(template: &Template) -> Result<Vec<(String, ResourceKind)>, L
             .collect();
         if ready.is_empty() {
             let cycle = pending.keys().cloned().collect::<Vec<_>>().join(", ");
-            return Err(LocalError::invalid("Resources", format!("circular references among {cycle}")));
+            return Err(LocalError::invalid(
+                "Resources",
+                format!("circular references among {cycle}"),
+            ));
         }
         for id in ready {
             if let Some((kind, _)) = pending.remove(&id) {
@@ -320,11 +366,13 @@ async fn create(
         .and_then(|r| r.get("Properties"))
         .cloned()
         .unwrap_or_else(|| Value::Object(Default::default()));
-    let properties = context.resolve(&raw).map_err(|reason| LocalError::UnresolvableProperty {
-        resource: id.to_owned(),
-        property: "Properties".to_owned(),
-        reason,
-    })?;
+    let properties = context
+        .resolve(&raw)
+        .map_err(|reason| LocalError::UnresolvableProperty {
+            resource: id.to_owned(),
+            property: "Properties".to_owned(),
+            reason,
+        })?;
     let at = format!("Resources.{id}.Properties");
     let props = Props::new(&properties, &at)?;
     let name = format!("{id}-{}", stack.suffix);
@@ -336,7 +384,11 @@ async fn create(
     }
 }
 
-fn parse_enum<T, E: std::fmt::Display>(value: &str, at: &str, parse: impl Fn(&str) -> Result<T, E>) -> Result<T, LocalError> {
+fn parse_enum<T, E: std::fmt::Display>(
+    value: &str,
+    at: &str,
+    parse: impl Fn(&str) -> Result<T, E>,
+) -> Result<T, LocalError> {
     parse(value).map_err(|e| LocalError::invalid(at, format!("{value:?}: {e}")))
 }
 
@@ -344,11 +396,16 @@ fn built<T>(result: Result<T, impl std::fmt::Display>, at: &str) -> Result<T, Lo
     result.map_err(|e| LocalError::invalid(at, e.to_string()))
 }
 
-async fn create_table(client: &aws_sdk_dynamodb::Client, props: Props<'_>, name: &str) -> Result<Physical, LocalError> {
+async fn create_table(
+    client: &aws_sdk_dynamodb::Client,
+    props: Props<'_>,
+    name: &str,
+) -> Result<Physical, LocalError> {
     use aws_sdk_dynamodb::types::{
-        AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, LocalSecondaryIndex,
-        PointInTimeRecoverySpecification, Projection, ProjectionType, ProvisionedThroughput, ScalarAttributeType,
-        SseSpecification, SseType, StreamSpecification, StreamViewType, TimeToLiveSpecification,
+        AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType,
+        LocalSecondaryIndex, PointInTimeRecoverySpecification, Projection, ProjectionType,
+        ProvisionedThroughput, ScalarAttributeType, SseSpecification, SseType, StreamSpecification,
+        StreamViewType, TimeToLiveSpecification,
     };
 
     let key_schema = |props: Props<'_>| -> Result<Vec<KeySchemaElement>, LocalError> {
@@ -370,7 +427,9 @@ async fn create_table(client: &aws_sdk_dynamodb::Client, props: Props<'_>, name:
     };
     let projection = |props: Props<'_>| -> Result<Projection, LocalError> {
         let Some(value) = props.get("Projection") else {
-            return Ok(Projection::builder().projection_type(ProjectionType::KeysOnly).build());
+            return Ok(Projection::builder()
+                .projection_type(ProjectionType::KeysOnly)
+                .build());
         };
         let at = format!("{}.Projection", props.at());
         let p = Props::new(value, &at)?;
@@ -379,7 +438,9 @@ async fn create_table(client: &aws_sdk_dynamodb::Client, props: Props<'_>, name:
             builder = builder.projection_type(parse_enum(t, &at, ProjectionType::try_parse)?);
         }
         for (at, attr) in p.list("NonKeyAttributes")? {
-            let attr = attr.as_str().ok_or_else(|| LocalError::invalid(&at.0, "not a string"))?;
+            let attr = attr
+                .as_str()
+                .ok_or_else(|| LocalError::invalid(&at.0, "not a string"))?;
             builder = builder.non_key_attributes(attr);
         }
         Ok(builder.build())
@@ -403,7 +464,11 @@ async fn create_table(client: &aws_sdk_dynamodb::Client, props: Props<'_>, name:
     let mut request = client.create_table().table_name(name);
     for (at, v) in props.list("AttributeDefinitions")? {
         let d = Props::new(v, &at.0)?;
-        let attribute_type = parse_enum(d.req_str("AttributeType")?, &at.0, ScalarAttributeType::try_parse)?;
+        let attribute_type = parse_enum(
+            d.req_str("AttributeType")?,
+            &at.0,
+            ScalarAttributeType::try_parse,
+        )?;
         request = request.attribute_definitions(built(
             AttributeDefinition::builder()
                 .attribute_name(d.req_str("AttributeName")?)
@@ -445,7 +510,10 @@ async fn create_table(client: &aws_sdk_dynamodb::Client, props: Props<'_>, name:
         let s = Props::new(value, &at)?;
         let view = parse_enum(s.req_str("StreamViewType")?, &at, StreamViewType::try_parse)?;
         request = request.stream_specification(built(
-            StreamSpecification::builder().stream_enabled(true).stream_view_type(view).build(),
+            StreamSpecification::builder()
+                .stream_enabled(true)
+                .stream_view_type(view)
+                .build(),
             &at,
         )?);
     }
@@ -456,13 +524,24 @@ async fn create_table(client: &aws_sdk_dynamodb::Client, props: Props<'_>, name:
         if let Some(t) = s.str("SSEType")? {
             sse = sse.sse_type(parse_enum(t, &at, SseType::try_parse)?);
         }
-        request = request.sse_specification(sse.set_kms_master_key_id(s.str("KMSMasterKeyId")?.map(str::to_owned)).build());
+        request = request.sse_specification(
+            sse.set_kms_master_key_id(s.str("KMSMasterKeyId")?.map(str::to_owned))
+                .build(),
+        );
     }
 
-    let created = request.send().await.map_err(|e| aws_error("CreateTable", name, e))?;
+    let created = request
+        .send()
+        .await
+        .map_err(|e| aws_error("CreateTable", name, e))?;
     let description = created.table_description();
-    let arn = description.and_then(|d| d.table_arn()).unwrap_or_default().to_owned();
-    let stream_arn = description.and_then(|d| d.latest_stream_arn()).map(str::to_owned);
+    let arn = description
+        .and_then(|d| d.table_arn())
+        .unwrap_or_default()
+        .to_owned();
+    let stream_arn = description
+        .and_then(|d| d.latest_stream_arn())
+        .map(str::to_owned);
 
     use aws_sdk_dynamodb::client::Waiters;
     client
@@ -496,8 +575,12 @@ async fn create_table(client: &aws_sdk_dynamodb::Client, props: Props<'_>, name:
         let at = format!("{}.PointInTimeRecoverySpecification", props.at());
         let p = Props::new(value, &at)?;
         if p.bool("PointInTimeRecoveryEnabled")?.unwrap_or(false) {
-            let days = p.int("RecoveryPeriodInDays")?.map(i32::try_from).transpose();
-            let days = days.map_err(|_| LocalError::invalid(&at, "RecoveryPeriodInDays out of range"))?;
+            let days = p
+                .int("RecoveryPeriodInDays")?
+                .map(i32::try_from)
+                .transpose();
+            let days =
+                days.map_err(|_| LocalError::invalid(&at, "RecoveryPeriodInDays out of range"))?;
             let spec = built(
                 PointInTimeRecoverySpecification::builder()
                     .point_in_time_recovery_enabled(true)
@@ -523,7 +606,11 @@ async fn create_table(client: &aws_sdk_dynamodb::Client, props: Props<'_>, name:
     })
 }
 
-async fn create_key(client: &aws_sdk_kms::Client, props: Props<'_>, name: &str) -> Result<Physical, LocalError> {
+async fn create_key(
+    client: &aws_sdk_kms::Client,
+    props: Props<'_>,
+    name: &str,
+) -> Result<Physical, LocalError> {
     use aws_sdk_kms::types::{KeySpec, KeyUsageType};
 
     // The key policy is left to the endpoint's default (the account root may use the
@@ -535,16 +622,27 @@ async fn create_key(client: &aws_sdk_kms::Client, props: Props<'_>, name: &str) 
     if let Some(usage) = props.str("KeyUsage")? {
         request = request.key_usage(parse_enum(usage, props.at(), KeyUsageType::try_parse)?);
     }
-    let created = request.send().await.map_err(|e| aws_error("CreateKey", name, e))?;
-    let metadata = created
-        .key_metadata()
-        .ok_or_else(|| aws_error("CreateKey", name, std::io::Error::other("no KeyMetadata in the response")))?;
+    let created = request
+        .send()
+        .await
+        .map_err(|e| aws_error("CreateKey", name, e))?;
+    let metadata = created.key_metadata().ok_or_else(|| {
+        aws_error(
+            "CreateKey",
+            name,
+            std::io::Error::other("no KeyMetadata in the response"),
+        )
+    })?;
     let key_id = metadata.key_id().to_owned();
     let arn = metadata.arn().unwrap_or_default().to_owned();
 
     if props.bool("EnableKeyRotation")?.unwrap_or(false) {
-        let days = props.int("RotationPeriodInDays")?.map(i32::try_from).transpose();
-        let days = days.map_err(|_| LocalError::invalid(props.at(), "RotationPeriodInDays out of range"))?;
+        let days = props
+            .int("RotationPeriodInDays")?
+            .map(i32::try_from)
+            .transpose();
+        let days =
+            days.map_err(|_| LocalError::invalid(props.at(), "RotationPeriodInDays out of range"))?;
         client
             .enable_key_rotation()
             .key_id(&key_id)
@@ -562,7 +660,12 @@ async fn create_key(client: &aws_sdk_kms::Client, props: Props<'_>, name: &str) 
     })
 }
 
-async fn create_alias(client: &aws_sdk_kms::Client, props: Props<'_>, stack: &Stack, region: &str) -> Result<Physical, LocalError> {
+async fn create_alias(
+    client: &aws_sdk_kms::Client,
+    props: Props<'_>,
+    stack: &Stack,
+    region: &str,
+) -> Result<Physical, LocalError> {
     let alias = props.req_str("AliasName")?;
     let target = props.req_str("TargetKeyId")?;
     client
@@ -579,7 +682,12 @@ async fn create_alias(client: &aws_sdk_kms::Client, props: Props<'_>, stack: &St
         .find(|p| p.kind == ResourceKind::Key && (p.name == target || p.arn == target))
         .and_then(|key| key.arn.rsplit_once(":key/"))
         .map(|(prefix, _)| format!("{prefix}:{alias}"))
-        .unwrap_or_else(|| format!("arn:aws:kms:{region}:{}:{alias}", crate::resolve::ACCOUNT_ID));
+        .unwrap_or_else(|| {
+            format!(
+                "arn:aws:kms:{region}:{}:{alias}",
+                crate::resolve::ACCOUNT_ID
+            )
+        });
     Ok(Physical {
         kind: ResourceKind::Alias,
         name: alias.to_owned(),
@@ -589,16 +697,27 @@ async fn create_alias(client: &aws_sdk_kms::Client, props: Props<'_>, stack: &St
     })
 }
 
-async fn create_queue(client: &aws_sdk_sqs::Client, props: Props<'_>, name: &str) -> Result<Physical, LocalError> {
+async fn create_queue(
+    client: &aws_sdk_sqs::Client,
+    props: Props<'_>,
+    name: &str,
+) -> Result<Physical, LocalError> {
     use aws_sdk_sqs::types::QueueAttributeName as A;
 
     let fifo = props.bool("FifoQueue")?.unwrap_or(false);
-    let name = if fifo { format!("{name}.fifo") } else { name.to_owned() };
+    let name = if fifo {
+        format!("{name}.fifo")
+    } else {
+        name.to_owned()
+    };
     let mut attributes: HashMap<A, String> = HashMap::new();
     if fifo {
         attributes.insert(A::FifoQueue, "true".to_owned());
     }
-    for (key, attribute) in [("ContentBasedDeduplication", A::ContentBasedDeduplication), ("SqsManagedSseEnabled", A::SqsManagedSseEnabled)] {
+    for (key, attribute) in [
+        ("ContentBasedDeduplication", A::ContentBasedDeduplication),
+        ("SqsManagedSseEnabled", A::SqsManagedSseEnabled),
+    ] {
         if let Some(b) = props.bool(key)? {
             attributes.insert(attribute, b.to_string());
         }
@@ -608,8 +727,14 @@ async fn create_queue(client: &aws_sdk_sqs::Client, props: Props<'_>, name: &str
         ("MessageRetentionPeriod", A::MessageRetentionPeriod),
         ("DelaySeconds", A::DelaySeconds),
         ("MaximumMessageSize", A::MaximumMessageSize),
-        ("ReceiveMessageWaitTimeSeconds", A::ReceiveMessageWaitTimeSeconds),
-        ("KmsDataKeyReusePeriodSeconds", A::KmsDataKeyReusePeriodSeconds),
+        (
+            "ReceiveMessageWaitTimeSeconds",
+            A::ReceiveMessageWaitTimeSeconds,
+        ),
+        (
+            "KmsDataKeyReusePeriodSeconds",
+            A::KmsDataKeyReusePeriodSeconds,
+        ),
     ] {
         if let Some(n) = props.int(key)? {
             attributes.insert(attribute, n.to_string());
@@ -624,7 +749,10 @@ async fn create_queue(client: &aws_sdk_sqs::Client, props: Props<'_>, name: &str
             attributes.insert(attribute, s.to_owned());
         }
     }
-    for (key, attribute) in [("RedrivePolicy", A::RedrivePolicy), ("RedriveAllowPolicy", A::RedriveAllowPolicy)] {
+    for (key, attribute) in [
+        ("RedrivePolicy", A::RedrivePolicy),
+        ("RedriveAllowPolicy", A::RedriveAllowPolicy),
+    ] {
         match props.get(key) {
             None => {}
             Some(Value::String(s)) => {

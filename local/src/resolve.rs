@@ -34,7 +34,11 @@ impl Context<'_> {
                     .collect::<Result<Map<_, _>, String>>()
                     .map(Value::Object)
             }
-            Value::Array(items) => items.iter().map(|v| self.resolve(v)).collect::<Result<_, _>>().map(Value::Array),
+            Value::Array(items) => items
+                .iter()
+                .map(|v| self.resolve(v))
+                .collect::<Result<_, _>>()
+                .map(Value::Array),
             scalar => Ok(scalar.clone()),
         }
     }
@@ -43,7 +47,8 @@ impl Context<'_> {
     /// as text).
     pub fn resolve_string(&self, value: &Value) -> Result<String, String> {
         let resolved = self.resolve(value)?;
-        scalar_string(&resolved).ok_or_else(|| format!("resolves to {resolved}, not to a string, number or boolean"))
+        scalar_string(&resolved)
+            .ok_or_else(|| format!("resolves to {resolved}, not to a string, number or boolean"))
     }
 
     fn intrinsic(&self, key: &str, arg: &Value) -> Result<Value, String> {
@@ -53,7 +58,8 @@ impl Context<'_> {
                 other => Err(format!("Ref takes a name, got {other}")),
             },
             "Fn::GetAtt" => {
-                let (id, attr) = get_att_parts(arg).ok_or_else(|| format!("Fn::GetAtt takes [Resource, Attribute], got {arg}"))?;
+                let (id, attr) = get_att_parts(arg)
+                    .ok_or_else(|| format!("Fn::GetAtt takes [Resource, Attribute], got {arg}"))?;
                 self.attribute(&id, &attr).map(Value::String)
             }
             "Fn::Sub" => self.sub(arg).map(Value::String),
@@ -65,7 +71,10 @@ impl Context<'_> {
                         };
                         let items = items
                             .iter()
-                            .map(|v| scalar_string(v).ok_or_else(|| format!("Fn::Join: {v} is not a string")))
+                            .map(|v| {
+                                scalar_string(v)
+                                    .ok_or_else(|| format!("Fn::Join: {v} is not a string"))
+                            })
                             .collect::<Result<Vec<_>, _>>()?;
                         Ok(Value::String(items.join(delimiter)))
                     }
@@ -91,7 +100,9 @@ impl Context<'_> {
             return Ok(value.clone());
         }
         if self.template.parameters().contains_key(name) {
-            return Err(format!("parameter {name} has no default and no override was given"));
+            return Err(format!(
+                "parameter {name} has no default and no override was given"
+            ));
         }
         let physical = self.physical(name)?;
         Ok(match physical.kind {
@@ -110,7 +121,12 @@ impl Context<'_> {
             (ResourceKind::Queue, "QueueName") => Some(physical.name.clone()),
             _ => None,
         };
-        value.ok_or_else(|| format!("{id} ({:?}) has no attribute {attribute} locally", physical.kind))
+        value.ok_or_else(|| {
+            format!(
+                "{id} ({:?}) has no attribute {attribute} locally",
+                physical.kind
+            )
+        })
     }
 
     fn physical(&self, id: &str) -> Result<&Physical, String> {

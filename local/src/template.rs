@@ -201,7 +201,12 @@ impl Template {
             let props = match resource.get("Properties") {
                 None => &empty,
                 Some(Value::Object(p)) => p,
-                Some(_) => return Err(LocalError::invalid(format!("{at}.Properties"), "not a mapping")),
+                Some(_) => {
+                    return Err(LocalError::invalid(
+                        format!("{at}.Properties"),
+                        "not a mapping",
+                    ));
+                }
             };
             let setting = |key: &str| props.get(key).or_else(|| globals.and_then(|g| g.get(key)));
 
@@ -213,7 +218,12 @@ impl Template {
                         "only a local directory (a string) is supported",
                     ));
                 }
-                None => return Err(LocalError::invalid(format!("{at}.Properties"), "no CodeUri")),
+                None => {
+                    return Err(LocalError::invalid(
+                        format!("{at}.Properties"),
+                        "no CodeUri",
+                    ));
+                }
             };
             let binary = match resource.pointer("/Metadata/BuildProperties/Binary") {
                 Some(Value::String(b)) => b.clone(),
@@ -250,7 +260,12 @@ impl Template {
                     .iter()
                     .map(|(name, e)| self.parse_event(e, &format!("{at}.Properties.Events.{name}")))
                     .collect::<Result<_, _>>()?,
-                Some(_) => return Err(LocalError::invalid(format!("{at}.Properties.Events"), "not a mapping")),
+                Some(_) => {
+                    return Err(LocalError::invalid(
+                        format!("{at}.Properties.Events"),
+                        "not a mapping",
+                    ));
+                }
             };
             out.push(FunctionSpec {
                 logical_id: id.clone(),
@@ -276,7 +291,10 @@ impl Template {
             match props.get(key) {
                 None => Ok(None),
                 Some(Value::String(s)) => Ok(Some(s.clone())),
-                Some(_) => Err(LocalError::invalid(format!("{at}.{key}"), "must be a plain string")),
+                Some(_) => Err(LocalError::invalid(
+                    format!("{at}.{key}"),
+                    "must be a plain string",
+                )),
             }
         };
         let batch_size = |default: u32| -> Result<u32, LocalError> {
@@ -284,18 +302,25 @@ impl Template {
                 None => Ok(default),
                 Some(v) => {
                     let n = self.static_u64(v, &format!("{at}.BatchSize"))?;
-                    u32::try_from(n).map_err(|_| LocalError::invalid(format!("{at}.BatchSize"), "too large"))
+                    u32::try_from(n)
+                        .map_err(|_| LocalError::invalid(format!("{at}.BatchSize"), "too large"))
                 }
             }
         };
         match kind {
             "HttpApi" => Ok(EventSource::HttpApi {
-                method: opt_str("Method")?.map_or_else(|| "ANY".to_owned(), |m| m.to_ascii_uppercase()),
+                method: opt_str("Method")?
+                    .map_or_else(|| "ANY".to_owned(), |m| m.to_ascii_uppercase()),
                 path: opt_str("Path")?.unwrap_or_else(|| "$default".to_owned()),
             }),
             "Schedule" | "ScheduleV2" => {
-                let key = if kind == "Schedule" { "Schedule" } else { "ScheduleExpression" };
-                let expression = opt_str(key)?.ok_or_else(|| LocalError::invalid(&at, format!("no {key}")))?;
+                let key = if kind == "Schedule" {
+                    "Schedule"
+                } else {
+                    "ScheduleExpression"
+                };
+                let expression =
+                    opt_str(key)?.ok_or_else(|| LocalError::invalid(&at, format!("no {key}")))?;
                 let input = match props.get("Input") {
                     None => None,
                     Some(Value::String(text)) => Some(serde_json::from_str(text).map_err(|e| {
@@ -306,12 +331,16 @@ impl Template {
                 Ok(EventSource::Schedule { expression, input })
             }
             "DynamoDB" => {
-                let table_logical_id = self.get_att_target(props.get("Stream"), "StreamArn", &format!("{at}.Stream"))?;
+                let table_logical_id =
+                    self.get_att_target(props.get("Stream"), "StreamArn", &format!("{at}.Stream"))?;
                 let filters = match props.pointer("/FilterCriteria/Filters") {
                     None => Vec::new(),
                     Some(Value::Array(filters)) => filters.clone(),
                     Some(_) => {
-                        return Err(LocalError::invalid(format!("{at}.FilterCriteria.Filters"), "not a list"));
+                        return Err(LocalError::invalid(
+                            format!("{at}.FilterCriteria.Filters"),
+                            "not a list",
+                        ));
                     }
                 };
                 let filter_patterns = filters
@@ -334,28 +363,44 @@ impl Template {
                 })
             }
             "SQS" => Ok(EventSource::Sqs {
-                queue_logical_id: self.get_att_target(props.get("Queue"), "Arn", &format!("{at}.Queue"))?,
+                queue_logical_id: self.get_att_target(
+                    props.get("Queue"),
+                    "Arn",
+                    &format!("{at}.Queue"),
+                )?,
                 batch_size: batch_size(DEFAULT_SQS_BATCH_SIZE)?,
             }),
             other => Err(LocalError::invalid(
                 at,
-                format!("event type {other} is not supported (HttpApi, Schedule, ScheduleV2, DynamoDB, SQS are)"),
+                format!(
+                    "event type {other} is not supported (HttpApi, Schedule, ScheduleV2, DynamoDB, SQS are)"
+                ),
             )),
         }
     }
 
     /// `!GetAtt X.<attribute>` naming a resource of the template → `X`.
-    fn get_att_target(&self, value: Option<&Value>, attribute: &str, at: &str) -> Result<String, LocalError> {
+    fn get_att_target(
+        &self,
+        value: Option<&Value>,
+        attribute: &str,
+        at: &str,
+    ) -> Result<String, LocalError> {
         let target = value
             .and_then(|v| v.get("Fn::GetAtt"))
             .and_then(get_att_parts)
             .filter(|(_, attr)| attr == attribute)
             .map(|(id, _)| id)
-            .ok_or_else(|| LocalError::invalid(at, format!("must be !GetAtt <resource>.{attribute}")))?;
+            .ok_or_else(|| {
+                LocalError::invalid(at, format!("must be !GetAtt <resource>.{attribute}"))
+            })?;
         if self.resources().contains_key(&target) {
             Ok(target)
         } else {
-            Err(LocalError::invalid(at, format!("{target} is not a resource of the template")))
+            Err(LocalError::invalid(
+                at,
+                format!("{target} is not a resource of the template"),
+            ))
         }
     }
 
@@ -367,12 +412,17 @@ impl Template {
                 .parameter_defaults()
                 .get(param)
                 .cloned()
-                .ok_or_else(|| LocalError::invalid(at, format!("Ref to {param}, which is no parameter with a default")))?,
+                .ok_or_else(|| {
+                    LocalError::invalid(
+                        at,
+                        format!("Ref to {param}, which is no parameter with a default"),
+                    )
+                })?,
             None => scalar_string(value).ok_or_else(|| LocalError::invalid(at, "not a number"))?,
         };
-        resolved
-            .parse()
-            .map_err(|_| LocalError::invalid(at, format!("{resolved:?} is not a non-negative integer")))
+        resolved.parse().map_err(|_| {
+            LocalError::invalid(at, format!("{resolved:?} is not a non-negative integer"))
+        })
     }
 }
 
@@ -383,7 +433,9 @@ pub(crate) fn get_att_parts(arg: &Value) -> Option<(String, String)> {
             [Value::String(id), Value::String(attr)] => Some((id.clone(), attr.clone())),
             _ => None,
         },
-        Value::String(s) => s.split_once('.').map(|(id, attr)| (id.to_owned(), attr.to_owned())),
+        Value::String(s) => s
+            .split_once('.')
+            .map(|(id, attr)| (id.to_owned(), attr.to_owned())),
         _ => None,
     }
 }
@@ -414,7 +466,9 @@ fn to_json(value: &serde_yaml::Value, at: &str) -> Result<Value, LocalError> {
                 n.as_f64()
                     .and_then(serde_json::Number::from_f64)
                     .map(Value::Number)
-                    .ok_or_else(|| LocalError::invalid(at, format!("number {n} has no JSON form")))?
+                    .ok_or_else(|| {
+                        LocalError::invalid(at, format!("number {n} has no JSON form"))
+                    })?
             }
         }
         Y::String(s) => Value::String(s.clone()),
@@ -449,7 +503,12 @@ fn to_json(value: &serde_yaml::Value, at: &str) -> Result<Value, LocalError> {
                     let arg = match &inner {
                         Value::String(s) => match s.split_once('.') {
                             Some((id, attr)) => Value::from(vec![id, attr]),
-                            None => return Err(LocalError::invalid(at, format!("!GetAtt {s}: expected Resource.Attribute"))),
+                            None => {
+                                return Err(LocalError::invalid(
+                                    at,
+                                    format!("!GetAtt {s}: expected Resource.Attribute"),
+                                ));
+                            }
                         },
                         _ => inner,
                     };

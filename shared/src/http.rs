@@ -130,6 +130,28 @@ pub fn json_body<T: DeserializeOwned>(request: &Request) -> Result<T, AppError> 
     Ok(value)
 }
 
+/// A JSON body that may be omitted (then `{}`), for bodies whose fields are all optional.
+pub fn optional_json_body(request: &Request) -> Result<serde_json::Value, AppError> {
+    if body_bytes(request)?.iter().all(u8::is_ascii_whitespace) {
+        return Ok(serde_json::Value::Object(Default::default()));
+    }
+    json_body(request)
+}
+
+/// Converts an already-parsed JSON value into `T`, with the same field-naming
+/// errors as [`json_body`] (for handlers that also fingerprint the raw body).
+pub fn from_value<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, AppError> {
+    serde_path_to_error::deserialize(value).map_err(|error| {
+        let path = error.path().to_string();
+        describe_json_error(&path, error.inner())
+    })
+}
+
+/// A query-string parameter, if present.
+pub fn query_param(request: &Request, name: &str) -> Option<String> {
+    request.query_string_parameters_ref().and_then(|params| params.first(name)).map(str::to_owned)
+}
+
 fn describe_json_error(path: &str, error: &serde_json::Error) -> AppError {
     use serde_json::error::Category;
     let message = error.to_string();

@@ -3,6 +3,9 @@
 //! function, a round-trip counter on every AWS client, a manual clock, log
 //! capture, and helpers to build API Gateway events.
 
+pub mod api;
+pub mod triggers;
+
 use aws_config::SdkConfig;
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::Intercept;

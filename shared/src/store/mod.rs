@@ -8,8 +8,11 @@
 //! names the item type (the stream filter matches on it); `schema_version`
 //! versions the layout for migrations.
 
-pub mod audit;
+pub mod idempotency;
+pub mod ledger;
 pub mod outbox;
+pub mod payments;
+pub mod audit;
 pub mod sessions;
 pub mod tx;
 pub mod users;
@@ -157,4 +160,78 @@ pub(crate) async fn get(
         .await
         .map_err(|e| AppError::from_sdk("read item", e))?;
     Ok(output.item)
+}
+
+/// Strongly consistent reads of several items in one round trip (BatchGetItem),
+/// answered in the order of `keys`. Unprocessed keys (throttling) are re-read.
+pub(crate) async fn get_many(
+    dynamodb: &aws_sdk_dynamodb::Client,
+    table: &str,
+    keys: Vec<Item>,
+) -> Result<Vec<Option<Item>>, AppError> {
+    use aws_sdk_dynamodb::types::KeysAndAttributes;
+    let mut found: Vec<Item> = Vec::new();
+    let mut pending = keys.clone();
+    for _ in 0..5 {
+        if pending.is_empty() {
+            break;
+        }
+        let request = KeysAndAttributes::builder()
+            .set_keys(Some(pending))
+            .consistent_read(true)
+            .build()
+            .map_err(|e| AppError::internal("build batch read", e))?;
+        let output = dynamodb
+            .batch_get_item()
+            .request_items(table, request)
+            .send()
+            .await
+            .map_err(|e| AppError::from_sdk("batch read", e))?;
+        found.extend(output.responses.and_then(|mut r| r.remove(table)).unwrap_or_default());
+        pending = output
+            .unprocessed_keys
+            .and_then(|mut u| u.remove(table))
+            .map(|k| k.keys)
+            .unwrap_or_default();
+    }
+    if !pending.is_empty() {
+        return Err(AppError::Unavailable("batch read throttled".into()));
+    }
+    Ok(keys
+        .iter()
+        .map(|wanted| {
+            found
+                .iter()
+                .find(|item| item.get("pk") == wanted.get("pk") && item.get("sk") == wanted.get("sk"))
+                .cloned()
+        })
+        .collect())
+}
+
+/// Every item of one partition (all pages).
+pub(crate) async fn query_all(
+    dynamodb: &aws_sdk_dynamodb::Client,
+    table: &str,
+    pk: String,
+    consistent: bool,
+) -> Result<Vec<Item>, AppError> {
+    let mut items = Vec::new();
+    let mut start = None;
+    loop {
+        let output = dynamodb
+            .query()
+            .table_name(table)
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", AttributeValue::S(pk.clone()))
+            .consistent_read(consistent)
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(|e| AppError::from_sdk("query partition", e))?;
+        items.extend(output.items.unwrap_or_default());
+        start = output.last_evaluated_key;
+        if start.is_none() {
+            return Ok(items);
+        }
+    }
 }

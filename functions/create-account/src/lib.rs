@@ -1,0 +1,10 @@
+//! `POST /v1/accounts`: opens a ledger account (idempotent).
+
+use caas::App;
+use caas::http;
+use caas::payments::service::{Command, handle};
+use lambda_http::{Body, Error, Request, Response};
+
+pub async fn handler(app: &App, request: Request) -> Result<Response<Body>, Error> {
+    http::serve(request, |context, request| async move { handle(app, &context, &request, Command::CreateAccount).await }).await
+}

@@ -1,0 +1,178 @@
+//! Payments, pure: a two-phase payment (authorize, then capture or void;
+//! refunds after capture) and the ledger movement of each transition.
+
+pub mod service;
+
+use crate::ledger::Movement;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PaymentStatus {
+    Authorized,
+    Captured,
+    Voided,
+    PartiallyRefunded,
+    Refunded,
+}
+
+impl PaymentStatus {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            PaymentStatus::Authorized => "authorized",
+            PaymentStatus::Captured => "captured",
+            PaymentStatus::Voided => "voided",
+            PaymentStatus::PartiallyRefunded => "partially_refunded",
+            PaymentStatus::Refunded => "refunded",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Payment {
+    pub payment_id: String,
+    pub tenant_id: String,
+    /// Authorized amount, minor units.
+    pub amount: i64,
+    pub currency: String,
+    pub payer_account_id: String,
+    pub payee_account_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<BTreeMap<String, String>>,
+    pub status: PaymentStatus,
+    pub captured_amount: i64,
+    pub refunded_amount: i64,
+    pub created_at: String,
+    pub updated_at: String,
+    /// Incremented by every transition; the optimistic-concurrency guard and
+    /// the sequence number of the payment's events.
+    pub version: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TransitionError {
+    #[error("payment is {0}; it cannot be {1}")]
+    InvalidState(&'static str, &'static str),
+    #[error("{0}")]
+    Exceeds(String),
+}
+
+/// A transition: the payment after it and the ledger movement it makes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transition {
+    pub next: Payment,
+    pub movement: Movement,
+    pub event_type: &'static str,
+    pub amount: i64,
+}
+
+impl Payment {
+    fn advance(&self, status: PaymentStatus, at: &str) -> Payment {
+        Payment { status, updated_at: at.to_owned(), version: self.version + 1, ..self.clone() }
+    }
+
+    /// Capture `amount` (default: all) of the authorization; the rest is released.
+    pub fn capture(&self, amount: Option<i64>, at: &str) -> Result<Transition, TransitionError> {
+        if self.status != PaymentStatus::Authorized {
+            return Err(TransitionError::InvalidState(self.status.as_str(), "captured"));
+        }
+        let captured = amount.unwrap_or(self.amount);
+        if captured > self.amount {
+            return Err(TransitionError::Exceeds(format!(
+                "capture amount {captured} exceeds the authorized amount {}",
+                self.amount
+            )));
+        }
+        let mut next = self.advance(PaymentStatus::Captured, at);
+        next.captured_amount = captured;
+        Ok(Transition {
+            next,
+            movement: Movement::Capture { authorized: self.amount, captured },
+            event_type: "payment.captured",
+            amount: captured,
+        })
+    }
+
+    pub fn void(&self, at: &str) -> Result<Transition, TransitionError> {
+        if self.status != PaymentStatus::Authorized {
+            return Err(TransitionError::InvalidState(self.status.as_str(), "voided"));
+        }
+        Ok(Transition {
+            next: self.advance(PaymentStatus::Voided, at),
+            movement: Movement::Void { authorized: self.amount },
+            event_type: "payment.voided",
+            amount: self.amount,
+        })
+    }
+
+    pub fn refund(&self, amount: i64, at: &str) -> Result<Transition, TransitionError> {
+        if !matches!(self.status, PaymentStatus::Captured | PaymentStatus::PartiallyRefunded) {
+            return Err(TransitionError::InvalidState(self.status.as_str(), "refunded"));
+        }
+        let refundable = self.captured_amount - self.refunded_amount;
+        if amount > refundable {
+            return Err(TransitionError::Exceeds(format!(
+                "refund amount {amount} exceeds the refundable amount {refundable}"
+            )));
+        }
+        let refunded = self.refunded_amount + amount;
+        let status = if refunded == self.captured_amount {
+            PaymentStatus::Refunded
+        } else {
+            PaymentStatus::PartiallyRefunded
+        };
+        let mut next = self.advance(status, at);
+        next.refunded_amount = refunded;
+        Ok(Transition { next, movement: Movement::Refund { amount }, event_type: "payment.refunded", amount })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn authorized(amount: i64) -> Payment {
+        Payment {
+            payment_id: "p".into(),
+            tenant_id: "acme".into(),
+            amount,
+            currency: "USD".into(),
+            payer_account_id: "a".into(),
+            payee_account_id: "b".into(),
+            description: None,
+            metadata: None,
+            status: PaymentStatus::Authorized,
+            captured_amount: 0,
+            refunded_amount: 0,
+            created_at: "t0".into(),
+            updated_at: "t0".into(),
+            version: 1,
+        }
+    }
+
+    #[test]
+    fn the_status_machine() {
+        let p = authorized(1000);
+        let captured = p.capture(Some(600), "t1").unwrap();
+        assert_eq!(captured.next.status, PaymentStatus::Captured);
+        assert_eq!(captured.next.version, 2);
+        assert_eq!(captured.movement, Movement::Capture { authorized: 1000, captured: 600 });
+        assert!(matches!(captured.next.capture(None, "t2"), Err(TransitionError::InvalidState(..))));
+        assert!(matches!(captured.next.void("t2"), Err(TransitionError::InvalidState(..))));
+        let partly = captured.next.refund(200, "t2").unwrap();
+        assert_eq!(partly.next.status, PaymentStatus::PartiallyRefunded);
+        assert!(matches!(partly.next.refund(401, "t3"), Err(TransitionError::Exceeds(_))));
+        let fully = partly.next.refund(400, "t3").unwrap();
+        assert_eq!(fully.next.status, PaymentStatus::Refunded);
+        assert!(matches!(fully.next.refund(1, "t4"), Err(TransitionError::InvalidState(..))));
+
+        assert!(matches!(p.capture(Some(1001), "t1"), Err(TransitionError::Exceeds(_))));
+        assert!(matches!(p.refund(1, "t1"), Err(TransitionError::InvalidState(..))));
+        let voided = p.void("t1").unwrap();
+        assert_eq!(voided.next.status, PaymentStatus::Voided);
+        assert!(matches!(voided.next.capture(None, "t2"), Err(TransitionError::InvalidState(..))));
+    }
+}

@@ -1,0 +1,84 @@
+//! Idempotency records: one item per (tenant, operation, key). The record is
+//! written COMPLETED in the same transaction as the business change, so a
+//! fresh request costs one read and one transaction, and a crashed invocation
+//! leaves nothing that blocks the key. Records marked IN_PROGRESS (the
+//! Powertools shape, for operations that must reserve a key before an
+//! external side effect) block the key only until `in_progress_until_ms`.
+
+use super::{Action, Expr, Item, from_item, key, tenant_pk, to_item, value};
+use crate::error::AppError;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum RecordStatus {
+    InProgress,
+    Completed,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct IdempotencyRecord {
+    pub tenant_id: String,
+    pub operation: String,
+    pub idempotency_key: String,
+    pub status: RecordStatus,
+    /// SHA-256 of the canonical request; a different request under the same key is refused.
+    pub fingerprint: String,
+    #[serde(default)]
+    pub response_status: u16,
+    #[serde(default)]
+    pub response_body: String,
+    pub created_at: String,
+    /// Epoch seconds; the TTL attribute, also checked in code.
+    pub expires_at: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub in_progress_until_ms: Option<i64>,
+}
+
+#[derive(Serialize)]
+struct RecordItem<'a> {
+    pk: String,
+    sk: &'static str,
+    kind: &'static str,
+    schema_version: u32,
+    #[serde(flatten)]
+    record: &'a IdempotencyRecord,
+}
+
+pub fn record_key(tenant: &str, operation: &str, idempotency_key: &str) -> Item {
+    key(tenant_pk(tenant, &format!("IDEM#{operation}#{idempotency_key}")), "IDEM")
+}
+
+pub fn decode(item: Item) -> Result<IdempotencyRecord, AppError> {
+    from_item(item)
+}
+
+/// Writes the completed record. The condition lets the write through only if
+/// no live record holds the key: absent, expired (TTL deletes late), or an
+/// abandoned in-progress reservation.
+pub fn complete(table: &str, record: &IdempotencyRecord, now: i64, now_ms: i64) -> Result<Action, AppError> {
+    let item = to_item(&RecordItem {
+        pk: tenant_pk(
+            &record.tenant_id,
+            &format!("IDEM#{}#{}", record.operation, record.idempotency_key),
+        ),
+        sk: "IDEM",
+        kind: "idempotency",
+        schema_version: 1,
+        record,
+    })?;
+    Action::put(
+        table,
+        "idempotency",
+        item,
+        Some(
+            "attribute_not_exists(pk) OR expires_at <= :now \
+             OR (#status = :in_progress AND in_progress_until_ms < :now_ms)",
+        ),
+        Expr::default()
+            .name("#status", "status")
+            .value(":now", value(now)?)
+            .value(":now_ms", value(now_ms)?)
+            .value(":in_progress", value(RecordStatus::InProgress)?),
+    )
+}

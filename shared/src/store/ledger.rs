@@ -1,0 +1,266 @@
+//! Ledger accounts, their per-account entries and ledger transactions.
+//! Entries live in the account's partition (`ENTRY#<tx id>`, time-ordered),
+//! so an account and its history are read with one strongly consistent query.
+
+use super::{Action, Expr, Item, from_item, key, tenant_pk, to_item, value};
+use crate::error::AppError;
+use crate::ledger::{Balances, Delta};
+use aws_sdk_dynamodb::types::AttributeValue;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AccountRecord {
+    pub tenant_id: String,
+    pub account_id: String,
+    pub currency: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    pub allow_overdraft: bool,
+    #[serde(flatten)]
+    pub balances: Balances,
+    pub created_at: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EntryRecord {
+    pub tenant_id: String,
+    pub account_id: String,
+    pub tx_id: String,
+    pub payment_id: String,
+    pub movement: String,
+    pub currency: String,
+    #[serde(flatten)]
+    pub delta: Delta,
+    pub created_at: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Posting {
+    pub account_id: String,
+    #[serde(flatten)]
+    pub delta: Delta,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LedgerTransactionRecord {
+    pub tenant_id: String,
+    pub tx_id: String,
+    pub payment_id: String,
+    pub movement: String,
+    pub currency: String,
+    pub postings: Vec<Posting>,
+    pub created_at: String,
+}
+
+#[derive(Serialize)]
+struct Keyed<'a, T> {
+    pk: String,
+    sk: String,
+    kind: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    gsi1pk: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    gsi1sk: Option<&'a str>,
+    schema_version: u32,
+    #[serde(flatten)]
+    record: &'a T,
+}
+
+pub fn account_pk(tenant: &str, account_id: &str) -> String {
+    tenant_pk(tenant, &format!("ACCOUNT#{account_id}"))
+}
+
+pub fn account_key(tenant: &str, account_id: &str) -> Item {
+    key(account_pk(tenant, account_id), "ACCOUNT")
+}
+
+/// The index partition listing a tenant's accounts.
+pub fn accounts_index_pk(tenant: &str) -> String {
+    tenant_pk(tenant, "ACCOUNTS")
+}
+
+pub fn insert_account(table: &str, account: &AccountRecord) -> Result<Action, AppError> {
+    let item = to_item(&Keyed {
+        pk: account_pk(&account.tenant_id, &account.account_id),
+        sk: "ACCOUNT".into(),
+        kind: "account",
+        gsi1pk: Some(accounts_index_pk(&account.tenant_id)),
+        gsi1sk: Some(&account.account_id),
+        schema_version: 1,
+        record: account,
+    })?;
+    Action::put(table, "account", item, Some("attribute_not_exists(pk)"), Expr::default())
+}
+
+pub fn decode_account(item: Item) -> Result<AccountRecord, AppError> {
+    from_item(item)
+}
+
+pub fn decode_entry(item: Item) -> Result<EntryRecord, AppError> {
+    from_item(item)
+}
+
+/// Applies a delta to an account's totals with ADD (no read-modify-write).
+/// The condition checks the currency (and so existence) and, when the delta
+/// lowers the available balance, the overdraft rule, atomically.
+pub fn apply_delta(
+    table: &str,
+    label: &'static str,
+    tenant: &str,
+    account_id: &str,
+    currency: &str,
+    delta: &Delta,
+) -> Result<Action, AppError> {
+    let mut terms = Vec::new();
+    let mut expr = Expr::default().value(":currency", value(currency)?);
+    for (attribute, amount) in [
+        ("debits_pending", delta.debits_pending),
+        ("credits_pending", delta.credits_pending),
+        ("debits_posted", delta.debits_posted),
+        ("credits_posted", delta.credits_posted),
+        ("available", delta.available()),
+    ] {
+        if amount != 0 {
+            terms.push(format!("{attribute} :{attribute}"));
+            expr = expr.value(&format!(":{attribute}"), value(amount)?);
+        }
+    }
+    let mut condition = String::from("currency = :currency");
+    if delta.available() < 0 {
+        condition.push_str(" AND (allow_overdraft = :yes OR available >= :need)");
+        expr = expr.value(":yes", AttributeValue::Bool(true)).value(":need", value(-delta.available())?);
+    }
+    let update = if terms.is_empty() { "SET currency = :currency".to_owned() } else { format!("ADD {}", terms.join(", ")) };
+    Action::update(table, label, account_key(tenant, account_id), &update, Some(&condition), expr)
+}
+
+pub fn insert_entry(table: &str, entry: &EntryRecord) -> Result<Action, AppError> {
+    let item = to_item(&Keyed {
+        pk: account_pk(&entry.tenant_id, &entry.account_id),
+        sk: format!("ENTRY#{}", entry.tx_id),
+        kind: "ledger_entry",
+        gsi1pk: None,
+        gsi1sk: None,
+        schema_version: 1,
+        record: entry,
+    })?;
+    Action::put(table, "entry", item, Some("attribute_not_exists(pk)"), Expr::default())
+}
+
+pub fn insert_transaction(table: &str, transaction: &LedgerTransactionRecord) -> Result<Action, AppError> {
+    let item = to_item(&Keyed {
+        pk: tenant_pk(&transaction.tenant_id, &format!("LTX#{}", transaction.tx_id)),
+        sk: "LTX".into(),
+        kind: "ledger_transaction",
+        gsi1pk: Some(tenant_pk(&transaction.tenant_id, "LTX")),
+        gsi1sk: Some(&transaction.tx_id),
+        schema_version: 1,
+        record: transaction,
+    })?;
+    Action::put(table, "ledger_transaction", item, Some("attribute_not_exists(pk)"), Expr::default())
+}
+
+/// One page of an account's entries, newest first, after `cursor` (an entry
+/// sort key from a previous page).
+pub async fn list_entries(
+    dynamodb: &aws_sdk_dynamodb::Client,
+    table: &str,
+    tenant: &str,
+    account_id: &str,
+    limit: i32,
+    cursor: Option<&str>,
+) -> Result<(Vec<EntryRecord>, Option<String>), AppError> {
+    let pk = account_pk(tenant, account_id);
+    let start = cursor.map(|sk| key(pk.clone(), sk));
+    let output = dynamodb
+        .query()
+        .table_name(table)
+        .key_condition_expression("pk = :pk AND begins_with(sk, :entry)")
+        .expression_attribute_values(":pk", AttributeValue::S(pk))
+        .expression_attribute_values(":entry", AttributeValue::S("ENTRY#".into()))
+        .scan_index_forward(false)
+        .consistent_read(true)
+        .limit(limit)
+        .set_exclusive_start_key(start)
+        .send()
+        .await
+        .map_err(|e| AppError::from_sdk("list entries", e))?;
+    let next = output
+        .last_evaluated_key()
+        .and_then(|k| k.get("sk"))
+        .and_then(|v| v.as_s().ok())
+        .cloned();
+    let entries = output.items.unwrap_or_default().into_iter().map(decode_entry).collect::<Result<_, _>>()?;
+    Ok((entries, next))
+}
+
+/// An account item and all its entries, read together (strongly consistent).
+pub async fn account_with_entries(
+    dynamodb: &aws_sdk_dynamodb::Client,
+    table: &str,
+    tenant: &str,
+    account_id: &str,
+) -> Result<(Option<AccountRecord>, Vec<EntryRecord>), AppError> {
+    let mut account = None;
+    let mut entries = Vec::new();
+    let items = super::query_all(dynamodb, table, account_pk(tenant, account_id), true).await?;
+    for item in items {
+        match item.get("kind").and_then(|k| k.as_s().ok()).map(String::as_str) {
+            Some("account") => account = Some(decode_account(item)?),
+            Some("ledger_entry") => entries.push(decode_entry(item)?),
+            _ => {}
+        }
+    }
+    Ok((account, entries))
+}
+
+/// Every account id of a tenant (from the accounts index).
+pub async fn tenant_account_ids(
+    dynamodb: &aws_sdk_dynamodb::Client,
+    table: &str,
+    tenant: &str,
+) -> Result<Vec<String>, AppError> {
+    let mut ids = Vec::new();
+    let mut start = None;
+    loop {
+        let output = dynamodb
+            .query()
+            .table_name(table)
+            .index_name("gsi1")
+            .key_condition_expression("gsi1pk = :pk")
+            .expression_attribute_values(":pk", AttributeValue::S(accounts_index_pk(tenant)))
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(|e| AppError::from_sdk("list accounts", e))?;
+        ids.extend(output.items().iter().filter_map(|i| i.get("account_id")?.as_s().ok().cloned()));
+        start = output.last_evaluated_key;
+        if start.is_none() {
+            return Ok(ids);
+        }
+    }
+}
+
+/// Every tenant that has ledger accounts (a full scan: for the verify job).
+pub async fn tenants_with_accounts(dynamodb: &aws_sdk_dynamodb::Client, table: &str) -> Result<Vec<String>, AppError> {
+    let mut tenants = std::collections::BTreeSet::new();
+    let mut start = None;
+    loop {
+        let output = dynamodb
+            .scan()
+            .table_name(table)
+            .filter_expression("kind = :account")
+            .expression_attribute_values(":account", AttributeValue::S("account".into()))
+            .projection_expression("tenant_id")
+            .consistent_read(true)
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(|e| AppError::from_sdk("scan accounts", e))?;
+        tenants.extend(output.items().iter().filter_map(|i| i.get("tenant_id")?.as_s().ok().cloned()));
+        start = output.last_evaluated_key;
+        if start.is_none() {
+            return Ok(tenants.into_iter().collect());
+        }
+    }
+}

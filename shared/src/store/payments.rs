@@ -1,0 +1,103 @@
+//! Payment items and their immutable event history, in one partition:
+//! `PAYMENT` is the current state, `EVENT#<seq>` one item per transition.
+
+use super::{Action, Expr, Item, from_item, key, tenant_pk, to_item, value};
+use crate::error::AppError;
+use crate::payments::Payment;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PaymentEventRecord {
+    pub tenant_id: String,
+    pub payment_id: String,
+    pub seq: u32,
+    #[serde(rename = "type")]
+    pub event_type: String,
+    pub status: String,
+    pub amount: i64,
+    /// The user whose token made the request.
+    pub actor: String,
+    pub correlation_id: String,
+    pub ledger_tx_id: String,
+    pub at: String,
+}
+
+#[derive(Serialize)]
+struct Keyed<'a, T> {
+    pk: String,
+    sk: String,
+    kind: &'static str,
+    schema_version: u32,
+    #[serde(flatten)]
+    record: &'a T,
+}
+
+fn payment_pk(tenant: &str, payment_id: &str) -> String {
+    tenant_pk(tenant, &format!("PAYMENT#{payment_id}"))
+}
+
+pub fn payment_key(tenant: &str, payment_id: &str) -> Item {
+    key(payment_pk(tenant, payment_id), "PAYMENT")
+}
+
+pub fn decode_payment(item: Item) -> Result<Payment, AppError> {
+    from_item(item)
+}
+
+fn payment_item(payment: &Payment) -> Result<Item, AppError> {
+    to_item(&Keyed {
+        pk: payment_pk(&payment.tenant_id, &payment.payment_id),
+        sk: "PAYMENT".into(),
+        kind: "payment",
+        schema_version: 1,
+        record: payment,
+    })
+}
+
+pub fn insert(table: &str, payment: &Payment) -> Result<Action, AppError> {
+    Action::put(table, "payment", payment_item(payment)?, Some("attribute_not_exists(pk)"), Expr::default())
+}
+
+/// Replaces the payment with its next state if nobody transitioned it since
+/// `next.version - 1` was read.
+pub fn transition(table: &str, next: &Payment) -> Result<Action, AppError> {
+    Action::put(
+        table,
+        "payment",
+        payment_item(next)?,
+        Some("version = :expected"),
+        Expr::default().value(":expected", value(next.version - 1)?),
+    )
+}
+
+pub fn insert_event(table: &str, event: &PaymentEventRecord) -> Result<Action, AppError> {
+    let item = to_item(&Keyed {
+        pk: payment_pk(&event.tenant_id, &event.payment_id),
+        sk: format!("EVENT#{:06}", event.seq),
+        kind: "payment_event",
+        schema_version: 1,
+        record: event,
+    })?;
+    Action::put(table, "payment_event", item, Some("attribute_not_exists(pk)"), Expr::default())
+}
+
+/// The payment and its events, oldest first, in one consistent query.
+pub async fn payment_with_events(
+    dynamodb: &aws_sdk_dynamodb::Client,
+    table: &str,
+    tenant: &str,
+    payment_id: &str,
+) -> Result<Option<(Payment, Vec<PaymentEventRecord>)>, AppError> {
+    let items = super::query_all(dynamodb, table, payment_pk(tenant, payment_id), true).await?;
+    let mut payment = None;
+    let mut events = Vec::new();
+    for item in items {
+        match item.get("kind").and_then(|k| k.as_s().ok()).map(String::as_str) {
+            Some("payment") => payment = Some(decode_payment(item)?),
+            Some("payment_event") => events.push(from_item::<PaymentEventRecord>(item)?),
+            _ => {}
+        }
+    }
+    events.sort_by_key(|e| e.seq);
+    Ok(payment.map(|p| (p, events)))
+}

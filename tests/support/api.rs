@@ -1,0 +1,175 @@
+//! Calls the real handlers the way API Gateway would, one warm App per
+//! function (like a Lambda container), with helpers for the common flows.
+
+use crate::TestStack;
+use caas::App;
+use lambda_http::{Body, Request, Response};
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+pub const PASSWORD: &str = "correct horse battery staple";
+
+/// An API Gateway HTTP API (v2) request with path parameters and a query.
+pub fn api_event(
+    method: &str,
+    route: &str,
+    path_params: &[(&str, &str)],
+    query: &[(&str, &str)],
+    headers: &[(&str, &str)],
+    body: Option<&str>,
+) -> Request {
+    let mut path = route.to_owned();
+    for (name, value) in path_params {
+        path = path.replace(&format!("{{{name}}}"), value);
+    }
+    let raw_query: Vec<String> = query.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let event = json!({
+        "version": "2.0",
+        "routeKey": format!("{method} {route}"),
+        "rawPath": path,
+        "rawQueryString": raw_query.join("&"),
+        "queryStringParameters": query.iter().map(|(k, v)| (k.to_string(), Value::from(*v))).collect::<serde_json::Map<_, _>>(),
+        "pathParameters": path_params.iter().map(|(k, v)| (k.to_string(), Value::from(*v))).collect::<serde_json::Map<_, _>>(),
+        "headers": headers.iter().map(|(k, v)| (k.to_ascii_lowercase(), Value::from(*v))).collect::<serde_json::Map<_, _>>(),
+        "requestContext": {
+            "accountId": "123456789012", "apiId": "local", "domainName": "localhost", "domainPrefix": "localhost",
+            "http": { "method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "tests" },
+            "requestId": uuid::Uuid::new_v4().to_string(), "routeKey": format!("{method} {route}"), "stage": "$default",
+            "time": "25/Nov/2026:00:00:00 +0000", "timeEpoch": 1_795_564_800_000i64
+        },
+        "body": body,
+        "isBase64Encoded": false
+    });
+    lambda_http::request::from_str(&event.to_string()).expect("valid API Gateway event")
+}
+
+/// Runs `request` through the handler of the function with this logical id.
+pub async fn dispatch(app: &App, function: &str, request: Request) -> Response<Body> {
+    let result = match function {
+        "RegisterFunction" => register::handler(app, request).await,
+        "LoginFunction" => login::handler(app, request).await,
+        "RefreshFunction" => refresh::handler(app, request).await,
+        "LogoutFunction" => logout::handler(app, request).await,
+        "JwksFunction" => jwks::handler(app, request).await,
+        "CreateAccountFunction" => create_account::handler(app, request).await,
+        "GetAccountFunction" => get_account::handler(app, request).await,
+        "ListTransactionsFunction" => list_transactions::handler(app, request).await,
+        "CreatePaymentFunction" => create_payment::handler(app, request).await,
+        "CapturePaymentFunction" => capture_payment::handler(app, request).await,
+        "VoidPaymentFunction" => void_payment::handler(app, request).await,
+        "RefundPaymentFunction" => refund_payment::handler(app, request).await,
+        "GetPaymentFunction" => get_payment::handler(app, request).await,
+        other => panic!("no HTTP function {other}"),
+    };
+    result.unwrap_or_else(|e| panic!("{function} returned an error instead of a response: {e}"))
+}
+
+/// The API of one test stack.
+pub struct Api<'a> {
+    pub stack: &'a TestStack,
+    apps: Mutex<HashMap<String, Arc<App>>>,
+}
+
+impl<'a> Api<'a> {
+    pub fn new(stack: &'a TestStack) -> Self {
+        Self { stack, apps: Mutex::new(HashMap::new()) }
+    }
+
+    /// The warm App of a function (built once, like a container's init phase).
+    pub fn app(&self, function: &str) -> Arc<App> {
+        let mut apps = self.apps.lock().unwrap_or_else(|p| p.into_inner());
+        apps.entry(function.to_owned()).or_insert_with(|| Arc::new(self.stack.app(function))).clone()
+    }
+
+    pub async fn call(&self, function: &str, request: Request) -> Response<Body> {
+        let app = self.app(function);
+        dispatch(&app, function, request).await
+    }
+
+    /// Registers and logs in a user; returns the access token.
+    pub async fn token(&self, tenant: &str, email: &str) -> String {
+        let body = json!({ "tenant_id": tenant, "email": email, "password": PASSWORD }).to_string();
+        let registered = self.call("RegisterFunction", api_event("POST", "/v1/users", &[], &[], &[], Some(&body))).await;
+        assert!(matches!(registered.status().as_u16(), 201 | 409));
+        let response = self.call("LoginFunction", api_event("POST", "/v1/auth/login", &[], &[], &[], Some(&body))).await;
+        let (status, tokens) = crate::parts(&response);
+        assert_eq!(status, 200, "{tokens}");
+        tokens["access_token"].as_str().expect("access token").to_owned()
+    }
+
+    /// An idempotent POST with a bearer token.
+    pub async fn post(
+        &self,
+        function: &str,
+        route: &str,
+        id: Option<&str>,
+        token: &str,
+        key: Option<&str>,
+        body: &Value,
+    ) -> Response<Body> {
+        let bearer = format!("Bearer {token}");
+        let mut headers = vec![("authorization", bearer.as_str()), ("content-type", "application/json")];
+        if let Some(key) = key {
+            headers.push(("idempotency-key", key));
+        }
+        let params: Vec<(&str, &str)> = id.map(|id| vec![("id", id)]).unwrap_or_default();
+        let body = body.to_string();
+        self.call(function, api_event("POST", route, &params, &[], &headers, Some(&body))).await
+    }
+
+    pub async fn get(&self, function: &str, route: &str, id: &str, token: &str, query: &[(&str, &str)]) -> Response<Body> {
+        let bearer = format!("Bearer {token}");
+        self.call(function, api_event("GET", route, &[("id", id)], query, &[("authorization", &bearer)], None)).await
+    }
+
+    /// Creates an account; returns its id.
+    pub async fn account(&self, token: &str, currency: &str, allow_overdraft: bool) -> String {
+        let key = uuid::Uuid::new_v4().to_string();
+        let body = json!({ "currency": currency, "allow_overdraft": allow_overdraft, "name": "test account" });
+        let response = self.post("CreateAccountFunction", "/v1/accounts", None, token, Some(&key), &body).await;
+        let (status, account) = crate::parts(&response);
+        assert_eq!(status, 201, "{account}");
+        account["account_id"].as_str().expect("account id").to_owned()
+    }
+
+    /// Authorizes a payment; returns the response.
+    pub async fn authorize(&self, token: &str, payer: &str, payee: &str, amount: i64, currency: &str) -> Response<Body> {
+        let key = uuid::Uuid::new_v4().to_string();
+        let body = json!({ "amount": amount, "currency": currency, "payer_account_id": payer, "payee_account_id": payee });
+        self.post("CreatePaymentFunction", "/v1/payments", None, token, Some(&key), &body).await
+    }
+
+    pub async fn capture(&self, token: &str, payment: &str, amount: Option<i64>) -> Response<Body> {
+        let key = uuid::Uuid::new_v4().to_string();
+        let body = amount.map_or_else(|| json!({}), |a| json!({ "amount": a }));
+        self.post("CapturePaymentFunction", "/v1/payments/{id}/capture", Some(payment), token, Some(&key), &body).await
+    }
+
+    pub async fn void(&self, token: &str, payment: &str) -> Response<Body> {
+        let key = uuid::Uuid::new_v4().to_string();
+        self.post("VoidPaymentFunction", "/v1/payments/{id}/void", Some(payment), token, Some(&key), &json!({})).await
+    }
+
+    pub async fn refund(&self, token: &str, payment: &str, amount: i64) -> Response<Body> {
+        let key = uuid::Uuid::new_v4().to_string();
+        self.post("RefundPaymentFunction", "/v1/payments/{id}/refunds", Some(payment), token, Some(&key), &json!({ "amount": amount }))
+            .await
+    }
+
+    /// Funds `account` from a fresh overdraft-allowed funding account.
+    pub async fn fund(&self, token: &str, account: &str, amount: i64, currency: &str) -> String {
+        let funding = self.account(token, currency, true).await;
+        let (status, payment) = crate::parts(&self.authorize(token, &funding, account, amount, currency).await);
+        assert_eq!(status, 201, "{payment}");
+        let id = payment["payment_id"].as_str().expect("payment id").to_owned();
+        assert_eq!(self.capture(token, &id, None).await.status(), 200);
+        funding
+    }
+
+    pub async fn balance(&self, token: &str, account: &str) -> Value {
+        let (status, body) = crate::parts(&self.get("GetAccountFunction", "/v1/accounts/{id}", account, token, &[]).await);
+        assert_eq!(status, 200, "{body}");
+        body["balance"].clone()
+    }
+}

@@ -1,0 +1,15 @@
+//! `GET /v1/audit/verify`: re-hashes the caller's tenant's audit chain and
+//! answers `{ok, entries_checked, first_broken_seq?, ...}`.
+
+use caas::App;
+use caas::http::{self, Reply};
+use lambda_http::{Body, Error, Request, Response};
+
+pub async fn handler(app: &App, request: Request) -> Result<Response<Body>, Error> {
+    http::serve(request, |_context, request| async move {
+        let caller = caas::auth::service::authenticate(app, &request).await?;
+        let report = caas::audit::verify_chain(&app.clients.dynamodb, &app.config.table_name, &caller.tenant).await?;
+        Ok(Reply::ok(report)?.with_header("cache-control", "no-store"))
+    })
+    .await
+}

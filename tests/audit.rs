@@ -1,0 +1,1 @@
+//! Audit chain tests (being written).

@@ -1,0 +1,331 @@
+//! The transactional outbox and outbox-drain against the emulator: every auth
+//! operation writes exactly its events in its own transaction; the drain
+//! publishes them to the FIFO queue in per-tenant order and marks them; an
+//! unreachable queue leaves them pending for the sweep.
+
+use caas::outbox::OutboxEvent;
+use caas::outbox::drain::{Invocation, SweepRequest};
+use caas_tests::triggers::{QueueTrigger, StreamTrigger, lambda_event, outbox_events};
+use caas_tests::*;
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+
+const PASSWORD: &str = "correct horse battery staple";
+
+async fn call(stack: &TestStack, function: &str, path: &str, body: Value) -> (u16, Value) {
+    let app = stack.app_with(function, &[("LOCKOUT_THRESHOLD", "3")]);
+    let request = api_request(
+        "POST",
+        path,
+        &[("content-type", "application/json"), ("x-correlation-id", "corr-1")],
+        Some(&body.to_string()),
+    );
+    let response = match function {
+        "RegisterFunction" => register::handler(&app, request).await,
+        "LoginFunction" => login::handler(&app, request).await,
+        "RefreshFunction" => refresh::handler(&app, request).await,
+        "LogoutFunction" => logout::handler(&app, request).await,
+        other => panic!("{other}"),
+    };
+    parts(&response.unwrap())
+}
+
+async fn register(stack: &TestStack, tenant: &str, email: &str) -> (u16, Value) {
+    call(stack, "RegisterFunction", "/v1/users", json!({"tenant_id": tenant, "email": email, "password": PASSWORD})).await
+}
+
+async fn login(stack: &TestStack, tenant: &str, email: &str, password: &str) -> (u16, Value) {
+    call(stack, "LoginFunction", "/v1/auth/login", json!({"tenant_id": tenant, "email": email, "password": password})).await
+}
+
+async fn is_stored(stack: &TestStack, event: &OutboxEvent) -> bool {
+    caas::store::outbox::find(&stack.clients.dynamodb, &stack.table(), &event.tenant_id, &event.event_id)
+        .await
+        .unwrap()
+        .is_some_and(|(stored, _)| &stored == event)
+}
+
+/// Outbox items in the table.
+async fn outbox_items(stack: &TestStack) -> usize {
+    let scan = stack
+        .clients
+        .dynamodb
+        .scan()
+        .table_name(stack.table())
+        .filter_expression("kind = :outbox")
+        .expression_attribute_values(":outbox", aws_sdk_dynamodb::types::AttributeValue::S("outbox".into()))
+        .send()
+        .await
+        .unwrap();
+    scan.items().len()
+}
+
+/// The outbox events committed since the last call, each checked against
+/// its stored item.
+async fn new_events(stack: &TestStack, trigger: &StreamTrigger) -> Vec<OutboxEvent> {
+    let events = outbox_events(&trigger.poll().await);
+    for event in &events {
+        assert!(is_stored(stack, event).await, "{} streamed but not stored", event.event_type);
+    }
+    events
+}
+
+fn types(events: &[OutboxEvent]) -> Vec<&str> {
+    events.iter().map(|e| e.event_type.as_str()).collect()
+}
+
+#[tokio::test]
+async fn every_auth_operation_writes_exactly_its_events() {
+    let stack = TestStack::new().await;
+    let stream = StreamTrigger::new(&stack, "OutboxDrainFunction");
+
+    let (status, user) = register(&stack, "acme", "ada@example.com").await;
+    assert_eq!(status, 201);
+    let events = new_events(&stack, &stream).await;
+    assert_eq!(types(&events), ["user.registered"]);
+    let user_id = user["user_id"].as_str().unwrap();
+    let registered = &events[0];
+    assert_eq!((registered.tenant_id.as_str(), registered.aggregate_type.as_str(), registered.aggregate_id.as_str()), ("acme", "user", user_id));
+    assert_eq!(registered.correlation_id, "corr-1");
+    assert_eq!(registered.schema_version, 1);
+    assert_eq!(registered.payload, json!({"user_id": user_id, "email": "ada@example.com"}));
+    assert!(caas::ids::is_valid_id(&registered.event_id));
+
+    // A failed transaction (duplicate email) leaves no outbox item.
+    // (The emulator streams the puts of a cancelled transaction, DynamoDB
+    // does not: what counts is that no outbox item was stored.)
+    assert_eq!(register(&stack, "acme", "ada@example.com").await.0, 409);
+    for event in outbox_events(&stream.poll().await) {
+        assert!(!is_stored(&stack, &event).await, "a cancelled transaction stored {}", event.event_type);
+    }
+    assert_eq!(outbox_items(&stack).await, 1);
+
+    let (status, tokens) = login(&stack, "acme", "ada@example.com", PASSWORD).await;
+    assert_eq!(status, 200);
+    let events = new_events(&stack, &stream).await;
+    assert_eq!(types(&events), ["user.login_succeeded"]);
+    assert_eq!(events[0].payload["user_id"], user_id);
+    let session_id = events[0].payload["session_id"].as_str().unwrap().to_owned();
+
+    // Unknown users write nothing; wrong passwords count up to the lock.
+    assert_eq!(login(&stack, "acme", "nobody@example.com", PASSWORD).await.0, 401);
+    assert!(new_events(&stack, &stream).await.is_empty());
+    for expected in [&["user.login_failed"][..], &["user.login_failed"], &["user.login_failed", "user.account_locked"]] {
+        assert_eq!(login(&stack, "acme", "ada@example.com", "wrong password!!").await.0, 401);
+        let events = new_events(&stack, &stream).await;
+        let mut got = types(&events);
+        got.sort();
+        let mut want = expected.to_vec();
+        want.sort();
+        assert_eq!(got, want);
+    }
+    // Locked: refused without a state change, so without an event.
+    assert_eq!(login(&stack, "acme", "ada@example.com", PASSWORD).await.0, 401);
+    assert!(new_events(&stack, &stream).await.is_empty());
+
+    let token = tokens["refresh_token"].as_str().unwrap();
+    let (status, rotated) = call(&stack, "RefreshFunction", "/v1/auth/refresh", json!({"refresh_token": token})).await;
+    assert_eq!(status, 200);
+    let events = new_events(&stack, &stream).await;
+    assert_eq!(types(&events), ["session.refreshed"]);
+    assert_eq!((events[0].aggregate_type.as_str(), events[0].aggregate_id.as_str()), ("session", session_id.as_str()));
+
+    // Reuse of the spent token revokes the family.
+    assert_eq!(call(&stack, "RefreshFunction", "/v1/auth/refresh", json!({"refresh_token": token})).await.0, 401);
+    let events = new_events(&stack, &stream).await;
+    assert_eq!(types(&events), ["session.revoked"]);
+    assert_eq!(events[0].payload["reason"], "refresh_token_reuse");
+
+    // Logout of a revoked session changes nothing: no event.
+    let rotated = rotated["refresh_token"].as_str().unwrap();
+    assert_eq!(call(&stack, "LogoutFunction", "/v1/auth/logout", json!({"refresh_token": rotated})).await.0, 204);
+    assert!(new_events(&stack, &stream).await.is_empty());
+
+    // Logout of a live session.
+    stack.clock.advance(time::Duration::hours(1));
+    let (_, tokens) = login(&stack, "acme", "ada@example.com", PASSWORD).await;
+    assert_eq!(types(&new_events(&stack, &stream).await), ["user.login_succeeded"]);
+    let live = tokens["refresh_token"].as_str().unwrap();
+    assert_eq!(call(&stack, "LogoutFunction", "/v1/auth/logout", json!({"refresh_token": live})).await.0, 204);
+    let events = new_events(&stack, &stream).await;
+    assert_eq!(types(&events), ["session.revoked"]);
+    assert_eq!(events[0].payload["reason"], "logout");
+
+    // No payload carries a secret.
+    for event in outbox_events(&stream.replay().await) {
+        let text = event.payload.to_string();
+        for secret in [PASSWORD, "wrong password!!", token, rotated, live, "argon2"] {
+            assert!(!text.contains(secret), "{} payload leaks a secret: {text}", event.event_type);
+        }
+    }
+}
+
+/// Runs the drain over everything new on the stream; returns the failed sequence numbers.
+async fn drain(app: &caas::App, stream: &StreamTrigger) -> Vec<String> {
+    let records = stream.poll().await;
+    let response = outbox_drain::handler(app, StreamTrigger::event(records)).await.expect("drain answers");
+    response.batch_item_failures.into_iter().map(|f| f.item_identifier.unwrap()).collect()
+}
+
+async fn published_at(stack: &TestStack, event: &OutboxEvent) -> Option<String> {
+    let (_, published) = caas::store::outbox::find(&stack.clients.dynamodb, &stack.table(), &event.tenant_id, &event.event_id)
+        .await
+        .unwrap()
+        .expect("outbox item exists");
+    published
+}
+
+#[tokio::test]
+async fn drain_publishes_per_tenant_in_order_and_marks_published() {
+    let stack = TestStack::new().await;
+    let stream = StreamTrigger::new(&stack, "OutboxDrainFunction");
+    let queue = QueueTrigger::new(&stack, "EventsQueue");
+    for tenant in ["acme", "globex"] {
+        for user in ["a@example.com", "b@example.com"] {
+            register(&stack, tenant, user).await;
+            login(&stack, tenant, user, PASSWORD).await;
+            login(&stack, tenant, user, "wrong password!!").await;
+        }
+    }
+    let written = outbox_events(&stream.replay().await);
+    assert_eq!(written.len(), 12);
+
+    let app = stack.app("OutboxDrainFunction");
+    assert!(drain(&app, &stream).await.is_empty());
+
+    let messages = queue.drain().await;
+    assert_eq!(messages.len(), written.len(), "each event published once");
+    let mut by_group: BTreeMap<String, Vec<OutboxEvent>> = BTreeMap::new();
+    for message in &messages {
+        let event: OutboxEvent = serde_json::from_str(message.body.as_deref().unwrap()).unwrap();
+        assert_eq!(message.attributes["MessageGroupId"], event.tenant_id);
+        assert_eq!(message.attributes["MessageDeduplicationId"], event.event_id);
+        assert!(written.contains(&event), "the body is the envelope as written");
+        by_group.entry(event.tenant_id.clone()).or_default().push(event);
+    }
+    assert_eq!(by_group.keys().collect::<Vec<_>>(), ["acme", "globex"]);
+    for (tenant, events) in &by_group {
+        let ids: Vec<&str> = events.iter().map(|e| e.event_id.as_str()).collect();
+        let mut ordered = ids.clone();
+        ordered.sort();
+        assert_eq!(ids, ordered, "{tenant}: queue order is creation order");
+        let written_order: Vec<&str> =
+            written.iter().filter(|e| &e.tenant_id == tenant).map(|e| e.event_id.as_str()).collect();
+        let mut written_sorted = written_order.clone();
+        written_sorted.sort();
+        assert_eq!(ids, written_sorted);
+    }
+    for event in &written {
+        assert!(published_at(&stack, event).await.is_some(), "{} marked published", event.event_type);
+    }
+
+    // Nothing is left pending: the sweep finds nothing, even long after.
+    stack.clock.advance(time::Duration::hours(1));
+    let report = outbox_drain::sweep(&app, lambda_event(SweepRequest::new(300))).await.unwrap();
+    assert_eq!((report.found, report.published, report.failed), (0, 0, 0));
+
+    // Draining the same records again publishes nothing new (FIFO dedup by
+    // event id) and keeps the first publication time.
+    let first: Vec<Option<String>> = futures::future::join_all(written.iter().map(|e| published_at(&stack, e))).await;
+    let replay = outbox_drain::handler(&app, StreamTrigger::event(stream.replay().await)).await.unwrap();
+    assert!(replay.batch_item_failures.is_empty());
+    // Publishing twice is allowed (FIFO dedup by event id drops copies within
+    // 5 minutes); only copies of published events may appear.
+    for message in queue.drain().await {
+        assert!(written.iter().any(|e| e.event_id == message.attributes["MessageDeduplicationId"]));
+    }
+    let again: Vec<Option<String>> = futures::future::join_all(written.iter().map(|e| published_at(&stack, e))).await;
+    assert_eq!(first, again);
+}
+
+/// The drain's app with its SQS client pointed at a closed port, no retries.
+fn unreachable_sqs(stack: &TestStack) -> caas::App {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut app = stack.app("OutboxDrainFunction");
+    app.clients.sqs = aws_sdk_sqs::Client::from_conf(
+        aws_sdk_sqs::config::Builder::from(&stack.sdk)
+            .endpoint_url(format!("http://127.0.0.1:{port}"))
+            .retry_config(aws_config::retry::RetryConfig::disabled())
+            .build(),
+    );
+    app
+}
+
+#[tokio::test]
+async fn unreachable_queue_fails_the_records_and_the_sweep_publishes_later() {
+    let stack = TestStack::new().await;
+    let stream = StreamTrigger::new(&stack, "OutboxDrainFunction");
+    let queue = QueueTrigger::new(&stack, "EventsQueue");
+    register(&stack, "acme", "a@example.com").await;
+    register(&stack, "acme", "b@example.com").await;
+    login(&stack, "acme", "a@example.com", PASSWORD).await;
+
+    let records = stream.poll().await;
+    let sequence_numbers: Vec<String> =
+        records.iter().map(|r| r.change.sequence_number.clone().unwrap()).collect();
+    let events = outbox_events(&records);
+    assert_eq!(events.len(), 3);
+
+    let down = unreachable_sqs(&stack);
+    let response = outbox_drain::handler(&down, StreamTrigger::event(records)).await.expect("a partial answer, not an error");
+    let mut failed: Vec<String> = response.batch_item_failures.into_iter().map(|f| f.item_identifier.unwrap()).collect();
+    failed.sort();
+    let mut expected = sequence_numbers.clone();
+    expected.sort();
+    assert_eq!(failed, expected, "every record reported by its sequence number");
+    for event in &events {
+        assert_eq!(published_at(&stack, event).await, None, "nothing marked published");
+    }
+    assert!(queue.drain().await.is_empty());
+
+    // The sweep leaves young items to the stream...
+    let app = stack.app("OutboxDrainFunction");
+    let report = outbox_drain::sweep(&app, lambda_event(SweepRequest::new(300))).await.unwrap();
+    assert_eq!(report.found, 0, "within the grace period");
+    // ...and while the queue is still down, fails without marking anything.
+    stack.clock.advance(time::Duration::minutes(10));
+    let report = outbox_drain::sweep(&down, lambda_event(SweepRequest::new(300))).await.unwrap();
+    assert_eq!((report.found, report.published, report.failed), (3, 0, 3));
+
+    // Once the queue is back, the scheduled sweep publishes them.
+    let sweep_input: Invocation = serde_json::from_str(r#"{"action":"sweep","grace_seconds":300}"#).unwrap();
+    let output = outbox_drain::dispatch(&app, lambda_event(sweep_input)).await.unwrap();
+    let report = serde_json::to_value(&output).unwrap();
+    assert_eq!((report["found"].as_u64(), report["published"].as_u64(), report["failed"].as_u64()), (Some(3), Some(3), Some(0)));
+    let messages = queue.drain().await;
+    let mut ids: Vec<String> = messages.iter().map(|m| m.attributes["MessageDeduplicationId"].clone()).collect();
+    ids.sort();
+    let mut expected: Vec<String> = events.iter().map(|e| e.event_id.clone()).collect();
+    expected.sort();
+    assert_eq!(ids, expected);
+    for event in &events {
+        assert!(published_at(&stack, event).await.is_some());
+    }
+    let report = outbox_drain::sweep(&app, lambda_event(SweepRequest::new(300))).await.unwrap();
+    assert_eq!(report.found, 0, "published items leave the pending index");
+}
+
+#[tokio::test]
+async fn undecodable_outbox_records_fail_and_other_items_are_ignored() {
+    let stack = TestStack::new().await;
+    let app = stack.app("OutboxDrainFunction");
+    let record = |sequence: &str, event_name: &str, image: Value| -> aws_lambda_events::event::dynamodb::EventRecord {
+        serde_json::from_value(json!({
+            "awsRegion": "us-east-1",
+            "eventID": sequence,
+            "eventName": event_name,
+            "eventSource": "aws:dynamodb",
+            "dynamodb": { "NewImage": image, "SequenceNumber": sequence, "SizeBytes": 10, "StreamViewType": "NEW_AND_OLD_IMAGES" }
+        }))
+        .unwrap()
+    };
+    let records = vec![
+        record("100", "INSERT", json!({"pk": {"S": "T#acme#USER#1"}, "sk": {"S": "USER"}, "kind": {"S": "user"}})),
+        record("101", "INSERT", json!({"pk": {"S": "T#acme#OUTBOX#x"}, "sk": {"S": "OUTBOX"}, "kind": {"S": "outbox"}})),
+        record("102", "MODIFY", json!({"pk": {"S": "T#acme#OUTBOX#y"}, "sk": {"S": "OUTBOX"}, "kind": {"S": "outbox"}})),
+    ];
+    let response = outbox_drain::handler(&app, StreamTrigger::event(records)).await.unwrap();
+    let failed: Vec<_> = response.batch_item_failures.iter().map(|f| f.item_identifier.clone().unwrap()).collect();
+    assert_eq!(failed, ["101"], "only the broken outbox INSERT is reported");
+    assert!(QueueTrigger::new(&stack, "EventsQueue").drain().await.is_empty());
+}

@@ -1,59 +1,111 @@
 //! Every sample event in events/ runs through its function's handler with the
-//! status it is documented to produce. A new event file without an entry here
+//! outcome it is documented to produce. A new event file without an entry here
 //! fails the test, so the samples cannot rot.
+//!
+//! API samples carry placeholders (`{{ACCESS_TOKEN}}`, `{{ACCOUNT_ID}}`,
+//! `{{PAYER_ACCOUNT_ID}}`, `{{PAYEE_ACCOUNT_ID}}`, `{{PAYMENT_ID}}`) that the
+//! test fills with live values, as a user of `sam local invoke` would.
 
+use caas_tests::api::{Api, dispatch};
 use caas_tests::*;
-use lambda_http::{Body, Request, Response};
+use lambda_http::{Body, Response};
+use serde_json::json;
+use std::collections::HashMap;
 
-async fn run(stack: &TestStack, file: &str) -> Response<Body> {
-    run_request(stack, file, lambda_http::request::from_str(&event_file(file)).expect(file)).await
-}
-
-async fn run_request(stack: &TestStack, file: &str, request: Request) -> Response<Body> {
-    let function = file.split(['-', '.']).next().unwrap_or_default();
-    let result = match function {
-        "register" => register::handler(&stack.app("RegisterFunction"), request).await,
-        "login" => login::handler(&stack.app("LoginFunction"), request).await,
-        "refresh" => refresh::handler(&stack.app("RefreshFunction"), request).await,
-        "logout" => logout::handler(&stack.app("LogoutFunction"), request).await,
-        "jwks" => jwks::handler(&stack.app("JwksFunction"), request).await,
-        other => panic!("events/{file}: no function {other:?} is known to this test"),
-    };
-    result.expect(file)
-}
-
-/// Expected status of each event file, in the order they run (state builds up:
-/// `register.json` creates the user `login.json` logs in).
-const EXPECTED: &[(&str, u16)] = &[
-    ("register.json", 201),
-    ("register-invalid-email.json", 400),
-    ("register-weak-password.json", 400),
-    ("login.json", 200),
-    ("login-wrong-password.json", 401),
-    ("login-unknown-user.json", 401),
-    ("login-malformed.json", 400),
+/// API samples: file, function (logical id), expected status, in the order
+/// they run (state builds up: `register.json` creates the user `login.json`
+/// logs in).
+const API_EVENTS: &[(&str, &str, u16)] = &[
+    ("register.json", "RegisterFunction", 201),
+    ("register-invalid-email.json", "RegisterFunction", 400),
+    ("register-weak-password.json", "RegisterFunction", 400),
+    ("login.json", "LoginFunction", 200),
+    ("login-wrong-password.json", "LoginFunction", 401),
+    ("login-unknown-user.json", "LoginFunction", 401),
+    ("login-malformed.json", "LoginFunction", 400),
     // The sample holds a placeholder token: unknown, so 401 (a live token is
     // substituted below and must give 200).
-    ("refresh.json", 401),
-    ("logout.json", 204),
-    ("jwks.json", 200),
+    ("refresh.json", "RefreshFunction", 401),
+    ("logout.json", "LogoutFunction", 204),
+    ("jwks.json", "JwksFunction", 200),
+    ("create-account.json", "CreateAccountFunction", 201),
+    ("create-account-unknown-currency.json", "CreateAccountFunction", 400),
+    ("get-account.json", "GetAccountFunction", 200),
+    ("list-transactions.json", "ListTransactionsFunction", 200),
+    ("create-payment.json", "CreatePaymentFunction", 201),
+    ("create-payment-float-amount.json", "CreatePaymentFunction", 400),
+    ("create-payment-missing-idempotency-key.json", "CreatePaymentFunction", 400),
+    ("capture-payment.json", "CapturePaymentFunction", 200),
+    ("void-payment.json", "VoidPaymentFunction", 200),
+    ("refund-payment.json", "RefundPaymentFunction", 201),
+    ("get-payment.json", "GetPaymentFunction", 200),
 ];
 
-#[tokio::test]
-async fn every_sample_event_gives_its_documented_status() {
-    let stack = TestStack::new().await;
+/// Job samples, run by their own tests below (or in the job's test file).
+const JOB_EVENTS: &[&str] = &["verify.json"];
+
+fn fill(template: &str, values: &HashMap<&str, String>) -> String {
+    values.iter().fold(template.to_owned(), |text, (name, value)| text.replace(&format!("{{{{{name}}}}}"), value))
+}
+
+async fn run_api(api: &Api<'_>, file: &str, function: &str, values: &HashMap<&str, String>) -> Response<Body> {
+    let event = fill(&event_file(file), values);
+    let request = lambda_http::request::from_str(&event).unwrap_or_else(|e| panic!("events/{file}: {e}"));
+    dispatch(&api.app(function), function, request).await
+}
+
+#[test]
+fn every_event_file_is_listed() {
     let mut files: Vec<String> = std::fs::read_dir(repo_root().join("events"))
         .unwrap()
         .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
         .filter(|name| name.ends_with(".json"))
         .collect();
     files.sort();
-    let mut listed: Vec<String> = EXPECTED.iter().map(|(f, _)| f.to_string()).collect();
+    let mut listed: Vec<String> =
+        API_EVENTS.iter().map(|(f, _, _)| f.to_string()).chain(JOB_EVENTS.iter().map(|f| f.to_string())).collect();
     listed.sort();
-    assert_eq!(files, listed, "every events/*.json has an expected status here, and only those");
+    assert_eq!(files, listed, "every events/*.json has an expected outcome here, and only those");
+}
 
-    for (file, status) in EXPECTED {
-        let response = run(&stack, file).await;
+#[tokio::test]
+async fn every_api_sample_gives_its_documented_status() {
+    let stack = TestStack::new().await;
+    let api = Api::new(&stack);
+    let mut values: HashMap<&str, String> = HashMap::new();
+    for (file, function, status) in API_EVENTS {
+        // Fresh live values for the samples that need them.
+        match *file {
+            "create-account.json" => {
+                let token = api.token("acme", "ada@example.com").await;
+                values.insert("ACCESS_TOKEN", token);
+            }
+            "get-account.json" => {
+                let account = api.account(&values["ACCESS_TOKEN"], "USD", false).await;
+                values.insert("ACCOUNT_ID", account);
+            }
+            "create-payment.json" => {
+                let token = values["ACCESS_TOKEN"].clone();
+                let (payer, payee) = (api.account(&token, "USD", false).await, api.account(&token, "USD", false).await);
+                api.fund(&token, &payer, 100_000, "USD").await;
+                values.insert("PAYER_ACCOUNT_ID", payer);
+                values.insert("PAYEE_ACCOUNT_ID", payee);
+            }
+            "capture-payment.json" | "void-payment.json" => {
+                let token = &values["ACCESS_TOKEN"];
+                let response = api.authorize(token, &values["PAYER_ACCOUNT_ID"], &values["PAYEE_ACCOUNT_ID"], 1_250, "USD").await;
+                values.insert("PAYMENT_ID", parts(&response).1["payment_id"].as_str().unwrap().to_owned());
+            }
+            "refund-payment.json" => {
+                let token = &values["ACCESS_TOKEN"];
+                let response = api.authorize(token, &values["PAYER_ACCOUNT_ID"], &values["PAYEE_ACCOUNT_ID"], 1_250, "USD").await;
+                let id = parts(&response).1["payment_id"].as_str().unwrap().to_owned();
+                assert_eq!(api.capture(token, &id, None).await.status(), 200);
+                values.insert("PAYMENT_ID", id);
+            }
+            _ => {}
+        }
+        let response = run_api(&api, file, function, &values).await;
         let (actual, body) = parts(&response);
         assert_eq!(actual, *status, "events/{file}: {body}");
         if actual >= 400 {
@@ -62,11 +114,27 @@ async fn every_sample_event_gives_its_documented_status() {
     }
 
     // The refresh and logout samples with a live token substituted.
-    let (_, tokens) = parts(&run(&stack, "login.json").await);
+    let (_, tokens) = parts(&run_api(&api, "login.json", "LoginFunction", &values).await);
     let live = tokens["refresh_token"].as_str().unwrap();
-    for (file, status) in [("refresh.json", 200), ("logout.json", 204)] {
+    for (file, function, status) in [("refresh.json", "RefreshFunction", 200), ("logout.json", "LogoutFunction", 204)] {
         let event = event_file(file).replace("rt1.acme.REPLACE_WITH_A_REFRESH_TOKEN_FROM_LOGIN_000000000", live);
-        let response = run_request(&stack, file, lambda_http::request::from_str(&event).unwrap()).await;
+        let response = dispatch(&api.app(function), function, lambda_http::request::from_str(&event).unwrap()).await;
         assert_eq!(response.status().as_u16(), status, "events/{file} with a live token");
     }
+}
+
+#[tokio::test]
+async fn the_verify_sample_reports_a_consistent_ledger() {
+    let stack = TestStack::new().await;
+    let api = Api::new(&stack);
+    let token = api.token("acme", "ada@example.com").await;
+    let wallet = api.account(&token, "USD", false).await;
+    api.fund(&token, &wallet, 500, "USD").await;
+    let payload: serde_json::Value = serde_json::from_str(&event_file("verify.json")).unwrap();
+    let event = lambda_runtime::LambdaEvent::new(payload, lambda_runtime::Context::default());
+    let report = verify::handler(&stack.app("VerifyFunction"), event).await.expect("verify runs");
+    assert!(report.ok, "{report:?}");
+    assert_eq!(report.accounts_checked, 2);
+    let malformed = lambda_runtime::LambdaEvent::new(json!({"tenant_id": 7}), lambda_runtime::Context::default());
+    assert!(verify::handler(&stack.app("VerifyFunction"), malformed).await.is_err(), "a clear job error");
 }

@@ -18,6 +18,7 @@ pub mod http;
 pub mod idempotency;
 pub mod ids;
 pub mod ledger;
+pub mod metrics;
 pub mod money;
 pub mod outbox;
 pub mod payments;

@@ -2,7 +2,7 @@
 //! replays the ledger and reports drift as JSON.
 
 use caas::App;
-use caas::ledger::verify::{LedgerReport, verify_ledger};
+use caas::ledger::verify::{LedgerReport, emit_metrics, verify_ledger};
 use lambda_runtime::{Error, LambdaEvent};
 use serde_json::Value;
 
@@ -14,6 +14,7 @@ pub async fn handler(app: &App, event: LambdaEvent<Value>) -> Result<LedgerRepor
         Some(_) => return Err("tenant_id must be a string".into()),
     };
     let report = verify_ledger(&app.clients.dynamodb, &app.config.table_name, tenant.as_ref()).await?;
+    emit_metrics(&report, app.now());
     if report.ok {
         tracing::info!(accounts = report.accounts_checked, entries = report.entries_checked, "ledger verified");
     } else {

@@ -374,3 +374,25 @@ async fn correlation_ids_are_echoed_and_secrets_never_logged() {
         assert!(parsed.get("level").is_some());
     }
 }
+
+#[tokio::test]
+async fn login_costs_one_read_one_transaction_and_one_signature() {
+    let stack = TestStack::new().await;
+    register(&stack, "acme", "kim@example.com", PASSWORD).await;
+    let app = stack.app("LoginFunction");
+    stack.round_trips.reset();
+    assert_eq!(login_response(&app, "acme", "kim@example.com", PASSWORD).await.status(), 200);
+    assert_eq!(stack.round_trips.operations("dynamodb"), ["GetItem", "TransactWriteItems"]);
+    assert_eq!(stack.round_trips.operations("kms"), ["Sign"]);
+
+    stack.round_trips.reset();
+    assert_eq!(login_response(&app, "acme", "nobody@example.com", PASSWORD).await.status(), 401);
+    assert_eq!(stack.round_trips.operations("dynamodb"), ["GetItem"], "unknown user: one read, no write");
+    assert!(stack.round_trips.operations("kms").is_empty());
+
+    let (_, tokens) = login(&stack, "acme", "kim@example.com", PASSWORD).await;
+    stack.round_trips.reset();
+    assert_eq!(refresh(&stack, tokens["refresh_token"].as_str().unwrap()).await.0, 200);
+    assert_eq!(stack.round_trips.operations("dynamodb"), ["GetItem", "TransactWriteItems"]);
+    assert_eq!(stack.round_trips.operations("kms"), ["Sign"]);
+}

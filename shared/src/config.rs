@@ -55,6 +55,35 @@ pub struct Config {
     pub refresh_token_ttl_seconds: i64,
     pub lockout: LockoutPolicy,
     pub idempotency_ttl_seconds: i64,
+    pub backup: BackupSettings,
+    pub migrate: MigrateSettings,
+}
+
+/// The backup job: which tables, how long on-demand backups are kept, and
+/// how far a drill's restored item count may differ from the live table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackupSettings {
+    /// `BACKUP_TABLES` (comma separated), default `TABLE_NAME`.
+    pub tables: Vec<String>,
+    pub retention_days: u32,
+    pub keep_newest: u32,
+    pub drill_count_tolerance_percent: u32,
+}
+
+/// The migrate job: page size of the segment scans, lease length, failure
+/// threshold, and how close to the invocation deadline a segment hands over.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MigrateSettings {
+    pub page_size: i32,
+    pub default_segments: u32,
+    pub lease_seconds: i64,
+    pub max_failed_items: u64,
+    pub deadline_margin_ms: u64,
+    pub item_concurrency: usize,
+    /// Test hook (`MIGRATE_FAIL_AFTER_PAGES`): a segment invocation fails
+    /// after applying this many pages, before checkpointing the last one, as a
+    /// crash would. Never set in template.yaml.
+    pub fail_after_pages: Option<u32>,
 }
 
 impl Config {
@@ -102,6 +131,27 @@ impl Config {
                 86_400,
                 86_400..=2_592_000,
             )?,
+            backup: BackupSettings {
+                tables: match text("BACKUP_TABLES") {
+                    Some(list) => list.split(',').map(str::trim).filter(|t| !t.is_empty()).map(str::to_owned).collect(),
+                    None => vec![required("TABLE_NAME")?],
+                },
+                retention_days: number(&text, "BACKUP_RETENTION_DAYS", 30, 1..=3650)?,
+                keep_newest: number(&text, "BACKUP_KEEP_NEWEST", 7, 1..=1000)?,
+                drill_count_tolerance_percent: number(&text, "BACKUP_DRILL_COUNT_TOLERANCE_PERCENT", 5, 0..=100)?,
+            },
+            migrate: MigrateSettings {
+                page_size: number(&text, "MIGRATE_PAGE_SIZE", 200, 1..=1000)?,
+                default_segments: number(&text, "MIGRATE_SEGMENTS", 4, 1..=1000)?,
+                lease_seconds: number(&text, "MIGRATE_LEASE_SECONDS", 900, 30..=7200)?,
+                max_failed_items: number(&text, "MIGRATE_MAX_FAILED_ITEMS", 10, 0..=1_000_000)?,
+                deadline_margin_ms: number(&text, "MIGRATE_DEADLINE_MARGIN_MS", 20_000, 0..=600_000)?,
+                item_concurrency: number(&text, "MIGRATE_ITEM_CONCURRENCY", 16, 1..=256)?,
+                fail_after_pages: match text("MIGRATE_FAIL_AFTER_PAGES") {
+                    Some(_) => Some(number(&text, "MIGRATE_FAIL_AFTER_PAGES", 1, 1..=1_000_000)?),
+                    None => None,
+                },
+            },
         })
     }
 
@@ -152,6 +202,17 @@ mod tests {
         assert_eq!(c.lockout, LockoutPolicy { threshold: 5, window_seconds: 900, duration_seconds: 900 });
         assert_eq!(c.access_token_ttl_seconds, 900);
         assert_eq!(c.refresh_token_ttl_seconds, 30 * 86_400);
+        assert_eq!(c.backup.tables, vec!["t".to_owned()]);
+        assert_eq!((c.backup.retention_days, c.backup.keep_newest), (30, 7));
+        assert_eq!(c.migrate.fail_after_pages, None);
+    }
+
+    #[test]
+    fn backup_tables_are_a_comma_list() {
+        let c = config(&[("TABLE_NAME", "t"), ("BACKUP_TABLES", " a, b ,,c ")]).unwrap();
+        assert_eq!(c.backup.tables, vec!["a", "b", "c"]);
+        let c = config(&[("TABLE_NAME", "t"), ("MIGRATE_FAIL_AFTER_PAGES", "2")]).unwrap();
+        assert_eq!(c.migrate.fail_after_pages, Some(2));
     }
 
     #[test]

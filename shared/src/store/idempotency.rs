@@ -5,7 +5,7 @@
 //! Powertools shape, for operations that must reserve a key before an
 //! external side effect) block the key only until `in_progress_until_ms`.
 
-use super::{Action, Expr, Item, from_item, key, tenant_pk, to_item, value};
+use super::{Action, Expr, Item, Keyed, from_item, key, tenant_pk, value};
 use crate::error::AppError;
 use serde::{Deserialize, Serialize};
 
@@ -35,16 +35,6 @@ pub struct IdempotencyRecord {
     pub in_progress_until_ms: Option<i64>,
 }
 
-#[derive(Serialize)]
-struct RecordItem<'a> {
-    pk: String,
-    sk: &'static str,
-    kind: &'static str,
-    schema_version: u32,
-    #[serde(flatten)]
-    record: &'a IdempotencyRecord,
-}
-
 pub fn record_key(tenant: &str, operation: &str, idempotency_key: &str) -> Item {
     key(tenant_pk(tenant, &format!("IDEM#{operation}#{idempotency_key}")), "IDEM")
 }
@@ -57,16 +47,8 @@ pub fn decode(item: Item) -> Result<IdempotencyRecord, AppError> {
 /// no live record holds the key: absent, expired (TTL deletes late), or an
 /// abandoned in-progress reservation.
 pub fn complete(table: &str, record: &IdempotencyRecord, now: i64, now_ms: i64) -> Result<Action, AppError> {
-    let item = to_item(&RecordItem {
-        pk: tenant_pk(
-            &record.tenant_id,
-            &format!("IDEM#{}#{}", record.operation, record.idempotency_key),
-        ),
-        sk: "IDEM",
-        kind: "idempotency",
-        schema_version: 1,
-        record,
-    })?;
+    let pk = tenant_pk(&record.tenant_id, &format!("IDEM#{}#{}", record.operation, record.idempotency_key));
+    let item = Keyed::new(pk, "IDEM", "idempotency", record).item()?;
     Action::put(
         table,
         "idempotency",

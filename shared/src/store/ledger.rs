@@ -2,7 +2,7 @@
 //! Entries live in the account's partition (`ENTRY#<tx id>`, time-ordered),
 //! so an account and its history are read with one strongly consistent query.
 
-use super::{Action, Expr, Item, from_item, key, tenant_pk, to_item, value};
+use super::{Action, Expr, Item, Keyed, from_item, key, tenant_pk, value};
 use crate::error::AppError;
 use crate::ledger::{Balances, Delta};
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -52,20 +52,6 @@ pub struct LedgerTransactionRecord {
     pub created_at: String,
 }
 
-#[derive(Serialize)]
-struct Keyed<'a, T> {
-    pk: String,
-    sk: String,
-    kind: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    gsi1pk: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    gsi1sk: Option<&'a str>,
-    schema_version: u32,
-    #[serde(flatten)]
-    record: &'a T,
-}
-
 pub fn account_pk(tenant: &str, account_id: &str) -> String {
     tenant_pk(tenant, &format!("ACCOUNT#{account_id}"))
 }
@@ -80,16 +66,9 @@ pub fn accounts_index_pk(tenant: &str) -> String {
 }
 
 pub fn insert_account(table: &str, account: &AccountRecord) -> Result<Action, AppError> {
-    let item = to_item(&Keyed {
-        pk: account_pk(&account.tenant_id, &account.account_id),
-        sk: "ACCOUNT".into(),
-        kind: "account",
-        gsi1pk: Some(accounts_index_pk(&account.tenant_id)),
-        gsi1sk: Some(&account.account_id),
-        schema_version: 1,
-        record: account,
-    })?;
-    Action::put(table, "account", item, Some("attribute_not_exists(pk)"), Expr::default())
+    Keyed::new(account_pk(&account.tenant_id, &account.account_id), "ACCOUNT", "account", account)
+        .indexed(accounts_index_pk(&account.tenant_id), &account.account_id)
+        .insert(table, "account")
 }
 
 pub fn decode_account(item: Item) -> Result<AccountRecord, AppError> {
@@ -135,29 +114,15 @@ pub fn apply_delta(
 }
 
 pub fn insert_entry(table: &str, entry: &EntryRecord) -> Result<Action, AppError> {
-    let item = to_item(&Keyed {
-        pk: account_pk(&entry.tenant_id, &entry.account_id),
-        sk: format!("ENTRY#{}", entry.tx_id),
-        kind: "ledger_entry",
-        gsi1pk: None,
-        gsi1sk: None,
-        schema_version: 1,
-        record: entry,
-    })?;
-    Action::put(table, "entry", item, Some("attribute_not_exists(pk)"), Expr::default())
+    Keyed::new(account_pk(&entry.tenant_id, &entry.account_id), format!("ENTRY#{}", entry.tx_id), "ledger_entry", entry)
+        .insert(table, "entry")
 }
 
 pub fn insert_transaction(table: &str, transaction: &LedgerTransactionRecord) -> Result<Action, AppError> {
-    let item = to_item(&Keyed {
-        pk: tenant_pk(&transaction.tenant_id, &format!("LTX#{}", transaction.tx_id)),
-        sk: "LTX".into(),
-        kind: "ledger_transaction",
-        gsi1pk: Some(tenant_pk(&transaction.tenant_id, "LTX")),
-        gsi1sk: Some(&transaction.tx_id),
-        schema_version: 1,
-        record: transaction,
-    })?;
-    Action::put(table, "ledger_transaction", item, Some("attribute_not_exists(pk)"), Expr::default())
+    let pk = tenant_pk(&transaction.tenant_id, &format!("LTX#{}", transaction.tx_id));
+    Keyed::new(pk, "LTX", "ledger_transaction", transaction)
+        .indexed(tenant_pk(&transaction.tenant_id, "LTX"), &transaction.tx_id)
+        .insert(table, "ledger_transaction")
 }
 
 /// One page of an account's entries, newest first, after `cursor` (an entry

@@ -10,6 +10,7 @@
 
 pub mod idempotency;
 pub mod ledger;
+pub mod migrations;
 pub mod outbox;
 pub mod payments;
 pub mod audit;
@@ -19,7 +20,7 @@ pub mod users;
 
 use crate::error::AppError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, ConditionCheck, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
+    AttributeValue, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -51,6 +52,49 @@ pub(crate) fn from_item<T: DeserializeOwned>(item: Item) -> Result<T, AppError> 
 
 pub(crate) fn value<T: Serialize>(value: T) -> Result<AttributeValue, AppError> {
     serde_dynamo::to_attribute_value(value).map_err(|e| AppError::internal("encode value", e))
+}
+
+/// An item as stored: its keys, its type (`kind`), its layout version, and the
+/// record's own attributes flattened beside them. Every layout is built with it.
+#[derive(Debug, Serialize)]
+pub(crate) struct Keyed<'a, T> {
+    pk: String,
+    sk: String,
+    kind: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    gsi1pk: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    gsi1sk: Option<String>,
+    schema_version: u32,
+    #[serde(flatten)]
+    record: &'a T,
+}
+
+impl<'a, T: Serialize> Keyed<'a, T> {
+    pub fn new(pk: String, sk: impl Into<String>, kind: &'static str, record: &'a T) -> Self {
+        Self { pk, sk: sk.into(), kind, gsi1pk: None, gsi1sk: None, schema_version: 1, record }
+    }
+
+    /// Also listed in `gsi1` under `gsi1pk`, sorted by `gsi1sk`.
+    pub fn indexed(mut self, gsi1pk: String, gsi1sk: impl Into<String>) -> Self {
+        self.gsi1pk = Some(gsi1pk);
+        self.gsi1sk = Some(gsi1sk.into());
+        self
+    }
+
+    pub fn version(mut self, schema_version: u32) -> Self {
+        self.schema_version = schema_version;
+        self
+    }
+
+    pub fn item(&self) -> Result<Item, AppError> {
+        to_item(self)
+    }
+
+    /// A put that fails (with `label`) if the item already exists.
+    pub fn insert(&self, table: &str, label: &'static str) -> Result<Action, AppError> {
+        Action::put(table, label, self.item()?, Some("attribute_not_exists(pk)"), Expr::default())
+    }
 }
 
 /// One write inside a transaction, labelled so a cancellation reason can be
@@ -119,25 +163,6 @@ impl Action {
             .build()
             .map_err(|e| AppError::internal("build update", e))?;
         Ok(Self { label, write: TransactWriteItem::builder().update(update).build() })
-    }
-
-    pub(crate) fn check(
-        table: &str,
-        label: &'static str,
-        key: Item,
-        condition: &str,
-        expr: Expr,
-    ) -> Result<Self, AppError> {
-        let check = ConditionCheck::builder()
-            .table_name(table)
-            .set_key(Some(key))
-            .condition_expression(condition)
-            .set_expression_attribute_names(non_empty(expr.names))
-            .set_expression_attribute_values(non_empty(expr.values))
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .build()
-            .map_err(|e| AppError::internal("build condition check", e))?;
-        Ok(Self { label, write: TransactWriteItem::builder().condition_check(check).build() })
     }
 }
 

@@ -1,7 +1,7 @@
 //! Payment items and their immutable event history, in one partition:
 //! `PAYMENT` is the current state, `EVENT#<seq>` one item per transition.
 
-use super::{Action, Expr, Item, from_item, key, tenant_pk, to_item, value};
+use super::{Action, Expr, Item, Keyed, from_item, key, tenant_pk, value};
 use crate::error::AppError;
 use crate::payments::Payment;
 use serde::{Deserialize, Serialize};
@@ -22,16 +22,6 @@ pub struct PaymentEventRecord {
     pub at: String,
 }
 
-#[derive(Serialize)]
-struct Keyed<'a, T> {
-    pk: String,
-    sk: String,
-    kind: &'static str,
-    schema_version: u32,
-    #[serde(flatten)]
-    record: &'a T,
-}
-
 fn payment_pk(tenant: &str, payment_id: &str) -> String {
     tenant_pk(tenant, &format!("PAYMENT#{payment_id}"))
 }
@@ -44,18 +34,12 @@ pub fn decode_payment(item: Item) -> Result<Payment, AppError> {
     from_item(item)
 }
 
-fn payment_item(payment: &Payment) -> Result<Item, AppError> {
-    to_item(&Keyed {
-        pk: payment_pk(&payment.tenant_id, &payment.payment_id),
-        sk: "PAYMENT".into(),
-        kind: "payment",
-        schema_version: 1,
-        record: payment,
-    })
+fn payment_item(payment: &Payment) -> Keyed<'_, Payment> {
+    Keyed::new(payment_pk(&payment.tenant_id, &payment.payment_id), "PAYMENT", "payment", payment)
 }
 
 pub fn insert(table: &str, payment: &Payment) -> Result<Action, AppError> {
-    Action::put(table, "payment", payment_item(payment)?, Some("attribute_not_exists(pk)"), Expr::default())
+    payment_item(payment).insert(table, "payment")
 }
 
 /// Replaces the payment with its next state if nobody transitioned it since
@@ -64,21 +48,15 @@ pub fn transition(table: &str, next: &Payment) -> Result<Action, AppError> {
     Action::put(
         table,
         "payment",
-        payment_item(next)?,
+        payment_item(next).item()?,
         Some("version = :expected"),
         Expr::default().value(":expected", value(next.version - 1)?),
     )
 }
 
 pub fn insert_event(table: &str, event: &PaymentEventRecord) -> Result<Action, AppError> {
-    let item = to_item(&Keyed {
-        pk: payment_pk(&event.tenant_id, &event.payment_id),
-        sk: format!("EVENT#{:06}", event.seq),
-        kind: "payment_event",
-        schema_version: 1,
-        record: event,
-    })?;
-    Action::put(table, "payment_event", item, Some("attribute_not_exists(pk)"), Expr::default())
+    Keyed::new(payment_pk(&event.tenant_id, &event.payment_id), format!("EVENT#{:06}", event.seq), "payment_event", event)
+        .insert(table, "payment_event")
 }
 
 /// The payment and its events, oldest first, in one consistent query.

@@ -1,7 +1,7 @@
 //! Sessions (refresh-token families) and refresh tokens. A refresh token is
 //! stored only as its SHA-256 hash, in the key; rotation marks it spent.
 
-use super::{Action, Expr, Item, TTL_ATTRIBUTE, from_item, get, key, tenant_pk, to_item, value};
+use super::{Action, Expr, Item, Keyed, TTL_ATTRIBUTE, from_item, get, key, tenant_pk, value};
 use crate::error::AppError;
 use serde::{Deserialize, Serialize};
 
@@ -25,16 +25,6 @@ pub struct RefreshTokenRecord {
     pub expires_at: i64,
 }
 
-#[derive(Serialize, Deserialize)]
-struct RefreshTokenItem {
-    pk: String,
-    sk: String,
-    kind: String,
-    schema_version: u32,
-    #[serde(flatten)]
-    record: RefreshTokenRecord,
-}
-
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SessionRecord {
     pub tenant_id: String,
@@ -46,16 +36,6 @@ pub struct SessionRecord {
     pub revoked_at: Option<String>,
 }
 
-#[derive(Serialize)]
-struct SessionItem<'a> {
-    pk: String,
-    sk: &'static str,
-    kind: &'static str,
-    schema_version: u32,
-    #[serde(flatten)]
-    record: &'a SessionRecord,
-}
-
 fn token_key(tenant: &str, token_hash: &str) -> Item {
     key(tenant_pk(tenant, &format!("RT#{token_hash}")), "RT")
 }
@@ -65,25 +45,13 @@ fn session_key(tenant: &str, family_id: &str) -> Item {
 }
 
 pub fn insert_session(table: &str, session: &SessionRecord) -> Result<Action, AppError> {
-    let item = to_item(&SessionItem {
-        pk: tenant_pk(&session.tenant_id, &format!("SESSION#{}", session.family_id)),
-        sk: "SESSION",
-        kind: "session",
-        schema_version: SCHEMA_VERSION,
-        record: session,
-    })?;
-    Action::put(table, "session", item, Some("attribute_not_exists(pk)"), Expr::default())
+    let pk = tenant_pk(&session.tenant_id, &format!("SESSION#{}", session.family_id));
+    Keyed::new(pk, "SESSION", "session", session).version(SCHEMA_VERSION).insert(table, "session")
 }
 
 pub fn insert_token(table: &str, token_hash: &str, token: &RefreshTokenRecord) -> Result<Action, AppError> {
-    let item = to_item(&RefreshTokenItem {
-        pk: tenant_pk(&token.tenant_id, &format!("RT#{token_hash}")),
-        sk: "RT".into(),
-        kind: "refresh_token".into(),
-        schema_version: SCHEMA_VERSION,
-        record: token.clone(),
-    })?;
-    Action::put(table, "new_token", item, Some("attribute_not_exists(pk)"), Expr::default())
+    let pk = tenant_pk(&token.tenant_id, &format!("RT#{token_hash}"));
+    Keyed::new(pk, "RT", "refresh_token", token).version(SCHEMA_VERSION).insert(table, "new_token")
 }
 
 pub async fn find_token(

@@ -2,7 +2,7 @@
 //! the key itself enforces "one account per email per tenant" and login finds
 //! the credentials in one read; `gsi1` finds a user by id.
 
-use super::{Action, Expr, Item, from_item, get, key, tenant_pk, to_item, value};
+use super::{Action, Expr, Item, Keyed, from_item, get, key, tenant_pk, value};
 use crate::error::AppError;
 use serde::{Deserialize, Serialize};
 
@@ -26,34 +26,16 @@ pub struct UserRecord {
     pub locked_until: Option<i64>,
 }
 
-#[derive(Serialize, Deserialize)]
-struct UserItem {
-    pk: String,
-    sk: String,
-    kind: String,
-    gsi1pk: String,
-    gsi1sk: String,
-    schema_version: u32,
-    #[serde(flatten)]
-    record: UserRecord,
-}
-
 fn user_key(tenant: &str, email: &str) -> Item {
     key(tenant_pk(tenant, &format!("USER#{email}")), "USER")
 }
 
 /// Inserts a new user; the condition makes a second user with the same email fail.
 pub fn insert(table: &str, user: &UserRecord) -> Result<Action, AppError> {
-    let item = to_item(&UserItem {
-        pk: tenant_pk(&user.tenant_id, &format!("USER#{}", user.email)),
-        sk: "USER".into(),
-        kind: "user".into(),
-        gsi1pk: tenant_pk(&user.tenant_id, &format!("USERID#{}", user.user_id)),
-        gsi1sk: "USER".into(),
-        schema_version: SCHEMA_VERSION,
-        record: user.clone(),
-    })?;
-    Action::put(table, "user", item, Some("attribute_not_exists(pk)"), Expr::default())
+    Keyed::new(tenant_pk(&user.tenant_id, &format!("USER#{}", user.email)), "USER", "user", user)
+        .indexed(tenant_pk(&user.tenant_id, &format!("USERID#{}", user.user_id)), "USER")
+        .version(SCHEMA_VERSION)
+        .insert(table, "user")
 }
 
 pub async fn find_by_email(
@@ -69,8 +51,11 @@ pub async fn find_by_email(
 }
 
 /// Decodes a user item, e.g. the old image a cancelled transaction returned.
-pub fn decode_item(item: Item) -> Result<UserRecord, AppError> {
-    // Read every schema version we have shipped; fields are added with defaults.
+pub fn decode_item(mut item: Item) -> Result<UserRecord, AppError> {
+    // Read every schema version we have shipped; fields are added with defaults,
+    // and a contracted item (no created_at, see crate::migrate::definitions) is
+    // brought to the shape decoded here.
+    crate::migrate::definitions::user_read_shape(&mut item);
     #[derive(Deserialize)]
     struct Stored {
         #[serde(flatten)]

@@ -16,8 +16,8 @@ use std::collections::HashSet;
 
 /// Entries per transaction: two actions each, plus the head.
 pub const MAX_ENTRIES_PER_TX: usize = (MAX_ACTIONS - 1) / store::ACTIONS_PER_ENTRY;
-/// Cancelled appends (a concurrent writer, a duplicate) retried before giving up.
-const APPEND_ATTEMPTS: u32 = 8;
+/// Appends lost to a concurrent writer retried (with backoff) before giving up.
+const APPEND_ATTEMPTS: u32 = 10;
 const VERIFY_PAGE: i32 = 500;
 pub const DEFAULT_LIST_LIMIT: u32 = 50;
 pub const MAX_LIST_LIMIT: u32 = 200;
@@ -70,10 +70,6 @@ pub async fn append_events(app: &App, tenant: &TenantId, events: &[OutboxEvent])
                 attempts = 0;
             }
             Err(TxError::Cancelled(failures)) => {
-                attempts += 1;
-                if attempts >= APPEND_ATTEMPTS {
-                    return Err(AppError::Unavailable("audit chain append kept conflicting".into()));
-                }
                 let marker_failed = failures.iter().any(|f| f.label == store::MARKER_LABEL);
                 let mut known: HashSet<String> = failures
                     .iter()
@@ -84,14 +80,24 @@ pub async fn append_events(app: &App, tenant: &TenantId, events: &[OutboxEvent])
                     let ids: Vec<String> = pending[..chunk].iter().map(|e| e.event_id.clone()).collect();
                     known = store::appended_events(dynamodb, table, tenant.as_str(), &ids).await?;
                 }
-                let head_moved = failures.iter().any(|f| f.label == store::HEAD_LABEL);
+                // An entry already at one of our seqs also means the head moved
+                // (a service may report only the first failed condition).
+                let head_moved =
+                    failures.iter().any(|f| f.label == store::HEAD_LABEL || f.label == store::ENTRY_LABEL);
                 if known.is_empty() && !head_moved {
                     return Err(TxError::Cancelled(failures).into_app_error());
                 }
                 let before = pending.len();
                 pending.retain(|e| !known.contains(&e.event_id));
                 outcome.duplicates += before - pending.len();
-                // Re-read the head: a concurrent writer may have moved it.
+                if known.is_empty() {
+                    // Another writer moved the head: back off, re-read it, retry.
+                    attempts += 1;
+                    if attempts >= APPEND_ATTEMPTS {
+                        return Err(AppError::Unavailable("audit chain append kept conflicting".into()));
+                    }
+                    backoff(attempts).await;
+                }
             }
             Err(TxError::Other(error)) => return Err(error),
         }
@@ -100,6 +106,14 @@ pub async fn append_events(app: &App, tenant: &TenantId, events: &[OutboxEvent])
         tracing::info!(appended = outcome.appended, duplicates = outcome.duplicates, "audit chain appended");
     }
     Ok(outcome)
+}
+
+/// Jittered exponential backoff before retrying a lost append race.
+async fn backoff(attempt: u32) {
+    use rand::Rng;
+    let base = 10u64 << attempt.min(6);
+    let jitter = rand::thread_rng().gen_range(0..=base);
+    tokio::time::sleep(std::time::Duration::from_millis(base + jitter)).await;
 }
 
 /// Appends an SQS batch of envelopes (the events queue). Messages are grouped

@@ -39,10 +39,14 @@ const API_EVENTS: &[(&str, &str, u16)] = &[
     ("void-payment.json", "VoidPaymentFunction", 200),
     ("refund-payment.json", "RefundPaymentFunction", 201),
     ("get-payment.json", "GetPaymentFunction", 200),
+    ("verify-audit.json", "VerifyAuditFunction", 200),
+    ("list-audit.json", "ListAuditFunction", 200),
+    ("list-audit-bad-limit.json", "ListAuditFunction", 400),
 ];
 
 /// Job samples, run by their own tests below (or in the job's test file).
-const JOB_EVENTS: &[&str] = &["verify.json"];
+const JOB_EVENTS: &[&str] =
+    &["verify.json", "outbox-drain.json", "outbox-drain-sweep.json", "audit-writer.json"];
 
 fn fill(template: &str, values: &HashMap<&str, String>) -> String {
     values.iter().fold(template.to_owned(), |text, (name, value)| text.replace(&format!("{{{{{name}}}}}"), value))
@@ -137,4 +141,41 @@ async fn the_verify_sample_reports_a_consistent_ledger() {
     assert_eq!(report.accounts_checked, 2);
     let malformed = lambda_runtime::LambdaEvent::new(json!({"tenant_id": 7}), lambda_runtime::Context::default());
     assert!(verify::handler(&stack.app("VerifyFunction"), malformed).await.is_err(), "a clear job error");
+}
+
+/// The outbox-drain samples (a stream batch, the sweep schedule's input) and
+/// the audit-writer sample (the same event as an SQS message), parsed the way
+/// the runtime parses them and run through the functions' entry points.
+#[tokio::test]
+async fn the_outbox_and_audit_samples_run_through_their_handlers() {
+    use caas::outbox::drain::{Invocation, Output};
+    use caas_tests::triggers::{QueueTrigger, lambda_event};
+    let stack = TestStack::new().await;
+    let drain = stack.app("OutboxDrainFunction");
+
+    let stream: Invocation = serde_json::from_str(&event_file("outbox-drain.json")).expect("outbox-drain.json");
+    let Output::Stream(response) = outbox_drain::dispatch(&drain, lambda_event(stream)).await.unwrap() else {
+        panic!("outbox-drain.json is a stream batch")
+    };
+    assert!(response.batch_item_failures.is_empty(), "{response:?}");
+    let messages = QueueTrigger::new(&stack, "EventsQueue").drain().await;
+    assert_eq!(messages.len(), 1);
+    assert_eq!(messages[0].attributes["MessageGroupId"], "acme");
+    assert_eq!(messages[0].attributes["MessageDeduplicationId"], "019ab8f2-5c00-7000-8000-000000000001");
+
+    let sweep: Invocation = serde_json::from_str(&event_file("outbox-drain-sweep.json")).expect("outbox-drain-sweep.json");
+    let Output::Sweep(report) = outbox_drain::dispatch(&drain, lambda_event(sweep)).await.unwrap() else {
+        panic!("outbox-drain-sweep.json is the sweep input")
+    };
+    assert_eq!((report.found, report.failed), (0, 0));
+
+    let writer = stack.app("AuditWriterFunction");
+    let sqs: aws_lambda_events::event::sqs::SqsEvent =
+        serde_json::from_str(&event_file("audit-writer.json")).expect("audit-writer.json");
+    let response = audit_writer::handler(&writer, lambda_event(sqs)).await.unwrap();
+    assert!(response.batch_item_failures.is_empty(), "{response:?}");
+    let tenant = caas::tenant::TenantId::parse("acme").unwrap();
+    let report = caas::audit::verify_chain(&stack.clients.dynamodb, &stack.table(), &tenant).await.unwrap();
+    assert!(report.ok);
+    assert_eq!(report.entries_checked, 1);
 }

@@ -60,6 +60,8 @@ pub async fn dispatch(app: &App, function: &str, request: Request) -> Response<B
         "VoidPaymentFunction" => void_payment::handler(app, request).await,
         "RefundPaymentFunction" => refund_payment::handler(app, request).await,
         "GetPaymentFunction" => get_payment::handler(app, request).await,
+        "VerifyAuditFunction" => verify_audit::handler(app, request).await,
+        "ListAuditFunction" => list_audit::handler(app, request).await,
         other => panic!("no HTTP function {other}"),
     };
     result.unwrap_or_else(|e| panic!("{function} returned an error instead of a response: {e}"))

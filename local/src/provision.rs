@@ -20,7 +20,7 @@ const QUEUE_TYPE: &str = "AWS::SQS::Queue";
 const MIN_KEY_DELETION_DAYS: i32 = 7;
 const TABLE_ACTIVE_TIMEOUT: Duration = Duration::from_secs(300);
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum ResourceKind {
     Table,
     Key,
@@ -29,7 +29,7 @@ pub enum ResourceKind {
 }
 
 /// A created resource.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Physical {
     pub kind: ResourceKind,
     /// Table name, key id, queue name or alias name (`alias/...`).
@@ -42,7 +42,7 @@ pub struct Physical {
 }
 
 /// What `provision` created, by logical id.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Stack {
     pub suffix: String,
     pub resources: BTreeMap<String, Physical>,

@@ -143,6 +143,16 @@ impl Template {
             .collect()
     }
 
+    /// `LoggingConfig.LogFormat` of a function, else of `Globals.Function` (`JSON` or `Text`).
+    pub fn log_format(&self, function_logical_id: &str) -> Option<String> {
+        let own = self
+            .resources()
+            .get(function_logical_id)?
+            .pointer("/Properties/LoggingConfig/LogFormat");
+        let global = || self.globals_function()?.get("LoggingConfig")?.get("LogFormat");
+        own.or_else(global).and_then(Value::as_str).map(str::to_owned)
+    }
+
     /// Each parameter's `Default` as a string (lists joined with commas, as CloudFormation
     /// passes them); parameters without a default are left out.
     pub fn parameter_defaults(&self) -> BTreeMap<String, String> {

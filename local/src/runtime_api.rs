@@ -1,0 +1,317 @@
+//! One execution environment of a function: its compiled binary as a child process,
+//! talking to a Lambda Runtime API served on its own loopback port. The Runtime API is
+//! the documented one (`/2018-06-01/runtime/invocation/next`, `/{id}/response`,
+//! `/{id}/error`, `/runtime/init/error`); an instance handles one invocation at a
+//! time, like a Lambda execution environment.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use http::StatusCode;
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+
+use crate::http::{self as web, Request, Response};
+
+const PREFIX: &str = "/2018-06-01/runtime";
+
+/// What the function answered.
+#[derive(Debug, Clone)]
+pub enum Reply {
+    Success(Bytes),
+    /// An error the function reported, or one Lambda would report for it (timeout,
+    /// crash, missing binary): `payload` is the `{"errorType", "errorMessage"}` document.
+    Failure { error_type: String, payload: Bytes },
+}
+
+impl Reply {
+    pub fn failure(error_type: &str, message: &str) -> Self {
+        let payload = serde_json::json!({ "errorType": error_type, "errorMessage": message });
+        Reply::Failure {
+            error_type: error_type.to_owned(),
+            payload: Bytes::from(payload.to_string()),
+        }
+    }
+}
+
+/// How to start an instance of a function.
+#[derive(Debug, Clone)]
+pub struct Launch {
+    pub function: String,
+    pub binary: std::path::PathBuf,
+    pub env: BTreeMap<String, String>,
+    pub log_file: std::path::PathBuf,
+    pub arn: String,
+}
+
+struct Invocation {
+    request_id: String,
+    payload: Bytes,
+    deadline_ms: u128,
+    reply: oneshot::Sender<Reply>,
+}
+
+struct RuntimeState {
+    arn: String,
+    next: tokio::sync::Mutex<mpsc::Receiver<Invocation>>,
+    in_flight: Mutex<HashMap<String, oneshot::Sender<Reply>>>,
+    init_error: Mutex<Option<String>>,
+}
+
+/// A running instance. Dropping it kills the process.
+pub struct Instance {
+    pub number: u32,
+    pub pid: u32,
+    invocations: mpsc::Sender<Invocation>,
+    state: Arc<RuntimeState>,
+    exited: watch::Receiver<Option<String>>,
+    kill: Option<oneshot::Sender<()>>,
+    server: JoinHandle<()>,
+}
+
+/// What an instance's outcome means for the instance itself.
+pub enum Fate {
+    /// It answered and can take the next invocation.
+    Warm,
+    /// It timed out or died: it is gone.
+    Gone,
+}
+
+impl Instance {
+    /// Starts the process and its Runtime API. The process initialises on its own
+    /// (Lambda's init phase) and then waits for the first invocation.
+    pub async fn start(launch: &Launch, number: u32) -> Result<Instance, std::io::Error> {
+        let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
+        let addr = listener.local_addr()?;
+        let (invocations, receiver) = mpsc::channel(1);
+        let state = Arc::new(RuntimeState {
+            arn: launch.arn.clone(),
+            next: tokio::sync::Mutex::new(receiver),
+            in_flight: Mutex::new(HashMap::new()),
+            init_error: Mutex::new(None),
+        });
+        let server = {
+            let state = state.clone();
+            tokio::spawn(web::serve(listener, move |request| {
+                let state = state.clone();
+                async move { runtime_api(&state, request).await }
+            }))
+        };
+
+        let log = open_log(&launch.log_file)?;
+        let mut command = tokio::process::Command::new(&launch.binary);
+        command
+            .env_clear()
+            .envs(passthrough_env())
+            .envs(&launch.env)
+            .env("AWS_LAMBDA_RUNTIME_API", addr.to_string())
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .kill_on_drop(true);
+        let mut child = match command.spawn() {
+            Ok(child) => child,
+            Err(e) => {
+                server.abort();
+                return Err(e);
+            }
+        };
+        let pid = child.id().unwrap_or_default();
+        let (kill, kill_requested) = oneshot::channel::<()>();
+        let (exit_tx, exited) = watch::channel(None);
+        tokio::spawn(async move {
+            let status = tokio::select! {
+                status = child.wait() => status,
+                _ = kill_requested => {
+                    let _ = child.start_kill();
+                    child.wait().await
+                }
+            };
+            let description = match status {
+                Ok(s) => s.to_string(),
+                Err(e) => format!("unknown exit ({e})"),
+            };
+            let _ = exit_tx.send(Some(description));
+        });
+        Ok(Instance {
+            number,
+            pid,
+            invocations,
+            state,
+            exited,
+            kill: Some(kill),
+            server,
+        })
+    }
+
+    /// Becomes `Some(exit status)` once the process has exited and been reaped.
+    pub fn exit_watch(&self) -> watch::Receiver<Option<String>> {
+        self.exited.clone()
+    }
+
+    pub fn is_alive(&self) -> bool {
+        self.exited.borrow().is_none()
+    }
+
+    /// Runs one invocation; `timeout` is the function's configured timeout.
+    pub async fn invoke(&mut self, payload: Bytes, timeout: Duration) -> (Reply, Fate) {
+        let request_id = uuid::Uuid::new_v4().to_string();
+        let deadline_ms = (SystemTime::now() + timeout)
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis())
+            .unwrap_or_default();
+        let (reply, answer) = oneshot::channel();
+        let invocation = Invocation { request_id, payload, deadline_ms, reply };
+        if self.invocations.send(invocation).await.is_err() {
+            return (self.exit_reply("the runtime API is gone"), Fate::Gone);
+        }
+        let mut exited = self.exited.clone();
+        tokio::select! {
+            answer = answer => match answer {
+                Ok(reply) => (reply, Fate::Warm),
+                Err(_) => (self.exit_reply("the invocation was dropped"), Fate::Gone),
+            },
+            _ = exited.wait_for(Option::is_some) => (self.exit_reply("exited"), Fate::Gone),
+            _ = tokio::time::sleep(timeout) => {
+                let message = format!("Task timed out after {:.2} seconds", timeout.as_secs_f64());
+                (Reply::failure("Sandbox.Timedout", &message), Fate::Gone)
+            }
+        }
+    }
+
+    /// Kills the process and waits until it is reaped.
+    pub async fn stop(mut self) {
+        if let Some(kill) = self.kill.take() {
+            let _ = kill.send(());
+        }
+        let _ = self.exited.wait_for(Option::is_some).await;
+        self.server.abort();
+    }
+
+    fn exit_reply(&self, what: &str) -> Reply {
+        let status = self.exited.borrow().clone().unwrap_or_else(|| "still running".to_owned());
+        let init = self.state.init_error.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let message = match init {
+            Some(init) => format!("Runtime {what} ({status}); init error: {init}"),
+            None => format!("Runtime {what} ({status}); see the function's log"),
+        };
+        Reply::failure("Runtime.ExitError", &message)
+    }
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        if let Some(kill) = self.kill.take() {
+            let _ = kill.send(());
+        }
+        self.server.abort();
+    }
+}
+
+fn open_log(path: &Path) -> Result<std::fs::File, std::io::Error> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::OpenOptions::new().create(true).append(true).open(path)
+}
+
+/// What a Lambda process inherits from the machine: a PATH, and the AWS SDK settings
+/// the local stack runs with (endpoint, region, credentials). Everything else comes
+/// from the template.
+fn passthrough_env() -> Vec<(String, String)> {
+    std::env::vars()
+        .filter(|(name, _)| {
+            matches!(name.as_str(), "PATH" | "HOME" | "TZ")
+                || (name.starts_with("AWS_") && !name.starts_with("AWS_LAMBDA_"))
+        })
+        .collect()
+}
+
+async fn runtime_api(state: &RuntimeState, request: Request) -> Response {
+    let path = request.uri.path();
+    let Some(rest) = path.strip_prefix(PREFIX) else {
+        return web::text(StatusCode::NOT_FOUND, "not a Runtime API path");
+    };
+    let segments: Vec<&str> = rest.trim_start_matches('/').split('/').collect();
+    match (request.method.as_str(), segments.as_slice()) {
+        ("GET", ["invocation", "next"]) => next(state).await,
+        ("POST", ["invocation", id, "response"]) => settle(state, id, Reply::Success(request.body)),
+        ("POST", ["invocation", id, "error"]) => {
+            let error_type = request
+                .headers
+                .get("lambda-runtime-function-error-type")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("Unhandled")
+                .to_owned();
+            let payload = if request.body.is_empty() {
+                Bytes::from(serde_json::json!({ "errorType": error_type }).to_string())
+            } else {
+                request.body
+            };
+            settle(state, id, Reply::Failure { error_type, payload })
+        }
+        ("POST", ["init", "error"]) => {
+            let text = String::from_utf8_lossy(&request.body).into_owned();
+            *state.init_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(text);
+            accepted()
+        }
+        _ => web::text(StatusCode::NOT_FOUND, "unknown Runtime API path"),
+    }
+}
+
+async fn next(state: &RuntimeState) -> Response {
+    let invocation = state.next.lock().await.recv().await;
+    let Some(invocation) = invocation else {
+        return web::text(StatusCode::GONE, "this instance is shutting down");
+    };
+    state
+        .in_flight
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(invocation.request_id.clone(), invocation.reply);
+    let deadline = invocation.deadline_ms.to_string();
+    let trace = format!("Root=1-{}-{};Sampled=0", short_hex_time(), uuid::Uuid::new_v4().simple().to_string().get(..24).unwrap_or_default());
+    web::response(
+        StatusCode::OK,
+        &[
+            ("content-type", "application/json"),
+            ("lambda-runtime-aws-request-id", &invocation.request_id),
+            ("lambda-runtime-deadline-ms", &deadline),
+            ("lambda-runtime-invoked-function-arn", &state.arn),
+            ("lambda-runtime-trace-id", &trace),
+        ],
+        invocation.payload,
+    )
+}
+
+fn settle(state: &RuntimeState, request_id: &str, reply: Reply) -> Response {
+    let waiting = state.in_flight.lock().unwrap_or_else(|p| p.into_inner()).remove(request_id);
+    match waiting {
+        Some(sender) => {
+            // The caller may have given up (timeout); nothing else to do then.
+            let _ = sender.send(reply);
+            accepted()
+        }
+        None => web::json(
+            StatusCode::BAD_REQUEST,
+            &serde_json::json!({
+                "errorType": "InvalidRequestID",
+                "errorMessage": format!("no invocation {request_id} is in flight"),
+            }),
+        ),
+    }
+}
+
+fn accepted() -> Response {
+    web::json(StatusCode::ACCEPTED, &serde_json::json!({ "status": "OK" }))
+}
+
+fn short_hex_time() -> String {
+    let secs = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default();
+    format!("{secs:08x}")
+}

@@ -1,0 +1,203 @@
+//! The bench's stack: one copy of template.yaml's resources on the emulator
+//! (the tests' `TestStack`), apps configured exactly as template.yaml
+//! configures each function (production Argon2 cost unless asked for the
+//! cheap one), with a system clock, and a fixture of data the requests need.
+
+use crate::error::{BenchError, Result};
+use crate::http::{Call, dispatch, expect, field};
+use caas::App;
+use caas::clients::Clients;
+use caas::config::Config;
+use caas_tests::{CHEAP_ARGON2, TestStack};
+use lambda_http::{Body, Response};
+use serde_json::{Value, json};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+
+pub const PASSWORD: &str = "correct horse battery staple";
+pub const TENANT: &str = "bench";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Cost {
+    /// Argon2 as template.yaml configures it (the production parameters).
+    Template,
+    /// The tests' cheap Argon2, for setup work that is not measured.
+    Cheap,
+}
+
+pub struct Bench {
+    pub stack: TestStack,
+    apps: Mutex<HashMap<(String, Cost, bool), Arc<App>>>,
+}
+
+impl Bench {
+    pub async fn new() -> Self {
+        Self { stack: TestStack::new().await, apps: Mutex::new(HashMap::new()) }
+    }
+
+    /// The environment template.yaml gives `function` on this stack.
+    pub fn env(&self, function: &str, cost: Cost) -> Result<BTreeMap<String, String>> {
+        let mut env = self
+            .stack
+            .stack
+            .function_env(&self.stack.template, function, &BTreeMap::new())
+            .map_err(|e| BenchError::Setup(format!("environment of {function}: {e}")))?;
+        if cost == Cost::Cheap {
+            for (name, value) in CHEAP_ARGON2 {
+                env.insert(name.to_owned(), value.to_owned());
+            }
+        }
+        Ok(env)
+    }
+
+    /// A warm app of `function`; `counted` apps share the stack's round-trip counter.
+    pub fn app(&self, function: &str, cost: Cost, counted: bool) -> Result<Arc<App>> {
+        let key = (function.to_owned(), cost, counted);
+        let mut apps = self.apps.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(app) = apps.get(&key) {
+            return Ok(app.clone());
+        }
+        let env = self.env(function, cost)?;
+        let config = Config::from_lookup(|name| env.get(name).cloned())
+            .map_err(|e| BenchError::Setup(format!("config of {function}: {e}")))?;
+        let clients =
+            if counted { self.stack.clients.clone() } else { Clients::from_sdk_config(&self.stack.sdk) };
+        let app = Arc::new(App::new(config, clients));
+        apps.insert(key, app.clone());
+        Ok(app)
+    }
+
+    /// One request through `function` (production cost, uncounted clients).
+    pub async fn call(&self, function: &str, call: &Call<'_>) -> Result<Response<Body>> {
+        let app = self.app(function, Cost::Template, false)?;
+        dispatch(&app, function, call.request()?).await
+    }
+
+    pub async fn call_cheap(&self, function: &str, call: &Call<'_>) -> Result<Response<Body>> {
+        let app = self.app(function, Cost::Cheap, false)?;
+        dispatch(&app, function, call.request()?).await
+    }
+}
+
+pub fn register_call(tenant: &str, email: &str) -> Call<'static> {
+    Call::new("POST", "/v1/users").json(&json!({ "tenant_id": tenant, "email": email, "password": PASSWORD }))
+}
+
+pub fn login_call(tenant: &str, email: &str) -> Call<'static> {
+    Call::new("POST", "/v1/auth/login").json(&json!({ "tenant_id": tenant, "email": email, "password": PASSWORD }))
+}
+
+pub fn refresh_call(route: &'static str, refresh_token: &str) -> Call<'static> {
+    Call::new("POST", route).json(&json!({ "refresh_token": refresh_token }))
+}
+
+pub fn create_account_call(token: &str, allow_overdraft: bool) -> Call<'static> {
+    Call::new("POST", "/v1/accounts")
+        .bearer(token)
+        .idempotency_key()
+        .json(&json!({ "currency": "USD", "allow_overdraft": allow_overdraft, "name": "bench account" }))
+}
+
+pub fn create_payment_call(token: &str, payer: &str, payee: &str, amount: i64) -> Call<'static> {
+    Call::new("POST", "/v1/payments").bearer(token).idempotency_key().json(
+        &json!({ "amount": amount, "currency": "USD", "payer_account_id": payer, "payee_account_id": payee }),
+    )
+}
+
+pub fn capture_call(token: &str, payment: &str) -> Call<'static> {
+    Call::new("POST", "/v1/payments/{id}/capture").id(payment).bearer(token).idempotency_key().json(&json!({}))
+}
+
+pub fn void_call(token: &str, payment: &str) -> Call<'static> {
+    Call::new("POST", "/v1/payments/{id}/void").id(payment).bearer(token).idempotency_key().json(&json!({}))
+}
+
+pub fn refund_call(token: &str, payment: &str, amount: i64) -> Call<'static> {
+    Call::new("POST", "/v1/payments/{id}/refunds").id(payment).bearer(token).idempotency_key().json(&json!({ "amount": amount }))
+}
+
+/// The data every request of the bench runs against: a user registered at the
+/// template's Argon2 cost, its access token, a funded payer and a payee.
+pub struct Fixture {
+    pub email: String,
+    pub token: String,
+    pub payer: String,
+    pub payee: String,
+}
+
+impl Fixture {
+    pub async fn new(bench: &Bench) -> Result<Self> {
+        let email = format!("bench-{}@example.com", uuid::Uuid::new_v4().simple());
+        let registered = bench.call("RegisterFunction", &register_call(TENANT, &email)).await?;
+        expect("RegisterFunction", &registered, 201)?;
+        let token = fixture_login(bench, &email).await?;
+        let payer = account(bench, &token, false).await?;
+        let payee = account(bench, &token, false).await?;
+        let funding = account(bench, &token, true).await?;
+        let payment = payment(bench, &token, &funding, &payer, 1_000_000_000_000).await?;
+        expect("CapturePaymentFunction", &bench.call("CapturePaymentFunction", &capture_call(&token, &payment)).await?, 200)?;
+        Ok(Self { email, token, payer, payee })
+    }
+
+    /// A fresh login of the fixture user: (access token, refresh token).
+    pub async fn login(&self, bench: &Bench) -> Result<(String, String)> {
+        let body = expect("LoginFunction", &bench.call("LoginFunction", &login_call(TENANT, &self.email)).await?, 200)?;
+        Ok((field(&body, "access_token")?, field(&body, "refresh_token")?))
+    }
+
+    /// An authorized payment from the payer to the payee.
+    pub async fn payment(&self, bench: &Bench, amount: i64) -> Result<String> {
+        payment(bench, &self.token, &self.payer, &self.payee, amount).await
+    }
+}
+
+async fn fixture_login(bench: &Bench, email: &str) -> Result<String> {
+    let body = expect("LoginFunction", &bench.call("LoginFunction", &login_call(TENANT, email)).await?, 200)?;
+    field(&body, "access_token")
+}
+
+pub async fn account(bench: &Bench, token: &str, allow_overdraft: bool) -> Result<String> {
+    let response = bench.call("CreateAccountFunction", &create_account_call(token, allow_overdraft)).await?;
+    field(&expect("CreateAccountFunction", &response, 201)?, "account_id")
+}
+
+pub async fn payment(bench: &Bench, token: &str, payer: &str, payee: &str, amount: i64) -> Result<String> {
+    let response = bench.call("CreatePaymentFunction", &create_payment_call(token, payer, payee, amount)).await?;
+    field(&expect("CreatePaymentFunction", &response, 201)?, "payment_id")
+}
+
+/// Synthetic outbox events of `tenant`, as SQS messages the way the drain sends them.
+pub fn audit_messages(tenant: &str, count: usize) -> Result<Vec<aws_lambda_events::event::sqs::SqsMessage>> {
+    let tenant_id = caas::tenant::TenantId::parse(tenant).map_err(|e| BenchError::Setup(format!("tenant {tenant}: {e}")))?;
+    (0..count)
+        .map(|n| {
+            let event = caas::outbox::OutboxEvent::new(
+                &tenant_id,
+                "user",
+                &format!("user-{n}"),
+                "user.login_succeeded",
+                time::OffsetDateTime::now_utc(),
+                "bench",
+                json!({ "n": n, "user_id": format!("user-{n}") }),
+            );
+            let mut message = aws_lambda_events::event::sqs::SqsMessage::default();
+            message.message_id = Some(uuid::Uuid::new_v4().to_string());
+            message.body = Some(event.to_message_body().map_err(|e| BenchError::Setup(e.to_string()))?);
+            message.attributes.insert("MessageGroupId".into(), event.tenant_id.clone());
+            message.attributes.insert("MessageDeduplicationId".into(), event.event_id.clone());
+            message.event_source = Some("aws:sqs".to_owned());
+            message.aws_region = Some("us-east-1".to_owned());
+            Ok(message)
+        })
+        .collect()
+}
+
+pub fn sqs_event(messages: Vec<aws_lambda_events::event::sqs::SqsMessage>) -> aws_lambda_events::event::sqs::SqsEvent {
+    let mut event = aws_lambda_events::event::sqs::SqsEvent::default();
+    event.records = messages;
+    event
+}
+
+pub fn value_of<T: serde::Serialize>(value: &T) -> Result<Value> {
+    Ok(serde_json::to_value(value)?)
+}

@@ -1,0 +1,173 @@
+//! The bench command's binary (run it through `scripts/bench`, which starts
+//! the emulator and builds the release binaries): measures round trips,
+//! handler CPU, Argon2id against the reference C implementation, cold start
+//! and size, and job throughput, and writes the results as Markdown.
+
+mod argon;
+mod bench;
+mod cold;
+mod cpu;
+mod error;
+mod http;
+mod jobs;
+mod report;
+mod roundtrips;
+mod runtime_api;
+mod stats;
+
+use error::{BenchError, Result};
+use std::path::PathBuf;
+
+const USAGE: &str = "caas-bench [--out FILE] [--only SECTIONS] [--requests N] [--argon2-requests N] \
+[--argon2-rounds N] [--cold-starts N] [--outbox-events N] [--audit-entries N] [--bin-dir DIR] [--python PATH] \
+[--command TEXT]\n  SECTIONS: comma-separated of roundtrips,cpu,argon2,cold,jobs (default: all)";
+
+pub struct Options {
+    pub out: PathBuf,
+    pub sections: Vec<String>,
+    pub requests: usize,
+    pub argon2_requests: usize,
+    pub argon2_rounds: usize,
+    pub cold_starts: usize,
+    pub outbox_events: usize,
+    pub audit_entries: usize,
+    pub bin_dir: PathBuf,
+    pub python: String,
+    pub command: String,
+}
+
+impl Options {
+    fn parse(mut args: impl Iterator<Item = String>) -> Result<Self> {
+        let mut options = Self {
+            out: PathBuf::from("docs/BENCHMARKS.md"),
+            sections: ["roundtrips", "cpu", "argon2", "cold", "jobs"].map(str::to_owned).to_vec(),
+            requests: 1000,
+            argon2_requests: 1000,
+            argon2_rounds: 20,
+            cold_starts: 20,
+            outbox_events: 1000,
+            audit_entries: 1000,
+            bin_dir: PathBuf::from("target/release"),
+            python: ".venv/bin/python".to_owned(),
+            command: "scripts/bench".to_owned(),
+        };
+        while let Some(flag) = args.next() {
+            if flag == "-h" || flag == "--help" {
+                return Err(BenchError::Usage(USAGE.to_owned()));
+            }
+            let value = args.next().ok_or_else(|| BenchError::Usage(format!("{flag} needs a value\n{USAGE}")))?;
+            let number = |value: &str| -> Result<usize> {
+                value.parse().map_err(|_| BenchError::Usage(format!("{flag}: not a number: {value}")))
+            };
+            match flag.as_str() {
+                "--out" => options.out = PathBuf::from(value),
+                "--only" => options.sections = value.split(',').map(|s| s.trim().to_owned()).collect(),
+                "--requests" => options.requests = number(&value)?,
+                "--argon2-requests" => options.argon2_requests = number(&value)?,
+                "--argon2-rounds" => options.argon2_rounds = number(&value)?.max(1),
+                "--cold-starts" => options.cold_starts = number(&value)?,
+                "--outbox-events" => options.outbox_events = number(&value)?,
+                "--audit-entries" => options.audit_entries = number(&value)?,
+                "--bin-dir" => options.bin_dir = PathBuf::from(value),
+                "--python" => options.python = value,
+                "--command" => options.command = value,
+                other => return Err(BenchError::Usage(format!("unknown option {other}\n{USAGE}"))),
+            }
+        }
+        for section in &options.sections {
+            if !["roundtrips", "cpu", "argon2", "cold", "jobs"].contains(&section.as_str()) {
+                return Err(BenchError::Usage(format!("unknown section {section}\n{USAGE}")));
+            }
+        }
+        Ok(options)
+    }
+
+    fn runs(&self, section: &str) -> bool {
+        self.sections.iter().any(|s| s == section)
+    }
+}
+
+fn main() {
+    let result = Options::parse(std::env::args().skip(1)).and_then(|options| {
+        // One thread drives every handler, like a Lambda container; the
+        // blocking pool (Argon2) is still there, as it is in the functions.
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(BenchError::io("tokio runtime"))?;
+        runtime.block_on(run(&options))
+    });
+    if let Err(e) = result {
+        eprintln!("caas-bench: {e}");
+        std::process::exit(if matches!(e, BenchError::Usage(_)) { 2 } else { 1 });
+    }
+}
+
+async fn run(options: &Options) -> Result<()> {
+    if std::env::var("AWS_ENDPOINT_URL").is_err() {
+        return Err(BenchError::Setup("AWS_ENDPOINT_URL is not set: run through scripts/bench, which starts the emulator".into()));
+    }
+    let logs = options.out.with_extension("handler-logs.jsonl");
+    let log_path = std::env::temp_dir().join(logs.file_name().unwrap_or_default());
+    let log_file = std::fs::File::create(&log_path).map_err(BenchError::io(format!("create {}", log_path.display())))?;
+    // The handlers log as in Lambda (JSON lines, one write per line), into a file.
+    caas::telemetry::init_with_writer(std::sync::Mutex::new(log_file));
+
+    let mut report = report::Report::new(options);
+    eprintln!("caas-bench: provisioning the stack from template.yaml");
+    let bench = bench::Bench::new().await;
+    let fixture = bench::Fixture::new(&bench).await?;
+
+    if options.runs("roundtrips") {
+        eprintln!("caas-bench: round trips");
+        let load = report::load();
+        report.roundtrips = Some((roundtrips::measure(&bench, &fixture).await?, load));
+    }
+    if options.runs("argon2") {
+        eprintln!("caas-bench: Argon2id, ours and the reference C implementation");
+        let load = report::load();
+        let cost = bench.app("LoginFunction", bench::Cost::Template, false)?.config.argon2;
+        let result = argon::measure(&options.python, cost, options.argon2_rounds)?;
+        report.argon2 = Some((result, load, report::load()));
+    }
+    if options.runs("cpu") {
+        eprintln!("caas-bench: handler CPU");
+        let load = report::load();
+        let (u0, s0) = stats::rusage_self();
+        let rows = cpu::measure(&bench, &fixture, &cpu::Options {
+            requests: options.requests,
+            argon2_requests: options.argon2_requests,
+        })
+        .await?;
+        let (u1, s1) = stats::rusage_self();
+        report.cpu = Some((rows, (u1.saturating_sub(u0), s1.saturating_sub(s0)), load, report::load()));
+    }
+    if options.runs("cold") {
+        eprintln!("caas-bench: cold starts");
+        let load = report::load();
+        let scratch = std::env::temp_dir();
+        let rows = cold::measure(&bench, &fixture, &cold::Options {
+            bin_dir: options.bin_dir.clone(),
+            starts: options.cold_starts,
+            python: options.python.clone(),
+            scratch,
+        })
+        .await?;
+        report.cold = Some((rows, load, report::load()));
+    }
+    if options.runs("jobs") {
+        eprintln!("caas-bench: jobs");
+        let load = report::load();
+        let drain = jobs::outbox_drain(&bench, options.outbox_events).await?;
+        let one = jobs::audit_writer(&bench, "one tenant", 1, options.audit_entries).await?;
+        let ten = jobs::audit_writer(&bench, "ten tenants at once", 10, (options.audit_entries / 10).max(10)).await?;
+        report.jobs = Some((drain, vec![one, ten], load, report::load()));
+    }
+    let text = report.render();
+    if let Some(dir) = options.out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(BenchError::io(format!("create {}", dir.display())))?;
+    }
+    std::fs::write(&options.out, text).map_err(BenchError::io(format!("write {}", options.out.display())))?;
+    eprintln!("caas-bench: wrote {} (handler logs: {})", options.out.display(), log_path.display());
+    Ok(())
+}

@@ -1,0 +1,110 @@
+//! Round trips per operation: every request the real handler sends to
+//! DynamoDB, KMS and SQS, counted by the SDK interceptor the tests use
+//! (`caas_tests::RoundTrips`, attempts on the wire) against the emulator.
+
+use crate::bench::*;
+use crate::error::{BenchError, Result};
+use crate::http::{dispatch, expect, field};
+use caas_tests::triggers::{StreamTrigger, lambda_event};
+use std::collections::BTreeMap;
+
+pub struct Row {
+    pub operation: String,
+    /// Per service (lowercase): the operations in call order.
+    pub calls: BTreeMap<String, Vec<String>>,
+    pub per: usize,
+}
+
+impl Row {
+    pub fn count(&self, service: &str) -> usize {
+        self.calls.get(service).map_or(0, Vec::len)
+    }
+
+    /// `n × Operation` groups for one service, in first-call order.
+    pub fn describe(&self, service: &str) -> String {
+        let Some(ops) = self.calls.get(service) else { return "0".to_owned() };
+        let mut groups: Vec<(String, usize)> = Vec::new();
+        for op in ops {
+            match groups.iter_mut().find(|(name, _)| name == op) {
+                Some((_, n)) => *n += 1,
+                None => groups.push((op.clone(), 1)),
+            }
+        }
+        let parts: Vec<String> =
+            groups.into_iter().map(|(op, n)| if n == 1 { op } else { format!("{n}× {op}") }).collect();
+        format!("{} ({})", ops.len(), parts.join(", "))
+    }
+}
+
+fn take(bench: &Bench, operation: &str, per: usize) -> Row {
+    let mut calls: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (service, op) in bench.stack.round_trips.calls() {
+        calls.entry(service.to_ascii_lowercase()).or_default().push(op);
+    }
+    Row { operation: operation.to_owned(), calls, per }
+}
+
+pub async fn measure(bench: &Bench, fixture: &Fixture) -> Result<Vec<Row>> {
+    let counter = &bench.stack.round_trips;
+    let mut rows = Vec::new();
+    let counted = |function: &str| bench.app(function, Cost::Template, true);
+
+    counter.reset();
+    let response = dispatch(&*counted("LoginFunction")?, "LoginFunction", login_call(TENANT, &fixture.email).request()?).await?;
+    rows.push(take(bench, "login (right password)", 1));
+    let refresh_token = field(&expect("LoginFunction", &response, 200)?, "refresh_token")?;
+
+    counter.reset();
+    let response =
+        dispatch(&*counted("RefreshFunction")?, "RefreshFunction", refresh_call("/v1/auth/refresh", &refresh_token).request()?).await?;
+    rows.push(take(bench, "refresh (rotation)", 1));
+    expect("RefreshFunction", &response, 200)?;
+
+    counter.reset();
+    let call = create_payment_call(&fixture.token, &fixture.payer, &fixture.payee, 1);
+    let response = dispatch(&*counted("CreatePaymentFunction")?, "CreatePaymentFunction", call.request()?).await?;
+    rows.push(take(bench, "create-payment", 1));
+    let payment = field(&expect("CreatePaymentFunction", &response, 201)?, "payment_id")?;
+
+    let capture = capture_call(&fixture.token, &payment);
+    counter.reset();
+    let response = dispatch(&*counted("CapturePaymentFunction")?, "CapturePaymentFunction", capture.request()?).await?;
+    rows.push(take(bench, "capture-payment, fresh", 1));
+    expect("CapturePaymentFunction", &response, 200)?;
+    counter.reset();
+    let response = dispatch(&*counted("CapturePaymentFunction")?, "CapturePaymentFunction", capture.request()?).await?;
+    rows.push(take(bench, "capture-payment, replayed (same Idempotency-Key)", 1));
+    expect("CapturePaymentFunction", &response, 200)?;
+
+    // outbox-drain: one stream batch of 100 new outbox items (100 registrations).
+    let stream = StreamTrigger::new(&bench.stack, "OutboxDrainFunction");
+    let _ = stream.poll().await;
+    let run_id = uuid::Uuid::new_v4().simple().to_string();
+    for i in 0..100 {
+        let response = bench.call_cheap("RegisterFunction", &register_call(TENANT, &format!("rt-{run_id}-{i}@example.com"))).await?;
+        expect("RegisterFunction", &response, 201)?;
+    }
+    let records = stream.poll().await;
+    let events = records.len();
+    counter.reset();
+    let drained = outbox_drain::handler(&*counted("OutboxDrainFunction")?, StreamTrigger::event(records))
+        .await
+        .map_err(|e| BenchError::Handler("OutboxDrainFunction".into(), e.to_string()))?;
+    rows.push(take(bench, &format!("outbox-drain, one stream batch of {events} events"), events));
+    if !drained.batch_item_failures.is_empty() {
+        return Err(BenchError::Setup(format!("outbox-drain failed {} records", drained.batch_item_failures.len())));
+    }
+
+    // audit-writer: one SQS batch of 10 events of one tenant (one FIFO group).
+    let messages = audit_messages("rt-audit", 10)?;
+    counter.reset();
+    let written = audit_writer::handler(&*counted("AuditWriterFunction")?, lambda_event(sqs_event(messages)))
+        .await
+        .map_err(|e| BenchError::Handler("AuditWriterFunction".into(), e.to_string()))?;
+    rows.push(take(bench, "audit-writer, one SQS batch of 10 events (one tenant)", 10));
+    if !written.batch_item_failures.is_empty() {
+        return Err(BenchError::Setup("audit-writer failed messages".into()));
+    }
+    counter.reset();
+    Ok(rows)
+}

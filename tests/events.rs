@@ -46,7 +46,9 @@ const API_EVENTS: &[(&str, &str, u16)] = &[
 
 /// Job samples, run by their own tests below (or in the job's test file).
 const JOB_EVENTS: &[&str] =
-    &["verify.json", "outbox-drain.json", "outbox-drain-sweep.json", "audit-writer.json"];
+    &["verify.json", "outbox-drain.json", "outbox-drain-sweep.json", "audit-writer.json",
+      // Run in tests/backup.rs and tests/migrate.rs.
+      "backup.json", "migrate.json", "migrate-status.json"];
 
 fn fill(template: &str, values: &HashMap<&str, String>) -> String {
     values.iter().fold(template.to_owned(), |text, (name, value)| text.replace(&format!("{{{{{name}}}}}"), value))

@@ -10,6 +10,7 @@
 pub mod app;
 pub mod audit;
 pub mod auth;
+pub mod backup;
 pub mod clients;
 pub mod clock;
 pub mod config;
@@ -19,6 +20,7 @@ pub mod idempotency;
 pub mod ids;
 pub mod ledger;
 pub mod metrics;
+pub mod migrate;
 pub mod money;
 pub mod outbox;
 pub mod payments;

@@ -96,6 +96,7 @@ async fn snapshot(stack: &TestStack) -> BTreeMap<(String, String), Item> {
             .scan()
             .table_name(stack.table())
             .consistent_read(true)
+            .limit(1000)
             .set_exclusive_start_key(start)
             .send()
             .await
@@ -190,7 +191,7 @@ fn last_history(status: &Value) -> &Value {
 #[tokio::test]
 async fn up_then_down_over_ten_thousand_items_round_trips_with_history() {
     let stack = TestStack::new().await;
-    let app = stack.app(FUNCTION);
+    let app = stack.app_with(FUNCTION, &[("MIGRATE_PAGE_SIZE", "500")]);
     const USERS: usize = 10_000;
     let mut items: Vec<Item> = (0..USERS).map(user_item).collect();
     items.extend((0..300).map(other_item));

@@ -756,6 +756,9 @@ pub fn tenant_of_pk(pk: &str) -> Option<&str> {
     crate::tenant::TenantId::parse(tenant).ok().map(|_| tenant)
 }
 
+/// Items per census page: small enough that one page never nears a request timeout.
+const CENSUS_PAGE: i32 = 1000;
+
 /// Counts every item of `table` and collects its tenants, with a parallel
 /// scan projecting only `pk`.
 pub async fn census(dynamodb: &aws_sdk_dynamodb::Client, table: &str, segments: u32) -> Result<Census, AppError> {
@@ -785,6 +788,7 @@ async fn census_segment(
             .segment(i32::try_from(segment).map_err(|e| AppError::internal("segment", e))?)
             .total_segments(i32::try_from(total).map_err(|e| AppError::internal("segments", e))?)
             .projection_expression("pk")
+            .limit(CENSUS_PAGE)
             .set_exclusive_start_key(start)
             .send()
             .await

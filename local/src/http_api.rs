@@ -160,7 +160,10 @@ pub async fn handle(table: &RouteTable, functions: &BTreeMap<String, Arc<Functio
     };
     let request_id = uuid::Uuid::new_v4().to_string();
     let event = event(&request, &matched, &request_id);
-    let trigger = format!("http {method} {path}");
+    let trigger = match matched.route.path.as_str() {
+        "$default" => format!("http {method} {path}"),
+        route => format!("http {method} {route}"),
+    };
     let invoked = function
         .invoke(Bytes::from(event.to_string()), &trigger, |reply| match reply {
             Reply::Success(payload) => match serde_json::from_slice::<Value>(payload) {

@@ -2,8 +2,8 @@
 //! `aws lambda invoke --endpoint-url` and the SDKs call) for every function of the
 //! template, by logical id, plus a few local endpoints under `/local/`:
 //! `GET /local/routes` (the HTTP API's route table), `GET /local/functions` (functions
-//! and the processes they started) and `POST /local/schedules/{function}` (fires the
-//! function's `Schedule` events now).
+//! and the processes they started) and `POST /local/schedules/{function}[/{event}]` (fires
+//! the function's `Schedule` events now).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -49,7 +49,8 @@ impl InvokeApi {
                     .collect();
                 web::json(StatusCode::OK, &Value::from(functions))
             }
-            ("POST", ["local", "schedules", name]) => self.fire_schedules(name).await,
+            ("POST", ["local", "schedules", name]) => self.fire_schedules(name, None).await,
+            ("POST", ["local", "schedules", name, event]) => self.fire_schedules(name, Some(event)).await,
             _ => web::json(StatusCode::NOT_FOUND, &json!({ "message": format!("no such endpoint: {} {path}", request.method) })),
         }
     }
@@ -107,22 +108,27 @@ impl InvokeApi {
         }
     }
 
-    async fn fire_schedules(&self, name: &str) -> Response {
-        let schedules: Vec<&Schedule> = self.schedules.iter().filter(|s| s.function.name() == name).collect();
+    /// Fires the function's schedules (all, or the one named `event`) now.
+    async fn fire_schedules(&self, name: &str, event: Option<&str>) -> Response {
+        let schedules: Vec<&Schedule> = self
+            .schedules
+            .iter()
+            .filter(|s| s.function.name() == name && event.is_none_or(|e| e == s.name))
+            .collect();
         if schedules.is_empty() {
-            return web::json(
-                StatusCode::NOT_FOUND,
-                &json!({ "message": format!("{name} has no Schedule event in template.yaml") }),
-            );
+            let what = event.map_or_else(|| "no Schedule event".to_owned(), |e| format!("no Schedule event {e}"));
+            return web::json(StatusCode::NOT_FOUND, &json!({ "message": format!("{name} has {what} in template.yaml") }));
         }
         let mut results = Vec::new();
         for schedule in schedules {
             let result = match schedule.fire().await {
                 Reply::Success(body) => json!({
+                    "event": schedule.name,
                     "expression": schedule.expression,
                     "result": serde_json::from_slice::<Value>(&body).unwrap_or(Value::Null),
                 }),
                 Reply::Failure { payload, .. } => json!({
+                    "event": schedule.name,
                     "expression": schedule.expression,
                     "error": serde_json::from_slice::<Value>(&payload).unwrap_or(Value::Null),
                 }),

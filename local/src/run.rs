@@ -103,7 +103,9 @@ pub async fn run(options: Options) -> Result<(), RunError> {
     let sdk = sdk_config(&aws_env).await;
     let region = aws_env.get("AWS_REGION").cloned().unwrap_or_default();
 
-    let outcome = serve(&options, &template, &binaries, &sdk, &aws_env, &region, console.clone(), started).await;
+    let own_emulator = emulator.is_some();
+    let outcome =
+        serve(&options, &template, &binaries, &sdk, &aws_env, &region, console.clone(), started, own_emulator).await;
 
     if let Some(emulator) = emulator.as_mut() {
         let _ = emulator.child.start_kill();
@@ -122,10 +124,12 @@ async fn serve(
     region: &str,
     console: Arc<Console>,
     started: Instant,
+    own_emulator: bool,
 ) -> Result<(), RunError> {
     let (stack, keep) = stack(options, template, sdk).await?;
     let result = serve_stack(options, template, binaries, sdk, aws_env, region, console.clone(), started, &stack).await;
-    if !keep {
+    // An emulator this run started goes away with everything in it.
+    if !keep && !own_emulator {
         stack.teardown(sdk).await;
         console.note(&format!("removed the stack's resources (suffix {})", stack.suffix));
     }
@@ -196,9 +200,10 @@ async fn serve_stack(
                     };
                     triggers.spawn(source.run(aws_sdk_sqs::Client::new(sdk)));
                 }
-                EventSource::Schedule { expression, input } => {
+                EventSource::Schedule { name, expression, input } => {
                     let schedule = Schedule {
                         function: function.clone(),
+                        name: name.clone(),
                         expression: expression.clone(),
                         input: input.clone(),
                         region: region.to_owned(),
@@ -288,10 +293,12 @@ fn print_banner(
             (None, _) => "on demand only".to_owned(),
         };
         println!(
-            "  Schedule     {} {} ({pace}); now: curl -X POST {invoke_url}/local/schedules/{}",
+            "  Schedule     {}.{} {} ({pace}); fire now: curl -X POST {invoke_url}/local/schedules/{}/{}",
             schedule.function.name(),
+            schedule.name,
             schedule.expression,
-            schedule.function.name()
+            schedule.function.name(),
+            schedule.name,
         );
     }
     println!("  Function logs {}", logs.display());

@@ -14,6 +14,8 @@ use crate::runtime_api::Reply;
 #[derive(Clone)]
 pub struct Schedule {
     pub function: Arc<Function>,
+    /// The event's name under the function's `Events`.
+    pub name: String,
     pub expression: String,
     pub input: Option<Value>,
     pub region: String,
@@ -70,7 +72,7 @@ impl Schedule {
                 "detail": {},
             }),
         };
-        let trigger = format!("schedule {}", self.expression);
+        let trigger = format!("schedule {} {}", self.name, self.expression);
         self.function
             .invoke(Bytes::from(payload.to_string()), &trigger, plain_status)
             .await

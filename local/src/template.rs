@@ -47,6 +47,8 @@ pub enum EventSource {
     /// `Schedule` (EventBridge rule) and `ScheduleV2` (EventBridge Scheduler) events;
     /// `input` is the event's `Input`, parsed from its JSON text.
     Schedule {
+        /// The event's key under `Events`.
+        name: String,
         expression: String,
         input: Option<Value>,
     },
@@ -268,7 +270,9 @@ impl Template {
                 None => Vec::new(),
                 Some(Value::Object(events)) => events
                     .iter()
-                    .map(|(name, e)| self.parse_event(e, &format!("{at}.Properties.Events.{name}")))
+                    .map(|(name, e)| {
+                        self.parse_event(name, e, &format!("{at}.Properties.Events.{name}"))
+                    })
                     .collect::<Result<_, _>>()?,
                 Some(_) => {
                     return Err(LocalError::invalid(
@@ -289,7 +293,7 @@ impl Template {
         Ok(out)
     }
 
-    fn parse_event(&self, event: &Value, at: &str) -> Result<EventSource, LocalError> {
+    fn parse_event(&self, name: &str, event: &Value, at: &str) -> Result<EventSource, LocalError> {
         let kind = event
             .get("Type")
             .and_then(Value::as_str)
@@ -338,7 +342,11 @@ impl Template {
                     })?),
                     Some(other) => Some(other.clone()),
                 };
-                Ok(EventSource::Schedule { expression, input })
+                Ok(EventSource::Schedule {
+                    name: name.to_owned(),
+                    expression,
+                    input,
+                })
             }
             "DynamoDB" => {
                 let table_logical_id =

@@ -370,6 +370,7 @@ fn functions_and_their_event_sources_are_read() {
         path: "/things".to_owned()
     }));
     assert!(events.contains(&EventSource::Schedule {
+        name: "Tick".to_owned(),
         expression: "rate(1 hour)".to_owned(),
         input: Some(json!({"op": "tick"})),
     }));

@@ -373,3 +373,25 @@ async fn list_audit_pages_validates_parameters_and_stays_in_its_tenant() {
         assert_problem(&response, 401);
     }
 }
+
+#[tokio::test]
+async fn the_verify_job_checks_every_tenants_chain() {
+    let stack = TestStack::new().await;
+    for name in ["acme", "beta"] {
+        append(&stack, name, 4).await;
+    }
+    let run = || async {
+        let event = lambda_runtime::LambdaEvent::new(serde_json::json!({}), lambda_runtime::Context::default());
+        verify::handler(&stack.app("VerifyFunction"), event).await.expect("verify runs")
+    };
+    let report = run().await;
+    assert!(report.ok);
+    assert_eq!(report.audit.iter().map(|c| c.tenant_id.as_str()).collect::<Vec<_>>(), ["acme", "beta"]);
+
+    stack.clients.dynamodb.delete_item().table_name(stack.table()).set_key(Some(entry_key("beta", 2))).send().await.unwrap();
+    let report = run().await;
+    assert!(!report.ok);
+    let broken: Vec<_> = report.broken_chains().map(|c| (c.tenant_id.as_str(), c.chain.first_broken_seq)).collect();
+    assert_eq!(broken, [("beta", Some(2))]);
+    assert!(report.ledger.ok, "the ledger itself is fine");
+}

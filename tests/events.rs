@@ -140,7 +140,7 @@ async fn the_verify_sample_reports_a_consistent_ledger() {
     let event = lambda_runtime::LambdaEvent::new(payload, lambda_runtime::Context::default());
     let report = verify::handler(&stack.app("VerifyFunction"), event).await.expect("verify runs");
     assert!(report.ok, "{report:?}");
-    assert_eq!(report.accounts_checked, 2);
+    assert_eq!(report.ledger.accounts_checked, 2);
     let malformed = lambda_runtime::LambdaEvent::new(json!({"tenant_id": 7}), lambda_runtime::Context::default());
     assert!(verify::handler(&stack.app("VerifyFunction"), malformed).await.is_err(), "a clear job error");
 }

@@ -15,7 +15,7 @@ async fn verify(stack: &TestStack, tenant: Option<&str>) -> caas::ledger::verify
     let app = stack.app("VerifyFunction");
     let payload = tenant.map_or_else(|| json!({}), |t| json!({ "tenant_id": t }));
     let event = lambda_runtime::LambdaEvent::new(payload, lambda_runtime::Context::default());
-    verify::handler(&app, event).await.expect("verify runs")
+    verify::handler(&app, event).await.expect("verify runs").ledger
 }
 
 #[tokio::test]

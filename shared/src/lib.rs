@@ -17,6 +17,7 @@ pub mod config;
 pub mod error;
 pub mod http;
 pub mod idempotency;
+pub mod integrity;
 pub mod ids;
 pub mod ledger;
 pub mod metrics;

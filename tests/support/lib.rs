@@ -108,7 +108,19 @@ pub async fn sdk_config() -> SdkConfig {
         std::env::var("AWS_ENDPOINT_URL").is_ok(),
         "AWS_ENDPOINT_URL is not set: run the tests through scripts/test, which starts the emulator"
     );
-    caas::clients::load_sdk_config().await
+    // The production timeouts suit DynamoDB; the emulator serializes every
+    // request and shares two cores with the build, so tests give it longer.
+    caas::clients::load_sdk_config()
+        .await
+        .to_builder()
+        .timeout_config(
+            aws_config::timeout::TimeoutConfig::builder()
+                .connect_timeout(std::time::Duration::from_secs(10))
+                .operation_attempt_timeout(std::time::Duration::from_secs(60))
+                .operation_timeout(std::time::Duration::from_secs(120))
+                .build(),
+        )
+        .build()
 }
 
 /// Clients whose every request is counted.

@@ -49,7 +49,7 @@ pub async fn verify_ledger(
 ) -> Result<LedgerReport, AppError> {
     let tenants = match tenant {
         Some(tenant) => vec![tenant.to_string()],
-        None => ledger_store::tenants_with_accounts(dynamodb, table).await?,
+        None => crate::store::tenants_with(dynamodb, table, "account").await?,
     };
     let mut report = LedgerReport::default();
     for tenant in &tenants {
@@ -106,18 +106,3 @@ async fn verify_tenant(
     Ok(())
 }
 
-/// The report as CloudWatch metrics (EMF): the drift alarm watches
-/// `LedgerDriftAccounts` and `LedgerUnbalancedTransactions`.
-pub fn emit_metrics(report: &LedgerReport, at: time::OffsetDateTime) {
-    let off_balance = report
-        .currency_totals
-        .iter()
-        .filter(|t| t.posted_sum != 0 || t.pending_difference != 0)
-        .count();
-    crate::metrics::MetricSet::service("verify")
-        .count("LedgerDriftAccounts", report.drift.len() as u64)
-        .count("LedgerUnbalancedTransactions", report.unbalanced_transactions.len() as u64)
-        .count("LedgerNonZeroCurrencySums", off_balance as u64)
-        .count("LedgerAccountsChecked", report.accounts_checked as u64)
-        .emit(at);
-}

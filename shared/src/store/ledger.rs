@@ -205,27 +205,3 @@ pub async fn tenant_account_ids(
         }
     }
 }
-
-/// Every tenant that has ledger accounts (a full scan: for the verify job).
-pub async fn tenants_with_accounts(dynamodb: &aws_sdk_dynamodb::Client, table: &str) -> Result<Vec<String>, AppError> {
-    let mut tenants = std::collections::BTreeSet::new();
-    let mut start = None;
-    loop {
-        let output = dynamodb
-            .scan()
-            .table_name(table)
-            .filter_expression("kind = :account")
-            .expression_attribute_values(":account", AttributeValue::S("account".into()))
-            .projection_expression("tenant_id")
-            .consistent_read(true)
-            .set_exclusive_start_key(start)
-            .send()
-            .await
-            .map_err(|e| AppError::from_sdk("scan accounts", e))?;
-        tenants.extend(output.items().iter().filter_map(|i| i.get("tenant_id")?.as_s().ok().cloned()));
-        start = output.last_evaluated_key;
-        if start.is_none() {
-            return Ok(tenants.into_iter().collect());
-        }
-    }
-}

@@ -260,3 +260,28 @@ pub(crate) async fn query_all(
         }
     }
 }
+
+/// Every tenant that has items of `kind` (a full, consistent scan: for the
+/// verify job and restore drills, never for a request).
+pub async fn tenants_with(dynamodb: &aws_sdk_dynamodb::Client, table: &str, kind: &str) -> Result<Vec<String>, AppError> {
+    let mut tenants = std::collections::BTreeSet::new();
+    let mut start = None;
+    loop {
+        let output = dynamodb
+            .scan()
+            .table_name(table)
+            .filter_expression("kind = :kind")
+            .expression_attribute_values(":kind", AttributeValue::S(kind.to_owned()))
+            .projection_expression("tenant_id")
+            .consistent_read(true)
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(|e| AppError::from_sdk("scan tenants", e))?;
+        tenants.extend(output.items().iter().filter_map(|i| i.get("tenant_id")?.as_s().ok().cloned()));
+        start = output.last_evaluated_key;
+        if start.is_none() {
+            return Ok(tenants.into_iter().collect());
+        }
+    }
+}

@@ -92,9 +92,18 @@ async fn events(bench: &Bench, fixture: &Fixture, function: &str, starts: usize)
             events
         }
         "VerifyFunction" => vec![json!({ "tenant_id": TENANT }); starts],
+        // Jobs whose sample event needs no live ids: the sample itself.
+        "BackupFunction" => vec![sample("backup.json")?; starts],
+        "MigrateFunction" => vec![sample("migrate-status.json")?; starts],
         _ => return Ok(None),
     };
     Ok(Some(events))
+}
+
+fn sample(file: &str) -> Result<Value> {
+    let path = caas_tests::repo_root().join("events").join(file);
+    let text = std::fs::read_to_string(&path).map_err(BenchError::io(format!("read {}", path.display())))?;
+    Ok(serde_json::from_str(&text)?)
 }
 
 fn peak_rss_kib(pid: u32) -> Option<u64> {

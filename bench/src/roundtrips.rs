@@ -48,6 +48,13 @@ pub async fn measure(bench: &Bench, fixture: &Fixture) -> Result<Vec<Row>> {
     let counter = &bench.stack.round_trips;
     let mut rows = Vec::new();
     let counted = |function: &str| bench.app(function, Cost::Template, true);
+    // Warm containers: the token public key is fetched from KMS once per
+    // container (GetPublicKey) and memoized; count what a warm one sends.
+    for function in ["LoginFunction", "RefreshFunction", "CreatePaymentFunction", "CapturePaymentFunction"] {
+        caas::auth::service::token_key(&*counted(function)?)
+            .await
+            .map_err(|e| BenchError::Setup(format!("token key of {function}: {e}")))?;
+    }
 
     counter.reset();
     let response = dispatch(&*counted("LoginFunction")?, "LoginFunction", login_call(TENANT, &fixture.email).request()?).await?;

@@ -329,3 +329,80 @@ async fn undecodable_outbox_records_fail_and_other_items_are_ignored() {
     assert_eq!(failed, ["101"], "only the broken outbox INSERT is reported");
     assert!(QueueTrigger::new(&stack, "EventsQueue").drain().await.is_empty());
 }
+
+#[tokio::test]
+async fn every_payments_operation_writes_exactly_its_events() {
+    use caas_tests::api::Api;
+    let stack = TestStack::new().await;
+    let api = Api::new(&stack);
+    let stream = StreamTrigger::new(&stack, "OutboxDrainFunction");
+    let token = api.token("acme", "ops@example.com").await;
+    new_events(&stack, &stream).await;
+    let sorted = |events: &[OutboxEvent]| {
+        let mut got = types(events).into_iter().map(str::to_owned).collect::<Vec<_>>();
+        got.sort();
+        got
+    };
+
+    let (alice, bob) = (api.account(&token, "USD", false).await, api.account(&token, "USD", false).await);
+    let events = new_events(&stack, &stream).await;
+    assert_eq!(types(&events), ["account.created", "account.created"]);
+    assert_eq!(events[0].payload, json!({"account_id": alice, "currency": "USD", "allow_overdraft": false}));
+
+    // Refused for lack of funds: nothing committed, nothing published.
+    assert_eq!(api.authorize(&token, &alice, &bob, 100, "USD").await.status(), 422);
+    for event in outbox_events(&stream.poll().await) {
+        assert!(!is_stored(&stack, &event).await, "a cancelled transaction stored {}", event.event_type);
+    }
+
+    api.fund(&token, &alice, 1_000, "USD").await;
+    new_events(&stack, &stream).await;
+    let (status, payment) = parts(&api.authorize(&token, &alice, &bob, 600, "USD").await);
+    assert_eq!(status, 201);
+    let id = payment["payment_id"].as_str().unwrap();
+    let events = new_events(&stack, &stream).await;
+    assert_eq!(sorted(&events), ["ledger.transaction_recorded", "payment.authorized"]);
+    let authorized = events.iter().find(|e| e.event_type == "payment.authorized").unwrap();
+    let recorded = events.iter().find(|e| e.event_type == "ledger.transaction_recorded").unwrap();
+    assert_eq!((authorized.aggregate_type.as_str(), authorized.aggregate_id.as_str()), ("payment", id));
+    assert_eq!(authorized.payload["ledger_tx_id"], recorded.payload["tx_id"]);
+    assert_eq!(recorded.payload["movement"], "authorize");
+    assert_eq!(authorized.correlation_id, recorded.correlation_id, "one request, one correlation id");
+
+    for (operation, event_type, movement) in [("capture", "payment.captured", "capture"), ("refund", "payment.refunded", "refund")] {
+        let response = match operation {
+            "capture" => api.capture(&token, id, Some(500)).await,
+            _ => api.refund(&token, id, 200).await,
+        };
+        assert!(response.status().is_success());
+        let events = new_events(&stack, &stream).await;
+        assert_eq!(sorted(&events), ["ledger.transaction_recorded", event_type]);
+        assert!(events.iter().any(|e| e.payload["movement"] == movement));
+    }
+
+    let (_, other) = parts(&api.authorize(&token, &alice, &bob, 100, "USD").await);
+    let other = other["payment_id"].as_str().unwrap();
+    new_events(&stack, &stream).await;
+    assert_eq!(api.void(&token, other).await.status(), 200);
+    assert_eq!(sorted(&new_events(&stack, &stream).await), ["ledger.transaction_recorded", "payment.voided"]);
+
+    // A replay changes nothing, so it writes nothing; neither does a refused transition.
+    let (_, third) = parts(&api.authorize(&token, &alice, &bob, 100, "USD").await);
+    let third = third["payment_id"].as_str().unwrap();
+    let body = json!({});
+    let capture = |key: &'static str, id: &str| {
+        let id = id.to_owned();
+        let (api, token, body) = (&api, &token, &body);
+        async move { api.post("CapturePaymentFunction", "/v1/payments/{id}/capture", Some(&id), token, Some(key), body).await }
+    };
+    assert_eq!(capture("capture-once", third).await.status(), 200);
+    assert_eq!(new_events(&stack, &stream).await.len(), 4, "authorized and captured, each with its ledger event");
+    assert_eq!(capture("capture-once", third).await.status(), 200);
+    assert_eq!(capture("capture-voided", other).await.status(), 409);
+    for event in outbox_events(&stream.poll().await) {
+        assert!(!is_stored(&stack, &event).await, "a replay or refusal stored {}", event.event_type);
+    }
+    // register + login 2, accounts 3 (two wallets, one funding), funding
+    // payment 4, first payment 6, voided 4, captured once 4.
+    assert_eq!(outbox_items(&stack).await, 2 + 3 + 4 + 6 + 4 + 4);
+}

@@ -47,8 +47,12 @@ fn alternative_matches(alternative: &Value, value: Option<&Value>) -> bool {
     let text = value.and_then(Value::as_str);
     match operator.as_str() {
         "exists" => operand.as_bool() == Some(value.is_some()),
-        "prefix" => text.zip(operand.as_str()).is_some_and(|(t, p)| t.starts_with(p)),
-        "suffix" => text.zip(operand.as_str()).is_some_and(|(t, s)| t.ends_with(s)),
+        "prefix" => text
+            .zip(operand.as_str())
+            .is_some_and(|(t, p)| t.starts_with(p)),
+        "suffix" => text
+            .zip(operand.as_str())
+            .is_some_and(|(t, s)| t.ends_with(s)),
         "equals-ignore-case" => text
             .zip(operand.as_str())
             .is_some_and(|(t, o)| t.eq_ignore_ascii_case(o)),
@@ -92,10 +96,14 @@ mod tests {
 
     #[test]
     fn template_pattern_selects_outbox_inserts_only() {
-        let insert = json!({"eventName": "INSERT", "dynamodb": {"NewImage": {"kind": {"S": "outbox"}}}});
-        let modify = json!({"eventName": "MODIFY", "dynamodb": {"NewImage": {"kind": {"S": "outbox"}}}});
-        let other = json!({"eventName": "INSERT", "dynamodb": {"NewImage": {"kind": {"S": "user"}}}});
-        let removed = json!({"eventName": "REMOVE", "dynamodb": {"OldImage": {"kind": {"S": "outbox"}}}});
+        let insert =
+            json!({"eventName": "INSERT", "dynamodb": {"NewImage": {"kind": {"S": "outbox"}}}});
+        let modify =
+            json!({"eventName": "MODIFY", "dynamodb": {"NewImage": {"kind": {"S": "outbox"}}}});
+        let other =
+            json!({"eventName": "INSERT", "dynamodb": {"NewImage": {"kind": {"S": "user"}}}});
+        let removed =
+            json!({"eventName": "REMOVE", "dynamodb": {"OldImage": {"kind": {"S": "outbox"}}}});
         let patterns = [outbox_pattern()];
         assert!(matches_any(&patterns, &insert));
         assert!(!matches_any(&patterns, &modify));
@@ -107,7 +115,10 @@ mod tests {
     fn no_patterns_pass_everything_and_any_pattern_suffices() {
         let record = json!({"eventName": "MODIFY"});
         assert!(matches_any(&[], &record));
-        let patterns = [json!({"eventName": ["INSERT"]}), json!({"eventName": ["MODIFY"]})];
+        let patterns = [
+            json!({"eventName": ["INSERT"]}),
+            json!({"eventName": ["MODIFY"]}),
+        ];
         assert!(matches_any(&patterns, &record));
     }
 

@@ -35,7 +35,12 @@ pub struct Invoked {
 }
 
 impl Function {
-    pub fn new(spec: FunctionSpec, launch: Launch, max_instances: usize, console: Arc<Console>) -> Self {
+    pub fn new(
+        spec: FunctionSpec,
+        launch: Launch,
+        max_instances: usize,
+        console: Arc<Console>,
+    ) -> Self {
         Function {
             spec,
             launch,
@@ -67,13 +72,26 @@ impl Function {
         let begun = Instant::now();
         let invoked = self.run(payload).await;
         let duration = begun.elapsed();
-        self.console.invocation(self.name(), trigger, &status(&invoked.0), duration, invoked.1);
-        Invoked { reply: invoked.0, cold: invoked.1, duration }
+        self.console.invocation(
+            self.name(),
+            trigger,
+            &status(&invoked.0),
+            duration,
+            invoked.1,
+        );
+        Invoked {
+            reply: invoked.0,
+            cold: invoked.1,
+            duration,
+        }
     }
 
     async fn run(&self, payload: Bytes) -> (Reply, bool) {
         let Ok(_slot) = self.slots.acquire().await else {
-            return (Reply::failure("ServiceException", "the function is shutting down"), false);
+            return (
+                Reply::failure("ServiceException", "the function is shutting down"),
+                false,
+            );
         };
         let warm = {
             let mut idle = lock(&self.idle);
@@ -92,7 +110,12 @@ impl Function {
         match fate {
             Fate::Warm => lock(&self.idle).push(instance),
             Fate::Gone => {
-                self.console.note(&format!("{} #{} (pid {}) is gone", self.name(), instance.number, instance.pid));
+                self.console.note(&format!(
+                    "{} #{} (pid {}) is gone",
+                    self.name(),
+                    instance.number,
+                    instance.pid
+                ));
                 instance.stop().await;
             }
         }
@@ -134,7 +157,10 @@ impl Function {
         let pids = self.pids();
         let mut left = Vec::new();
         for (mut exit, pid) in exits.into_iter().zip(pids) {
-            if tokio::time::timeout(grace, exit.wait_for(Option::is_some)).await.is_err() {
+            if tokio::time::timeout(grace, exit.wait_for(Option::is_some))
+                .await
+                .is_err()
+            {
                 left.push(pid);
             }
         }
@@ -151,7 +177,14 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 pub struct Console;
 
 impl Console {
-    pub fn invocation(&self, function: &str, trigger: &str, status: &str, duration: Duration, cold: bool) {
+    pub fn invocation(
+        &self,
+        function: &str,
+        trigger: &str,
+        status: &str,
+        duration: Duration,
+        cold: bool,
+    ) {
         let temperature = if cold { "cold" } else { "warm" };
         println!(
             "{}  {function:<26} {trigger:<40} {status:<14} {:>7.1} ms  {temperature}",
@@ -167,7 +200,9 @@ impl Console {
 
 fn clock() -> String {
     let format = time::macros::format_description!("[hour]:[minute]:[second].[subsecond digits:3]");
-    time::OffsetDateTime::now_utc().format(&format).unwrap_or_default()
+    time::OffsetDateTime::now_utc()
+        .format(&format)
+        .unwrap_or_default()
 }
 
 /// The status column for a reply whose payload needs no interpretation.

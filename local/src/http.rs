@@ -65,7 +65,12 @@ where
     let (parts, body) = request.into_parts();
     let body = match body.collect().await {
         Ok(collected) => collected.to_bytes(),
-        Err(_) => return text(http::StatusCode::BAD_REQUEST, "could not read the request body"),
+        Err(_) => {
+            return text(
+                http::StatusCode::BAD_REQUEST,
+                "could not read the request body",
+            );
+        }
     };
     handler(Request {
         method: parts.method,
@@ -77,7 +82,11 @@ where
     .await
 }
 
-pub fn response(status: http::StatusCode, headers: &[(&str, &str)], body: impl Into<Bytes>) -> Response {
+pub fn response(
+    status: http::StatusCode,
+    headers: &[(&str, &str)],
+    body: impl Into<Bytes>,
+) -> Response {
     let mut response = hyper::Response::new(Full::new(body.into()));
     *response.status_mut() = status;
     for (name, value) in headers {
@@ -92,11 +101,19 @@ pub fn response(status: http::StatusCode, headers: &[(&str, &str)], body: impl I
 }
 
 pub fn json(status: http::StatusCode, body: &serde_json::Value) -> Response {
-    response(status, &[("content-type", "application/json")], body.to_string())
+    response(
+        status,
+        &[("content-type", "application/json")],
+        body.to_string(),
+    )
 }
 
 pub fn text(status: http::StatusCode, body: &str) -> Response {
-    response(status, &[("content-type", "text/plain; charset=utf-8")], body.to_owned())
+    response(
+        status,
+        &[("content-type", "text/plain; charset=utf-8")],
+        body.to_owned(),
+    )
 }
 
 /// A response as the client sees it.
@@ -148,15 +165,24 @@ pub async fn request(
         .ok_or_else(|| ClientError::Url(url.to_owned()))?;
     let stream = TcpStream::connect(&authority)
         .await
-        .map_err(|source| ClientError::Connect { addr: authority.clone(), source })?;
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+        .map_err(|source| ClientError::Connect {
+            addr: authority.clone(),
+            source,
+        })?;
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
     let driver = tokio::spawn(connection);
     let path = uri.path_and_query().map_or("/", |p| p.as_str());
-    let mut builder = hyper::Request::builder().method(method).uri(path).header("host", &authority);
+    let mut builder = hyper::Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", &authority);
     for (name, value) in headers {
         builder = builder.header(*name, *value);
     }
-    let response = sender.send_request(builder.body(Full::new(body.into()))?).await?;
+    let response = sender
+        .send_request(builder.body(Full::new(body.into()))?)
+        .await?;
     let (parts, body) = response.into_parts();
     let body = body.collect().await?.to_bytes();
     driver.abort();

@@ -31,7 +31,9 @@ impl InvokeApi {
         let path = request.uri.path().to_owned();
         let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
         match (request.method.as_str(), segments.as_slice()) {
-            ("POST", ["2015-03-31", "functions", name, "invocations"]) => self.invoke(name, request).await,
+            ("POST", ["2015-03-31", "functions", name, "invocations"]) => {
+                self.invoke(name, request).await
+            }
             ("GET", ["local", "routes"]) => {
                 let routes: Vec<Value> = self
                     .routes
@@ -50,8 +52,13 @@ impl InvokeApi {
                 web::json(StatusCode::OK, &Value::from(functions))
             }
             ("POST", ["local", "schedules", name]) => self.fire_schedules(name, None).await,
-            ("POST", ["local", "schedules", name, event]) => self.fire_schedules(name, Some(event)).await,
-            _ => web::json(StatusCode::NOT_FOUND, &json!({ "message": format!("no such endpoint: {} {path}", request.method) })),
+            ("POST", ["local", "schedules", name, event]) => {
+                self.fire_schedules(name, Some(event)).await
+            }
+            _ => web::json(
+                StatusCode::NOT_FOUND,
+                &json!({ "message": format!("no such endpoint: {} {path}", request.method) }),
+            ),
         }
     }
 
@@ -66,7 +73,11 @@ impl InvokeApi {
             .and_then(|v| v.to_str().ok())
             .unwrap_or("RequestResponse")
             .to_owned();
-        let payload = if request.body.is_empty() { bytes::Bytes::from_static(b"{}") } else { request.body };
+        let payload = if request.body.is_empty() {
+            bytes::Bytes::from_static(b"{}")
+        } else {
+            request.body
+        };
         match invocation_type.as_str() {
             "DryRun" => web::response(StatusCode::NO_CONTENT, &[], ""),
             "Event" => {
@@ -74,7 +85,9 @@ impl InvokeApi {
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
                     .spawn(async move {
-                        function.invoke(payload, "invoke (Event)", plain_status).await;
+                        function
+                            .invoke(payload, "invoke (Event)", plain_status)
+                            .await;
                     });
                 web::response(StatusCode::ACCEPTED, &[], "")
             }
@@ -83,7 +96,10 @@ impl InvokeApi {
                 match invoked.reply {
                     Reply::Success(body) => web::response(
                         StatusCode::OK,
-                        &[("content-type", "application/json"), ("x-amz-executed-version", "$LATEST")],
+                        &[
+                            ("content-type", "application/json"),
+                            ("x-amz-executed-version", "$LATEST"),
+                        ],
                         body,
                     ),
                     Reply::Failure { payload, .. } => web::response(
@@ -101,7 +117,10 @@ impl InvokeApi {
                 let body = json!({ "Type": "User", "message": format!("invalid invocation type {other}") });
                 web::response(
                     StatusCode::BAD_REQUEST,
-                    &[("content-type", "application/json"), ("x-amzn-errortype", "InvalidParameterValueException")],
+                    &[
+                        ("content-type", "application/json"),
+                        ("x-amzn-errortype", "InvalidParameterValueException"),
+                    ],
                     body.to_string(),
                 )
             }
@@ -116,8 +135,14 @@ impl InvokeApi {
             .filter(|s| s.function.name() == name && event.is_none_or(|e| e == s.name))
             .collect();
         if schedules.is_empty() {
-            let what = event.map_or_else(|| "no Schedule event".to_owned(), |e| format!("no Schedule event {e}"));
-            return web::json(StatusCode::NOT_FOUND, &json!({ "message": format!("{name} has {what} in template.yaml") }));
+            let what = event.map_or_else(
+                || "no Schedule event".to_owned(),
+                |e| format!("no Schedule event {e}"),
+            );
+            return web::json(
+                StatusCode::NOT_FOUND,
+                &json!({ "message": format!("{name} has {what} in template.yaml") }),
+            );
         }
         let mut results = Vec::new();
         for schedule in schedules {
@@ -154,7 +179,10 @@ fn not_found(name: &str) -> Response {
     let body = json!({ "Type": "User", "message": format!("Function not found: {name} (use a logical id of template.yaml)") });
     web::response(
         StatusCode::NOT_FOUND,
-        &[("content-type", "application/json"), ("x-amzn-errortype", "ResourceNotFoundException")],
+        &[
+            ("content-type", "application/json"),
+            ("x-amzn-errortype", "ResourceNotFoundException"),
+        ],
         body.to_string(),
     )
 }
@@ -166,8 +194,14 @@ mod tests {
     #[test]
     fn names_and_arns() {
         assert_eq!(function_name("BackupFunction"), "BackupFunction");
-        assert_eq!(function_name("arn:aws:lambda:us-east-1:123456789012:function:BackupFunction"), "BackupFunction");
-        assert_eq!(function_name("arn%3Aaws%3Alambda%3Aus-east-1%3A1%3Afunction%3AX%3A%24LATEST"), "X");
+        assert_eq!(
+            function_name("arn:aws:lambda:us-east-1:123456789012:function:BackupFunction"),
+            "BackupFunction"
+        );
+        assert_eq!(
+            function_name("arn%3Aaws%3Alambda%3Aus-east-1%3A1%3Afunction%3AX%3A%24LATEST"),
+            "X"
+        );
         assert_eq!(function_name("X:$LATEST"), "X");
     }
 }

@@ -82,7 +82,10 @@ impl StreamSource {
         }
     }
 
-    async fn shard_ids(&self, client: &aws_sdk_dynamodbstreams::Client) -> Result<Vec<String>, String> {
+    async fn shard_ids(
+        &self,
+        client: &aws_sdk_dynamodbstreams::Client,
+    ) -> Result<Vec<String>, String> {
         let described = client
             .describe_stream()
             .stream_arn(&self.stream_arn)
@@ -91,12 +94,22 @@ impl StreamSource {
             .map_err(|e| aws_sdk_dynamodbstreams::error::DisplayErrorContext(e).to_string())?;
         Ok(described
             .stream_description()
-            .map(|d| d.shards().iter().filter_map(|s| s.shard_id().map(str::to_owned)).collect())
+            .map(|d| {
+                d.shards()
+                    .iter()
+                    .filter_map(|s| s.shard_id().map(str::to_owned))
+                    .collect()
+            })
             .unwrap_or_default())
     }
 
     /// Fills the shard's pending records up to one batch.
-    async fn read(&self, client: &aws_sdk_dynamodbstreams::Client, shard_id: &str, shard: &mut Shard) -> Result<(), String> {
+    async fn read(
+        &self,
+        client: &aws_sdk_dynamodbstreams::Client,
+        shard_id: &str,
+        shard: &mut Shard,
+    ) -> Result<(), String> {
         if !shard.started {
             let iterator = client
                 .get_shard_iterator()
@@ -113,7 +126,12 @@ impl StreamSource {
             let Some(iterator) = shard.iterator.clone() else {
                 return Ok(());
             };
-            let output = client.get_records().shard_iterator(iterator).send().await.map_err(display)?;
+            let output = client
+                .get_records()
+                .shard_iterator(iterator)
+                .send()
+                .await
+                .map_err(display)?;
             shard.iterator = output.next_shard_iterator().map(str::to_owned);
             let records = output.records();
             if records.is_empty() {
@@ -138,14 +156,20 @@ impl StreamSource {
         let trigger = format!("stream {} record{}", size, plural(size));
         let invoked = self
             .function
-            .invoke(Bytes::from(event.to_string()), &trigger, |reply| batch_status(reply, size))
+            .invoke(Bytes::from(event.to_string()), &trigger, |reply| {
+                batch_status(reply, size)
+            })
             .await;
         let done = match &invoked.reply {
             Reply::Success(payload) => {
                 let failed = failed_items(payload);
                 // Lambda checkpoints before the lowest failed sequence number; an
                 // identifier it cannot place fails the whole batch.
-                match failed.iter().map(|f| sequences.iter().position(|s| s == f)).collect::<Option<Vec<_>>>() {
+                match failed
+                    .iter()
+                    .map(|f| sequences.iter().position(|s| s == f))
+                    .collect::<Option<Vec<_>>>()
+                {
                     Some(positions) => positions.into_iter().min().unwrap_or(size),
                     None => 0,
                 }
@@ -160,7 +184,11 @@ impl StreamSource {
         shard.attempts += 1;
         if shard.attempts > STREAM_MAX_RETRIES {
             let skipped = size - done;
-            tracing::warn!(function = self.function.name(), skipped, "stream batch still failing after retries; skipping it");
+            tracing::warn!(
+                function = self.function.name(),
+                skipped,
+                "stream batch still failing after retries; skipping it"
+            );
             shard.pending.drain(..skipped);
             shard.attempts = 0;
         } else {
@@ -193,13 +221,22 @@ impl StreamSource {
         out.aws_region = self.region.clone();
         out.change = change;
         out.event_id = record.event_id().unwrap_or_default().to_owned();
-        out.event_name = record.event_name().map(|n| n.as_str().to_owned()).unwrap_or_default();
+        out.event_name = record
+            .event_name()
+            .map(|n| n.as_str().to_owned())
+            .unwrap_or_default();
         out.event_source = Some("aws:dynamodb".to_owned());
         out.event_version = record.event_version().map(str::to_owned);
         out.event_source_arn = Some(self.stream_arn.clone());
         let mut json = serde_json::to_value(&out).unwrap_or(Value::Null);
-        if let (Some(created), Some(part)) = (created, json.get_mut("dynamodb").and_then(Value::as_object_mut)) {
-            part.insert("ApproximateCreationDateTime".to_owned(), Value::from(created));
+        if let (Some(created), Some(part)) = (
+            created,
+            json.get_mut("dynamodb").and_then(Value::as_object_mut),
+        ) {
+            part.insert(
+                "ApproximateCreationDateTime".to_owned(),
+                Value::from(created),
+            );
         }
         (sequence, json)
     }
@@ -242,14 +279,20 @@ impl QueueSource {
         }
     }
 
-    async fn process(&self, client: &aws_sdk_sqs::Client, messages: Vec<aws_sdk_sqs::types::Message>) {
+    async fn process(
+        &self,
+        client: &aws_sdk_sqs::Client,
+        messages: Vec<aws_sdk_sqs::types::Message>,
+    ) {
         let records: Vec<Value> = messages.iter().map(|m| self.convert(m)).collect();
         let count = records.len();
         let event = json!({ "Records": records });
         let trigger = format!("sqs {} message{}", count, plural(count));
         let invoked = self
             .function
-            .invoke(Bytes::from(event.to_string()), &trigger, |reply| batch_status(reply, count))
+            .invoke(Bytes::from(event.to_string()), &trigger, |reply| {
+                batch_status(reply, count)
+            })
             .await;
         let Reply::Success(payload) = &invoked.reply else {
             return; // Nothing is deleted: every message comes back after its visibility timeout.
@@ -278,7 +321,9 @@ impl QueueSource {
             .await;
         match deleted {
             Ok(output) if output.failed().is_empty() => {}
-            Ok(output) => tracing::warn!(queue = %self.queue_url, failed = output.failed().len(), "some deletes failed"),
+            Ok(output) => {
+                tracing::warn!(queue = %self.queue_url, failed = output.failed().len(), "some deletes failed")
+            }
             Err(e) => {
                 let message = aws_sdk_sqs::error::DisplayErrorContext(e).to_string();
                 tracing::warn!(queue = %self.queue_url, %message, "DeleteMessageBatch failed");
@@ -290,7 +335,11 @@ impl QueueSource {
     fn convert(&self, message: &aws_sdk_sqs::types::Message) -> Value {
         let attributes: BTreeMap<String, String> = message
             .attributes()
-            .map(|a| a.iter().map(|(k, v)| (k.as_str().to_owned(), v.clone())).collect())
+            .map(|a| {
+                a.iter()
+                    .map(|(k, v)| (k.as_str().to_owned(), v.clone()))
+                    .collect()
+            })
             .unwrap_or_default();
         let message_attributes: BTreeMap<String, Value> = message
             .message_attributes()
@@ -307,8 +356,9 @@ impl QueueSource {
                         }
                         if let Some(blob) = v.binary_value() {
                             use base64::Engine as _;
-                            attribute["binaryValue"] =
-                                Value::from(base64::engine::general_purpose::STANDARD.encode(blob.as_ref()));
+                            attribute["binaryValue"] = Value::from(
+                                base64::engine::general_purpose::STANDARD.encode(blob.as_ref()),
+                            );
                         }
                         (name.clone(), attribute)
                     })
@@ -338,10 +388,19 @@ fn display(error: impl std::error::Error) -> String {
 fn failed_items(payload: &[u8]) -> Vec<String> {
     serde_json::from_slice::<Value>(payload)
         .ok()
-        .and_then(|v| v.get("batchItemFailures").and_then(Value::as_array).cloned())
+        .and_then(|v| {
+            v.get("batchItemFailures")
+                .and_then(Value::as_array)
+                .cloned()
+        })
         .unwrap_or_default()
         .iter()
-        .map(|f| f.get("itemIdentifier").and_then(Value::as_str).unwrap_or_default().to_owned())
+        .map(|f| {
+            f.get("itemIdentifier")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned()
+        })
         .collect()
 }
 

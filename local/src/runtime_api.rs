@@ -26,7 +26,10 @@ pub enum Reply {
     Success(Bytes),
     /// An error the function reported, or one Lambda would report for it (timeout,
     /// crash, missing binary): `payload` is the `{"errorType", "errorMessage"}` document.
-    Failure { error_type: String, payload: Bytes },
+    Failure {
+        error_type: String,
+        payload: Bytes,
+    },
 }
 
 impl Reply {
@@ -114,6 +117,11 @@ impl Instance {
             .stdout(log.try_clone()?)
             .stderr(log)
             .kill_on_drop(true);
+        // Its own process group: a terminal's Ctrl-C reaches only the runner, which
+        // then stops every instance itself (and can tell an invocation apart from a
+        // shutdown).
+        #[cfg(unix)]
+        command.process_group(0);
         let mut child = match command.spawn() {
             Ok(child) => child,
             Err(e) => {
@@ -166,7 +174,12 @@ impl Instance {
             .map(|d| d.as_millis())
             .unwrap_or_default();
         let (reply, answer) = oneshot::channel();
-        let invocation = Invocation { request_id, payload, deadline_ms, reply };
+        let invocation = Invocation {
+            request_id,
+            payload,
+            deadline_ms,
+            reply,
+        };
         if self.invocations.send(invocation).await.is_err() {
             return (self.exit_reply("the runtime API is gone"), Fate::Gone);
         }
@@ -194,8 +207,17 @@ impl Instance {
     }
 
     fn exit_reply(&self, what: &str) -> Reply {
-        let status = self.exited.borrow().clone().unwrap_or_else(|| "still running".to_owned());
-        let init = self.state.init_error.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let status = self
+            .exited
+            .borrow()
+            .clone()
+            .unwrap_or_else(|| "still running".to_owned());
+        let init = self
+            .state
+            .init_error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
         let message = match init {
             Some(init) => format!("Runtime {what} ({status}); init error: {init}"),
             None => format!("Runtime {what} ({status}); see the function's log"),
@@ -217,7 +239,10 @@ fn open_log(path: &Path) -> Result<std::fs::File, std::io::Error> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    std::fs::OpenOptions::new().create(true).append(true).open(path)
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
 }
 
 /// What a Lambda process inherits from the machine: a PATH, and the AWS SDK settings
@@ -253,7 +278,14 @@ async fn runtime_api(state: &RuntimeState, request: Request) -> Response {
             } else {
                 request.body
             };
-            settle(state, id, Reply::Failure { error_type, payload })
+            settle(
+                state,
+                id,
+                Reply::Failure {
+                    error_type,
+                    payload,
+                },
+            )
         }
         ("POST", ["init", "error"]) => {
             let text = String::from_utf8_lossy(&request.body).into_owned();
@@ -275,7 +307,15 @@ async fn next(state: &RuntimeState) -> Response {
         .unwrap_or_else(|p| p.into_inner())
         .insert(invocation.request_id.clone(), invocation.reply);
     let deadline = invocation.deadline_ms.to_string();
-    let trace = format!("Root=1-{}-{};Sampled=0", short_hex_time(), uuid::Uuid::new_v4().simple().to_string().get(..24).unwrap_or_default());
+    let trace = format!(
+        "Root=1-{}-{};Sampled=0",
+        short_hex_time(),
+        uuid::Uuid::new_v4()
+            .simple()
+            .to_string()
+            .get(..24)
+            .unwrap_or_default()
+    );
     web::response(
         StatusCode::OK,
         &[
@@ -290,7 +330,11 @@ async fn next(state: &RuntimeState) -> Response {
 }
 
 fn settle(state: &RuntimeState, request_id: &str, reply: Reply) -> Response {
-    let waiting = state.in_flight.lock().unwrap_or_else(|p| p.into_inner()).remove(request_id);
+    let waiting = state
+        .in_flight
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .remove(request_id);
     match waiting {
         Some(sender) => {
             // The caller may have given up (timeout); nothing else to do then.
@@ -312,6 +356,9 @@ fn accepted() -> Response {
 }
 
 fn short_hex_time() -> String {
-    let secs = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default();
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default();
     format!("{secs:08x}")
 }

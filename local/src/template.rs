@@ -151,8 +151,14 @@ impl Template {
             .resources()
             .get(function_logical_id)?
             .pointer("/Properties/LoggingConfig/LogFormat");
-        let global = || self.globals_function()?.get("LoggingConfig")?.get("LogFormat");
-        own.or_else(global).and_then(Value::as_str).map(str::to_owned)
+        let global = || {
+            self.globals_function()?
+                .get("LoggingConfig")?
+                .get("LogFormat")
+        };
+        own.or_else(global)
+            .and_then(Value::as_str)
+            .map(str::to_owned)
     }
 
     /// Each parameter's `Default` as a string (lists joined with commas, as CloudFormation

@@ -19,8 +19,10 @@ use error::{BenchError, Result};
 use std::path::PathBuf;
 
 const USAGE: &str = "caas-bench [--out FILE] [--only SECTIONS] [--requests N] [--argon2-requests N] \
-[--argon2-rounds N] [--cold-starts N] [--outbox-events N] [--audit-entries N] [--bin-dir DIR] [--python PATH] \
-[--command TEXT]\n  SECTIONS: comma-separated of roundtrips,cpu,argon2,cold,jobs (default: all)";
+[--argon2-rounds N] [--cold-starts N] [--outbox-events N] [--audit-entries N] [--migrate-items N] \
+[--migrate-segments LIST] [--bin-dir DIR] [--python PATH] [--command TEXT]\n  SECTIONS: comma-separated of roundtrips,cpu,argon2,cold,jobs,migrate (default: all)";
+
+const SECTIONS: [&str; 6] = ["roundtrips", "cpu", "argon2", "cold", "jobs", "migrate"];
 
 pub struct Options {
     pub out: PathBuf,
@@ -31,6 +33,8 @@ pub struct Options {
     pub cold_starts: usize,
     pub outbox_events: usize,
     pub audit_entries: usize,
+    pub migrate_items: usize,
+    pub migrate_segments: Vec<u32>,
     pub bin_dir: PathBuf,
     pub python: String,
     pub command: String,
@@ -40,13 +44,15 @@ impl Options {
     fn parse(mut args: impl Iterator<Item = String>) -> Result<Self> {
         let mut options = Self {
             out: PathBuf::from("docs/BENCHMARKS.md"),
-            sections: ["roundtrips", "cpu", "argon2", "cold", "jobs"].map(str::to_owned).to_vec(),
+            sections: SECTIONS.map(str::to_owned).to_vec(),
             requests: 1000,
             argon2_requests: 1000,
             argon2_rounds: 20,
             cold_starts: 20,
             outbox_events: 1000,
             audit_entries: 1000,
+            migrate_items: 100_000,
+            migrate_segments: vec![1, 4, 16],
             bin_dir: PathBuf::from("target/release"),
             python: ".venv/bin/python".to_owned(),
             command: "scripts/bench".to_owned(),
@@ -68,6 +74,14 @@ impl Options {
                 "--cold-starts" => options.cold_starts = number(&value)?,
                 "--outbox-events" => options.outbox_events = number(&value)?,
                 "--audit-entries" => options.audit_entries = number(&value)?,
+                "--migrate-items" => options.migrate_items = number(&value)?,
+                "--migrate-segments" => {
+                    options.migrate_segments = value
+                        .split(',')
+                        .map(|s| s.trim().parse::<u32>().ok().filter(|n| (1..=1000).contains(n)))
+                        .collect::<Option<Vec<u32>>>()
+                        .ok_or_else(|| BenchError::Usage(format!("--migrate-segments: not a list of 1..=1000: {value}")))?;
+                }
                 "--bin-dir" => options.bin_dir = PathBuf::from(value),
                 "--python" => options.python = value,
                 "--command" => options.command = value,
@@ -75,7 +89,7 @@ impl Options {
             }
         }
         for section in &options.sections {
-            if !["roundtrips", "cpu", "argon2", "cold", "jobs"].contains(&section.as_str()) {
+            if !SECTIONS.contains(&section.as_str()) {
                 return Err(BenchError::Usage(format!("unknown section {section}\n{USAGE}")));
             }
         }
@@ -162,6 +176,14 @@ async fn run(options: &Options) -> Result<()> {
         let one = jobs::audit_writer(&bench, "one tenant", 1, options.audit_entries).await?;
         let ten = jobs::audit_writer(&bench, "ten tenants at once", 10, (options.audit_entries / 10).max(10)).await?;
         report.jobs = Some((drain, vec![one, ten], load, report::load()));
+    }
+    if options.runs("migrate") {
+        for &segments in &options.migrate_segments {
+            eprintln!("caas-bench: migrate, {} items, {segments} segments", options.migrate_items);
+            let load = report::load();
+            let run = jobs::migrate(options.migrate_items, segments).await?;
+            report.migrate.push((run, load));
+        }
     }
     let text = report.render();
     if let Some(dir) = options.out.parent().filter(|d| !d.as_os_str().is_empty()) {

@@ -74,6 +74,8 @@ async fn register_login_refresh_reuse_and_logout() {
 
     let stored = stored_user(&stack, "acme", "ada@example.com").await;
     assert!(stored.password_hash.starts_with("$argon2id$"), "only the hash is stored");
+    let created = time::OffsetDateTime::parse(&stored.created_at, &time::format_description::well_known::Rfc3339).unwrap();
+    assert_eq!(stored.created_at_ms, Some(created.unix_timestamp() * 1000), "written in the expand (v2) shape");
     assert!(!stored.password_hash.contains(PASSWORD));
 
     let (status, tokens) = login(&stack, "acme", "ADA@example.com", PASSWORD).await;
@@ -214,6 +216,7 @@ async fn legacy_bcrypt_user_logs_in_and_is_rehashed() {
         email: "legacy@example.com".into(),
         password_hash: bcrypt::hash("legacy-password", 4).unwrap(),
         created_at: "2020-01-01T00:00:00Z".into(),
+        created_at_ms: None,
         last_login_at: None,
         failed_logins: 0,
         failed_window_started_at: None,
@@ -223,12 +226,26 @@ async fn legacy_bcrypt_user_logs_in_and_is_rehashed() {
     let event = caas::outbox::OutboxEvent::new(&tenant, "user", &legacy.user_id, "user.imported", time::OffsetDateTime::now_utc(), "seed", json!({}));
     Tx::new(&table, &event).unwrap().push(users::insert(&table, &legacy).unwrap()).commit(&stack.clients.dynamodb).await.unwrap();
 
+    // Flagged by the legacy-user migration (v4).
+    let key = std::collections::HashMap::from([
+        ("pk".to_owned(), aws_sdk_dynamodb::types::AttributeValue::S("T#acme#USER#legacy@example.com".into())),
+        ("sk".to_owned(), aws_sdk_dynamodb::types::AttributeValue::S("USER".into())),
+    ]);
+    let raw = |key: std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>| {
+        stack.clients.dynamodb.get_item().table_name(table.clone()).set_key(Some(key)).send()
+    };
+    stack.clients.dynamodb.update_item().table_name(table.clone()).set_key(Some(key.clone()))
+        .update_expression("SET needs_rehash = :yes")
+        .expression_attribute_values(":yes", aws_sdk_dynamodb::types::AttributeValue::Bool(true))
+        .send().await.unwrap();
     assert_eq!(login(&stack, "acme", "legacy@example.com", "wrong-password").await.0, 401);
     assert!(stored_user(&stack, "acme", "legacy@example.com").await.password_hash.starts_with("$2b$"));
     let (status, body) = login(&stack, "acme", "legacy@example.com", "legacy-password").await;
     assert_eq!(status, 200, "{body}");
     let rehashed = stored_user(&stack, "acme", "legacy@example.com").await.password_hash;
     assert!(rehashed.starts_with("$argon2id$v=19$m=64,t=1,p=1$"), "{rehashed}");
+    let item = raw(key).await.unwrap().item.unwrap();
+    assert!(!item.contains_key("needs_rehash"), "the legacy flag goes with the legacy hash");
     assert_eq!(login(&stack, "acme", "legacy@example.com", "legacy-password").await.0, 200);
 }
 

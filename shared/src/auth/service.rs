@@ -84,6 +84,7 @@ pub async fn register(app: &App, ctx: &RequestContext, request: Credentials) -> 
         email: email.as_str().to_owned(),
         password_hash,
         created_at: rfc3339(now),
+        created_at_ms: Some(now.unix_timestamp() * 1000),
         last_login_at: None,
         failed_logins: 0,
         failed_window_started_at: None,

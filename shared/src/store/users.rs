@@ -6,7 +6,11 @@ use super::{Action, Expr, Item, Keyed, from_item, get, key, tenant_pk, value};
 use crate::error::AppError;
 use serde::{Deserialize, Serialize};
 
-pub const SCHEMA_VERSION: u32 = 1;
+/// The layout new users are written in: v2, the expand shape of the
+/// `created_at` → `created_at_ms` migration (both fields), which readers of
+/// this release and of the one before understand. The contract (v3) is an
+/// operator step, `migrate up`; readers accept every shipped shape.
+pub const SCHEMA_VERSION: u32 = 2;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct UserRecord {
@@ -16,6 +20,9 @@ pub struct UserRecord {
     /// PHC string (Argon2id) or a legacy bcrypt hash.
     pub password_hash: String,
     pub created_at: String,
+    /// `created_at` as epoch milliseconds (schema v2 on).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_at_ms: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_login_at: Option<String>,
     #[serde(default)]
@@ -34,7 +41,8 @@ fn user_key(tenant: &str, email: &str) -> Item {
 pub fn insert(table: &str, user: &UserRecord) -> Result<Action, AppError> {
     Keyed::new(tenant_pk(&user.tenant_id, &format!("USER#{}", user.email)), "USER", "user", user)
         .indexed(tenant_pk(&user.tenant_id, &format!("USERID#{}", user.user_id)), "USER")
-        .version(SCHEMA_VERSION)
+        // The shape decides the version: users imported without `created_at_ms` are v1.
+        .version(if user.created_at_ms.is_some() { SCHEMA_VERSION } else { 1 })
         .insert(table, "user")
 }
 
@@ -80,7 +88,8 @@ pub fn record_login(
     let mut expr = Expr::default().value(":at", value(at)?).value(":zero", value(0u32)?);
     let condition = match new_hash {
         Some(hash) => {
-            update = update.replacen("SET ", "SET password_hash = :new_hash, ", 1);
+            // The legacy-hash flag (migration v4) goes with the legacy hash.
+            update = update.replacen("SET ", "SET password_hash = :new_hash, ", 1) + ", needs_rehash";
             expr = expr.value(":new_hash", value(hash)?).value(":old_hash", value(&user.password_hash)?);
             "password_hash = :old_hash"
         }

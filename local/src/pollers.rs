@@ -421,6 +421,101 @@ fn plural(n: usize) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::functions::Console;
+    use crate::runtime_api::tests::{fake_launch, temp_dir};
+    use crate::template::FunctionSpec;
+
+    const QUEUES: &str = r#"
+Resources:
+  Work:
+    Type: AWS::SQS::Queue
+    Properties:
+      VisibilityTimeout: 1
+      RedrivePolicy: {deadLetterTargetArn: !GetAtt WorkDLQ.Arn, maxReceiveCount: 2}
+  WorkDLQ:
+    Type: AWS::SQS::Queue
+"#;
+
+    async fn bodies(sqs: &aws_sdk_sqs::Client, url: &str) -> Vec<String> {
+        let received = sqs
+            .receive_message()
+            .queue_url(url)
+            .max_number_of_messages(10)
+            .visibility_timeout(0)
+            .send()
+            .await
+            .expect("receive");
+        received
+            .messages()
+            .iter()
+            .filter_map(|m| m.body().map(str::to_owned))
+            .collect()
+    }
+
+    /// Successes are deleted; a message the function reports as failed stays and,
+    /// after `maxReceiveCount` receives, SQS moves it to the DLQ.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn the_queue_poller_deletes_successes_and_failures_end_in_the_dlq() {
+        let sdk = crate::emulator_sdk_config()
+            .await
+            .expect("AWS_ENDPOINT_URL (run through scripts/test)");
+        let template = crate::Template::parse(QUEUES).expect("template");
+        let stack = crate::provision(&template, &sdk, &crate::random_suffix())
+            .await
+            .expect("provision");
+        let (work, dlq) = (&stack.resources["Work"], &stack.resources["WorkDLQ"]);
+        let (work_url, dlq_url) = (
+            work.url.clone().unwrap_or_default(),
+            dlq.url.clone().unwrap_or_default(),
+        );
+        let sqs = aws_sdk_sqs::Client::new(&sdk);
+        for body in ["ok-1", "fail-1", "ok-2"] {
+            sqs.send_message()
+                .queue_url(&work_url)
+                .message_body(body)
+                .send()
+                .await
+                .expect("send");
+        }
+
+        let dir = temp_dir();
+        let spec = FunctionSpec {
+            logical_id: "Fake".to_owned(),
+            binary: "fake-function".to_owned(),
+            code_uri: String::new(),
+            timeout_seconds: 30,
+            memory_mb: 128,
+            events: Vec::new(),
+        };
+        let function = Arc::new(Function::new(spec, fake_launch(&dir), 1, Arc::new(Console)));
+        let source = QueueSource {
+            function: function.clone(),
+            queue_url: work_url.clone(),
+            queue_arn: work.arn.clone(),
+            batch_size: 10,
+            region: "us-east-1".to_owned(),
+        };
+        let poller = tokio::spawn(source.run(sqs.clone()));
+
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        let dead = loop {
+            let dead = bodies(&sqs, &dlq_url).await;
+            if !dead.is_empty() || tokio::time::Instant::now() > deadline {
+                break dead;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        };
+        poller.abort();
+        let _ = poller.await;
+        assert_eq!(dead, vec!["fail-1".to_owned()]);
+        assert!(
+            bodies(&sqs, &work_url).await.is_empty(),
+            "the successes were deleted"
+        );
+        assert!(function.shutdown(Duration::from_secs(5)).await.is_empty());
+        stack.teardown(&sdk).await;
+        let _ = std::fs::remove_dir_all(dir);
+    }
 
     #[test]
     fn batch_failures_are_read_from_the_response() {

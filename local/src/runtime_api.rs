@@ -362,3 +362,120 @@ fn short_hex_time() -> String {
         .unwrap_or_default();
     format!("{secs:08x}")
 }
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    /// A function written against the Runtime API alone (Python, no Lambda library):
+    /// echoes its payload with its pid; `{"fail": true}` reports an error,
+    /// `{"crash": true}` exits, `{"sleep": s}` sleeps; `{"failed_ids": [..]}` answers a
+    /// batch response failing those ids.
+    pub(crate) const FAKE_FUNCTION: &str = r#"#!/usr/bin/env python3
+import json, os, sys, time, urllib.request
+api = "http://" + os.environ["AWS_LAMBDA_RUNTIME_API"] + "/2018-06-01/runtime/invocation/"
+def post(url, body):
+    urllib.request.urlopen(urllib.request.Request(url, data=json.dumps(body).encode(), method="POST"))
+while True:
+    with urllib.request.urlopen(api + "next") as r:
+        rid = r.headers["Lambda-Runtime-Aws-Request-Id"]
+        event = json.loads(r.read())
+    if event.get("fail"):
+        post(api + rid + "/error", {"errorType": "Boom", "errorMessage": "asked to fail"})
+        continue
+    if event.get("crash"):
+        sys.exit(3)
+    time.sleep(event.get("sleep", 0))
+    records = event.get("Records", [])
+    failed = [{"itemIdentifier": r["messageId"]} for r in records if "fail" in r.get("body", "")]
+    post(api + rid + "/response", {"pid": os.getpid(), "event": event, "batchItemFailures": failed,
+                                   "function": os.environ["AWS_LAMBDA_FUNCTION_NAME"]})
+"#;
+
+    pub(crate) fn fake_launch(dir: &Path) -> Launch {
+        let binary = dir.join("fake-function");
+        std::fs::write(&binary, FAKE_FUNCTION).expect("write the fake function");
+        std::fs::set_permissions(&binary, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        let env = [("AWS_LAMBDA_FUNCTION_NAME", "Fake")]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+        Launch {
+            function: "Fake".to_owned(),
+            binary,
+            env,
+            log_file: dir.join("fake.log"),
+            arn: "arn:aws:lambda:us-east-1:123456789012:function:Fake".to_owned(),
+        }
+    }
+
+    pub(crate) fn temp_dir() -> std::path::PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("caas-local-test-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        dir
+    }
+
+    fn json_of(reply: &Reply) -> serde_json::Value {
+        match reply {
+            Reply::Success(body) => serde_json::from_slice(body).expect("JSON reply"),
+            Reply::Failure { payload, .. } => serde_json::from_slice(payload).expect("JSON error"),
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn an_instance_answers_reports_errors_times_out_and_dies() {
+        let dir = temp_dir();
+        let mut instance = Instance::start(&fake_launch(&dir), 1).await.expect("start");
+        let timeout = Duration::from_secs(30);
+
+        let (reply, fate) = instance.invoke(Bytes::from(r#"{"n":1}"#), timeout).await;
+        assert!(matches!(fate, Fate::Warm));
+        let body = json_of(&reply);
+        assert_eq!(body["event"]["n"], 1);
+        assert_eq!(body["pid"], instance.pid);
+        assert_eq!(body["function"], "Fake");
+
+        let (reply, fate) = instance
+            .invoke(Bytes::from(r#"{"fail":true}"#), timeout)
+            .await;
+        assert!(
+            matches!(fate, Fate::Warm),
+            "a reported error keeps the instance"
+        );
+        assert!(matches!(&reply, Reply::Failure { .. }));
+        assert_eq!(json_of(&reply)["errorType"], "Boom");
+
+        let (reply, fate) = instance
+            .invoke(Bytes::from(r#"{"sleep":5}"#), Duration::from_millis(300))
+            .await;
+        assert!(matches!(fate, Fate::Gone));
+        assert_eq!(json_of(&reply)["errorType"], "Sandbox.Timedout");
+        instance.stop().await;
+
+        let mut instance = Instance::start(&fake_launch(&dir), 2).await.expect("start");
+        let (reply, fate) = instance
+            .invoke(Bytes::from(r#"{"crash":true}"#), timeout)
+            .await;
+        assert!(matches!(fate, Fate::Gone));
+        assert_eq!(json_of(&reply)["errorType"], "Runtime.ExitError");
+        assert!(!instance.is_alive());
+        let pid = instance.pid;
+        instance.stop().await;
+        assert!(
+            !std::path::Path::new(&format!("/proc/{pid}")).exists(),
+            "the crashed process was reaped"
+        );
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_missing_binary_is_an_error_not_a_hang() {
+        let dir = temp_dir();
+        let mut launch = fake_launch(&dir);
+        launch.binary = dir.join("no-such-binary");
+        assert!(Instance::start(&launch, 1).await.is_err());
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}

@@ -26,28 +26,10 @@ pub fn key_from(request: &lambda_http::Request) -> Result<String, AppError> {
     Ok(key.to_owned())
 }
 
-/// JSON with object keys sorted at every level: equal documents, equal bytes.
-pub fn canonical_json(value: &serde_json::Value) -> String {
-    use serde_json::Value;
-    match value {
-        Value::Object(map) => {
-            let mut entries: Vec<_> = map.iter().collect();
-            entries.sort_by(|a, b| a.0.cmp(b.0));
-            let inner: Vec<String> = entries
-                .into_iter()
-                .map(|(k, v)| format!("{}:{}", Value::String(k.clone()), canonical_json(v)))
-                .collect();
-            format!("{{{}}}", inner.join(","))
-        }
-        Value::Array(items) => format!("[{}]", items.iter().map(canonical_json).collect::<Vec<_>>().join(",")),
-        other => other.to_string(),
-    }
-}
-
 /// The request fingerprint: operation, target and the canonical body.
 pub fn fingerprint(operation: &str, target: &str, body: &serde_json::Value) -> String {
     let mut hasher = Sha256::new();
-    for part in [operation, "\n", target, "\n", &canonical_json(body)] {
+    for part in [operation, "\n", target, "\n", &crate::canonical::canonical_json(body)] {
         hasher.update(part.as_bytes());
     }
     hex(&hasher.finalize())

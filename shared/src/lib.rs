@@ -10,6 +10,7 @@
 pub mod app;
 pub mod audit;
 pub mod auth;
+pub mod canonical;
 pub mod backup;
 pub mod clients;
 pub mod clock;

@@ -99,7 +99,7 @@ impl AuditEntry {
             "tenant_id": self.tenant_id,
             "type": self.event_type,
         });
-        canonical_json(&content).into_bytes()
+        crate::canonical::canonical_json(&content).into_bytes()
     }
 
     /// The hash this entry must have after `prev_hash`.
@@ -111,43 +111,6 @@ impl AuditEntry {
     }
 }
 
-/// JSON with sorted object keys and no whitespace; deterministic for a value
-/// whatever map implementation `serde_json` was built with.
-pub fn canonical_json(value: &Value) -> String {
-    let mut out = String::new();
-    write_canonical(value, &mut out);
-    out
-}
-
-fn write_canonical(value: &Value, out: &mut String) {
-    match value {
-        Value::Object(map) => {
-            let mut members: Vec<(&String, &Value)> = map.iter().collect();
-            members.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
-            out.push('{');
-            for (i, (key, value)) in members.into_iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                out.push_str(&Value::String(key.clone()).to_string());
-                out.push(':');
-                write_canonical(value, out);
-            }
-            out.push('}');
-        }
-        Value::Array(items) => {
-            out.push('[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                write_canonical(item, out);
-            }
-            out.push(']');
-        }
-        scalar => out.push_str(&scalar.to_string()),
-    }
-}
 
 pub fn hex_encode(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
@@ -304,6 +267,7 @@ mod tests {
 
     #[test]
     fn canonical_json_sorts_keys_and_is_stable() {
+        use crate::canonical::canonical_json;
         let value = json!({"b": 1, "a": {"d": [true, null, 1.5], "c": "x\u{0001}y"}});
         assert_eq!(canonical_json(&value), r#"{"a":{"c":"x\u0001y","d":[true,null,1.5]},"b":1}"#);
         let reparsed: Value = serde_json::from_str(&canonical_json(&value)).unwrap();

@@ -11,7 +11,8 @@
 //!   in the same transaction as the entry, so an event is never appended twice.
 
 use super::{Action, Expr, Item, from_item, key, tenant_pk, to_item, value};
-use crate::audit::chain::{AuditEntry, Checkpoint, canonical_json};
+use crate::audit::chain::{AuditEntry, Checkpoint};
+use crate::canonical::canonical_json;
 use crate::error::AppError;
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde::{Deserialize, Serialize};

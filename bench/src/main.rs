@@ -185,7 +185,8 @@ async fn run(options: &Options) -> Result<()> {
             report.migrate.push((run, load));
         }
     }
-    let text = report.render();
+    let existing = std::fs::read_to_string(&options.out).ok();
+    let text = report.render_merged(existing.as_deref(), &|section| options.runs(section));
     if let Some(dir) = options.out.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(BenchError::io(format!("create {}", dir.display())))?;
     }

@@ -111,6 +111,39 @@ impl Report {
         }
     }
 
+    fn stamp(&self, out: &mut String) {
+        let _ = writeln!(out, "*Measured {} at commit {}, by `{}`.*\n", self.date, self.commit, self.command);
+    }
+
+    /// The whole document; sections this run did not measure are taken from
+    /// `existing` (the file as an earlier run wrote it) when it has them.
+    pub fn render_merged(&self, existing: Option<&str>, ran: &dyn Fn(&str) -> bool) -> String {
+        let fresh = self.render();
+        let sections = |text: &str| -> Vec<(String, String)> {
+            let mut parts: Vec<(String, String)> = Vec::new();
+            for line in text.split_inclusive('\n') {
+                if line.starts_with("## ") {
+                    parts.push((line.chars().take(5).collect(), String::new()));
+                }
+                if let Some((_, body)) = parts.last_mut() {
+                    body.push_str(line);
+                }
+            }
+            parts
+        };
+        let header: String = fresh.split_inclusive('\n').take_while(|l| !l.starts_with("## ")).collect();
+        let old = existing.map(sections).unwrap_or_default();
+        let names = [("## 1.", "roundtrips"), ("## 2.", "cpu"), ("## 3.", "argon2"), ("## 4.", "cold"), ("## 5.", "jobs"), ("## 6.", "migrate")];
+        let mut out = header;
+        for (key, body) in sections(&fresh) {
+            let keep = names.iter().find(|(k, _)| *k == key).filter(|(_, name)| !ran(name)).and_then(|_| {
+                old.iter().find(|(k, text)| *k == key && !text.contains("Not run (`--only` left it out)")).map(|(_, t)| t.clone())
+            });
+            out.push_str(&keep.unwrap_or(body));
+        }
+        out
+    }
+
     pub fn render(&self) -> String {
         let mut out = String::new();
         let _ = writeln!(out, "# Benchmarks\n");
@@ -125,7 +158,7 @@ impl Report {
         );
         let _ = writeln!(out, "| | |\n| --- | --- |");
         let _ = writeln!(out, "| machine | {} |", self.machine);
-        let _ = writeln!(out, "| date | {} |", self.date);
+        let _ = writeln!(out, "| date | {} (this run; each section gives the date and commit it was measured at) |", self.date);
         let _ = writeln!(out, "| commit | {} |", self.commit);
         let _ = writeln!(out, "| toolchain | {}, `--release` profile of the root Cargo.toml (opt-level 3, fat LTO, 1 codegen unit, stripped) |", self.rustc);
         let _ = writeln!(out, "| emulator | {} |", self.emulator);
@@ -150,6 +183,7 @@ impl Report {
             let _ = writeln!(out, "Not run (`--only` left it out).\n");
             return;
         };
+        self.stamp(out);
         let _ = writeln!(
             out,
             "Requests the real handler sends, counted by an SDK interceptor on its clients (attempts on the wire, so \
@@ -190,6 +224,7 @@ impl Report {
             let _ = writeln!(out, "Not run (`--only` left it out).\n");
             return;
         };
+        self.stamp(out);
         let _ = writeln!(
             out,
             "Each HTTP function's handler called in process with an API Gateway v2 event, one request at a time on a \
@@ -232,6 +267,7 @@ impl Report {
             let _ = writeln!(out, "Not run (`--only` left it out).\n");
             return;
         };
+        self.stamp(out);
         let c = &report.cost;
         let ratio = |ours: &Summary, reference: &Summary| {
             if reference.median.is_zero() { 0.0 } else { ours.median.as_secs_f64() / reference.median.as_secs_f64() }
@@ -310,6 +346,7 @@ impl Report {
             let _ = writeln!(out, "Not run (`--only` left it out).\n");
             return;
         };
+        self.stamp(out);
         let _ = writeln!(
             out,
             "Each function's release binary (`{}`) launched as Lambda launches `bootstrap`: a clean environment \
@@ -369,6 +406,7 @@ impl Report {
             let _ = writeln!(out, "Not run (`--only` left it out).\n");
             return;
         };
+        self.stamp(out);
         let rate = |n: usize, d: Duration| if d.is_zero() { 0.0 } else { n as f64 / d.as_secs_f64() };
         let _ = writeln!(
             out,
@@ -418,11 +456,12 @@ impl Report {
     }
 
     fn render_migrate(&self, out: &mut String) {
-        let _ = writeln!(out, "### migrate\n");
+        let _ = writeln!(out, "## 6. Jobs: migrate\n");
         if self.migrate.is_empty() {
             let _ = writeln!(out, "Not run (`--only` left it out).\n");
             return;
         }
+        self.stamp(out);
         let _ = writeln!(
             out,
             "Each row on a fresh copy of the stack: v1 user items seeded with BatchWriteItem, then `{{\"action\":\"up\"}}` \

@@ -20,6 +20,7 @@ const STOP_WITHIN: Duration = Duration::from_secs(60);
 
 struct RunningStack {
     child: Child,
+    data_dir: std::path::PathBuf,
     lines: mpsc::Receiver<String>,
     output: Vec<String>,
     api: String,
@@ -70,6 +71,7 @@ impl RunningStack {
         });
         let mut stack = RunningStack {
             child,
+            data_dir,
             lines,
             output: Vec::new(),
             api: String::new(),
@@ -177,6 +179,7 @@ impl Drop for RunningStack {
             let _ = self.child.kill();
             let _ = self.child.wait();
         }
+        let _ = std::fs::remove_dir_all(&self.data_dir);
     }
 }
 

@@ -100,7 +100,11 @@ impl Report {
             date,
             commit,
             rustc: run("rustc", &["-V"]),
-            emulator: format!("{} (scripts/emulator.py, DynamoDB backend serialized)", emulator),
+            emulator: format!(
+                "{emulator} via bench/emulator.py: scripts/emulator.py (DynamoDB backend serialized) plus a per-item \
+                 rollback of TransactWriteItems and partition-scoped Query (moto copies and walks whole tables); \
+                 speed only, same answers"
+            ),
             bin_dir: options.bin_dir.display().to_string(),
             roundtrips: None,
             argon2: None,
@@ -162,7 +166,7 @@ impl Report {
         let _ = writeln!(out, "| commit | {} |", self.commit);
         let _ = writeln!(out, "| toolchain | {}, `--release` profile of the root Cargo.toml (opt-level 3, fat LTO, 1 codegen unit, stripped) |", self.rustc);
         let _ = writeln!(out, "| emulator | {} |", self.emulator);
-        let _ = writeln!(out, "| command | `{}` ({}) |", self.command, self.options);
+        let _ = writeln!(out, "| command | `{}` (this run: {}) |", self.command, self.options);
         let _ = writeln!(
             out,
             "| machine load | 2 vCPUs shared with other work; the 1-minute load average is given next to each section (`uptime`) |\n"

@@ -84,25 +84,10 @@ impl<'a> Call<'a> {
 
 /// Runs `request` through the handler of the function with this logical id.
 pub async fn dispatch(app: &App, function: &str, request: Request) -> Result<Response<Body>> {
-    let result = match function {
-        "RegisterFunction" => register::handler(app, request).await,
-        "LoginFunction" => login::handler(app, request).await,
-        "RefreshFunction" => refresh::handler(app, request).await,
-        "LogoutFunction" => logout::handler(app, request).await,
-        "JwksFunction" => jwks::handler(app, request).await,
-        "CreateAccountFunction" => create_account::handler(app, request).await,
-        "GetAccountFunction" => get_account::handler(app, request).await,
-        "ListTransactionsFunction" => list_transactions::handler(app, request).await,
-        "CreatePaymentFunction" => create_payment::handler(app, request).await,
-        "CapturePaymentFunction" => capture_payment::handler(app, request).await,
-        "VoidPaymentFunction" => void_payment::handler(app, request).await,
-        "RefundPaymentFunction" => refund_payment::handler(app, request).await,
-        "GetPaymentFunction" => get_payment::handler(app, request).await,
-        "ListAuditFunction" => list_audit::handler(app, request).await,
-        "VerifyAuditFunction" => verify_audit::handler(app, request).await,
-        other => return Err(BenchError::Setup(format!("no HTTP function {other}"))),
-    };
-    result.map_err(|e| BenchError::Handler(function.to_owned(), e.to_string()))
+    match caas_tests::api::try_dispatch(app, function, request).await {
+        Some(result) => result.map_err(|e| BenchError::Handler(function.to_owned(), e.to_string())),
+        None => Err(BenchError::Setup(format!("no HTTP function {function}"))),
+    }
 }
 
 /// Status and JSON body (Null when empty or not JSON).

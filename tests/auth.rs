@@ -7,12 +7,25 @@ const PASSWORD: &str = "correct horse battery staple";
 
 async fn register(stack: &TestStack, tenant: &str, email: &str, password: &str) -> (u16, Value) {
     let app = stack.app("RegisterFunction");
-    let request = json_request("POST", "/v1/users", &json!({"tenant_id": tenant, "email": email, "password": password}));
+    let request = json_request(
+        "POST",
+        "/v1/users",
+        &json!({"tenant_id": tenant, "email": email, "password": password}),
+    );
     parts(&register::handler(&app, request).await.unwrap())
 }
 
-async fn login_response(app: &caas::App, tenant: &str, email: &str, password: &str) -> lambda_http::Response<lambda_http::Body> {
-    let request = json_request("POST", "/v1/auth/login", &json!({"tenant_id": tenant, "email": email, "password": password}));
+async fn login_response(
+    app: &caas::App,
+    tenant: &str,
+    email: &str,
+    password: &str,
+) -> lambda_http::Response<lambda_http::Body> {
+    let request = json_request(
+        "POST",
+        "/v1/auth/login",
+        &json!({"tenant_id": tenant, "email": email, "password": password}),
+    );
     login::handler(app, request).await.unwrap()
 }
 
@@ -44,11 +57,14 @@ async fn verify_with_jwks(stack: &TestStack, token: &str) -> Value {
     use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
     use p256::ecdsa::signature::Verifier;
     let app = stack.app("JwksFunction");
-    let (status, jwks) = parts(&jwks::handler(&app, api_request("GET", "/.well-known/jwks.json", &[], None)).await.unwrap());
+    let (status, jwks) =
+        parts(&jwks::handler(&app, api_request("GET", "/.well-known/jwks.json", &[], None)).await.unwrap());
     assert_eq!(status, 200);
     let key = &jwks["keys"][0];
-    assert_eq!((key["kty"].as_str(), key["crv"].as_str(), key["alg"].as_str(), key["use"].as_str()),
-        (Some("EC"), Some("P-256"), Some("ES256"), Some("sig")));
+    assert_eq!(
+        (key["kty"].as_str(), key["crv"].as_str(), key["alg"].as_str(), key["use"].as_str()),
+        (Some("EC"), Some("P-256"), Some("ES256"), Some("sig"))
+    );
     let mut sec1 = vec![4u8];
     sec1.extend(B64.decode(key["x"].as_str().unwrap()).unwrap());
     sec1.extend(B64.decode(key["y"].as_str().unwrap()).unwrap());
@@ -56,7 +72,8 @@ async fn verify_with_jwks(stack: &TestStack, token: &str) -> Value {
     let (signed, signature) = token.rsplit_once('.').unwrap();
     let signature = p256::ecdsa::Signature::from_slice(&B64.decode(signature).unwrap()).unwrap();
     verifying.verify(signed.as_bytes(), &signature).expect("signature verifies with the JWKS key");
-    let header: Value = serde_json::from_slice(&B64.decode(token.split('.').next().unwrap()).unwrap()).unwrap();
+    let header: Value =
+        serde_json::from_slice(&B64.decode(token.split('.').next().unwrap()).unwrap()).unwrap();
     assert_eq!(header["alg"], "ES256");
     assert_eq!(header["typ"], "at+jwt");
     assert_eq!(header["kid"], key["kid"]);
@@ -74,8 +91,14 @@ async fn register_login_refresh_reuse_and_logout() {
 
     let stored = stored_user(&stack, "acme", "ada@example.com").await;
     assert!(stored.password_hash.starts_with("$argon2id$"), "only the hash is stored");
-    let created = time::OffsetDateTime::parse(&stored.created_at, &time::format_description::well_known::Rfc3339).unwrap();
-    assert_eq!(stored.created_at_ms, Some(created.unix_timestamp() * 1000), "written in the expand (v2) shape");
+    let created =
+        time::OffsetDateTime::parse(&stored.created_at, &time::format_description::well_known::Rfc3339)
+            .unwrap();
+    assert_eq!(
+        stored.created_at_ms,
+        Some(created.unix_timestamp() * 1000),
+        "written in the expand (v2) shape"
+    );
     assert!(!stored.password_hash.contains(PASSWORD));
 
     let (status, tokens) = login(&stack, "acme", "ADA@example.com", PASSWORD).await;
@@ -135,7 +158,9 @@ async fn duplicate_emails_conflict_even_when_concurrent() {
     assert_eq!(status, 409, "{body}");
     assert_eq!(body["type"], "urn:caas:problem:conflict");
 
-    let results = futures::future::join_all((0..10).map(|_| register(&stack, "acme", "carol@example.com", PASSWORD))).await;
+    let results =
+        futures::future::join_all((0..10).map(|_| register(&stack, "acme", "carol@example.com", PASSWORD)))
+            .await;
     let statuses: Vec<u16> = results.iter().map(|(s, _)| *s).collect();
     assert_eq!(statuses.iter().filter(|s| **s == 201).count(), 1, "{statuses:?}");
     assert_eq!(statuses.iter().filter(|s| **s == 409).count(), 9, "{statuses:?}");
@@ -149,7 +174,11 @@ async fn same_email_in_two_tenants_is_two_users() {
     assert_eq!(status, 201);
     assert_ne!(acme["user_id"], globex["user_id"]);
     assert_eq!(login(&stack, "acme", "dora@example.com", PASSWORD).await.0, 200);
-    assert_eq!(login(&stack, "globex", "dora@example.com", PASSWORD).await.0, 401, "acme's password is not globex's");
+    assert_eq!(
+        login(&stack, "globex", "dora@example.com", PASSWORD).await.0,
+        401,
+        "acme's password is not globex's"
+    );
     let (status, tokens) = login(&stack, "globex", "dora@example.com", "another long password").await;
     assert_eq!(status, 200);
     let claims = verify_with_jwks(&stack, tokens["access_token"].as_str().unwrap()).await;
@@ -167,10 +196,18 @@ async fn lockout_after_failures_and_recovery_after_the_window() {
     let unknown_body = assert_problem(&unknown, 401);
     for _ in 0..5 {
         let wrong = login_response(&app, "acme", "eve@example.com", "wrong password!!").await;
-        assert_eq!(assert_problem(&wrong, 401), unknown_body, "same body for wrong password and unknown user");
+        assert_eq!(
+            assert_problem(&wrong, 401),
+            unknown_body,
+            "same body for wrong password and unknown user"
+        );
     }
     let locked = login_response(&app, "acme", "eve@example.com", PASSWORD).await;
-    assert_eq!(assert_problem(&locked, 401), unknown_body, "locked: same answer even with the right password");
+    assert_eq!(
+        assert_problem(&locked, 401),
+        unknown_body,
+        "locked: same answer even with the right password"
+    );
     let user = stored_user(&stack, "acme", "eve@example.com").await;
     assert!(user.locked_until.is_some());
 
@@ -180,9 +217,17 @@ async fn lockout_after_failures_and_recovery_after_the_window() {
     assert_eq!(stored_user(&stack, "acme", "eve@example.com").await.locked_until, locked_until);
 
     stack.clock.advance(time::Duration::minutes(14));
-    assert_eq!(parts(&login_response(&app, "acme", "eve@example.com", PASSWORD).await).0, 401, "still locked");
+    assert_eq!(
+        parts(&login_response(&app, "acme", "eve@example.com", PASSWORD).await).0,
+        401,
+        "still locked"
+    );
     stack.clock.advance(time::Duration::minutes(1));
-    assert_eq!(parts(&login_response(&app, "acme", "eve@example.com", PASSWORD).await).0, 200, "lock expired");
+    assert_eq!(
+        parts(&login_response(&app, "acme", "eve@example.com", PASSWORD).await).0,
+        200,
+        "lock expired"
+    );
     let user = stored_user(&stack, "acme", "eve@example.com").await;
     assert_eq!((user.failed_logins, user.locked_until), (0, None));
 
@@ -199,8 +244,10 @@ async fn concurrent_failures_are_all_counted() {
     let stack = TestStack::new().await;
     register(&stack, "acme", "fay@example.com", PASSWORD).await;
     let app = stack.app("LoginFunction");
-    let results =
-        futures::future::join_all((0..4).map(|_| login_response(&app, "acme", "fay@example.com", "wrong password!!"))).await;
+    let results = futures::future::join_all(
+        (0..4).map(|_| login_response(&app, "acme", "fay@example.com", "wrong password!!")),
+    )
+    .await;
     assert!(results.iter().all(|r| r.status() == 401));
     assert_eq!(stored_user(&stack, "acme", "fay@example.com").await.failed_logins, 4);
 }
@@ -223,21 +270,44 @@ async fn legacy_bcrypt_user_logs_in_and_is_rehashed() {
         locked_until: None,
     };
     let tenant = caas::tenant::TenantId::parse("acme").unwrap();
-    let event = caas::outbox::OutboxEvent::new(&tenant, "user", &legacy.user_id, "user.imported", time::OffsetDateTime::now_utc(), "seed", json!({}));
-    Tx::new(&table, &event).unwrap().push(users::insert(&table, &legacy).unwrap()).commit(&stack.clients.dynamodb).await.unwrap();
+    let event = caas::outbox::OutboxEvent::new(
+        &tenant,
+        "user",
+        &legacy.user_id,
+        "user.imported",
+        time::OffsetDateTime::now_utc(),
+        "seed",
+        json!({}),
+    );
+    Tx::new(&table, &event)
+        .unwrap()
+        .push(users::insert(&table, &legacy).unwrap())
+        .commit(&stack.clients.dynamodb)
+        .await
+        .unwrap();
 
     // Flagged by the legacy-user migration (v4).
     let key = std::collections::HashMap::from([
-        ("pk".to_owned(), aws_sdk_dynamodb::types::AttributeValue::S("T#acme#USER#legacy@example.com".into())),
+        (
+            "pk".to_owned(),
+            aws_sdk_dynamodb::types::AttributeValue::S("T#acme#USER#legacy@example.com".into()),
+        ),
         ("sk".to_owned(), aws_sdk_dynamodb::types::AttributeValue::S("USER".into())),
     ]);
     let raw = |key: std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>| {
         stack.clients.dynamodb.get_item().table_name(table.clone()).set_key(Some(key)).send()
     };
-    stack.clients.dynamodb.update_item().table_name(table.clone()).set_key(Some(key.clone()))
+    stack
+        .clients
+        .dynamodb
+        .update_item()
+        .table_name(table.clone())
+        .set_key(Some(key.clone()))
         .update_expression("SET needs_rehash = :yes")
         .expression_attribute_values(":yes", aws_sdk_dynamodb::types::AttributeValue::Bool(true))
-        .send().await.unwrap();
+        .send()
+        .await
+        .unwrap();
     assert_eq!(login(&stack, "acme", "legacy@example.com", "wrong-password").await.0, 401);
     assert!(stored_user(&stack, "acme", "legacy@example.com").await.password_hash.starts_with("$2b$"));
     let (status, body) = login(&stack, "acme", "legacy@example.com", "legacy-password").await;
@@ -255,7 +325,10 @@ async fn weaker_argon2_hashes_are_upgraded_and_production_cost_works_end_to_end(
     // Registered under a cheap cost...
     register(&stack, "acme", "gus@example.com", PASSWORD).await;
     // ...logged in by a function configured with the template's defaults.
-    let production = stack.app_with("LoginFunction", &[("ARGON2_MEMORY_KIB", "65536"), ("ARGON2_ITERATIONS", "3"), ("ARGON2_PARALLELISM", "1")]);
+    let production = stack.app_with(
+        "LoginFunction",
+        &[("ARGON2_MEMORY_KIB", "65536"), ("ARGON2_ITERATIONS", "3"), ("ARGON2_PARALLELISM", "1")],
+    );
     assert_eq!(production.config.argon2, caas::config::Argon2Cost::default());
     let response = login_response(&production, "acme", "gus@example.com", PASSWORD).await;
     assert_eq!(response.status(), 200);
@@ -263,7 +336,10 @@ async fn weaker_argon2_hashes_are_upgraded_and_production_cost_works_end_to_end(
     assert!(upgraded.starts_with("$argon2id$v=19$m=65536,t=3,p=1$"), "{upgraded}");
     // And the production-cost hash verifies on the next login.
     assert_eq!(login_response(&production, "acme", "gus@example.com", PASSWORD).await.status(), 200);
-    assert_eq!(login_response(&production, "acme", "gus@example.com", "not the password").await.status(), 401);
+    assert_eq!(
+        login_response(&production, "acme", "gus@example.com", "not the password").await.status(),
+        401
+    );
 }
 
 #[tokio::test]
@@ -275,7 +351,9 @@ async fn access_tokens_are_checked_for_expiry_audience_issuer_and_signature() {
     let (_, tokens) = login(&stack, "acme", "hal@example.com", PASSWORD).await;
     let token = tokens["access_token"].as_str().unwrap().to_owned();
     let app = stack.app("JwksFunction");
-    let bearer = |token: &str| api_request("GET", "/v1/accounts", &[("authorization", &format!("Bearer {token}"))], None);
+    let bearer = |token: &str| {
+        api_request("GET", "/v1/accounts", &[("authorization", &format!("Bearer {token}"))], None)
+    };
 
     let who = caas::auth::authenticate(&app, &bearer(&token)).await.expect("valid token");
     assert_eq!(who.tenant.as_str(), "acme");
@@ -298,7 +376,14 @@ async fn access_tokens_are_checked_for_expiry_audience_issuer_and_signature() {
         assert!(matches!(error, caas::AppError::Unauthorized(_)), "{bad}: {error:?}");
     }
     assert!(caas::auth::authenticate(&app, &api_request("GET", "/", &[], None)).await.is_err(), "no header");
-    assert!(caas::auth::authenticate(&app, &api_request("GET", "/", &[("authorization", &format!("Basic {token}"))], None)).await.is_err());
+    assert!(
+        caas::auth::authenticate(
+            &app,
+            &api_request("GET", "/", &[("authorization", &format!("Basic {token}"))], None)
+        )
+        .await
+        .is_err()
+    );
 
     let other_audience = stack.app_with("JwksFunction", &[("TOKEN_AUDIENCE", "another-api")]);
     assert!(caas::auth::authenticate(&other_audience, &bearer(&token)).await.is_err(), "wrong aud");
@@ -330,25 +415,48 @@ async fn bad_input_is_a_clear_400_never_a_500() {
         ("[]".into(), Some("body")),
     ];
     for (body, field) in cases {
-        let response = register::handler(&app, api_request("POST", "/v1/users", &[], Some(&body))).await.unwrap();
+        let response =
+            register::handler(&app, api_request("POST", "/v1/users", &[], Some(&body))).await.unwrap();
         let problem = assert_problem(&response, 400);
         assert_eq!(problem["field"].as_str(), field, "{body}");
     }
-    let huge = format!(r#"{{"tenant_id":"acme","email":"a@example.com","password":"{}"}}"#, "p".repeat(70_000));
-    assert_problem(&register::handler(&app, api_request("POST", "/v1/users", &[], Some(&huge))).await.unwrap(), 413);
+    let huge =
+        format!(r#"{{"tenant_id":"acme","email":"a@example.com","password":"{}"}}"#, "p".repeat(70_000));
+    assert_problem(
+        &register::handler(&app, api_request("POST", "/v1/users", &[], Some(&huge))).await.unwrap(),
+        413,
+    );
     assert_problem(&register::handler(&app, api_request("POST", "/v1/users", &[], None)).await.unwrap(), 400);
 
     let login_app = stack.app("LoginFunction");
-    let response = login::handler(&login_app, api_request("POST", "/v1/auth/login", &[], Some(r#"{"tenant_id":"acme"}"#))).await.unwrap();
+    let response = login::handler(
+        &login_app,
+        api_request("POST", "/v1/auth/login", &[], Some(r#"{"tenant_id":"acme"}"#)),
+    )
+    .await
+    .unwrap();
     assert_problem(&response, 400);
     let refresh_app = stack.app("RefreshFunction");
     for body in [r#"{}"#, r#"{"refresh_token":7}"#] {
-        let response = refresh::handler(&refresh_app, api_request("POST", "/v1/auth/refresh", &[], Some(body))).await.unwrap();
+        let response =
+            refresh::handler(&refresh_app, api_request("POST", "/v1/auth/refresh", &[], Some(body)))
+                .await
+                .unwrap();
         assert_problem(&response, 400);
     }
-    let response = refresh::handler(&refresh_app, json_request("POST", "/v1/auth/refresh", &json!({"refresh_token": "x".repeat(300)}))).await.unwrap();
+    let response = refresh::handler(
+        &refresh_app,
+        json_request("POST", "/v1/auth/refresh", &json!({"refresh_token": "x".repeat(300)})),
+    )
+    .await
+    .unwrap();
     assert_problem(&response, 400);
-    let response = refresh::handler(&refresh_app, json_request("POST", "/v1/auth/refresh", &json!({"refresh_token": "garbage"}))).await.unwrap();
+    let response = refresh::handler(
+        &refresh_app,
+        json_request("POST", "/v1/auth/refresh", &json!({"refresh_token": "garbage"})),
+    )
+    .await
+    .unwrap();
     assert_problem(&response, 401);
 }
 

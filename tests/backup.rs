@@ -70,8 +70,17 @@ async fn run_turns_pitr_back_on_and_prunes_old_backups_but_keeps_the_newest() {
     assert_eq!(app.config.backup.tables, vec![table.clone()], "template.yaml names the stack table");
 
     // Someone turns PITR off by hand.
-    let off = PointInTimeRecoverySpecification::builder().point_in_time_recovery_enabled(false).build().unwrap();
-    stack.clients.dynamodb.update_continuous_backups().table_name(&table).point_in_time_recovery_specification(off).send().await.unwrap();
+    let off =
+        PointInTimeRecoverySpecification::builder().point_in_time_recovery_enabled(false).build().unwrap();
+    stack
+        .clients
+        .dynamodb
+        .update_continuous_backups()
+        .table_name(&table)
+        .point_in_time_recovery_specification(off)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(pitr_status(&stack, &table).await, Some(PointInTimeRecoveryStatus::Disabled));
 
     // The scheduled event.
@@ -138,7 +147,12 @@ async fn audit_pipeline(stack: &TestStack, stream: &StreamTrigger, queue: &Queue
 }
 
 fn check<'a>(report: &'a Value, name: &str) -> &'a Value {
-    report["checks"].as_array().unwrap().iter().find(|c| c["name"] == name).unwrap_or_else(|| panic!("no {name} check"))
+    report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == name)
+        .unwrap_or_else(|| panic!("no {name} check"))
 }
 
 #[tokio::test]
@@ -153,7 +167,8 @@ async fn drill_verifies_ledger_and_audit_on_the_restored_table_and_fails_on_tamp
     let mut accounts = Vec::new();
     for tenant in ["acme", "beta"] {
         let token = api.token(tenant, &format!("ops@{tenant}.example")).await;
-        let (payer, payee) = (api.account(&token, "EUR", false).await, api.account(&token, "EUR", false).await);
+        let (payer, payee) =
+            (api.account(&token, "EUR", false).await, api.account(&token, "EUR", false).await);
         api.fund(&token, &payer, 50_000, "EUR").await;
         for amount in [1_000, 2_500] {
             let response = api.authorize(&token, &payer, &payee, amount, "EUR").await;
@@ -179,10 +194,14 @@ async fn drill_verifies_ledger_and_audit_on_the_restored_table_and_fails_on_tamp
     let audit = check(&report, "audit_chains");
     assert_eq!(audit["ok"], true, "{audit}");
     assert!(audit["detail"]["tenants"].as_u64().unwrap() >= 2);
-    assert!(audit["detail"]["entries_checked"].as_u64().unwrap() > 0, "the audit chains were verified on the copy");
+    assert!(
+        audit["detail"]["entries_checked"].as_u64().unwrap() > 0,
+        "the audit chains were verified on the copy"
+    );
     assert_eq!(report["scratch_table_deleted"], true);
     assert!(!table_exists(&stack, scratch).await, "the scratch table is gone");
-    let drill_metrics = metrics_for(&table).into_iter().rev().find(|l| l.get("DrillFailures").is_some()).unwrap();
+    let drill_metrics =
+        metrics_for(&table).into_iter().rev().find(|l| l.get("DrillFailures").is_some()).unwrap();
     assert_eq!(drill_metrics["DrillFailures"].as_f64(), Some(0.0));
     assert!(drill_metrics["DrillRestoreSeconds"].as_f64().is_some());
 
@@ -203,7 +222,8 @@ async fn drill_verifies_ledger_and_audit_on_the_restored_table_and_fails_on_tamp
     invoke(&app, json!({"action": "run"})).await.expect("backup");
     let error = invoke(&app, json!({"action": "drill"})).await.expect_err("the drill fails");
     assert!(error.contains("ledger"), "{error}");
-    let drill_metrics = metrics_for(&table).into_iter().rev().find(|l| l.get("DrillFailures").is_some()).unwrap();
+    let drill_metrics =
+        metrics_for(&table).into_iter().rev().find(|l| l.get("DrillFailures").is_some()).unwrap();
     assert_eq!(drill_metrics["DrillFailures"].as_f64(), Some(1.0));
 
     // The same from PITR, with the report at hand: only the ledger check fails.
@@ -230,18 +250,25 @@ async fn restore_reapplies_what_a_restore_drops_and_prints_the_switch_steps() {
 
     let refused = invoke(&app, json!({"action": "restore", "target_table": "elsewhere"})).await;
     assert!(refused.unwrap_err().contains(&format!("{table}-restore-")));
-    let bad_time = invoke(&app, json!({"action": "restore", "target_table": format!("{table}-restore-x"), "point_in_time": "noon"})).await;
+    let bad_time = invoke(
+        &app,
+        json!({"action": "restore", "target_table": format!("{table}-restore-x"), "point_in_time": "noon"}),
+    )
+    .await;
     assert!(bad_time.is_err());
 
     let target = format!("{table}-restore-1");
-    let report = invoke(&app, json!({"action": "restore", "target_table": target, "point_in_time": "latest"}))
-        .await
-        .expect("restore");
+    let report =
+        invoke(&app, json!({"action": "restore", "target_table": target, "point_in_time": "latest"}))
+            .await
+            .expect("restore");
     assert_eq!(report["status"], "ready", "{report}");
-    let reapplied: Vec<&str> = report["reapplied"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    let reapplied: Vec<&str> =
+        report["reapplied"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
     assert_eq!(reapplied, ["ttl:expires_at", "stream:NEW_AND_OLD_IMAGES", "point_in_time_recovery"]);
     assert!(report["checks"].as_array().unwrap().iter().all(|c| c["ok"] == true), "{report}");
-    let steps: Vec<&str> = report["switch_steps"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    let steps: Vec<&str> =
+        report["switch_steps"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
     assert!(steps.iter().any(|s| s.contains(&format!("--target-table-name {table} "))));
 
     let dynamodb = &stack.clients.dynamodb;

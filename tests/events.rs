@@ -45,16 +45,29 @@ const API_EVENTS: &[(&str, &str, u16)] = &[
 ];
 
 /// Job samples, run by their own tests below (or in the job's test file).
-const JOB_EVENTS: &[&str] =
-    &["verify.json", "outbox-drain.json", "outbox-drain-sweep.json", "audit-writer.json",
-      // Run in tests/backup.rs and tests/migrate.rs.
-      "backup.json", "migrate.json", "migrate-status.json"];
+const JOB_EVENTS: &[&str] = &[
+    "verify.json",
+    "outbox-drain.json",
+    "outbox-drain-sweep.json",
+    "audit-writer.json",
+    // Run in tests/backup.rs and tests/migrate.rs.
+    "backup.json",
+    "migrate.json",
+    "migrate-status.json",
+];
 
 fn fill(template: &str, values: &HashMap<&str, String>) -> String {
-    values.iter().fold(template.to_owned(), |text, (name, value)| text.replace(&format!("{{{{{name}}}}}"), value))
+    values
+        .iter()
+        .fold(template.to_owned(), |text, (name, value)| text.replace(&format!("{{{{{name}}}}}"), value))
 }
 
-async fn run_api(api: &Api<'_>, file: &str, function: &str, values: &HashMap<&str, String>) -> Response<Body> {
+async fn run_api(
+    api: &Api<'_>,
+    file: &str,
+    function: &str,
+    values: &HashMap<&str, String>,
+) -> Response<Body> {
     let event = fill(&event_file(file), values);
     let request = lambda_http::request::from_str(&event).unwrap_or_else(|e| panic!("events/{file}: {e}"));
     dispatch(&api.app(function), function, request).await
@@ -68,8 +81,11 @@ fn every_event_file_is_listed() {
         .filter(|name| name.ends_with(".json"))
         .collect();
     files.sort();
-    let mut listed: Vec<String> =
-        API_EVENTS.iter().map(|(f, _, _)| f.to_string()).chain(JOB_EVENTS.iter().map(|f| f.to_string())).collect();
+    let mut listed: Vec<String> = API_EVENTS
+        .iter()
+        .map(|(f, _, _)| f.to_string())
+        .chain(JOB_EVENTS.iter().map(|f| f.to_string()))
+        .collect();
     listed.sort();
     assert_eq!(files, listed, "every events/*.json has an expected outcome here, and only those");
 }
@@ -92,19 +108,24 @@ async fn every_api_sample_gives_its_documented_status() {
             }
             "create-payment.json" => {
                 let token = values["ACCESS_TOKEN"].clone();
-                let (payer, payee) = (api.account(&token, "USD", false).await, api.account(&token, "USD", false).await);
+                let (payer, payee) =
+                    (api.account(&token, "USD", false).await, api.account(&token, "USD", false).await);
                 api.fund(&token, &payer, 100_000, "USD").await;
                 values.insert("PAYER_ACCOUNT_ID", payer);
                 values.insert("PAYEE_ACCOUNT_ID", payee);
             }
             "capture-payment.json" | "void-payment.json" => {
                 let token = &values["ACCESS_TOKEN"];
-                let response = api.authorize(token, &values["PAYER_ACCOUNT_ID"], &values["PAYEE_ACCOUNT_ID"], 1_250, "USD").await;
+                let response = api
+                    .authorize(token, &values["PAYER_ACCOUNT_ID"], &values["PAYEE_ACCOUNT_ID"], 1_250, "USD")
+                    .await;
                 values.insert("PAYMENT_ID", parts(&response).1["payment_id"].as_str().unwrap().to_owned());
             }
             "refund-payment.json" => {
                 let token = &values["ACCESS_TOKEN"];
-                let response = api.authorize(token, &values["PAYER_ACCOUNT_ID"], &values["PAYEE_ACCOUNT_ID"], 1_250, "USD").await;
+                let response = api
+                    .authorize(token, &values["PAYER_ACCOUNT_ID"], &values["PAYEE_ACCOUNT_ID"], 1_250, "USD")
+                    .await;
                 let id = parts(&response).1["payment_id"].as_str().unwrap().to_owned();
                 assert_eq!(api.capture(token, &id, None).await.status(), 200);
                 values.insert("PAYMENT_ID", id);
@@ -122,9 +143,13 @@ async fn every_api_sample_gives_its_documented_status() {
     // The refresh and logout samples with a live token substituted.
     let (_, tokens) = parts(&run_api(&api, "login.json", "LoginFunction", &values).await);
     let live = tokens["refresh_token"].as_str().unwrap();
-    for (file, function, status) in [("refresh.json", "RefreshFunction", 200), ("logout.json", "LogoutFunction", 204)] {
-        let event = event_file(file).replace("rt1.acme.REPLACE_WITH_A_REFRESH_TOKEN_FROM_LOGIN_000000000", live);
-        let response = dispatch(&api.app(function), function, lambda_http::request::from_str(&event).unwrap()).await;
+    for (file, function, status) in
+        [("refresh.json", "RefreshFunction", 200), ("logout.json", "LogoutFunction", 204)]
+    {
+        let event =
+            event_file(file).replace("rt1.acme.REPLACE_WITH_A_REFRESH_TOKEN_FROM_LOGIN_000000000", live);
+        let response =
+            dispatch(&api.app(function), function, lambda_http::request::from_str(&event).unwrap()).await;
         assert_eq!(response.status().as_u16(), status, "events/{file} with a live token");
     }
 }
@@ -141,7 +166,8 @@ async fn the_verify_sample_reports_a_consistent_ledger() {
     let report = verify::handler(&stack.app("VerifyFunction"), event).await.expect("verify runs");
     assert!(report.ok, "{report:?}");
     assert_eq!(report.ledger.accounts_checked, 2);
-    let malformed = lambda_runtime::LambdaEvent::new(json!({"tenant_id": 7}), lambda_runtime::Context::default());
+    let malformed =
+        lambda_runtime::LambdaEvent::new(json!({"tenant_id": 7}), lambda_runtime::Context::default());
     assert!(verify::handler(&stack.app("VerifyFunction"), malformed).await.is_err(), "a clear job error");
 }
 
@@ -155,7 +181,8 @@ async fn the_outbox_and_audit_samples_run_through_their_handlers() {
     let stack = TestStack::new().await;
     let drain = stack.app("OutboxDrainFunction");
 
-    let stream: Invocation = serde_json::from_str(&event_file("outbox-drain.json")).expect("outbox-drain.json");
+    let stream: Invocation =
+        serde_json::from_str(&event_file("outbox-drain.json")).expect("outbox-drain.json");
     let Output::Stream(response) = outbox_drain::dispatch(&drain, lambda_event(stream)).await.unwrap() else {
         panic!("outbox-drain.json is a stream batch")
     };
@@ -165,7 +192,8 @@ async fn the_outbox_and_audit_samples_run_through_their_handlers() {
     assert_eq!(messages[0].attributes["MessageGroupId"], "acme");
     assert_eq!(messages[0].attributes["MessageDeduplicationId"], "019ab8f2-5c00-7000-8000-000000000001");
 
-    let sweep: Invocation = serde_json::from_str(&event_file("outbox-drain-sweep.json")).expect("outbox-drain-sweep.json");
+    let sweep: Invocation =
+        serde_json::from_str(&event_file("outbox-drain-sweep.json")).expect("outbox-drain-sweep.json");
     let Output::Sweep(report) = outbox_drain::dispatch(&drain, lambda_event(sweep)).await.unwrap() else {
         panic!("outbox-drain-sweep.json is the sweep input")
     };

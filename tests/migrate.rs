@@ -72,10 +72,15 @@ async fn seed(stack: &TestStack, items: Vec<Item>) {
         async move {
             let mut pending: Vec<WriteRequest> = batch
                 .into_iter()
-                .map(|item| WriteRequest::builder().put_request(PutRequest::builder().set_item(Some(item)).build().unwrap()).build())
+                .map(|item| {
+                    WriteRequest::builder()
+                        .put_request(PutRequest::builder().set_item(Some(item)).build().unwrap())
+                        .build()
+                })
                 .collect();
             while !pending.is_empty() {
-                let output = dynamodb.batch_write_item().request_items(&table, pending).send().await.expect("seed");
+                let output =
+                    dynamodb.batch_write_item().request_items(&table, pending).send().await.expect("seed");
                 pending = output.unprocessed_items.and_then(|mut u| u.remove(&table)).unwrap_or_default();
             }
         }
@@ -160,10 +165,11 @@ async fn drive(stack: &TestStack, app: &caas::App, deadline_ms: Option<u64>) -> 
         let invocations = batch.records.iter().cloned().map(|message| async {
             let mut event = aws_lambda_events::event::sqs::SqsEvent::default();
             event.records = vec![message];
-            let response = match migrate::handler(app, invocation(Input::Jobs(event.clone()), deadline_ms)).await {
-                Ok(Output::Batch(response)) => response,
-                other => panic!("a job answered with {other:?}"),
-            };
+            let response =
+                match migrate::handler(app, invocation(Input::Jobs(event.clone()), deadline_ms)).await {
+                    Ok(Output::Batch(response)) => response,
+                    other => panic!("a job answered with {other:?}"),
+                };
             queue.settle(&event, &response).await;
             response.batch_item_failures.len()
         });
@@ -202,7 +208,8 @@ async fn up_then_down_over_ten_thousand_items_round_trips_with_history() {
     let initial = status(&app).await;
     assert_eq!(initial["current_version"], 1);
     assert_eq!(initial["latest_version"], 4);
-    let pending: Vec<u64> = initial["pending"].as_array().unwrap().iter().map(|m| m["version"].as_u64().unwrap()).collect();
+    let pending: Vec<u64> =
+        initial["pending"].as_array().unwrap().iter().map(|m| m["version"].as_u64().unwrap()).collect();
     assert_eq!(pending, [2, 3, 4]);
 
     let started = up(&app, None, false).await;
@@ -224,19 +231,24 @@ async fn up_then_down_over_ten_thousand_items_round_trips_with_history() {
     assert_eq!(entry["items_failed"], 0);
     assert_eq!(entry["changed_by_version"]["2"], USERS as u64);
     assert_eq!(entry["changed_by_version"]["4"], USERS as u64);
-    let applied: Vec<u64> = after_up["applied"].as_array().unwrap().iter().map(|m| m["version"].as_u64().unwrap()).collect();
+    let applied: Vec<u64> =
+        after_up["applied"].as_array().unwrap().iter().map(|m| m["version"].as_u64().unwrap()).collect();
     assert_eq!(applied, [2, 3, 4]);
 
     let migrated = snapshot(&stack).await;
     assert_eq!(migrated, expected_after_up(&before, 4), "every item is exactly up(x)");
-    let flagged = migrated.values().filter(|i| i.get("needs_rehash") == Some(&AttributeValue::Bool(true))).count();
+    let flagged =
+        migrated.values().filter(|i| i.get("needs_rehash") == Some(&AttributeValue::Bool(true))).count();
     assert_eq!(flagged, USERS.div_ceil(3), "exactly the bcrypt users are flagged");
     // The user store still reads contracted (v4) users.
     let user = caas::store::users::find_by_email(&stack.clients.dynamodb, &stack.table(), TENANT, &email(7))
         .await
         .unwrap()
         .expect("user");
-    assert_eq!(Some(&s(&user.created_at)), before[&(format!("T#{TENANT}#USER#{}", email(7)), "USER".into())].get("created_at"));
+    assert_eq!(
+        Some(&s(&user.created_at)),
+        before[&(format!("T#{TENANT}#USER#{}", email(7)), "USER".into())].get("created_at")
+    );
 
     command(&app, Command::Down { to: 1, segments: Some(4), dry_run: false }).await.expect("down starts");
     assert_eq!(drive(&stack, &app, None).await, 0);
@@ -254,7 +266,8 @@ async fn a_crashed_segment_resumes_from_its_checkpoint() {
     let stack = TestStack::new().await;
     let page = [("MIGRATE_PAGE_SIZE", "50")];
     let app = stack.app_with(FUNCTION, &page);
-    let crashing = stack.app_with(FUNCTION, &[("MIGRATE_PAGE_SIZE", "50"), ("MIGRATE_FAIL_AFTER_PAGES", "2")]);
+    let crashing =
+        stack.app_with(FUNCTION, &[("MIGRATE_PAGE_SIZE", "50"), ("MIGRATE_FAIL_AFTER_PAGES", "2")]);
     const USERS: usize = 1_200;
     seed(&stack, (0..USERS).map(user_item).collect()).await;
     let before = snapshot(&stack).await;
@@ -268,19 +281,26 @@ async fn a_crashed_segment_resumes_from_its_checkpoint() {
     for message in &first.records {
         let mut event = aws_lambda_events::event::sqs::SqsEvent::default();
         event.records = vec![message.clone()];
-        let Ok(Output::Batch(response)) = migrate::handler(&crashing, invocation(Input::Jobs(event.clone()), None)).await
+        let Ok(Output::Batch(response)) =
+            migrate::handler(&crashing, invocation(Input::Jobs(event.clone()), None)).await
         else {
             panic!("batch response expected")
         };
         assert_eq!(response.batch_item_failures.len(), 1, "the crash fails the message");
         queue.settle(&event, &response).await;
     }
-    let checkpoints = caas::store::migrations::checkpoints(&stack.clients.dynamodb, &stack.table(), &run_id).await.unwrap();
+    let checkpoints =
+        caas::store::migrations::checkpoints(&stack.clients.dynamodb, &stack.table(), &run_id).await.unwrap();
     assert_eq!(checkpoints.len(), 4);
-    assert!(checkpoints.iter().all(|c| c.pages == 1 && !c.done), "only the first page of each segment is checkpointed");
+    assert!(
+        checkpoints.iter().all(|c| c.pages == 1 && !c.done),
+        "only the first page of each segment is checkpointed"
+    );
     let counted: u64 = checkpoints.iter().map(|c| c.counters.items_changed).sum();
     let crashed = snapshot(&stack).await;
-    let migrated_before_resume = crashed.values().filter(|i| i.get("schema_version") == Some(&AttributeValue::N("4".into()))).count() as u64;
+    let migrated_before_resume =
+        crashed.values().filter(|i| i.get("schema_version") == Some(&AttributeValue::N("4".into()))).count()
+            as u64;
     assert!(migrated_before_resume > counted, "the crashed pages were applied but not checkpointed");
 
     // A live write (a login that rehashes a legacy password) on an item the
@@ -307,9 +327,14 @@ async fn a_crashed_segment_resumes_from_its_checkpoint() {
     let done = status(&app).await;
     assert_eq!(done["current_version"], 4);
     let entry = last_history(&done);
-    let (changed, current) = (entry["items_changed"].as_u64().unwrap(), entry["items_current"].as_u64().unwrap());
+    let (changed, current) =
+        (entry["items_changed"].as_u64().unwrap(), entry["items_current"].as_u64().unwrap());
     assert_eq!(changed + current, USERS as u64, "every item was counted once");
-    assert_eq!(current, migrated_before_resume - counted, "exactly the crashed pages' items were found already migrated");
+    assert_eq!(
+        current,
+        migrated_before_resume - counted,
+        "exactly the crashed pages' items were found already migrated"
+    );
     assert_eq!(entry["items_scanned"], USERS as u64);
 
     let mut expected = expected_after_up(&before, 4);
@@ -357,7 +382,8 @@ async fn two_runs_never_overlap_and_live_writes_survive() {
                     .expression_attribute_values(":one", AttributeValue::N("1".into()));
                 if i % 3 == 0 && round == 1 {
                     update = "SET password_hash = :argon ADD login_count :one REMOVE needs_rehash".to_owned();
-                    request = request.expression_attribute_values(":argon", s("$argon2id$v=19$m=64,t=1,p=1$eA$eA"));
+                    request =
+                        request.expression_attribute_values(":argon", s("$argon2id$v=19$m=64,t=1,p=1$eA$eA"));
                 }
                 request.update_expression(update).send().await.unwrap();
             }
@@ -375,7 +401,11 @@ async fn two_runs_never_overlap_and_live_writes_survive() {
         assert_eq!(item.get("schema_version"), Some(&AttributeValue::N("4".into())), "user {i}");
         assert!(item.get("created_at_ms").is_some() && item.get("created_at").is_none(), "user {i}");
         if i % 10 == 0 {
-            assert_eq!(item.get("login_count"), Some(&AttributeValue::N("3".into())), "live writes to user {i} kept");
+            assert_eq!(
+                item.get("login_count"),
+                Some(&AttributeValue::N("3".into())),
+                "live writes to user {i} kept"
+            );
         }
         if i % 30 == 0 {
             assert!(item.get("needs_rehash").is_none(), "user {i} was rehashed live; never re-flagged");
@@ -384,7 +414,9 @@ async fn two_runs_never_overlap_and_live_writes_survive() {
         }
     }
     // The lock is free again: the next command runs.
-    command(&app, Command::Up { to: None, segments: Some(2), dry_run: true }).await.expect("the lock was released");
+    command(&app, Command::Up { to: None, segments: Some(2), dry_run: true })
+        .await
+        .expect("the lock was released");
 }
 
 #[tokio::test]
@@ -430,19 +462,24 @@ async fn sample_events_run_through_the_handler() {
     seed(&stack, (0..40).map(user_item).collect()).await;
 
     let input: Input = serde_json::from_str(&event_file("migrate-status.json")).unwrap();
-    let Ok(Output::Report(report)) = migrate::handler(&app, invocation(input, None)).await else { panic!("status") };
+    let Ok(Output::Report(report)) = migrate::handler(&app, invocation(input, None)).await else {
+        panic!("status")
+    };
     assert_eq!(report["current_version"], 1);
 
     let run_id = up(&app, Some(4), false).await["run_id"].as_str().unwrap().to_owned();
     // The sample carries segment 0 of a 4-segment run up to 4: run it for this run.
     let sample = event_file("migrate.json").replace("{{RUN_ID}}", &run_id);
     let input: Input = serde_json::from_str(&sample).unwrap();
-    let Ok(Output::Batch(response)) = migrate::handler(&app, invocation(input, None)).await else { panic!("batch") };
+    let Ok(Output::Batch(response)) = migrate::handler(&app, invocation(input, None)).await else {
+        panic!("batch")
+    };
     assert!(response.batch_item_failures.is_empty());
-    let checkpoint = caas::store::migrations::get_checkpoint(&stack.clients.dynamodb, &stack.table(), &run_id, 0)
-        .await
-        .unwrap()
-        .expect("segment 0 ran");
+    let checkpoint =
+        caas::store::migrations::get_checkpoint(&stack.clients.dynamodb, &stack.table(), &run_id, 0)
+            .await
+            .unwrap()
+            .expect("segment 0 ran");
     assert!(checkpoint.done);
 
     // The queued message for segment 0 is now a duplicate; the rest finish the run.
@@ -457,7 +494,8 @@ async fn sample_events_run_through_the_handler() {
         panic!("batch")
     };
     assert!(response.batch_item_failures.is_empty());
-    let malformed = event_file("migrate.json").replace(r#"\"job\":\"migrate.segment\""#, r#"\"job\":\"nope\""#);
+    let malformed =
+        event_file("migrate.json").replace(r#"\"job\":\"migrate.segment\""#, r#"\"job\":\"nope\""#);
     let Ok(Output::Batch(response)) =
         migrate::handler(&app, invocation(serde_json::from_str(&malformed).unwrap(), None)).await
     else {

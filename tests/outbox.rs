@@ -31,11 +31,23 @@ async fn call(stack: &TestStack, function: &str, path: &str, body: Value) -> (u1
 }
 
 async fn register(stack: &TestStack, tenant: &str, email: &str) -> (u16, Value) {
-    call(stack, "RegisterFunction", "/v1/users", json!({"tenant_id": tenant, "email": email, "password": PASSWORD})).await
+    call(
+        stack,
+        "RegisterFunction",
+        "/v1/users",
+        json!({"tenant_id": tenant, "email": email, "password": PASSWORD}),
+    )
+    .await
 }
 
 async fn login(stack: &TestStack, tenant: &str, email: &str, password: &str) -> (u16, Value) {
-    call(stack, "LoginFunction", "/v1/auth/login", json!({"tenant_id": tenant, "email": email, "password": password})).await
+    call(
+        stack,
+        "LoginFunction",
+        "/v1/auth/login",
+        json!({"tenant_id": tenant, "email": email, "password": password}),
+    )
+    .await
 }
 
 async fn is_stored(stack: &TestStack, event: &OutboxEvent) -> bool {
@@ -85,7 +97,10 @@ async fn every_auth_operation_writes_exactly_its_events() {
     assert_eq!(types(&events), ["user.registered"]);
     let user_id = user["user_id"].as_str().unwrap();
     let registered = &events[0];
-    assert_eq!((registered.tenant_id.as_str(), registered.aggregate_type.as_str(), registered.aggregate_id.as_str()), ("acme", "user", user_id));
+    assert_eq!(
+        (registered.tenant_id.as_str(), registered.aggregate_type.as_str(), registered.aggregate_id.as_str()),
+        ("acme", "user", user_id)
+    );
     assert_eq!(registered.correlation_id, "corr-1");
     assert_eq!(registered.schema_version, 1);
     assert_eq!(registered.payload, json!({"user_id": user_id, "email": "ada@example.com"}));
@@ -110,7 +125,9 @@ async fn every_auth_operation_writes_exactly_its_events() {
     // Unknown users write nothing; wrong passwords count up to the lock.
     assert_eq!(login(&stack, "acme", "nobody@example.com", PASSWORD).await.0, 401);
     assert!(new_events(&stack, &stream).await.is_empty());
-    for expected in [&["user.login_failed"][..], &["user.login_failed"], &["user.login_failed", "user.account_locked"]] {
+    for expected in
+        [&["user.login_failed"][..], &["user.login_failed"], &["user.login_failed", "user.account_locked"]]
+    {
         assert_eq!(login(&stack, "acme", "ada@example.com", "wrong password!!").await.0, 401);
         let events = new_events(&stack, &stream).await;
         let mut got = types(&events);
@@ -124,21 +141,31 @@ async fn every_auth_operation_writes_exactly_its_events() {
     assert!(new_events(&stack, &stream).await.is_empty());
 
     let token = tokens["refresh_token"].as_str().unwrap();
-    let (status, rotated) = call(&stack, "RefreshFunction", "/v1/auth/refresh", json!({"refresh_token": token})).await;
+    let (status, rotated) =
+        call(&stack, "RefreshFunction", "/v1/auth/refresh", json!({"refresh_token": token})).await;
     assert_eq!(status, 200);
     let events = new_events(&stack, &stream).await;
     assert_eq!(types(&events), ["session.refreshed"]);
-    assert_eq!((events[0].aggregate_type.as_str(), events[0].aggregate_id.as_str()), ("session", session_id.as_str()));
+    assert_eq!(
+        (events[0].aggregate_type.as_str(), events[0].aggregate_id.as_str()),
+        ("session", session_id.as_str())
+    );
 
     // Reuse of the spent token revokes the family.
-    assert_eq!(call(&stack, "RefreshFunction", "/v1/auth/refresh", json!({"refresh_token": token})).await.0, 401);
+    assert_eq!(
+        call(&stack, "RefreshFunction", "/v1/auth/refresh", json!({"refresh_token": token})).await.0,
+        401
+    );
     let events = new_events(&stack, &stream).await;
     assert_eq!(types(&events), ["session.revoked"]);
     assert_eq!(events[0].payload["reason"], "refresh_token_reuse");
 
     // Logout of a revoked session changes nothing: no event.
     let rotated = rotated["refresh_token"].as_str().unwrap();
-    assert_eq!(call(&stack, "LogoutFunction", "/v1/auth/logout", json!({"refresh_token": rotated})).await.0, 204);
+    assert_eq!(
+        call(&stack, "LogoutFunction", "/v1/auth/logout", json!({"refresh_token": rotated})).await.0,
+        204
+    );
     assert!(new_events(&stack, &stream).await.is_empty());
 
     // Logout of a live session.
@@ -146,7 +173,10 @@ async fn every_auth_operation_writes_exactly_its_events() {
     let (_, tokens) = login(&stack, "acme", "ada@example.com", PASSWORD).await;
     assert_eq!(types(&new_events(&stack, &stream).await), ["user.login_succeeded"]);
     let live = tokens["refresh_token"].as_str().unwrap();
-    assert_eq!(call(&stack, "LogoutFunction", "/v1/auth/logout", json!({"refresh_token": live})).await.0, 204);
+    assert_eq!(
+        call(&stack, "LogoutFunction", "/v1/auth/logout", json!({"refresh_token": live})).await.0,
+        204
+    );
     let events = new_events(&stack, &stream).await;
     assert_eq!(types(&events), ["session.revoked"]);
     assert_eq!(events[0].payload["reason"], "logout");
@@ -168,10 +198,11 @@ async fn drain(app: &caas::App, stream: &StreamTrigger) -> Vec<String> {
 }
 
 async fn published_at(stack: &TestStack, event: &OutboxEvent) -> Option<String> {
-    let (_, published) = caas::store::outbox::find(&stack.clients.dynamodb, &stack.table(), &event.tenant_id, &event.event_id)
-        .await
-        .unwrap()
-        .expect("outbox item exists");
+    let (_, published) =
+        caas::store::outbox::find(&stack.clients.dynamodb, &stack.table(), &event.tenant_id, &event.event_id)
+            .await
+            .unwrap()
+            .expect("outbox item exists");
     published
 }
 
@@ -226,7 +257,8 @@ async fn drain_publishes_per_tenant_in_order_and_marks_published() {
 
     // Draining the same records again publishes nothing new (FIFO dedup by
     // event id) and keeps the first publication time.
-    let first: Vec<Option<String>> = futures::future::join_all(written.iter().map(|e| published_at(&stack, e))).await;
+    let first: Vec<Option<String>> =
+        futures::future::join_all(written.iter().map(|e| published_at(&stack, e))).await;
     let replay = outbox_drain::handler(&app, StreamTrigger::event(stream.replay().await)).await.unwrap();
     assert!(replay.batch_item_failures.is_empty());
     // Publishing twice is allowed (FIFO dedup by event id drops copies within
@@ -234,7 +266,8 @@ async fn drain_publishes_per_tenant_in_order_and_marks_published() {
     for message in queue.drain().await {
         assert!(written.iter().any(|e| e.event_id == message.attributes["MessageDeduplicationId"]));
     }
-    let again: Vec<Option<String>> = futures::future::join_all(written.iter().map(|e| published_at(&stack, e))).await;
+    let again: Vec<Option<String>> =
+        futures::future::join_all(written.iter().map(|e| published_at(&stack, e))).await;
     assert_eq!(first, again);
 }
 
@@ -267,8 +300,11 @@ async fn unreachable_queue_fails_the_records_and_the_sweep_publishes_later() {
     assert_eq!(events.len(), 3);
 
     let down = unreachable_sqs(&stack);
-    let response = outbox_drain::handler(&down, StreamTrigger::event(records)).await.expect("a partial answer, not an error");
-    let mut failed: Vec<String> = response.batch_item_failures.into_iter().map(|f| f.item_identifier.unwrap()).collect();
+    let response = outbox_drain::handler(&down, StreamTrigger::event(records))
+        .await
+        .expect("a partial answer, not an error");
+    let mut failed: Vec<String> =
+        response.batch_item_failures.into_iter().map(|f| f.item_identifier.unwrap()).collect();
     failed.sort();
     let mut expected = sequence_numbers.clone();
     expected.sort();
@@ -291,9 +327,13 @@ async fn unreachable_queue_fails_the_records_and_the_sweep_publishes_later() {
     let sweep_input: Invocation = serde_json::from_str(r#"{"action":"sweep","grace_seconds":300}"#).unwrap();
     let output = outbox_drain::dispatch(&app, lambda_event(sweep_input)).await.unwrap();
     let report = serde_json::to_value(&output).unwrap();
-    assert_eq!((report["found"].as_u64(), report["published"].as_u64(), report["failed"].as_u64()), (Some(3), Some(3), Some(0)));
+    assert_eq!(
+        (report["found"].as_u64(), report["published"].as_u64(), report["failed"].as_u64()),
+        (Some(3), Some(3), Some(0))
+    );
     let messages = queue.drain().await;
-    let mut ids: Vec<String> = messages.iter().map(|m| m.attributes["MessageDeduplicationId"].clone()).collect();
+    let mut ids: Vec<String> =
+        messages.iter().map(|m| m.attributes["MessageDeduplicationId"].clone()).collect();
     ids.sort();
     let mut expected: Vec<String> = events.iter().map(|e| e.event_id.clone()).collect();
     expected.sort();
@@ -309,7 +349,10 @@ async fn unreachable_queue_fails_the_records_and_the_sweep_publishes_later() {
 async fn undecodable_outbox_records_fail_and_other_items_are_ignored() {
     let stack = TestStack::new().await;
     let app = stack.app("OutboxDrainFunction");
-    let record = |sequence: &str, event_name: &str, image: Value| -> aws_lambda_events::event::dynamodb::EventRecord {
+    let record = |sequence: &str,
+                  event_name: &str,
+                  image: Value|
+     -> aws_lambda_events::event::dynamodb::EventRecord {
         serde_json::from_value(json!({
             "awsRegion": "us-east-1",
             "eventID": sequence,
@@ -320,12 +363,25 @@ async fn undecodable_outbox_records_fail_and_other_items_are_ignored() {
         .unwrap()
     };
     let records = vec![
-        record("100", "INSERT", json!({"pk": {"S": "T#acme#USER#1"}, "sk": {"S": "USER"}, "kind": {"S": "user"}})),
-        record("101", "INSERT", json!({"pk": {"S": "T#acme#OUTBOX#x"}, "sk": {"S": "OUTBOX"}, "kind": {"S": "outbox"}})),
-        record("102", "MODIFY", json!({"pk": {"S": "T#acme#OUTBOX#y"}, "sk": {"S": "OUTBOX"}, "kind": {"S": "outbox"}})),
+        record(
+            "100",
+            "INSERT",
+            json!({"pk": {"S": "T#acme#USER#1"}, "sk": {"S": "USER"}, "kind": {"S": "user"}}),
+        ),
+        record(
+            "101",
+            "INSERT",
+            json!({"pk": {"S": "T#acme#OUTBOX#x"}, "sk": {"S": "OUTBOX"}, "kind": {"S": "outbox"}}),
+        ),
+        record(
+            "102",
+            "MODIFY",
+            json!({"pk": {"S": "T#acme#OUTBOX#y"}, "sk": {"S": "OUTBOX"}, "kind": {"S": "outbox"}}),
+        ),
     ];
     let response = outbox_drain::handler(&app, StreamTrigger::event(records)).await.unwrap();
-    let failed: Vec<_> = response.batch_item_failures.iter().map(|f| f.item_identifier.clone().unwrap()).collect();
+    let failed: Vec<_> =
+        response.batch_item_failures.iter().map(|f| f.item_identifier.clone().unwrap()).collect();
     assert_eq!(failed, ["101"], "only the broken outbox INSERT is reported");
     assert!(QueueTrigger::new(&stack, "EventsQueue").drain().await.is_empty());
 }
@@ -369,7 +425,9 @@ async fn every_payments_operation_writes_exactly_its_events() {
     assert_eq!(recorded.payload["movement"], "authorize");
     assert_eq!(authorized.correlation_id, recorded.correlation_id, "one request, one correlation id");
 
-    for (operation, event_type, movement) in [("capture", "payment.captured", "capture"), ("refund", "payment.refunded", "refund")] {
+    for (operation, event_type, movement) in
+        [("capture", "payment.captured", "capture"), ("refund", "payment.refunded", "refund")]
+    {
         let response = match operation {
             "capture" => api.capture(&token, id, Some(500)).await,
             _ => api.refund(&token, id, 200).await,
@@ -393,10 +451,17 @@ async fn every_payments_operation_writes_exactly_its_events() {
     let capture = |key: &'static str, id: &str| {
         let id = id.to_owned();
         let (api, token, body) = (&api, &token, &body);
-        async move { api.post("CapturePaymentFunction", "/v1/payments/{id}/capture", Some(&id), token, Some(key), body).await }
+        async move {
+            api.post("CapturePaymentFunction", "/v1/payments/{id}/capture", Some(&id), token, Some(key), body)
+                .await
+        }
     };
     assert_eq!(capture("capture-once", third).await.status(), 200);
-    assert_eq!(new_events(&stack, &stream).await.len(), 4, "authorized and captured, each with its ledger event");
+    assert_eq!(
+        new_events(&stack, &stream).await.len(),
+        4,
+        "authorized and captured, each with its ledger event"
+    );
     assert_eq!(capture("capture-once", third).await.status(), 200);
     assert_eq!(capture("capture-voided", other).await.status(), 409);
     for event in outbox_events(&stream.poll().await) {

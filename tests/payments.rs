@@ -2,9 +2,9 @@
 //! idempotency under concurrency, round trips, tenant isolation, bad input,
 //! and a property test that the ledger always balances.
 
+use caas::clock::Clock;
 use caas_tests::api::{Api, api_event};
 use caas_tests::*;
-use caas::clock::Clock;
 use serde_json::{Value, json};
 
 fn status_and_body(response: &lambda_http::Response<lambda_http::Body>) -> (u16, Value) {
@@ -26,21 +26,39 @@ async fn authorize_capture_refund_moves_money_exactly() {
     let alice = api.account(&token, "USD", false).await;
     let bob = api.account(&token, "USD", false).await;
     api.fund(&token, &alice, 10_000, "USD").await;
-    assert_eq!(api.balance(&token, &alice).await, json!({"posted": 10_000, "pending_debits": 0, "pending_credits": 0, "available": 10_000}));
+    assert_eq!(
+        api.balance(&token, &alice).await,
+        json!({"posted": 10_000, "pending_debits": 0, "pending_credits": 0, "available": 10_000})
+    );
 
     let (status, payment) = status_and_body(&api.authorize(&token, &alice, &bob, 7_000, "USD").await);
     assert_eq!(status, 201, "{payment}");
     assert_eq!(payment["status"], "authorized");
     let id = payment["payment_id"].as_str().unwrap().to_owned();
-    assert_eq!(api.balance(&token, &alice).await, json!({"posted": 10_000, "pending_debits": 7_000, "pending_credits": 0, "available": 3_000}));
-    assert_eq!(api.balance(&token, &bob).await, json!({"posted": 0, "pending_debits": 0, "pending_credits": 7_000, "available": 0}));
+    assert_eq!(
+        api.balance(&token, &alice).await,
+        json!({"posted": 10_000, "pending_debits": 7_000, "pending_credits": 0, "available": 3_000})
+    );
+    assert_eq!(
+        api.balance(&token, &bob).await,
+        json!({"posted": 0, "pending_debits": 0, "pending_credits": 7_000, "available": 0})
+    );
 
     // Partial capture releases the rest of the hold.
     let (status, captured) = status_and_body(&api.capture(&token, &id, Some(5_000)).await);
     assert_eq!(status, 200, "{captured}");
-    assert_eq!((captured["status"].as_str(), captured["captured_amount"].as_i64()), (Some("captured"), Some(5_000)));
-    assert_eq!(api.balance(&token, &alice).await, json!({"posted": 5_000, "pending_debits": 0, "pending_credits": 0, "available": 5_000}));
-    assert_eq!(api.balance(&token, &bob).await, json!({"posted": 5_000, "pending_debits": 0, "pending_credits": 0, "available": 5_000}));
+    assert_eq!(
+        (captured["status"].as_str(), captured["captured_amount"].as_i64()),
+        (Some("captured"), Some(5_000))
+    );
+    assert_eq!(
+        api.balance(&token, &alice).await,
+        json!({"posted": 5_000, "pending_debits": 0, "pending_credits": 0, "available": 5_000})
+    );
+    assert_eq!(
+        api.balance(&token, &bob).await,
+        json!({"posted": 5_000, "pending_debits": 0, "pending_credits": 0, "available": 5_000})
+    );
 
     let (status, refunded) = status_and_body(&api.refund(&token, &id, 2_000).await);
     assert_eq!(status, 201, "{refunded}");
@@ -52,11 +70,19 @@ async fn authorize_capture_refund_moves_money_exactly() {
     assert_eq!(api.balance(&token, &alice).await["posted"], 10_000);
     assert_eq!(api.balance(&token, &bob).await["posted"], 0);
 
-    let (status, detail) = status_and_body(&api.get("GetPaymentFunction", "/v1/payments/{id}", &id, &token, &[]).await);
+    let (status, detail) =
+        status_and_body(&api.get("GetPaymentFunction", "/v1/payments/{id}", &id, &token, &[]).await);
     assert_eq!(status, 200);
-    let kinds: Vec<&str> = detail["events"].as_array().unwrap().iter().map(|e| e["type"].as_str().unwrap()).collect();
+    let kinds: Vec<&str> =
+        detail["events"].as_array().unwrap().iter().map(|e| e["type"].as_str().unwrap()).collect();
     assert_eq!(kinds, ["payment.authorized", "payment.captured", "payment.refunded", "payment.refunded"]);
-    assert!(detail["events"].as_array().unwrap().iter().all(|e| e["actor"].is_string() && e["correlation_id"].is_string()));
+    assert!(
+        detail["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["actor"].is_string() && e["correlation_id"].is_string())
+    );
 
     let report = verify(&stack, Some("acme")).await;
     assert!(report.ok, "{report:?}");
@@ -73,12 +99,18 @@ async fn holds_respect_the_overdraft_rule_and_voids_release_them() {
 
     let (status, problem) = status_and_body(&api.authorize(&token, &alice, &bob, 1, "EUR").await);
     assert_eq!(status, 422, "no funds, no authorization: {problem}");
-    let (_, page) = status_and_body(&api.get("ListTransactionsFunction", "/v1/accounts/{id}/transactions", &alice, &token, &[]).await);
+    let (_, page) = status_and_body(
+        &api.get("ListTransactionsFunction", "/v1/accounts/{id}/transactions", &alice, &token, &[]).await,
+    );
     assert_eq!(page["items"], json!([]), "a refused payment leaves nothing behind");
 
     api.fund(&token, &alice, 500, "EUR").await;
     let (_, first) = status_and_body(&api.authorize(&token, &alice, &bob, 400, "EUR").await);
-    assert_eq!(status_and_body(&api.authorize(&token, &alice, &bob, 101, "EUR").await).0, 422, "the hold counts");
+    assert_eq!(
+        status_and_body(&api.authorize(&token, &alice, &bob, 101, "EUR").await).0,
+        422,
+        "the hold counts"
+    );
     let first = first["payment_id"].as_str().unwrap().to_owned();
     let (status, voided) = status_and_body(&api.void(&token, &first).await);
     assert_eq!((status, voided["status"].as_str()), (200, Some("voided")));
@@ -106,17 +138,35 @@ async fn idempotency_keys_replay_refuse_mismatches_and_are_required() {
     assert_eq!(header(&again, "idempotent-replayed"), Some("true"));
     assert_eq!(api.balance(&token, &alice).await["available"], 700, "held once");
 
-    let reordered = json!({"payee_account_id": bob, "payer_account_id": alice, "currency": "JPY", "amount": 300});
-    assert_eq!(status_and_body(&api.post("CreatePaymentFunction", "/v1/payments", None, &token, Some("key-1"), &reordered).await).0, 201);
-    let different = json!({"amount": 301, "currency": "JPY", "payer_account_id": alice, "payee_account_id": bob});
-    let mismatch = api.post("CreatePaymentFunction", "/v1/payments", None, &token, Some("key-1"), &different).await;
+    let reordered =
+        json!({"payee_account_id": bob, "payer_account_id": alice, "currency": "JPY", "amount": 300});
+    assert_eq!(
+        status_and_body(
+            &api.post("CreatePaymentFunction", "/v1/payments", None, &token, Some("key-1"), &reordered).await
+        )
+        .0,
+        201
+    );
+    let different =
+        json!({"amount": 301, "currency": "JPY", "payer_account_id": alice, "payee_account_id": bob});
+    let mismatch =
+        api.post("CreatePaymentFunction", "/v1/payments", None, &token, Some("key-1"), &different).await;
     assert_problem(&mismatch, 422);
     let missing = api.post("CreatePaymentFunction", "/v1/payments", None, &token, None, &body).await;
     assert_eq!(assert_problem(&missing, 400)["field"], "Idempotency-Key");
 
     // Keys are scoped per operation: the same key on capture is a new request.
     let id = created["payment_id"].as_str().unwrap();
-    let capture = api.post("CapturePaymentFunction", "/v1/payments/{id}/capture", Some(id), &token, Some("key-1"), &json!({})).await;
+    let capture = api
+        .post(
+            "CapturePaymentFunction",
+            "/v1/payments/{id}/capture",
+            Some(id),
+            &token,
+            Some("key-1"),
+            &json!({}),
+        )
+        .await;
     assert_eq!(capture.status(), 200);
     assert_eq!(header(&capture, "idempotent-replayed"), None);
 
@@ -127,7 +177,8 @@ async fn idempotency_keys_replay_refuse_mismatches_and_are_required() {
     assert_eq!(header(&replay, "idempotent-replayed"), Some("true"));
     stack.clock.advance(time::Duration::hours(2));
     let token = api.token("acme", "ops@example.com").await;
-    let fresh = api.post("CreatePaymentFunction", "/v1/payments", None, &token, Some("key-1"), &different).await;
+    let fresh =
+        api.post("CreatePaymentFunction", "/v1/payments", None, &token, Some("key-1"), &different).await;
     assert_eq!(fresh.status(), 201);
     assert_eq!(header(&fresh, "idempotent-replayed"), None);
 }
@@ -161,15 +212,38 @@ async fn an_abandoned_in_flight_key_blocks_only_until_it_expires() {
     let table = stack.table();
     let tenant = caas::tenant::TenantId::parse("acme").unwrap();
     let seed = caas::outbox::OutboxEvent::new(&tenant, "test", "seed", "test.seeded", now, "seed", json!({}));
-    caas::store::tx::Tx::new(&table, &seed).unwrap()
+    caas::store::tx::Tx::new(&table, &seed)
+        .unwrap()
         .push(complete(&table, &record, now.unix_timestamp(), now_ms).unwrap())
-        .commit(&stack.clients.dynamodb).await.unwrap();
+        .commit(&stack.clients.dynamodb)
+        .await
+        .unwrap();
 
-    let blocked = api.post("CapturePaymentFunction", "/v1/payments/{id}/capture", Some(id), &token, Some("reserved"), &json!({})).await;
+    let blocked = api
+        .post(
+            "CapturePaymentFunction",
+            "/v1/payments/{id}/capture",
+            Some(id),
+            &token,
+            Some("reserved"),
+            &json!({}),
+        )
+        .await;
     assert_problem(&blocked, 409);
-    assert!(header(&blocked, "retry-after").is_some_and(|s| s.parse::<u64>().is_ok_and(|s| (1..=6).contains(&s))));
+    assert!(
+        header(&blocked, "retry-after").is_some_and(|s| s.parse::<u64>().is_ok_and(|s| (1..=6).contains(&s)))
+    );
     stack.clock.advance(time::Duration::seconds(6));
-    let taken_over = api.post("CapturePaymentFunction", "/v1/payments/{id}/capture", Some(id), &token, Some("reserved"), &json!({})).await;
+    let taken_over = api
+        .post(
+            "CapturePaymentFunction",
+            "/v1/payments/{id}/capture",
+            Some(id),
+            &token,
+            Some("reserved"),
+            &json!({}),
+        )
+        .await;
     assert_eq!(status_and_body(&taken_over).0, 200, "the key is usable once the reservation expired");
 }
 
@@ -185,11 +259,22 @@ async fn fifty_identical_concurrent_captures_move_money_once() {
 
     let empty = json!({});
     let responses = futures::future::join_all((0..50).map(|_| {
-        api.post("CapturePaymentFunction", "/v1/payments/{id}/capture", Some(id), &token, Some("capture-once"), &empty)
+        api.post(
+            "CapturePaymentFunction",
+            "/v1/payments/{id}/capture",
+            Some(id),
+            &token,
+            Some("capture-once"),
+            &empty,
+        )
     }))
     .await;
-    let fresh = responses.iter().filter(|r| r.status() == 200 && header(r, "idempotent-replayed").is_none()).count();
-    let replays = responses.iter().filter(|r| r.status() == 200 && header(r, "idempotent-replayed") == Some("true")).count();
+    let fresh =
+        responses.iter().filter(|r| r.status() == 200 && header(r, "idempotent-replayed").is_none()).count();
+    let replays = responses
+        .iter()
+        .filter(|r| r.status() == 200 && header(r, "idempotent-replayed") == Some("true"))
+        .count();
     let in_flight = responses.iter().filter(|r| r.status() == 409).count();
     assert_eq!(fresh, 1, "exactly one capture");
     assert_eq!(fresh + replays + in_flight, 50, "the rest are replays or 409s");
@@ -197,7 +282,9 @@ async fn fifty_identical_concurrent_captures_move_money_once() {
         responses.iter().filter(|r| r.status() == 200).map(|r| status_and_body(r).1.to_string()).collect();
     assert_eq!(bodies.len(), 1, "every replay is the original body");
 
-    let (_, page) = status_and_body(&api.get("ListTransactionsFunction", "/v1/accounts/{id}/transactions", &bob, &token, &[]).await);
+    let (_, page) = status_and_body(
+        &api.get("ListTransactionsFunction", "/v1/accounts/{id}/transactions", &bob, &token, &[]).await,
+    );
     let captures = page["items"].as_array().unwrap().iter().filter(|e| e["movement"] == "capture").count();
     assert_eq!(captures, 1, "one ledger transaction");
     assert_eq!(api.balance(&token, &bob).await["posted"], 1_000, "moved once");
@@ -218,7 +305,10 @@ async fn fifty_concurrent_captures_with_different_keys_succeed_once() {
     assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 1, "{statuses:?}");
     assert_eq!(statuses.iter().filter(|s| **s == 409).count(), 49, "{statuses:?}");
     assert_eq!(api.balance(&token, &bob).await["posted"], 600);
-    assert_eq!(api.balance(&token, &alice).await, json!({"posted": 400, "pending_debits": 0, "pending_credits": 0, "available": 400}));
+    assert_eq!(
+        api.balance(&token, &alice).await,
+        json!({"posted": 400, "pending_debits": 0, "pending_credits": 0, "available": 400})
+    );
 }
 
 #[tokio::test]
@@ -233,7 +323,8 @@ async fn round_trips_fresh_at_most_two_replay_exactly_one() {
     let (p1, p2) = (p1["payment_id"].as_str().unwrap(), p2["payment_id"].as_str().unwrap());
     let counter = &stack.round_trips;
 
-    let create = json!({"amount": 100, "currency": "USD", "payer_account_id": alice, "payee_account_id": bob});
+    let create =
+        json!({"amount": 100, "currency": "USD", "payer_account_id": alice, "payee_account_id": bob});
     let cases: Vec<(&str, &str, Option<&str>, Value)> = vec![
         ("CreateAccountFunction", "/v1/accounts", None, json!({"currency": "USD"})),
         ("CreatePaymentFunction", "/v1/payments", None, create),
@@ -269,13 +360,19 @@ async fn tenants_cannot_see_or_touch_each_others_money() {
 
     assert_problem(&api.get("GetPaymentFunction", "/v1/payments/{id}", id, &globex, &[]).await, 404);
     assert_problem(&api.get("GetAccountFunction", "/v1/accounts/{id}", &alice, &globex, &[]).await, 404);
-    assert_problem(&api.get("ListTransactionsFunction", "/v1/accounts/{id}/transactions", &alice, &globex, &[]).await, 404);
+    assert_problem(
+        &api.get("ListTransactionsFunction", "/v1/accounts/{id}/transactions", &alice, &globex, &[]).await,
+        404,
+    );
     assert_problem(&api.capture(&globex, id, None).await, 404);
     assert_problem(&api.void(&globex, id).await, 404);
     let globex_wallet = api.account(&globex, "USD", false).await;
     assert_problem(&api.authorize(&globex, &alice, &globex_wallet, 100, "USD").await, 404);
     // Nothing moved in acme.
-    assert_eq!(status_and_body(&api.get("GetPaymentFunction", "/v1/payments/{id}", id, &acme, &[]).await).1["status"], "authorized");
+    assert_eq!(
+        status_and_body(&api.get("GetPaymentFunction", "/v1/payments/{id}", id, &acme, &[]).await).1["status"],
+        "authorized"
+    );
     assert_eq!(api.balance(&acme, &alice).await["available"], 300);
 }
 
@@ -288,9 +385,7 @@ async fn bad_input_gets_clear_problems_never_500() {
     let eur = api.account(&token, "EUR", false).await;
     api.fund(&token, &usd, 1_000, "USD").await;
 
-    let payment = |amount: Value, currency: &str, payee: &str| {
-        json!({"amount": amount, "currency": currency, "payer_account_id": usd, "payee_account_id": payee})
-    };
+    let payment = |amount: Value, currency: &str, payee: &str| json!({"amount": amount, "currency": currency, "payer_account_id": usd, "payee_account_id": payee});
     let cases: Vec<(Value, u16, Option<&str>)> = vec![
         (payment(json!(-5), "USD", &other), 400, Some("amount")),
         (payment(json!(0), "USD", &other), 400, Some("amount")),
@@ -305,35 +400,92 @@ async fn bad_input_gets_clear_problems_never_500() {
         (payment(json!(100), "USD", &caas::ids::new_id()), 404, None),
         (payment(json!(100), "USD", &eur), 422, None),
         (json!({"amount": 100, "currency": "USD", "payer_account_id": usd}), 400, Some("payee_account_id")),
-        (json!({"amount": 1, "currency": "USD", "payer_account_id": usd, "payee_account_id": other, "tenant_id": "globex"}), 400, Some("tenant_id")),
+        (
+            json!({"amount": 1, "currency": "USD", "payer_account_id": usd, "payee_account_id": other, "tenant_id": "globex"}),
+            400,
+            Some("tenant_id"),
+        ),
     ];
     for (body, status, field) in cases {
         let key = uuid::Uuid::new_v4().to_string();
-        let response = api.post("CreatePaymentFunction", "/v1/payments", None, &token, Some(&key), &body).await;
+        let response =
+            api.post("CreatePaymentFunction", "/v1/payments", None, &token, Some(&key), &body).await;
         let problem = assert_problem(&response, status);
         assert_eq!(problem["field"].as_str(), field, "{body}");
     }
 
     let bearer = format!("Bearer {token}");
-    let malformed = api_event("POST", "/v1/payments", &[], &[], &[("authorization", &bearer), ("idempotency-key", "k")], Some("{\"amount\":"));
+    let malformed = api_event(
+        "POST",
+        "/v1/payments",
+        &[],
+        &[],
+        &[("authorization", &bearer), ("idempotency-key", "k")],
+        Some("{\"amount\":"),
+    );
     assert_problem(&api.call("CreatePaymentFunction", malformed).await, 400);
     let no_token = api_event("POST", "/v1/payments", &[], &[], &[("idempotency-key", "k")], Some("{}"));
     assert_problem(&api.call("CreatePaymentFunction", no_token).await, 401);
-    let bad_token = api_event("GET", "/v1/accounts/{id}", &[("id", &usd)], &[], &[("authorization", "Bearer abc.def.ghi")], None);
+    let bad_token = api_event(
+        "GET",
+        "/v1/accounts/{id}",
+        &[("id", &usd)],
+        &[],
+        &[("authorization", "Bearer abc.def.ghi")],
+        None,
+    );
     assert_problem(&api.call("GetAccountFunction", bad_token).await, 401);
-    assert_problem(&api.get("GetPaymentFunction", "/v1/payments/{id}", &caas::ids::new_id(), &token, &[]).await, 404);
+    assert_problem(
+        &api.get("GetPaymentFunction", "/v1/payments/{id}", &caas::ids::new_id(), &token, &[]).await,
+        404,
+    );
     assert_problem(&api.get("GetPaymentFunction", "/v1/payments/{id}", "../../etc", &token, &[]).await, 404);
     assert_problem(&api.capture(&token, &caas::ids::new_id(), None).await, 404);
     let key = uuid::Uuid::new_v4().to_string();
-    let capture_float = api.post("CapturePaymentFunction", "/v1/payments/{id}/capture", Some(&caas::ids::new_id()), &token, Some(&key), &json!({"amount": 1.5})).await;
+    let capture_float = api
+        .post(
+            "CapturePaymentFunction",
+            "/v1/payments/{id}/capture",
+            Some(&caas::ids::new_id()),
+            &token,
+            Some(&key),
+            &json!({"amount": 1.5}),
+        )
+        .await;
     assert_eq!(assert_problem(&capture_float, 400)["field"], "amount");
     let key = uuid::Uuid::new_v4().to_string();
-    assert_problem(&api.post("CreateAccountFunction", "/v1/accounts", None, &token, Some(&key), &json!({"currency": "BTC"})).await, 400);
+    assert_problem(
+        &api.post(
+            "CreateAccountFunction",
+            "/v1/accounts",
+            None,
+            &token,
+            Some(&key),
+            &json!({"currency": "BTC"}),
+        )
+        .await,
+        400,
+    );
     for query in [[("limit", "0")], [("limit", "1000")], [("limit", "ten")], [("cursor", "!!")]] {
-        assert_problem(&api.get("ListTransactionsFunction", "/v1/accounts/{id}/transactions", &usd, &token, &query).await, 400);
+        assert_problem(
+            &api.get("ListTransactionsFunction", "/v1/accounts/{id}/transactions", &usd, &token, &query)
+                .await,
+            400,
+        );
     }
     let long_key = "k".repeat(300);
-    assert_problem(&api.post("CreateAccountFunction", "/v1/accounts", None, &token, Some(&long_key), &json!({"currency": "USD"})).await, 400);
+    assert_problem(
+        &api.post(
+            "CreateAccountFunction",
+            "/v1/accounts",
+            None,
+            &token,
+            Some(&long_key),
+            &json!({"currency": "USD"}),
+        )
+        .await,
+        400,
+    );
 }
 
 #[tokio::test]
@@ -353,9 +505,14 @@ async fn transactions_list_newest_first_with_an_opaque_cursor() {
         if let Some(c) = cursor.as_deref() {
             query.push(("cursor", c));
         }
-        let (status, page) = status_and_body(&api.get("ListTransactionsFunction", "/v1/accounts/{id}/transactions", &alice, &token, &query).await);
+        let (status, page) = status_and_body(
+            &api.get("ListTransactionsFunction", "/v1/accounts/{id}/transactions", &alice, &token, &query)
+                .await,
+        );
         assert_eq!(status, 200, "{page}");
-        seen.extend(page["items"].as_array().unwrap().iter().map(|e| e["tx_id"].as_str().unwrap().to_owned()));
+        seen.extend(
+            page["items"].as_array().unwrap().iter().map(|e| e["tx_id"].as_str().unwrap().to_owned()),
+        );
         match page["next_cursor"].as_str() {
             Some(next) => cursor = Some(next.to_owned()),
             None => break,
@@ -378,18 +535,26 @@ async fn verify_reports_exactly_the_tampered_account() {
     api.capture(&token, payment["payment_id"].as_str().unwrap(), None).await;
     assert!(verify(&stack, None).await.ok);
 
-    stack.clients.dynamodb.update_item()
+    stack
+        .clients
+        .dynamodb
+        .update_item()
         .table_name(stack.table())
         .set_key(Some(caas::store::ledger::account_key("acme", &bob)))
         .update_expression("ADD credits_posted :x")
         .expression_attribute_values(":x", aws_sdk_dynamodb::types::AttributeValue::N("1".into()))
-        .send().await.unwrap();
+        .send()
+        .await
+        .unwrap();
     let report = verify(&stack, None).await;
     assert!(!report.ok);
     let drifted: Vec<&str> = report.drift.iter().map(|d| d.account_id.as_str()).collect();
     assert_eq!(drifted, [bob.as_str()]);
     assert_eq!(report.drift[0].stored.credits_posted - report.drift[0].replayed.credits_posted, 1);
-    assert!(report.currency_totals.iter().any(|t| t.posted_sum == 1), "the sum is off by the tampered amount");
+    assert!(
+        report.currency_totals.iter().any(|t| t.posted_sum == 1),
+        "the sum is off by the tampered amount"
+    );
 }
 
 mod property {
@@ -406,8 +571,13 @@ mod property {
 
     fn op() -> impl Strategy<Value = Op> {
         prop_oneof![
-            (0..3usize, 0..3usize, 1..400i64).prop_map(|(payer, payee, amount)| Op::Authorize { payer, payee, amount }),
-            (0..8usize, proptest::option::of(1..400i64)).prop_map(|(payment, amount)| Op::Capture { payment, amount }),
+            (0..3usize, 0..3usize, 1..400i64).prop_map(|(payer, payee, amount)| Op::Authorize {
+                payer,
+                payee,
+                amount
+            }),
+            (0..8usize, proptest::option::of(1..400i64))
+                .prop_map(|(payment, amount)| Op::Capture { payment, amount }),
             (0..8usize).prop_map(|payment| Op::Void { payment }),
             (0..8usize, 1..300i64).prop_map(|(payment, amount)| Op::Refund { payment, amount }),
         ]
@@ -437,7 +607,8 @@ mod property {
         for op in ops {
             let response = match &op {
                 Op::Authorize { payer, payee, amount } if payer != payee => {
-                    let response = api.authorize(&token, &accounts[*payer], &accounts[*payee], *amount, "USD").await;
+                    let response =
+                        api.authorize(&token, &accounts[*payer], &accounts[*payee], *amount, "USD").await;
                     if response.status() == 201 {
                         payments.push(parts(&response).1["payment_id"].as_str().unwrap().to_owned());
                     }
@@ -461,7 +632,10 @@ mod property {
             assert!(matches!(status, 200 | 201 | 409 | 422), "{op:?}: {:?}", parts(&response));
             for account in &accounts {
                 let balance = api.balance(&token, account).await;
-                assert!(balance["available"].as_i64().unwrap() >= 0, "{op:?}: overdraft on {account}: {balance}");
+                assert!(
+                    balance["available"].as_i64().unwrap() >= 0,
+                    "{op:?}: overdraft on {account}: {balance}"
+                );
             }
             let report = verify(&stack, Some("acme")).await;
             assert!(report.ok, "after {op:?}: {report:?}");

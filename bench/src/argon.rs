@@ -63,7 +63,8 @@ fn durations(value: &serde_json::Value) -> Vec<Duration> {
 
 pub fn measure(python: &str, cost: Argon2Cost, rounds: usize) -> Result<Report> {
     const PASSWORD: &str = "correct horse battery staple";
-    let stored = password::hash(cost, PASSWORD).map_err(|e| BenchError::Setup(format!("argon2 hash: {e}")))?;
+    let stored =
+        password::hash(cost, PASSWORD).map_err(|e| BenchError::Setup(format!("argon2 hash: {e}")))?;
     let (mut wall, mut cpu) = (Vec::new(), Vec::new());
     let sys0 = thread_sys();
     for _ in 0..rounds {

@@ -84,7 +84,8 @@ pub fn register_call(tenant: &str, email: &str) -> Call<'static> {
 }
 
 pub fn login_call(tenant: &str, email: &str) -> Call<'static> {
-    Call::new("POST", "/v1/auth/login").json(&json!({ "tenant_id": tenant, "email": email, "password": PASSWORD }))
+    Call::new("POST", "/v1/auth/login")
+        .json(&json!({ "tenant_id": tenant, "email": email, "password": PASSWORD }))
 }
 
 pub fn refresh_call(route: &'static str, refresh_token: &str) -> Call<'static> {
@@ -105,7 +106,11 @@ pub fn create_payment_call(token: &str, payer: &str, payee: &str, amount: i64) -
 }
 
 pub fn capture_call(token: &str, payment: &str) -> Call<'static> {
-    Call::new("POST", "/v1/payments/{id}/capture").id(payment).bearer(token).idempotency_key().json(&json!({}))
+    Call::new("POST", "/v1/payments/{id}/capture")
+        .id(payment)
+        .bearer(token)
+        .idempotency_key()
+        .json(&json!({}))
 }
 
 pub fn void_call(token: &str, payment: &str) -> Call<'static> {
@@ -113,7 +118,11 @@ pub fn void_call(token: &str, payment: &str) -> Call<'static> {
 }
 
 pub fn refund_call(token: &str, payment: &str, amount: i64) -> Call<'static> {
-    Call::new("POST", "/v1/payments/{id}/refunds").id(payment).bearer(token).idempotency_key().json(&json!({ "amount": amount }))
+    Call::new("POST", "/v1/payments/{id}/refunds")
+        .id(payment)
+        .bearer(token)
+        .idempotency_key()
+        .json(&json!({ "amount": amount }))
 }
 
 /// The data every request of the bench runs against: a user registered at the
@@ -135,13 +144,21 @@ impl Fixture {
         let payee = account(bench, &token, false).await?;
         let funding = account(bench, &token, true).await?;
         let payment = payment(bench, &token, &funding, &payer, 1_000_000_000_000).await?;
-        expect("CapturePaymentFunction", &bench.call("CapturePaymentFunction", &capture_call(&token, &payment)).await?, 200)?;
+        expect(
+            "CapturePaymentFunction",
+            &bench.call("CapturePaymentFunction", &capture_call(&token, &payment)).await?,
+            200,
+        )?;
         Ok(Self { email, token, payer, payee })
     }
 
     /// A fresh login of the fixture user: (access token, refresh token).
     pub async fn login(&self, bench: &Bench) -> Result<(String, String)> {
-        let body = expect("LoginFunction", &bench.call("LoginFunction", &login_call(TENANT, &self.email)).await?, 200)?;
+        let body = expect(
+            "LoginFunction",
+            &bench.call("LoginFunction", &login_call(TENANT, &self.email)).await?,
+            200,
+        )?;
         Ok((field(&body, "access_token")?, field(&body, "refresh_token")?))
     }
 
@@ -162,13 +179,15 @@ pub async fn account(bench: &Bench, token: &str, allow_overdraft: bool) -> Resul
 }
 
 pub async fn payment(bench: &Bench, token: &str, payer: &str, payee: &str, amount: i64) -> Result<String> {
-    let response = bench.call("CreatePaymentFunction", &create_payment_call(token, payer, payee, amount)).await?;
+    let response =
+        bench.call("CreatePaymentFunction", &create_payment_call(token, payer, payee, amount)).await?;
     field(&expect("CreatePaymentFunction", &response, 201)?, "payment_id")
 }
 
 /// Synthetic outbox events of `tenant`, as SQS messages the way the drain sends them.
 pub fn audit_messages(tenant: &str, count: usize) -> Result<Vec<aws_lambda_events::event::sqs::SqsMessage>> {
-    let tenant_id = caas::tenant::TenantId::parse(tenant).map_err(|e| BenchError::Setup(format!("tenant {tenant}: {e}")))?;
+    let tenant_id = caas::tenant::TenantId::parse(tenant)
+        .map_err(|e| BenchError::Setup(format!("tenant {tenant}: {e}")))?;
     (0..count)
         .map(|n| {
             let event = caas::outbox::OutboxEvent::new(
@@ -192,7 +211,9 @@ pub fn audit_messages(tenant: &str, count: usize) -> Result<Vec<aws_lambda_event
         .collect()
 }
 
-pub fn sqs_event(messages: Vec<aws_lambda_events::event::sqs::SqsMessage>) -> aws_lambda_events::event::sqs::SqsEvent {
+pub fn sqs_event(
+    messages: Vec<aws_lambda_events::event::sqs::SqsMessage>,
+) -> aws_lambda_events::event::sqs::SqsEvent {
     let mut event = aws_lambda_events::event::sqs::SqsEvent::default();
     event.records = messages;
     event

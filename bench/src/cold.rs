@@ -29,10 +29,17 @@ pub struct Row {
 
 /// Events for `function`'s first invocations, one per start; None when the
 /// bench has no event for it.
-async fn events(bench: &Bench, fixture: &Fixture, function: &str, starts: usize) -> Result<Option<Vec<Value>>> {
+async fn events(
+    bench: &Bench,
+    fixture: &Fixture,
+    function: &str,
+    starts: usize,
+) -> Result<Option<Vec<Value>>> {
     let token = &fixture.token;
     let run_id = uuid::Uuid::new_v4().simple().to_string();
-    let repeat = |call: &dyn Fn(usize) -> Call<'static>| -> Vec<Value> { (0..starts).map(|i| call(i).event()).collect() };
+    let repeat = |call: &dyn Fn(usize) -> Call<'static>| -> Vec<Value> {
+        (0..starts).map(|i| call(i).event()).collect()
+    };
     let events = match function {
         "RegisterFunction" => repeat(&|i| register_call(TENANT, &format!("cold-{run_id}-{i}@example.com"))),
         "LoginFunction" => repeat(&|_| login_call(TENANT, &fixture.email)),
@@ -47,7 +54,9 @@ async fn events(bench: &Bench, fixture: &Fixture, function: &str, starts: usize)
         }
         "JwksFunction" => repeat(&|_| Call::new("GET", "/.well-known/jwks.json")),
         "CreateAccountFunction" => repeat(&|_| create_account_call(token, false)),
-        "GetAccountFunction" => repeat(&|_| Call::new("GET", "/v1/accounts/{id}").id(&fixture.payer).bearer(token)),
+        "GetAccountFunction" => {
+            repeat(&|_| Call::new("GET", "/v1/accounts/{id}").id(&fixture.payer).bearer(token))
+        }
         "ListTransactionsFunction" => {
             repeat(&|_| Call::new("GET", "/v1/accounts/{id}/transactions").id(&fixture.payer).bearer(token))
         }
@@ -56,8 +65,11 @@ async fn events(bench: &Bench, fixture: &Fixture, function: &str, starts: usize)
             let mut events = Vec::new();
             for _ in 0..starts {
                 let payment = fixture.payment(bench, 1).await?;
-                let call =
-                    if function == "CapturePaymentFunction" { capture_call(token, &payment) } else { void_call(token, &payment) };
+                let call = if function == "CapturePaymentFunction" {
+                    capture_call(token, &payment)
+                } else {
+                    void_call(token, &payment)
+                };
                 events.push(call.event());
             }
             events
@@ -65,20 +77,31 @@ async fn events(bench: &Bench, fixture: &Fixture, function: &str, starts: usize)
         "RefundPaymentFunction" | "GetPaymentFunction" => {
             let amount = i64::try_from(starts).unwrap_or(i64::MAX);
             let payment = fixture.payment(bench, amount).await?;
-            expect("CapturePaymentFunction", &bench.call("CapturePaymentFunction", &capture_call(token, &payment)).await?, 200)?;
+            expect(
+                "CapturePaymentFunction",
+                &bench.call("CapturePaymentFunction", &capture_call(token, &payment)).await?,
+                200,
+            )?;
             if function == "RefundPaymentFunction" {
                 repeat(&|_| refund_call(token, &payment, 1))
             } else {
                 repeat(&|_| Call::new("GET", "/v1/payments/{id}").id(&payment).bearer(token))
             }
         }
-        "ListAuditFunction" => repeat(&|_| Call::new("GET", "/v1/audit/events").query("limit", "50").bearer(token)),
+        "ListAuditFunction" => {
+            repeat(&|_| Call::new("GET", "/v1/audit/events").query("limit", "50").bearer(token))
+        }
         "VerifyAuditFunction" => repeat(&|_| Call::new("GET", "/v1/audit/verify").bearer(token)),
         "OutboxDrainFunction" => {
             let stream = StreamTrigger::new(&bench.stack, "OutboxDrainFunction");
             let _ = stream.poll().await;
             for i in 0..10 {
-                let response = bench.call_cheap("RegisterFunction", &register_call(TENANT, &format!("cold-drain-{run_id}-{i}@example.com"))).await?;
+                let response = bench
+                    .call_cheap(
+                        "RegisterFunction",
+                        &register_call(TENANT, &format!("cold-drain-{run_id}-{i}@example.com")),
+                    )
+                    .await?;
                 expect("RegisterFunction", &response, 201)?;
             }
             let event = value_of(&StreamTrigger::event(stream.poll().await).payload)?;
@@ -121,7 +144,9 @@ fn answer(outcome: &Outcome) -> String {
             match value.get("statusCode").and_then(Value::as_u64) {
                 Some(status) => status.to_string(),
                 None => match value.get("batchItemFailures").and_then(Value::as_array) {
-                    Some(failures) if !failures.is_empty() => format!("{} batch item failures", failures.len()),
+                    Some(failures) if !failures.is_empty() => {
+                        format!("{} batch item failures", failures.len())
+                    }
                     _ => "ok".to_owned(),
                 },
             }
@@ -138,9 +163,17 @@ struct Start {
     answer: String,
 }
 
-async fn start(binary: &Path, env: &[(String, String)], event: &Value, name: &str, timeout: Duration) -> Result<Start> {
+async fn start(
+    binary: &Path,
+    env: &[(String, String)],
+    event: &Value,
+    name: &str,
+    timeout: Duration,
+) -> Result<Start> {
     let arn = format!("arn:aws:lambda:us-east-1:{}:function:{name}", caas_local::ACCOUNT_ID);
-    let mut api = RuntimeApi::start(serde_json::to_vec(event)?, arn, timeout).await.map_err(BenchError::io("runtime API"))?;
+    let mut api = RuntimeApi::start(serde_json::to_vec(event)?, arn, timeout)
+        .await
+        .map_err(BenchError::io("runtime API"))?;
     let launched = Instant::now();
     let mut child = tokio::process::Command::new(binary)
         .env_clear()
@@ -164,7 +197,12 @@ async fn start(binary: &Path, env: &[(String, String)], event: &Value, name: &st
         Outcome::Response { at, .. } | Outcome::Error { at, .. } | Outcome::InitError { at, .. } => *at,
     };
     let init = api.first_next().map_or(Duration::ZERO, |next| next.saturating_duration_since(launched));
-    Ok(Start { init, first: at.saturating_duration_since(launched), peak_rss_kib: peak, answer: answer(&outcome) })
+    Ok(Start {
+        init,
+        first: at.saturating_duration_since(launched),
+        peak_rss_kib: peak,
+        answer: answer(&outcome),
+    })
 }
 
 /// The binary zipped as a Lambda bundle (one `bootstrap` entry, deflated),
@@ -176,7 +214,8 @@ info = zipfile.ZipInfo('bootstrap', (2026, 1, 1, 0, 0, 0))\n\
 info.external_attr = 0o100755 << 16\n\
 info.compress_type = zipfile.ZIP_DEFLATED\n\
 with zipfile.ZipFile(sys.argv[2], 'w') as z, open(sys.argv[1], 'rb') as f:\n    z.writestr(info, f.read())\n";
-    let status = std::process::Command::new(python).arg("-c").arg(script).arg(binary).arg(&zip).status().ok()?;
+    let status =
+        std::process::Command::new(python).arg("-c").arg(script).arg(binary).arg(&zip).status().ok()?;
     if !status.success() {
         return None;
     }

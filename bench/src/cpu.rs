@@ -20,7 +20,14 @@ pub struct Row {
 
 /// Calls `function` `n` times with the request `next(i, previous answer)`
 /// builds; every answer must have status `expected`.
-async fn run<F>(bench: &Bench, function: &'static str, what: &str, n: usize, expected: u16, mut next: F) -> Result<(Row, Vec<Value>)>
+async fn run<F>(
+    bench: &Bench,
+    function: &'static str,
+    what: &str,
+    n: usize,
+    expected: u16,
+    mut next: F,
+) -> Result<(Row, Vec<Value>)>
 where
     F: FnMut(usize, Option<&Value>) -> Result<Call<'static>>,
 {
@@ -58,10 +65,11 @@ pub async fn measure(bench: &Bench, fixture: &Fixture, options: &Options) -> Res
     .await?;
     rows.push(row);
 
-    let (row, logins) = run(bench, "LoginFunction", "right password, template Argon2 cost", na, 200, |_, _| {
-        Ok(login_call(TENANT, &fixture.email))
-    })
-    .await?;
+    let (row, logins) =
+        run(bench, "LoginFunction", "right password, template Argon2 cost", na, 200, |_, _| {
+            Ok(login_call(TENANT, &fixture.email))
+        })
+        .await?;
     rows.push(row);
 
     let (_, first) = fixture.login(bench).await?;
@@ -75,7 +83,8 @@ pub async fn measure(bench: &Bench, fixture: &Fixture, options: &Options) -> Res
     .await?;
     rows.push(row);
 
-    let refresh_tokens: Vec<String> = logins.iter().map(|b| field(b, "refresh_token")).collect::<Result<_>>()?;
+    let refresh_tokens: Vec<String> =
+        logins.iter().map(|b| field(b, "refresh_token")).collect::<Result<_>>()?;
     let (row, _) = run(bench, "LogoutFunction", "live session", refresh_tokens.len(), 204, |i, _| {
         Ok(refresh_call("/v1/auth/logout", &refresh_tokens[i]))
     })
@@ -88,7 +97,10 @@ pub async fn measure(bench: &Bench, fixture: &Fixture, options: &Options) -> Res
     .await?;
     rows.push(row);
 
-    let (row, _) = run(bench, "CreateAccountFunction", "new account", n, 201, |_, _| Ok(create_account_call(&token, false))).await?;
+    let (row, _) = run(bench, "CreateAccountFunction", "new account", n, 201, |_, _| {
+        Ok(create_account_call(&token, false))
+    })
+    .await?;
     rows.push(row);
 
     let (row, created) = run(bench, "CreatePaymentFunction", "authorize 1 minor unit", 2 * n, 201, |_, _| {
@@ -99,11 +111,18 @@ pub async fn measure(bench: &Bench, fixture: &Fixture, options: &Options) -> Res
     let ids: Vec<String> = created.iter().map(|b| field(b, "payment_id")).collect::<Result<_>>()?;
     let (captured, voided) = ids.split_at(n);
 
-    let (row, _) = run(bench, "CapturePaymentFunction", "full capture", n, 200, |i, _| Ok(capture_call(&token, &captured[i]))).await?;
+    let (row, _) = run(bench, "CapturePaymentFunction", "full capture", n, 200, |i, _| {
+        Ok(capture_call(&token, &captured[i]))
+    })
+    .await?;
     rows.push(row);
-    let (row, _) = run(bench, "VoidPaymentFunction", "void", n, 200, |i, _| Ok(void_call(&token, &voided[i]))).await?;
+    let (row, _) =
+        run(bench, "VoidPaymentFunction", "void", n, 200, |i, _| Ok(void_call(&token, &voided[i]))).await?;
     rows.push(row);
-    let (row, _) = run(bench, "RefundPaymentFunction", "full refund", n, 201, |i, _| Ok(refund_call(&token, &captured[i], 1))).await?;
+    let (row, _) = run(bench, "RefundPaymentFunction", "full refund", n, 201, |i, _| {
+        Ok(refund_call(&token, &captured[i], 1))
+    })
+    .await?;
     rows.push(row);
     let (row, _) = run(bench, "GetPaymentFunction", "", n, 200, |i, _| {
         Ok(Call::new("GET", "/v1/payments/{id}").id(&captured[i]).bearer(&token))
@@ -124,9 +143,12 @@ pub async fn measure(bench: &Bench, fixture: &Fixture, options: &Options) -> Res
     // An audit chain of 50 entries for the audit reads.
     let writer = bench.app("AuditWriterFunction", Cost::Template, false)?;
     for batch in audit_messages(TENANT, 50)?.chunks(10) {
-        let response = audit_writer::handler(&writer, caas_tests::triggers::lambda_event(sqs_event(batch.to_vec())))
-            .await
-            .map_err(|e| crate::error::BenchError::Handler("AuditWriterFunction".into(), e.to_string()))?;
+        let response =
+            audit_writer::handler(&writer, caas_tests::triggers::lambda_event(sqs_event(batch.to_vec())))
+                .await
+                .map_err(|e| {
+                    crate::error::BenchError::Handler("AuditWriterFunction".into(), e.to_string())
+                })?;
         if !response.batch_item_failures.is_empty() {
             return Err(crate::error::BenchError::Setup("audit-writer failed messages during setup".into()));
         }

@@ -3,8 +3,8 @@
 //! tenant and for ten tenants at once (one FIFO message group each, so Lambda
 //! runs them in parallel).
 
-use crate::bench::*;
 use crate::bench::Bench;
+use crate::bench::*;
 use crate::error::{BenchError, Result};
 use crate::http::expect;
 use crate::stats::process_cpu;
@@ -35,7 +35,12 @@ pub async fn outbox_drain(bench: &Bench, events: usize) -> Result<Drain> {
     let _ = stream.poll().await;
     let run_id = uuid::Uuid::new_v4().simple().to_string();
     for i in 0..events {
-        let response = bench.call_cheap("RegisterFunction", &register_call(TENANT, &format!("drain-{run_id}-{i}@example.com"))).await?;
+        let response = bench
+            .call_cheap(
+                "RegisterFunction",
+                &register_call(TENANT, &format!("drain-{run_id}-{i}@example.com")),
+            )
+            .await?;
         expect("RegisterFunction", &response, 201)?;
     }
     let records = stream.poll().await;
@@ -54,7 +59,10 @@ pub async fn outbox_drain(bench: &Bench, events: usize) -> Result<Drain> {
         cpu += process_cpu().saturating_sub(c0);
         batches += 1;
         if !response.batch_item_failures.is_empty() {
-            return Err(BenchError::Setup(format!("outbox-drain failed {} records", response.batch_item_failures.len())));
+            return Err(BenchError::Setup(format!(
+                "outbox-drain failed {} records",
+                response.batch_item_failures.len()
+            )));
         }
     }
     let (sqs_calls, dynamodb_calls) = (counter.count("sqs"), counter.count("dynamodb"));
@@ -83,7 +91,10 @@ pub async fn audit_writer(bench: &Bench, label: &str, tenants: usize, per_tenant
                     .await
                     .map_err(|e| BenchError::Handler("AuditWriterFunction".into(), e.to_string()))?;
                 if !response.batch_item_failures.is_empty() {
-                    return Err(BenchError::Setup(format!("audit-writer failed {} messages", response.batch_item_failures.len())));
+                    return Err(BenchError::Setup(format!(
+                        "audit-writer failed {} messages",
+                        response.batch_item_failures.len()
+                    )));
                 }
             }
             Ok(())
@@ -104,7 +115,15 @@ pub async fn audit_writer(bench: &Bench, label: &str, tenants: usize, per_tenant
         chains_verified &= json["ok"] == serde_json::Value::Bool(true)
             && json["entries_checked"].as_u64() == u64::try_from(per_tenant).ok();
     }
-    Ok(Audit { label: label.to_owned(), tenants, entries: tenants * per_tenant, wall, cpu, dynamodb_calls, chains_verified })
+    Ok(Audit {
+        label: label.to_owned(),
+        tenants,
+        entries: tenants * per_tenant,
+        wall,
+        cpu,
+        dynamodb_calls,
+        chains_verified,
+    })
 }
 
 pub struct Migration {
@@ -165,12 +184,13 @@ async fn seed_users(bench: &Bench, tenant: &str, count: usize) -> Result<()> {
                 pending.push(WriteRequest::builder().put_request(put).build());
             }
             while !pending.is_empty() {
-                let output = dynamodb
-                    .batch_write_item()
-                    .request_items(&table, pending)
-                    .send()
-                    .await
-                    .map_err(|e| BenchError::Setup(format!("seed: {}", aws_sdk_dynamodb::error::DisplayErrorContext(e))))?;
+                let output =
+                    dynamodb.batch_write_item().request_items(&table, pending).send().await.map_err(|e| {
+                        BenchError::Setup(format!(
+                            "seed: {}",
+                            aws_sdk_dynamodb::error::DisplayErrorContext(e)
+                        ))
+                    })?;
                 pending = output.unprocessed_items.and_then(|mut u| u.remove(&table)).unwrap_or_default();
             }
             Ok::<(), BenchError>(())
@@ -231,11 +251,14 @@ pub async fn migrate(items: usize, segments: u32) -> Result<Migration> {
             let (app, queue) = (app.clone(), &queue);
             async move {
                 let event = sqs_event(vec![message]);
-                let response = match migrate::handler(&app, migrate_event(Input::Jobs(event.clone()), timeout)).await {
-                    Ok(Output::Batch(response)) => response,
-                    Ok(Output::Report(_)) => return Err(BenchError::Setup("a segment job answered with a report".into())),
-                    Err(e) => return Err(BenchError::Handler("MigrateFunction".into(), e.to_string())),
-                };
+                let response =
+                    match migrate::handler(&app, migrate_event(Input::Jobs(event.clone()), timeout)).await {
+                        Ok(Output::Batch(response)) => response,
+                        Ok(Output::Report(_)) => {
+                            return Err(BenchError::Setup("a segment job answered with a report".into()));
+                        }
+                        Err(e) => return Err(BenchError::Handler("MigrateFunction".into(), e.to_string())),
+                    };
                 queue.settle(&event, &response).await;
                 Ok(response.batch_item_failures.len())
             }

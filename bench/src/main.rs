@@ -61,7 +61,8 @@ impl Options {
             if flag == "-h" || flag == "--help" {
                 return Err(BenchError::Usage(USAGE.to_owned()));
             }
-            let value = args.next().ok_or_else(|| BenchError::Usage(format!("{flag} needs a value\n{USAGE}")))?;
+            let value =
+                args.next().ok_or_else(|| BenchError::Usage(format!("{flag} needs a value\n{USAGE}")))?;
             let number = |value: &str| -> Result<usize> {
                 value.parse().map_err(|_| BenchError::Usage(format!("{flag}: not a number: {value}")))
             };
@@ -80,7 +81,9 @@ impl Options {
                         .split(',')
                         .map(|s| s.trim().parse::<u32>().ok().filter(|n| (1..=1000).contains(n)))
                         .collect::<Option<Vec<u32>>>()
-                        .ok_or_else(|| BenchError::Usage(format!("--migrate-segments: not a list of 1..=1000: {value}")))?;
+                        .ok_or_else(|| {
+                            BenchError::Usage(format!("--migrate-segments: not a list of 1..=1000: {value}"))
+                        })?;
                 }
                 "--bin-dir" => options.bin_dir = PathBuf::from(value),
                 "--python" => options.python = value,
@@ -119,11 +122,14 @@ fn main() {
 
 async fn run(options: &Options) -> Result<()> {
     if std::env::var("AWS_ENDPOINT_URL").is_err() {
-        return Err(BenchError::Setup("AWS_ENDPOINT_URL is not set: run through scripts/bench, which starts the emulator".into()));
+        return Err(BenchError::Setup(
+            "AWS_ENDPOINT_URL is not set: run through scripts/bench, which starts the emulator".into(),
+        ));
     }
     let logs = options.out.with_extension("handler-logs.jsonl");
     let log_path = std::env::temp_dir().join(logs.file_name().unwrap_or_default());
-    let log_file = std::fs::File::create(&log_path).map_err(BenchError::io(format!("create {}", log_path.display())))?;
+    let log_file =
+        std::fs::File::create(&log_path).map_err(BenchError::io(format!("create {}", log_path.display())))?;
     // The handlers log as in Lambda (JSON lines, one write per line), into a file.
     caas::telemetry::init_with_writer(std::sync::Mutex::new(log_file));
 
@@ -148,10 +154,11 @@ async fn run(options: &Options) -> Result<()> {
         eprintln!("caas-bench: handler CPU");
         let load = report::load();
         let (u0, s0) = stats::rusage_self();
-        let rows = cpu::measure(&bench, &fixture, &cpu::Options {
-            requests: options.requests,
-            argon2_requests: options.argon2_requests,
-        })
+        let rows = cpu::measure(
+            &bench,
+            &fixture,
+            &cpu::Options { requests: options.requests, argon2_requests: options.argon2_requests },
+        )
         .await?;
         let (u1, s1) = stats::rusage_self();
         report.cpu = Some((rows, (u1.saturating_sub(u0), s1.saturating_sub(s0)), load, report::load()));
@@ -160,12 +167,16 @@ async fn run(options: &Options) -> Result<()> {
         eprintln!("caas-bench: cold starts");
         let load = report::load();
         let scratch = std::env::temp_dir();
-        let rows = cold::measure(&bench, &fixture, &cold::Options {
-            bin_dir: options.bin_dir.clone(),
-            starts: options.cold_starts,
-            python: options.python.clone(),
-            scratch,
-        })
+        let rows = cold::measure(
+            &bench,
+            &fixture,
+            &cold::Options {
+                bin_dir: options.bin_dir.clone(),
+                starts: options.cold_starts,
+                python: options.python.clone(),
+                scratch,
+            },
+        )
         .await?;
         report.cold = Some((rows, load, report::load()));
     }
@@ -174,7 +185,8 @@ async fn run(options: &Options) -> Result<()> {
         let load = report::load();
         let drain = jobs::outbox_drain(&bench, options.outbox_events).await?;
         let one = jobs::audit_writer(&bench, "one tenant", 1, options.audit_entries).await?;
-        let ten = jobs::audit_writer(&bench, "ten tenants at once", 10, (options.audit_entries / 10).max(10)).await?;
+        let ten = jobs::audit_writer(&bench, "ten tenants at once", 10, (options.audit_entries / 10).max(10))
+            .await?;
         report.jobs = Some((drain, vec![one, ten], load, report::load()));
     }
     if options.runs("migrate") {

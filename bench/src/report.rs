@@ -64,7 +64,10 @@ fn machine() -> String {
         .find_map(|l| l.strip_prefix("PRETTY_NAME="))
         .map_or("Linux".to_owned(), |v| v.trim_matches('"').to_owned());
     let kernel = read("/proc/sys/kernel/osrelease").trim().to_owned();
-    format!("{model}, {cpus} vCPUs, {memory_gib:.0} GiB RAM, {os}, kernel {kernel}, {}", std::env::consts::ARCH)
+    format!(
+        "{model}, {cpus} vCPUs, {memory_gib:.0} GiB RAM, {os}, kernel {kernel}, {}",
+        std::env::consts::ARCH
+    )
 }
 
 impl Report {
@@ -81,7 +84,10 @@ impl Report {
             .unwrap_or(now)
             .format(&time::format_description::well_known::Rfc3339)
             .unwrap_or_default();
-        let emulator = run(&options.python, &["-c", "from importlib.metadata import version; print('moto', version('moto'))"]);
+        let emulator = run(
+            &options.python,
+            &["-c", "from importlib.metadata import version; print('moto', version('moto'))"],
+        );
         Self {
             command: options.command.clone(),
             options: format!(
@@ -137,11 +143,20 @@ impl Report {
         };
         let header: String = fresh.split_inclusive('\n').take_while(|l| !l.starts_with("## ")).collect();
         let old = existing.map(sections).unwrap_or_default();
-        let names = [("## 1.", "roundtrips"), ("## 2.", "cpu"), ("## 3.", "argon2"), ("## 4.", "cold"), ("## 5.", "jobs"), ("## 6.", "migrate")];
+        let names = [
+            ("## 1.", "roundtrips"),
+            ("## 2.", "cpu"),
+            ("## 3.", "argon2"),
+            ("## 4.", "cold"),
+            ("## 5.", "jobs"),
+            ("## 6.", "migrate"),
+        ];
         let mut out = header;
         for (key, body) in sections(&fresh) {
             let keep = names.iter().find(|(k, _)| *k == key).filter(|(_, name)| !ran(name)).and_then(|_| {
-                old.iter().find(|(k, text)| *k == key && !text.contains("Not run (`--only` left it out)")).map(|(_, t)| t.clone())
+                old.iter()
+                    .find(|(k, text)| *k == key && !text.contains("Not run (`--only` left it out)"))
+                    .map(|(_, t)| t.clone())
             });
             out.push_str(&keep.unwrap_or(body));
         }
@@ -162,9 +177,17 @@ impl Report {
         );
         let _ = writeln!(out, "| | |\n| --- | --- |");
         let _ = writeln!(out, "| machine | {} |", self.machine);
-        let _ = writeln!(out, "| date | {} (this run; each section gives the date and commit it was measured at) |", self.date);
+        let _ = writeln!(
+            out,
+            "| date | {} (this run; each section gives the date and commit it was measured at) |",
+            self.date
+        );
         let _ = writeln!(out, "| commit | {} |", self.commit);
-        let _ = writeln!(out, "| toolchain | {}, `--release` profile of the root Cargo.toml (opt-level 3, fat LTO, 1 codegen unit, stripped) |", self.rustc);
+        let _ = writeln!(
+            out,
+            "| toolchain | {}, `--release` profile of the root Cargo.toml (opt-level 3, fat LTO, 1 codegen unit, stripped) |",
+            self.rustc
+        );
         let _ = writeln!(out, "| emulator | {} |", self.emulator);
         let _ = writeln!(out, "| command | `{}` (this run: {}) |", self.command, self.options);
         let _ = writeln!(
@@ -274,7 +297,11 @@ impl Report {
         self.stamp(out);
         let c = &report.cost;
         let ratio = |ours: &Summary, reference: &Summary| {
-            if reference.median.is_zero() { 0.0 } else { ours.median.as_secs_f64() / reference.median.as_secs_f64() }
+            if reference.median.is_zero() {
+                0.0
+            } else {
+                ours.median.as_secs_f64() / reference.median.as_secs_f64()
+            }
         };
         let _ = writeln!(
             out,
@@ -282,12 +309,7 @@ impl Report {
              release binary) and the reference C implementation ({}, from the project venv) verify the same PHC \
              hash, m = {} KiB, t = {}, p = {}, {} rounds each, one after the other in the same run. Load: {before} \
              at the start, {after} at the end. Reproduce: `{} --only argon2`.\n",
-            report.c_versions,
-            c.memory_kib,
-            c.iterations,
-            c.parallelism,
-            report.rounds,
-            self.command
+            report.c_versions, c.memory_kib, c.iterations, c.parallelism, report.rounds, self.command
         );
         let _ = writeln!(
             out,
@@ -375,11 +397,13 @@ impl Report {
             "| function | binary size (MiB) | zipped (MiB) | starts | init median (ms) | first answer median (ms) | first answer p99 (ms) | peak RSS median (MiB) | answers |\n\
              | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"
         );
-        let mib = |bytes: Option<u64>| bytes.map_or("–".to_owned(), |b| format!("{:.1}", b as f64 / 1_048_576.0));
+        let mib =
+            |bytes: Option<u64>| bytes.map_or("–".to_owned(), |b| format!("{:.1}", b as f64 / 1_048_576.0));
         for row in rows {
             let mut rss = row.peak_rss_kib.clone();
             rss.sort_unstable();
-            let rss = rss.get(rss.len() / 2).map_or("–".to_owned(), |kib| format!("{:.1}", *kib as f64 / 1024.0));
+            let rss =
+                rss.get(rss.len() / 2).map_or("–".to_owned(), |kib| format!("{:.1}", *kib as f64 / 1024.0));
             let answers = match &row.note {
                 Some(note) => format!("{} {}", row.answers.join(", "), note).trim().to_owned(),
                 None => row.answers.join(", "),

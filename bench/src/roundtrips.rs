@@ -57,29 +57,38 @@ pub async fn measure(bench: &Bench, fixture: &Fixture) -> Result<Vec<Row>> {
     }
 
     counter.reset();
-    let response = dispatch(&*counted("LoginFunction")?, "LoginFunction", login_call(TENANT, &fixture.email).request()?).await?;
+    let response =
+        dispatch(&*counted("LoginFunction")?, "LoginFunction", login_call(TENANT, &fixture.email).request()?)
+            .await?;
     rows.push(take(bench, "login (right password)", 1));
     let refresh_token = field(&expect("LoginFunction", &response, 200)?, "refresh_token")?;
 
     counter.reset();
-    let response =
-        dispatch(&*counted("RefreshFunction")?, "RefreshFunction", refresh_call("/v1/auth/refresh", &refresh_token).request()?).await?;
+    let response = dispatch(
+        &*counted("RefreshFunction")?,
+        "RefreshFunction",
+        refresh_call("/v1/auth/refresh", &refresh_token).request()?,
+    )
+    .await?;
     rows.push(take(bench, "refresh (rotation)", 1));
     expect("RefreshFunction", &response, 200)?;
 
     counter.reset();
     let call = create_payment_call(&fixture.token, &fixture.payer, &fixture.payee, 1);
-    let response = dispatch(&*counted("CreatePaymentFunction")?, "CreatePaymentFunction", call.request()?).await?;
+    let response =
+        dispatch(&*counted("CreatePaymentFunction")?, "CreatePaymentFunction", call.request()?).await?;
     rows.push(take(bench, "create-payment", 1));
     let payment = field(&expect("CreatePaymentFunction", &response, 201)?, "payment_id")?;
 
     let capture = capture_call(&fixture.token, &payment);
     counter.reset();
-    let response = dispatch(&*counted("CapturePaymentFunction")?, "CapturePaymentFunction", capture.request()?).await?;
+    let response =
+        dispatch(&*counted("CapturePaymentFunction")?, "CapturePaymentFunction", capture.request()?).await?;
     rows.push(take(bench, "capture-payment, fresh", 1));
     expect("CapturePaymentFunction", &response, 200)?;
     counter.reset();
-    let response = dispatch(&*counted("CapturePaymentFunction")?, "CapturePaymentFunction", capture.request()?).await?;
+    let response =
+        dispatch(&*counted("CapturePaymentFunction")?, "CapturePaymentFunction", capture.request()?).await?;
     rows.push(take(bench, "capture-payment, replayed (same Idempotency-Key)", 1));
     expect("CapturePaymentFunction", &response, 200)?;
 
@@ -88,7 +97,9 @@ pub async fn measure(bench: &Bench, fixture: &Fixture) -> Result<Vec<Row>> {
     let _ = stream.poll().await;
     let run_id = uuid::Uuid::new_v4().simple().to_string();
     for i in 0..100 {
-        let response = bench.call_cheap("RegisterFunction", &register_call(TENANT, &format!("rt-{run_id}-{i}@example.com"))).await?;
+        let response = bench
+            .call_cheap("RegisterFunction", &register_call(TENANT, &format!("rt-{run_id}-{i}@example.com")))
+            .await?;
         expect("RegisterFunction", &response, 201)?;
     }
     let records = stream.poll().await;
@@ -99,7 +110,10 @@ pub async fn measure(bench: &Bench, fixture: &Fixture) -> Result<Vec<Row>> {
         .map_err(|e| BenchError::Handler("OutboxDrainFunction".into(), e.to_string()))?;
     rows.push(take(bench, &format!("outbox-drain, one stream batch of {events} events"), events));
     if !drained.batch_item_failures.is_empty() {
-        return Err(BenchError::Setup(format!("outbox-drain failed {} records", drained.batch_item_failures.len())));
+        return Err(BenchError::Setup(format!(
+            "outbox-drain failed {} records",
+            drained.batch_item_failures.len()
+        )));
     }
 
     // audit-writer: one SQS batch of 10 events of one tenant (one FIFO group).

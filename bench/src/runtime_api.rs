@@ -74,13 +74,16 @@ struct Request {
     body: Vec<u8>,
 }
 
-async fn read_request(reader: &mut BufReader<tokio::net::tcp::OwnedReadHalf>) -> std::io::Result<Option<Request>> {
+async fn read_request(
+    reader: &mut BufReader<tokio::net::tcp::OwnedReadHalf>,
+) -> std::io::Result<Option<Request>> {
     let mut line = String::new();
     if reader.read_line(&mut line).await? == 0 {
         return Ok(None);
     }
     let mut parts = line.split_whitespace();
-    let (method, path) = (parts.next().unwrap_or_default().to_owned(), parts.next().unwrap_or_default().to_owned());
+    let (method, path) =
+        (parts.next().unwrap_or_default().to_owned(), parts.next().unwrap_or_default().to_owned());
     let (mut length, mut chunked) = (0usize, false);
     loop {
         let mut header = String::new();
@@ -105,7 +108,8 @@ async fn read_request(reader: &mut BufReader<tokio::net::tcp::OwnedReadHalf>) ->
         loop {
             let mut size_line = String::new();
             reader.read_line(&mut size_line).await?;
-            let size = usize::from_str_radix(size_line.trim().split(';').next().unwrap_or("0"), 16).unwrap_or(0);
+            let size =
+                usize::from_str_radix(size_line.trim().split(';').next().unwrap_or("0"), 16).unwrap_or(0);
             if size == 0 {
                 // Trailers until the empty line.
                 loop {
@@ -129,7 +133,12 @@ async fn read_request(reader: &mut BufReader<tokio::net::tcp::OwnedReadHalf>) ->
     Ok(Some(Request { method, path, body }))
 }
 
-async fn respond(writer: &mut tokio::net::tcp::OwnedWriteHalf, status: &str, headers: &[(&str, String)], body: &[u8]) -> std::io::Result<()> {
+async fn respond(
+    writer: &mut tokio::net::tcp::OwnedWriteHalf,
+    status: &str,
+    headers: &[(&str, String)],
+    body: &[u8],
+) -> std::io::Result<()> {
     let mut head = format!("HTTP/1.1 {status}\r\ncontent-length: {}\r\n", body.len());
     for (name, value) in headers {
         head.push_str(&format!("{name}: {value}\r\n"));
@@ -152,13 +161,17 @@ async fn connection(stream: TcpStream, shared: Arc<Shared>) {
             match event {
                 Some(event) => {
                     *shared.next_at.lock().unwrap_or_else(|p| p.into_inner()) = Some(now);
-                    let deadline = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default() + shared.timeout;
+                    let deadline =
+                        SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default() + shared.timeout;
                     let headers = [
                         ("content-type", "application/json".to_owned()),
                         ("lambda-runtime-aws-request-id", uuid::Uuid::new_v4().to_string()),
                         ("lambda-runtime-deadline-ms", deadline.as_millis().to_string()),
                         ("lambda-runtime-invoked-function-arn", shared.function_arn.clone()),
-                        ("lambda-runtime-trace-id", "Root=1-00000000-000000000000000000000000;Sampled=0".to_owned()),
+                        (
+                            "lambda-runtime-trace-id",
+                            "Root=1-00000000-000000000000000000000000;Sampled=0".to_owned(),
+                        ),
                     ];
                     respond(&mut write, "200 OK", &headers, &event).await
                 }
@@ -174,7 +187,13 @@ async fn connection(stream: TcpStream, shared: Arc<Shared>) {
                 Outcome::Error { at: now, body: request.body }
             };
             let _ = shared.outcomes.send(outcome);
-            respond(&mut write, "202 Accepted", &[("content-type", "application/json".to_owned())], br#"{"status":"OK"}"#).await
+            respond(
+                &mut write,
+                "202 Accepted",
+                &[("content-type", "application/json".to_owned())],
+                br#"{"status":"OK"}"#,
+            )
+            .await
         } else {
             respond(&mut write, "404 Not Found", &[], b"").await
         };

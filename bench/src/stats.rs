@@ -33,7 +33,8 @@ pub fn rusage_self() -> (Duration, Duration) {
         return (Duration::ZERO, Duration::ZERO);
     }
     let tv = |t: libc::timeval| {
-        Duration::new(u64::try_from(t.tv_sec).unwrap_or(0), 0) + Duration::from_micros(u64::try_from(t.tv_usec).unwrap_or(0))
+        Duration::new(u64::try_from(t.tv_sec).unwrap_or(0), 0)
+            + Duration::from_micros(u64::try_from(t.tv_usec).unwrap_or(0))
     };
     (tv(usage.ru_utime), tv(usage.ru_stime))
 }
@@ -57,12 +58,7 @@ pub fn summarize(samples: &[Duration]) -> Summary {
         let index = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
         sorted[index.clamp(1, sorted.len()) - 1]
     };
-    Summary {
-        n: sorted.len(),
-        median: rank(50.0),
-        p99: rank(99.0),
-        max: sorted[sorted.len() - 1],
-    }
+    Summary { n: sorted.len(), median: rank(50.0), p99: rank(99.0), max: sorted[sorted.len() - 1] }
 }
 
 pub fn ms(d: Duration) -> String {

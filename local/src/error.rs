@@ -28,45 +28,26 @@ pub enum LocalError {
 
     /// A value of a function's environment could not be resolved.
     #[error("function {function}, variable {variable}: {reason}")]
-    Unresolvable {
-        function: String,
-        variable: String,
-        reason: String,
-    },
+    Unresolvable { function: String, variable: String, reason: String },
 
     /// A value of a resource's properties could not be resolved while provisioning.
     #[error("resource {resource}, property {property}: {reason}")]
-    UnresolvableProperty {
-        resource: String,
-        property: String,
-        reason: String,
-    },
+    UnresolvableProperty { resource: String, property: String, reason: String },
 
     /// An AWS API call failed (the message carries the service's error code and text).
     #[error("{operation} for {resource} failed: {message}")]
-    Aws {
-        operation: &'static str,
-        resource: String,
-        message: String,
-    },
+    Aws { operation: &'static str, resource: String, message: String },
 
     #[error("the emulator endpoint is not configured: {0}")]
     NoEndpoint(String),
 }
 
 fn display_paths(paths: &[PathBuf]) -> String {
-    paths
-        .iter()
-        .map(|p| p.display().to_string())
-        .collect::<Vec<_>>()
-        .join(", ")
+    paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
 }
 
 impl LocalError {
     pub(crate) fn invalid(at: impl Into<String>, reason: impl Into<String>) -> Self {
-        LocalError::InvalidTemplate {
-            at: at.into(),
-            reason: reason.into(),
-        }
+        LocalError::InvalidTemplate { at: at.into(), reason: reason.into() }
     }
 }

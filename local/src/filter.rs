@@ -30,9 +30,7 @@ fn leaf_matches(alternatives: &Value, value: Option<&Value>) -> bool {
         single => std::slice::from_ref(single),
     };
     alternatives.iter().any(|alternative| match value {
-        Some(Value::Array(elements)) => elements
-            .iter()
-            .any(|e| alternative_matches(alternative, Some(e))),
+        Some(Value::Array(elements)) => elements.iter().any(|e| alternative_matches(alternative, Some(e))),
         other => alternative_matches(alternative, other),
     })
 }
@@ -47,19 +45,11 @@ fn alternative_matches(alternative: &Value, value: Option<&Value>) -> bool {
     let text = value.and_then(Value::as_str);
     match operator.as_str() {
         "exists" => operand.as_bool() == Some(value.is_some()),
-        "prefix" => text
-            .zip(operand.as_str())
-            .is_some_and(|(t, p)| t.starts_with(p)),
-        "suffix" => text
-            .zip(operand.as_str())
-            .is_some_and(|(t, s)| t.ends_with(s)),
-        "equals-ignore-case" => text
-            .zip(operand.as_str())
-            .is_some_and(|(t, o)| t.eq_ignore_ascii_case(o)),
+        "prefix" => text.zip(operand.as_str()).is_some_and(|(t, p)| t.starts_with(p)),
+        "suffix" => text.zip(operand.as_str()).is_some_and(|(t, s)| t.ends_with(s)),
+        "equals-ignore-case" => text.zip(operand.as_str()).is_some_and(|(t, o)| t.eq_ignore_ascii_case(o)),
         "anything-but" => value.is_some() && !leaf_matches(operand, value),
-        "numeric" => value
-            .and_then(Value::as_f64)
-            .is_some_and(|n| numeric_matches(operand, n)),
+        "numeric" => value.and_then(Value::as_f64).is_some_and(|n| numeric_matches(operand, n)),
         _ => false,
     }
 }
@@ -96,14 +86,10 @@ mod tests {
 
     #[test]
     fn template_pattern_selects_outbox_inserts_only() {
-        let insert =
-            json!({"eventName": "INSERT", "dynamodb": {"NewImage": {"kind": {"S": "outbox"}}}});
-        let modify =
-            json!({"eventName": "MODIFY", "dynamodb": {"NewImage": {"kind": {"S": "outbox"}}}});
-        let other =
-            json!({"eventName": "INSERT", "dynamodb": {"NewImage": {"kind": {"S": "user"}}}});
-        let removed =
-            json!({"eventName": "REMOVE", "dynamodb": {"OldImage": {"kind": {"S": "outbox"}}}});
+        let insert = json!({"eventName": "INSERT", "dynamodb": {"NewImage": {"kind": {"S": "outbox"}}}});
+        let modify = json!({"eventName": "MODIFY", "dynamodb": {"NewImage": {"kind": {"S": "outbox"}}}});
+        let other = json!({"eventName": "INSERT", "dynamodb": {"NewImage": {"kind": {"S": "user"}}}});
+        let removed = json!({"eventName": "REMOVE", "dynamodb": {"OldImage": {"kind": {"S": "outbox"}}}});
         let patterns = [outbox_pattern()];
         assert!(matches_any(&patterns, &insert));
         assert!(!matches_any(&patterns, &modify));
@@ -115,10 +101,7 @@ mod tests {
     fn no_patterns_pass_everything_and_any_pattern_suffices() {
         let record = json!({"eventName": "MODIFY"});
         assert!(matches_any(&[], &record));
-        let patterns = [
-            json!({"eventName": ["INSERT"]}),
-            json!({"eventName": ["MODIFY"]}),
-        ];
+        let patterns = [json!({"eventName": ["INSERT"]}), json!({"eventName": ["MODIFY"]})];
         assert!(matches_any(&patterns, &record));
     }
 

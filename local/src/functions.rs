@@ -35,12 +35,7 @@ pub struct Invoked {
 }
 
 impl Function {
-    pub fn new(
-        spec: FunctionSpec,
-        launch: Launch,
-        max_instances: usize,
-        console: Arc<Console>,
-    ) -> Self {
+    pub fn new(spec: FunctionSpec, launch: Launch, max_instances: usize, console: Arc<Console>) -> Self {
         Function {
             spec,
             launch,
@@ -72,26 +67,13 @@ impl Function {
         let begun = Instant::now();
         let invoked = self.run(payload).await;
         let duration = begun.elapsed();
-        self.console.invocation(
-            self.name(),
-            trigger,
-            &status(&invoked.0),
-            duration,
-            invoked.1,
-        );
-        Invoked {
-            reply: invoked.0,
-            cold: invoked.1,
-            duration,
-        }
+        self.console.invocation(self.name(), trigger, &status(&invoked.0), duration, invoked.1);
+        Invoked { reply: invoked.0, cold: invoked.1, duration }
     }
 
     async fn run(&self, payload: Bytes) -> (Reply, bool) {
         let Ok(_slot) = self.slots.acquire().await else {
-            return (
-                Reply::failure("ServiceException", "the function is shutting down"),
-                false,
-            );
+            return (Reply::failure("ServiceException", "the function is shutting down"), false);
         };
         let warm = {
             let mut idle = lock(&self.idle);
@@ -157,10 +139,7 @@ impl Function {
         let pids = self.pids();
         let mut left = Vec::new();
         for (mut exit, pid) in exits.into_iter().zip(pids) {
-            if tokio::time::timeout(grace, exit.wait_for(Option::is_some))
-                .await
-                .is_err()
-            {
+            if tokio::time::timeout(grace, exit.wait_for(Option::is_some)).await.is_err() {
                 left.push(pid);
             }
         }
@@ -177,14 +156,7 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 pub struct Console;
 
 impl Console {
-    pub fn invocation(
-        &self,
-        function: &str,
-        trigger: &str,
-        status: &str,
-        duration: Duration,
-        cold: bool,
-    ) {
+    pub fn invocation(&self, function: &str, trigger: &str, status: &str, duration: Duration, cold: bool) {
         let temperature = if cold { "cold" } else { "warm" };
         println!(
             "{}  {function:<26} {trigger:<40} {status:<14} {:>7.1} ms  {temperature}",
@@ -200,9 +172,7 @@ impl Console {
 
 fn clock() -> String {
     let format = time::macros::format_description!("[hour]:[minute]:[second].[subsecond digits:3]");
-    time::OffsetDateTime::now_utc()
-        .format(&format)
-        .unwrap_or_default()
+    time::OffsetDateTime::now_utc().format(&format).unwrap_or_default()
 }
 
 /// The status column for a reply whose payload needs no interpretation.

@@ -66,34 +66,19 @@ where
     let body = match body.collect().await {
         Ok(collected) => collected.to_bytes(),
         Err(_) => {
-            return text(
-                http::StatusCode::BAD_REQUEST,
-                "could not read the request body",
-            );
+            return text(http::StatusCode::BAD_REQUEST, "could not read the request body");
         }
     };
-    handler(Request {
-        method: parts.method,
-        uri: parts.uri,
-        headers: parts.headers,
-        body,
-        peer,
-    })
-    .await
+    handler(Request { method: parts.method, uri: parts.uri, headers: parts.headers, body, peer }).await
 }
 
-pub fn response(
-    status: http::StatusCode,
-    headers: &[(&str, &str)],
-    body: impl Into<Bytes>,
-) -> Response {
+pub fn response(status: http::StatusCode, headers: &[(&str, &str)], body: impl Into<Bytes>) -> Response {
     let mut response = hyper::Response::new(Full::new(body.into()));
     *response.status_mut() = status;
     for (name, value) in headers {
-        if let (Ok(name), Ok(value)) = (
-            http::HeaderName::from_bytes(name.as_bytes()),
-            http::HeaderValue::from_str(value),
-        ) {
+        if let (Ok(name), Ok(value)) =
+            (http::HeaderName::from_bytes(name.as_bytes()), http::HeaderValue::from_str(value))
+        {
             response.headers_mut().append(name, value);
         }
     }
@@ -101,19 +86,11 @@ pub fn response(
 }
 
 pub fn json(status: http::StatusCode, body: &serde_json::Value) -> Response {
-    response(
-        status,
-        &[("content-type", "application/json")],
-        body.to_string(),
-    )
+    response(status, &[("content-type", "application/json")], body.to_string())
 }
 
 pub fn text(status: http::StatusCode, body: &str) -> Response {
-    response(
-        status,
-        &[("content-type", "text/plain; charset=utf-8")],
-        body.to_owned(),
-    )
+    response(status, &[("content-type", "text/plain; charset=utf-8")], body.to_owned())
 }
 
 /// A response as the client sees it.
@@ -159,36 +136,21 @@ pub async fn request(
     body: impl Into<Bytes>,
 ) -> Result<ClientResponse, ClientError> {
     let uri: http::Uri = url.parse().map_err(|_| ClientError::Url(url.to_owned()))?;
-    let authority = uri
-        .authority()
-        .map(|a| a.as_str().to_owned())
-        .ok_or_else(|| ClientError::Url(url.to_owned()))?;
+    let authority =
+        uri.authority().map(|a| a.as_str().to_owned()).ok_or_else(|| ClientError::Url(url.to_owned()))?;
     let stream = TcpStream::connect(&authority)
         .await
-        .map_err(|source| ClientError::Connect {
-            addr: authority.clone(),
-            source,
-        })?;
-    let (mut sender, connection) =
-        hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+        .map_err(|source| ClientError::Connect { addr: authority.clone(), source })?;
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
     let driver = tokio::spawn(connection);
     let path = uri.path_and_query().map_or("/", |p| p.as_str());
-    let mut builder = hyper::Request::builder()
-        .method(method)
-        .uri(path)
-        .header("host", &authority);
+    let mut builder = hyper::Request::builder().method(method).uri(path).header("host", &authority);
     for (name, value) in headers {
         builder = builder.header(*name, *value);
     }
-    let response = sender
-        .send_request(builder.body(Full::new(body.into()))?)
-        .await?;
+    let response = sender.send_request(builder.body(Full::new(body.into()))?).await?;
     let (parts, body) = response.into_parts();
     let body = body.collect().await?.to_bytes();
     driver.abort();
-    Ok(ClientResponse {
-        status: parts.status.as_u16(),
-        headers: parts.headers,
-        body,
-    })
+    Ok(ClientResponse { status: parts.status.as_u16(), headers: parts.headers, body })
 }

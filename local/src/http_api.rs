@@ -49,15 +49,13 @@ impl RouteTable {
             .into_iter()
             .map(|route| {
                 let segments = split(&route.path)
-                    .map(
-                        |s| match s.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
-                            Some(name) => match name.strip_suffix('+') {
-                                Some(greedy) => Segment::Greedy(greedy.to_owned()),
-                                None => Segment::Param(name.to_owned()),
-                            },
-                            None => Segment::Literal(s.to_owned()),
+                    .map(|s| match s.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+                        Some(name) => match name.strip_suffix('+') {
+                            Some(greedy) => Segment::Greedy(greedy.to_owned()),
+                            None => Segment::Param(name.to_owned()),
                         },
-                    )
+                        None => Segment::Literal(s.to_owned()),
+                    })
                     .collect();
                 Route { route, segments }
             })
@@ -75,8 +73,7 @@ impl RouteTable {
         let segments: Vec<&str> = split(path).collect();
         let mut best: Option<((usize, usize, bool), Matched<'_>)> = None;
         for route in &self.routes {
-            let method_ok =
-                route.route.method == "ANY" || route.route.method.eq_ignore_ascii_case(method);
+            let method_ok = route.route.method == "ANY" || route.route.method.eq_ignore_ascii_case(method);
             if !method_ok || route.route.path == "$default" {
                 continue;
             }
@@ -85,23 +82,14 @@ impl RouteTable {
             };
             let rank = (literals, params.len(), route.route.method != "ANY");
             if best.as_ref().is_none_or(|(r, _)| rank > *r) {
-                best = Some((
-                    rank,
-                    Matched {
-                        route: &route.route,
-                        path_parameters: params,
-                    },
-                ));
+                best = Some((rank, Matched { route: &route.route, path_parameters: params }));
             }
         }
         best.map(|(_, m)| m).or_else(|| {
             self.routes
                 .iter()
                 .find(|r| r.route.path == "$default")
-                .map(|r| Matched {
-                    route: &r.route,
-                    path_parameters: BTreeMap::new(),
-                })
+                .map(|r| Matched { route: &r.route, path_parameters: BTreeMap::new() })
         })
     }
 }
@@ -145,9 +133,7 @@ fn percent_decode(text: &str) -> String {
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
-        let hex = bytes
-            .get(i + 1..i + 3)
-            .and_then(|h| std::str::from_utf8(h).ok());
+        let hex = bytes.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
         match (bytes[i], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
             (b'%', Some(byte)) => {
                 out.push(byte);
@@ -174,10 +160,7 @@ pub async fn handle(
         return web::json(StatusCode::NOT_FOUND, &json!({ "message": "Not Found" }));
     };
     let Some(function) = functions.get(&matched.route.function_logical_id) else {
-        return web::json(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            &json!({ "message": "Internal Server Error" }),
-        );
+        return web::json(StatusCode::INTERNAL_SERVER_ERROR, &json!({ "message": "Internal Server Error" }));
     };
     let request_id = uuid::Uuid::new_v4().to_string();
     let event = event(&request, &matched, &request_id);
@@ -186,28 +169,19 @@ pub async fn handle(
         route => format!("http {method} {route}"),
     };
     let invoked = function
-        .invoke(
-            Bytes::from(event.to_string()),
-            &trigger,
-            |reply| match reply {
-                Reply::Success(payload) => match serde_json::from_slice::<Value>(payload) {
-                    Ok(v) => v
-                        .get("statusCode")
-                        .and_then(Value::as_u64)
-                        .unwrap_or(200)
-                        .to_string(),
-                    Err(_) => "502 bad reply".to_owned(),
-                },
-                Reply::Failure { error_type, .. } => format!("500 {error_type}"),
+        .invoke(Bytes::from(event.to_string()), &trigger, |reply| match reply {
+            Reply::Success(payload) => match serde_json::from_slice::<Value>(payload) {
+                Ok(v) => v.get("statusCode").and_then(Value::as_u64).unwrap_or(200).to_string(),
+                Err(_) => "502 bad reply".to_owned(),
             },
-        )
+            Reply::Failure { error_type, .. } => format!("500 {error_type}"),
+        })
         .await;
     let mut response = match invoked.reply {
         Reply::Success(payload) => render(&payload),
-        Reply::Failure { .. } => web::json(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            &json!({ "message": "Internal Server Error" }),
-        ),
+        Reply::Failure { .. } => {
+            web::json(StatusCode::INTERNAL_SERVER_ERROR, &json!({ "message": "Internal Server Error" }))
+        }
     };
     if let Ok(value) = http::HeaderValue::from_str(&request_id) {
         response.headers_mut().insert("apigw-requestid", value);
@@ -222,12 +196,7 @@ fn event(request: &Request, matched: &Matched<'_>, request_id: &str) -> Value {
     for (name, value) in &request.headers {
         let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
         if name == http::header::COOKIE {
-            cookies.extend(
-                value
-                    .split(';')
-                    .map(|c| c.trim().to_owned())
-                    .filter(|c| !c.is_empty()),
-            );
+            cookies.extend(value.split(';').map(|c| c.trim().to_owned()).filter(|c| !c.is_empty()));
             continue;
         }
         headers
@@ -258,19 +227,12 @@ fn event(request: &Request, matched: &Matched<'_>, request_id: &str) -> Value {
     let (body, base64) = match std::str::from_utf8(&request.body) {
         _ if request.body.is_empty() => (Value::Null, false),
         Ok(text) => (Value::from(text), false),
-        Err(_) => (
-            Value::from(base64::engine::general_purpose::STANDARD.encode(&request.body)),
-            true,
-        ),
+        Err(_) => (Value::from(base64::engine::general_purpose::STANDARD.encode(&request.body)), true),
     };
     let now = time::OffsetDateTime::now_utc();
-    let format = time::macros::format_description!(
-        "[day]/[month repr:short]/[year]:[hour]:[minute]:[second] +0000"
-    );
-    let host = headers
-        .get("host")
-        .cloned()
-        .unwrap_or_else(|| "localhost".to_owned());
+    let format =
+        time::macros::format_description!("[day]/[month repr:short]/[year]:[hour]:[minute]:[second] +0000");
+    let host = headers.get("host").cloned().unwrap_or_else(|| "localhost".to_owned());
     let mut event = json!({
         "version": "2.0",
         "routeKey": route_key,
@@ -309,31 +271,21 @@ fn event(request: &Request, matched: &Matched<'_>, request_id: &str) -> Value {
             object.insert("queryStringParameters".to_owned(), to_object(&query));
         }
         if !matched.path_parameters.is_empty() {
-            object.insert(
-                "pathParameters".to_owned(),
-                to_object(&matched.path_parameters),
-            );
+            object.insert("pathParameters".to_owned(), to_object(&matched.path_parameters));
         }
     }
     event
 }
 
 fn to_object(map: &BTreeMap<String, String>) -> Value {
-    Value::Object(
-        map.iter()
-            .map(|(k, v)| (k.clone(), Value::from(v.as_str())))
-            .collect::<Map<_, _>>(),
-    )
+    Value::Object(map.iter().map(|(k, v)| (k.clone(), Value::from(v.as_str()))).collect::<Map<_, _>>())
 }
 
 /// The function's answer as API Gateway renders it: a `statusCode` object is a full
 /// response; anything else is a 200 with the JSON as body.
 fn render(payload: &[u8]) -> Response {
     let Ok(value) = serde_json::from_slice::<Value>(payload) else {
-        return web::json(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            &json!({ "message": "Internal Server Error" }),
-        );
+        return web::json(StatusCode::INTERNAL_SERVER_ERROR, &json!({ "message": "Internal Server Error" }));
     };
     let Some(status) = value.get("statusCode").and_then(Value::as_u64) else {
         return web::json(StatusCode::OK, &value);
@@ -342,10 +294,7 @@ fn render(payload: &[u8]) -> Response {
         .ok()
         .and_then(|s| StatusCode::from_u16(s).ok())
         .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let body = value
-        .get("body")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
+    let body = value.get("body").and_then(Value::as_str).unwrap_or_default();
     let body = if value.get("isBase64Encoded").and_then(Value::as_bool) == Some(true) {
         match base64::engine::general_purpose::STANDARD.decode(body) {
             Ok(bytes) => Bytes::from(bytes),
@@ -361,10 +310,7 @@ fn render(payload: &[u8]) -> Response {
     };
     let mut headers: Vec<(String, String)> = Vec::new();
     if let Some(map) = value.get("headers").and_then(Value::as_object) {
-        headers.extend(
-            map.iter()
-                .filter_map(|(k, v)| Some((k.clone(), scalar(v)?))),
-        );
+        headers.extend(map.iter().filter_map(|(k, v)| Some((k.clone(), scalar(v)?))));
     }
     if let Some(map) = value.get("multiValueHeaders").and_then(Value::as_object) {
         for (name, values) in map {
@@ -375,17 +321,9 @@ fn render(payload: &[u8]) -> Response {
         }
     }
     if let Some(cookies) = value.get("cookies").and_then(Value::as_array) {
-        headers.extend(
-            cookies
-                .iter()
-                .filter_map(scalar)
-                .map(|c| ("set-cookie".to_owned(), c)),
-        );
+        headers.extend(cookies.iter().filter_map(scalar).map(|c| ("set-cookie".to_owned(), c)));
     }
-    let headers: Vec<(&str, &str)> = headers
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
+    let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     web::response(status, &headers, body)
 }
 
@@ -403,11 +341,7 @@ mod tests {
     use super::*;
 
     fn route(method: &str, path: &str, function: &str) -> HttpRoute {
-        HttpRoute {
-            method: method.into(),
-            path: path.into(),
-            function_logical_id: function.into(),
-        }
+        HttpRoute { method: method.into(), path: path.into(), function_logical_id: function.into() }
     }
 
     #[test]
@@ -421,24 +355,12 @@ mod tests {
             route("GET", "/files/{path+}", "Files"),
         ]);
         let found = |m: &str, p: &str| {
-            table
-                .find(m, p)
-                .map(|m| (m.route.function_logical_id.clone(), m.path_parameters))
+            table.find(m, p).map(|m| (m.route.function_logical_id.clone(), m.path_parameters))
         };
-        let params = |pairs: &[(&str, &str)]| {
-            pairs
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect()
-        };
-        assert_eq!(
-            found("GET", "/v1/accounts/a%201"),
-            Some(("Get".into(), params(&[("id", "a 1")])))
-        );
-        assert_eq!(
-            found("GET", "/v1/accounts/me"),
-            Some(("Me".into(), params(&[])))
-        );
+        let params =
+            |pairs: &[(&str, &str)]| pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        assert_eq!(found("GET", "/v1/accounts/a%201"), Some(("Get".into(), params(&[("id", "a 1")]))));
+        assert_eq!(found("GET", "/v1/accounts/me"), Some(("Me".into(), params(&[]))));
         assert_eq!(
             found("GET", "/v1/accounts/a1/transactions"),
             Some(("List".into(), params(&[("id", "a1")])))
@@ -447,34 +369,18 @@ mod tests {
             found("POST", "/v1/payments/p1/capture"),
             Some(("Capture".into(), params(&[("id", "p1")])))
         );
-        assert_eq!(
-            found("DELETE", "/v1/payments/p1/capture"),
-            Some(("Any".into(), params(&[("id", "p1")])))
-        );
-        assert_eq!(
-            found("GET", "/files/a/b.txt"),
-            Some(("Files".into(), params(&[("path", "a/b.txt")])))
-        );
+        assert_eq!(found("DELETE", "/v1/payments/p1/capture"), Some(("Any".into(), params(&[("id", "p1")]))));
+        assert_eq!(found("GET", "/files/a/b.txt"), Some(("Files".into(), params(&[("path", "a/b.txt")]))));
         assert_eq!(found("POST", "/v1/accounts/a1"), None);
         assert_eq!(found("GET", "/v1/accounts"), None);
     }
 
     #[test]
     fn default_route_catches_the_rest() {
-        let table = RouteTable::new(vec![
-            route("GET", "/a", "A"),
-            route("ANY", "$default", "Fallback"),
-        ]);
+        let table = RouteTable::new(vec![route("GET", "/a", "A"), route("ANY", "$default", "Fallback")]);
+        assert_eq!(table.find("GET", "/a").map(|m| m.route.function_logical_id.clone()), Some("A".into()));
         assert_eq!(
-            table
-                .find("GET", "/a")
-                .map(|m| m.route.function_logical_id.clone()),
-            Some("A".into())
-        );
-        assert_eq!(
-            table
-                .find("PUT", "/zzz")
-                .map(|m| m.route.function_logical_id.clone()),
+            table.find("PUT", "/zzz").map(|m| m.route.function_logical_id.clone()),
             Some("Fallback".into())
         );
     }

@@ -31,9 +31,7 @@ impl InvokeApi {
         let path = request.uri.path().to_owned();
         let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
         match (request.method.as_str(), segments.as_slice()) {
-            ("POST", ["2015-03-31", "functions", name, "invocations"]) => {
-                self.invoke(name, request).await
-            }
+            ("POST", ["2015-03-31", "functions", name, "invocations"]) => self.invoke(name, request).await,
             ("GET", ["local", "routes"]) => {
                 let routes: Vec<Value> = self
                     .routes
@@ -44,17 +42,12 @@ impl InvokeApi {
                 web::json(StatusCode::OK, &Value::from(routes))
             }
             ("GET", ["local", "functions"]) => {
-                let functions: Vec<Value> = self
-                    .functions
-                    .values()
-                    .map(|f| json!({ "name": f.name(), "pids": f.pids() }))
-                    .collect();
+                let functions: Vec<Value> =
+                    self.functions.values().map(|f| json!({ "name": f.name(), "pids": f.pids() })).collect();
                 web::json(StatusCode::OK, &Value::from(functions))
             }
             ("POST", ["local", "schedules", name]) => self.fire_schedules(name, None).await,
-            ("POST", ["local", "schedules", name, event]) => {
-                self.fire_schedules(name, Some(event)).await
-            }
+            ("POST", ["local", "schedules", name, event]) => self.fire_schedules(name, Some(event)).await,
             _ => web::json(
                 StatusCode::NOT_FOUND,
                 &json!({ "message": format!("no such endpoint: {} {path}", request.method) }),
@@ -73,22 +66,13 @@ impl InvokeApi {
             .and_then(|v| v.to_str().ok())
             .unwrap_or("RequestResponse")
             .to_owned();
-        let payload = if request.body.is_empty() {
-            bytes::Bytes::from_static(b"{}")
-        } else {
-            request.body
-        };
+        let payload = if request.body.is_empty() { bytes::Bytes::from_static(b"{}") } else { request.body };
         match invocation_type.as_str() {
             "DryRun" => web::response(StatusCode::NO_CONTENT, &[], ""),
             "Event" => {
-                self.background
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .spawn(async move {
-                        function
-                            .invoke(payload, "invoke (Event)", plain_status)
-                            .await;
-                    });
+                self.background.lock().unwrap_or_else(|p| p.into_inner()).spawn(async move {
+                    function.invoke(payload, "invoke (Event)", plain_status).await;
+                });
                 web::response(StatusCode::ACCEPTED, &[], "")
             }
             "RequestResponse" => {
@@ -96,10 +80,7 @@ impl InvokeApi {
                 match invoked.reply {
                     Reply::Success(body) => web::response(
                         StatusCode::OK,
-                        &[
-                            ("content-type", "application/json"),
-                            ("x-amz-executed-version", "$LATEST"),
-                        ],
+                        &[("content-type", "application/json"), ("x-amz-executed-version", "$LATEST")],
                         body,
                     ),
                     Reply::Failure { payload, .. } => web::response(
@@ -135,10 +116,8 @@ impl InvokeApi {
             .filter(|s| s.function.name() == name && event.is_none_or(|e| e == s.name))
             .collect();
         if schedules.is_empty() {
-            let what = event.map_or_else(
-                || "no Schedule event".to_owned(),
-                |e| format!("no Schedule event {e}"),
-            );
+            let what =
+                event.map_or_else(|| "no Schedule event".to_owned(), |e| format!("no Schedule event {e}"));
             return web::json(
                 StatusCode::NOT_FOUND,
                 &json!({ "message": format!("{name} has {what} in template.yaml") }),
@@ -179,10 +158,7 @@ fn not_found(name: &str) -> Response {
     let body = json!({ "Type": "User", "message": format!("Function not found: {name} (use a logical id of template.yaml)") });
     web::response(
         StatusCode::NOT_FOUND,
-        &[
-            ("content-type", "application/json"),
-            ("x-amzn-errortype", "ResourceNotFoundException"),
-        ],
+        &[("content-type", "application/json"), ("x-amzn-errortype", "ResourceNotFoundException")],
         body.to_string(),
     )
 }
@@ -198,10 +174,7 @@ mod tests {
             function_name("arn:aws:lambda:us-east-1:123456789012:function:BackupFunction"),
             "BackupFunction"
         );
-        assert_eq!(
-            function_name("arn%3Aaws%3Alambda%3Aus-east-1%3A1%3Afunction%3AX%3A%24LATEST"),
-            "X"
-        );
+        assert_eq!(function_name("arn%3Aaws%3Alambda%3Aus-east-1%3A1%3Afunction%3AX%3A%24LATEST"), "X");
         assert_eq!(function_name("X:$LATEST"), "X");
     }
 }

@@ -82,10 +82,7 @@ impl StreamSource {
         }
     }
 
-    async fn shard_ids(
-        &self,
-        client: &aws_sdk_dynamodbstreams::Client,
-    ) -> Result<Vec<String>, String> {
+    async fn shard_ids(&self, client: &aws_sdk_dynamodbstreams::Client) -> Result<Vec<String>, String> {
         let described = client
             .describe_stream()
             .stream_arn(&self.stream_arn)
@@ -94,12 +91,7 @@ impl StreamSource {
             .map_err(|e| aws_sdk_dynamodbstreams::error::DisplayErrorContext(e).to_string())?;
         Ok(described
             .stream_description()
-            .map(|d| {
-                d.shards()
-                    .iter()
-                    .filter_map(|s| s.shard_id().map(str::to_owned))
-                    .collect()
-            })
+            .map(|d| d.shards().iter().filter_map(|s| s.shard_id().map(str::to_owned)).collect())
             .unwrap_or_default())
     }
 
@@ -126,12 +118,7 @@ impl StreamSource {
             let Some(iterator) = shard.iterator.clone() else {
                 return Ok(());
             };
-            let output = client
-                .get_records()
-                .shard_iterator(iterator)
-                .send()
-                .await
-                .map_err(display)?;
+            let output = client.get_records().shard_iterator(iterator).send().await.map_err(display)?;
             shard.iterator = output.next_shard_iterator().map(str::to_owned);
             let records = output.records();
             if records.is_empty() {
@@ -156,19 +143,14 @@ impl StreamSource {
         let trigger = format!("stream {} record{}", size, plural(size));
         let invoked = self
             .function
-            .invoke(Bytes::from(event.to_string()), &trigger, |reply| {
-                batch_status(reply, size)
-            })
+            .invoke(Bytes::from(event.to_string()), &trigger, |reply| batch_status(reply, size))
             .await;
         let done = match &invoked.reply {
             Reply::Success(payload) => {
                 let failed = failed_items(payload);
                 // Lambda checkpoints before the lowest failed sequence number; an
                 // identifier it cannot place fails the whole batch.
-                match failed
-                    .iter()
-                    .map(|f| sequences.iter().position(|s| s == f))
-                    .collect::<Option<Vec<_>>>()
+                match failed.iter().map(|f| sequences.iter().position(|s| s == f)).collect::<Option<Vec<_>>>()
                 {
                     Some(positions) => positions.into_iter().min().unwrap_or(size),
                     None => 0,
@@ -221,22 +203,15 @@ impl StreamSource {
         out.aws_region = self.region.clone();
         out.change = change;
         out.event_id = record.event_id().unwrap_or_default().to_owned();
-        out.event_name = record
-            .event_name()
-            .map(|n| n.as_str().to_owned())
-            .unwrap_or_default();
+        out.event_name = record.event_name().map(|n| n.as_str().to_owned()).unwrap_or_default();
         out.event_source = Some("aws:dynamodb".to_owned());
         out.event_version = record.event_version().map(str::to_owned);
         out.event_source_arn = Some(self.stream_arn.clone());
         let mut json = serde_json::to_value(&out).unwrap_or(Value::Null);
-        if let (Some(created), Some(part)) = (
-            created,
-            json.get_mut("dynamodb").and_then(Value::as_object_mut),
-        ) {
-            part.insert(
-                "ApproximateCreationDateTime".to_owned(),
-                Value::from(created),
-            );
+        if let (Some(created), Some(part)) =
+            (created, json.get_mut("dynamodb").and_then(Value::as_object_mut))
+        {
+            part.insert("ApproximateCreationDateTime".to_owned(), Value::from(created));
         }
         (sequence, json)
     }
@@ -279,20 +254,14 @@ impl QueueSource {
         }
     }
 
-    async fn process(
-        &self,
-        client: &aws_sdk_sqs::Client,
-        messages: Vec<aws_sdk_sqs::types::Message>,
-    ) {
+    async fn process(&self, client: &aws_sdk_sqs::Client, messages: Vec<aws_sdk_sqs::types::Message>) {
         let records: Vec<Value> = messages.iter().map(|m| self.convert(m)).collect();
         let count = records.len();
         let event = json!({ "Records": records });
         let trigger = format!("sqs {} message{}", count, plural(count));
         let invoked = self
             .function
-            .invoke(Bytes::from(event.to_string()), &trigger, |reply| {
-                batch_status(reply, count)
-            })
+            .invoke(Bytes::from(event.to_string()), &trigger, |reply| batch_status(reply, count))
             .await;
         let Reply::Success(payload) = &invoked.reply else {
             return; // Nothing is deleted: every message comes back after its visibility timeout.
@@ -313,12 +282,8 @@ impl QueueSource {
         if entries.is_empty() {
             return;
         }
-        let deleted = client
-            .delete_message_batch()
-            .queue_url(&self.queue_url)
-            .set_entries(Some(entries))
-            .send()
-            .await;
+        let deleted =
+            client.delete_message_batch().queue_url(&self.queue_url).set_entries(Some(entries)).send().await;
         match deleted {
             Ok(output) if output.failed().is_empty() => {}
             Ok(output) => {
@@ -335,11 +300,7 @@ impl QueueSource {
     fn convert(&self, message: &aws_sdk_sqs::types::Message) -> Value {
         let attributes: BTreeMap<String, String> = message
             .attributes()
-            .map(|a| {
-                a.iter()
-                    .map(|(k, v)| (k.as_str().to_owned(), v.clone()))
-                    .collect()
-            })
+            .map(|a| a.iter().map(|(k, v)| (k.as_str().to_owned(), v.clone())).collect())
             .unwrap_or_default();
         let message_attributes: BTreeMap<String, Value> = message
             .message_attributes()
@@ -356,9 +317,8 @@ impl QueueSource {
                         }
                         if let Some(blob) = v.binary_value() {
                             use base64::Engine as _;
-                            attribute["binaryValue"] = Value::from(
-                                base64::engine::general_purpose::STANDARD.encode(blob.as_ref()),
-                            );
+                            attribute["binaryValue"] =
+                                Value::from(base64::engine::general_purpose::STANDARD.encode(blob.as_ref()));
                         }
                         (name.clone(), attribute)
                     })
@@ -388,19 +348,10 @@ fn display(error: impl std::error::Error) -> String {
 fn failed_items(payload: &[u8]) -> Vec<String> {
     serde_json::from_slice::<Value>(payload)
         .ok()
-        .and_then(|v| {
-            v.get("batchItemFailures")
-                .and_then(Value::as_array)
-                .cloned()
-        })
+        .and_then(|v| v.get("batchItemFailures").and_then(Value::as_array).cloned())
         .unwrap_or_default()
         .iter()
-        .map(|f| {
-            f.get("itemIdentifier")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned()
-        })
+        .map(|f| f.get("itemIdentifier").and_then(Value::as_str).unwrap_or_default().to_owned())
         .collect()
 }
 
@@ -445,37 +396,21 @@ Resources:
             .send()
             .await
             .expect("receive");
-        received
-            .messages()
-            .iter()
-            .filter_map(|m| m.body().map(str::to_owned))
-            .collect()
+        received.messages().iter().filter_map(|m| m.body().map(str::to_owned)).collect()
     }
 
     /// Successes are deleted; a message the function reports as failed stays and,
     /// after `maxReceiveCount` receives, SQS moves it to the DLQ.
     #[tokio::test(flavor = "multi_thread")]
     async fn the_queue_poller_deletes_successes_and_failures_end_in_the_dlq() {
-        let sdk = crate::emulator_sdk_config()
-            .await
-            .expect("AWS_ENDPOINT_URL (run through scripts/test)");
+        let sdk = crate::emulator_sdk_config().await.expect("AWS_ENDPOINT_URL (run through scripts/test)");
         let template = crate::Template::parse(QUEUES).expect("template");
-        let stack = crate::provision(&template, &sdk, &crate::random_suffix())
-            .await
-            .expect("provision");
+        let stack = crate::provision(&template, &sdk, &crate::random_suffix()).await.expect("provision");
         let (work, dlq) = (&stack.resources["Work"], &stack.resources["WorkDLQ"]);
-        let (work_url, dlq_url) = (
-            work.url.clone().unwrap_or_default(),
-            dlq.url.clone().unwrap_or_default(),
-        );
+        let (work_url, dlq_url) = (work.url.clone().unwrap_or_default(), dlq.url.clone().unwrap_or_default());
         let sqs = aws_sdk_sqs::Client::new(&sdk);
         for body in ["ok-1", "fail-1", "ok-2"] {
-            sqs.send_message()
-                .queue_url(&work_url)
-                .message_body(body)
-                .send()
-                .await
-                .expect("send");
+            sqs.send_message().queue_url(&work_url).message_body(body).send().await.expect("send");
         }
 
         let dir = temp_dir();
@@ -508,10 +443,7 @@ Resources:
         poller.abort();
         let _ = poller.await;
         assert_eq!(dead, vec!["fail-1".to_owned()]);
-        assert!(
-            bodies(&sqs, &work_url).await.is_empty(),
-            "the successes were deleted"
-        );
+        assert!(bodies(&sqs, &work_url).await.is_empty(), "the successes were deleted");
         assert!(function.shutdown(Duration::from_secs(5)).await.is_empty());
         stack.teardown(&sdk).await;
         let _ = std::fs::remove_dir_all(dir);

@@ -33,8 +33,7 @@ impl<'a> Props<'a> {
     }
 
     pub fn req_str(&self, key: &str) -> Result<&'a str, LocalError> {
-        self.str(key)?
-            .ok_or_else(|| LocalError::invalid(self.path(key), "missing"))
+        self.str(key)?.ok_or_else(|| LocalError::invalid(self.path(key), "missing"))
     }
 
     /// `true`/`false`, also as the strings a `Ref` to a parameter yields.

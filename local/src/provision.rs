@@ -54,16 +54,10 @@ pub struct Stack {
 /// redrive to them). A `TableName`/`QueueName` in the template is ignored so parallel
 /// stacks never collide. Anything else in the template (functions, the HTTP API) is not
 /// provisioned. On failure, what was already created is torn down again.
-pub async fn provision(
-    template: &Template,
-    sdk: &SdkConfig,
-    suffix: &str,
-) -> Result<Stack, LocalError> {
+pub async fn provision(template: &Template, sdk: &SdkConfig, suffix: &str) -> Result<Stack, LocalError> {
     if suffix.is_empty()
         || suffix.len() > 32
-        || !suffix
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        || !suffix.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
     {
         return Err(LocalError::invalid(
             "suffix",
@@ -72,13 +66,8 @@ pub async fn provision(
     }
     let order = provision_order(template)?;
     let clients = Clients::new(sdk);
-    let region = sdk
-        .region()
-        .map_or_else(|| "us-east-1".to_owned(), |r| r.to_string());
-    let mut stack = Stack {
-        suffix: suffix.to_owned(),
-        resources: BTreeMap::new(),
-    };
+    let region = sdk.region().map_or_else(|| "us-east-1".to_owned(), |r| r.to_string());
+    let mut stack = Stack { suffix: suffix.to_owned(), resources: BTreeMap::new() };
     for (id, kind) in order {
         let created = create(&clients, template, &stack, &region, &id, kind).await;
         match created {
@@ -131,18 +120,11 @@ impl Stack {
             .get(function_logical_id)
             .filter(|_| template.resource_type(function_logical_id) == Some(FUNCTION_TYPE))
             .ok_or_else(|| LocalError::UnknownFunction(function_logical_id.to_owned()))?;
-        if let Some(unknown) = parameter_overrides
-            .keys()
-            .find(|k| !template.parameters().contains_key(*k))
-        {
+        if let Some(unknown) = parameter_overrides.keys().find(|k| !template.parameters().contains_key(*k)) {
             return Err(LocalError::UnknownParameter(unknown.clone()));
         }
         let mut params = template.parameter_defaults();
-        params.extend(
-            parameter_overrides
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone())),
-        );
+        params.extend(parameter_overrides.iter().map(|(k, v)| (k.clone(), v.clone())));
         let context = Context {
             template,
             resources: &self.resources,
@@ -156,25 +138,15 @@ impl Stack {
             variable: variable.to_owned(),
             reason,
         };
-        let variables_of =
-            |environment: Option<&Value>| -> Result<Vec<(String, Value)>, LocalError> {
-                match environment.and_then(|e| e.get("Variables")) {
-                    None => Ok(Vec::new()),
-                    Some(Value::Object(vars)) => {
-                        Ok(vars.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
-                    }
-                    Some(_) => Err(unresolvable(
-                        "*",
-                        "Environment.Variables is not a mapping".to_owned(),
-                    )),
-                }
-            };
+        let variables_of = |environment: Option<&Value>| -> Result<Vec<(String, Value)>, LocalError> {
+            match environment.and_then(|e| e.get("Variables")) {
+                None => Ok(Vec::new()),
+                Some(Value::Object(vars)) => Ok(vars.iter().map(|(k, v)| (k.clone(), v.clone())).collect()),
+                Some(_) => Err(unresolvable("*", "Environment.Variables is not a mapping".to_owned())),
+            }
+        };
         let mut raw: BTreeMap<String, Value> = BTreeMap::new();
-        raw.extend(variables_of(
-            template
-                .globals_function()
-                .and_then(|g| g.get("Environment")),
-        )?);
+        raw.extend(variables_of(template.globals_function().and_then(|g| g.get("Environment")))?);
         raw.extend(variables_of(resource.pointer("/Properties/Environment"))?);
 
         let mut env = BTreeMap::new();
@@ -182,9 +154,7 @@ impl Stack {
             if value.get("Ref").and_then(Value::as_str) == Some("AWS::NoValue") {
                 continue;
             }
-            let resolved = context
-                .resolve_string(&value)
-                .map_err(|reason| unresolvable(&name, reason))?;
+            let resolved = context.resolve_string(&value).map_err(|reason| unresolvable(&name, reason))?;
             env.insert(name, resolved);
         }
         Ok(env)
@@ -192,10 +162,7 @@ impl Stack {
 
     /// The first table, by logical id.
     pub fn table_name(&self) -> Option<&str> {
-        self.resources
-            .values()
-            .find(|p| p.kind == ResourceKind::Table)
-            .map(|p| p.name.as_str())
+        self.resources.values().find(|p| p.kind == ResourceKind::Table).map(|p| p.name.as_str())
     }
 
     pub fn queue_url(&self, logical_id: &str) -> Option<&str> {
@@ -215,21 +182,11 @@ impl Stack {
             log_teardown(id, r.err());
         }
         for (id, p) in of(ResourceKind::Table) {
-            let r = clients
-                .dynamodb
-                .delete_table()
-                .table_name(&p.name)
-                .send()
-                .await;
+            let r = clients.dynamodb.delete_table().table_name(&p.name).send().await;
             log_teardown(id, r.err());
         }
         for (id, p) in of(ResourceKind::Queue) {
-            let r = clients
-                .sqs
-                .delete_queue()
-                .queue_url(p.url.as_deref().unwrap_or_default())
-                .send()
-                .await;
+            let r = clients.sqs.delete_queue().queue_url(p.url.as_deref().unwrap_or_default()).send().await;
             log_teardown(id, r.err());
         }
         for (id, p) in of(ResourceKind::Key) {
@@ -309,9 +266,7 @@ fn provision_order(template: &Template) -> Result<Vec<(String, ResourceKind)>, L
         }
         match resource.get("DependsOn") {
             Some(Value::String(d)) => refs.push(d.clone()),
-            Some(Value::Array(ds)) => {
-                refs.extend(ds.iter().filter_map(|d| d.as_str().map(str::to_owned)))
-            }
+            Some(Value::Array(ds)) => refs.extend(ds.iter().filter_map(|d| d.as_str().map(str::to_owned))),
             _ => {}
         }
         let deps = refs
@@ -323,17 +278,11 @@ fn provision_order(template: &Template) -> Result<Vec<(String, ResourceKind)>, L
     let mut order = Vec::new();
     let mut done = BTreeSet::new();
     while !pending.is_empty() {
-        let ready: Vec<String> = pending
-            .iter()
-            .filter(|(_, (_, deps))| deps.is_subset(&done))
-            .map(|(id, _)| id.clone())
-            .collect();
+        let ready: Vec<String> =
+            pending.iter().filter(|(_, (_, deps))| deps.is_subset(&done)).map(|(id, _)| id.clone()).collect();
         if ready.is_empty() {
             let cycle = pending.keys().cloned().collect::<Vec<_>>().join(", ");
-            return Err(LocalError::invalid(
-                "Resources",
-                format!("circular references among {cycle}"),
-            ));
+            return Err(LocalError::invalid("Resources", format!("circular references among {cycle}")));
         }
         for id in ready {
             if let Some((kind, _)) = pending.remove(&id) {
@@ -366,13 +315,11 @@ async fn create(
         .and_then(|r| r.get("Properties"))
         .cloned()
         .unwrap_or_else(|| Value::Object(Default::default()));
-    let properties = context
-        .resolve(&raw)
-        .map_err(|reason| LocalError::UnresolvableProperty {
-            resource: id.to_owned(),
-            property: "Properties".to_owned(),
-            reason,
-        })?;
+    let properties = context.resolve(&raw).map_err(|reason| LocalError::UnresolvableProperty {
+        resource: id.to_owned(),
+        property: "Properties".to_owned(),
+        reason,
+    })?;
     let at = format!("Resources.{id}.Properties");
     let props = Props::new(&properties, &at)?;
     let name = format!("{id}-{}", stack.suffix);
@@ -427,9 +374,7 @@ async fn create_table(
     };
     let projection = |props: Props<'_>| -> Result<Projection, LocalError> {
         let Some(value) = props.get("Projection") else {
-            return Ok(Projection::builder()
-                .projection_type(ProjectionType::KeysOnly)
-                .build());
+            return Ok(Projection::builder().projection_type(ProjectionType::KeysOnly).build());
         };
         let at = format!("{}.Projection", props.at());
         let p = Props::new(value, &at)?;
@@ -438,9 +383,7 @@ async fn create_table(
             builder = builder.projection_type(parse_enum(t, &at, ProjectionType::try_parse)?);
         }
         for (at, attr) in p.list("NonKeyAttributes")? {
-            let attr = attr
-                .as_str()
-                .ok_or_else(|| LocalError::invalid(&at.0, "not a string"))?;
+            let attr = attr.as_str().ok_or_else(|| LocalError::invalid(&at.0, "not a string"))?;
             builder = builder.non_key_attributes(attr);
         }
         Ok(builder.build())
@@ -464,11 +407,7 @@ async fn create_table(
     let mut request = client.create_table().table_name(name);
     for (at, v) in props.list("AttributeDefinitions")? {
         let d = Props::new(v, &at.0)?;
-        let attribute_type = parse_enum(
-            d.req_str("AttributeType")?,
-            &at.0,
-            ScalarAttributeType::try_parse,
-        )?;
+        let attribute_type = parse_enum(d.req_str("AttributeType")?, &at.0, ScalarAttributeType::try_parse)?;
         request = request.attribute_definitions(built(
             AttributeDefinition::builder()
                 .attribute_name(d.req_str("AttributeName")?)
@@ -510,10 +449,7 @@ async fn create_table(
         let s = Props::new(value, &at)?;
         let view = parse_enum(s.req_str("StreamViewType")?, &at, StreamViewType::try_parse)?;
         request = request.stream_specification(built(
-            StreamSpecification::builder()
-                .stream_enabled(true)
-                .stream_view_type(view)
-                .build(),
+            StreamSpecification::builder().stream_enabled(true).stream_view_type(view).build(),
             &at,
         )?);
     }
@@ -525,23 +461,14 @@ async fn create_table(
             sse = sse.sse_type(parse_enum(t, &at, SseType::try_parse)?);
         }
         request = request.sse_specification(
-            sse.set_kms_master_key_id(s.str("KMSMasterKeyId")?.map(str::to_owned))
-                .build(),
+            sse.set_kms_master_key_id(s.str("KMSMasterKeyId")?.map(str::to_owned)).build(),
         );
     }
 
-    let created = request
-        .send()
-        .await
-        .map_err(|e| aws_error("CreateTable", name, e))?;
+    let created = request.send().await.map_err(|e| aws_error("CreateTable", name, e))?;
     let description = created.table_description();
-    let arn = description
-        .and_then(|d| d.table_arn())
-        .unwrap_or_default()
-        .to_owned();
-    let stream_arn = description
-        .and_then(|d| d.latest_stream_arn())
-        .map(str::to_owned);
+    let arn = description.and_then(|d| d.table_arn()).unwrap_or_default().to_owned();
+    let stream_arn = description.and_then(|d| d.latest_stream_arn()).map(str::to_owned);
 
     use aws_sdk_dynamodb::client::Waiters;
     client
@@ -575,12 +502,8 @@ async fn create_table(
         let at = format!("{}.PointInTimeRecoverySpecification", props.at());
         let p = Props::new(value, &at)?;
         if p.bool("PointInTimeRecoveryEnabled")?.unwrap_or(false) {
-            let days = p
-                .int("RecoveryPeriodInDays")?
-                .map(i32::try_from)
-                .transpose();
-            let days =
-                days.map_err(|_| LocalError::invalid(&at, "RecoveryPeriodInDays out of range"))?;
+            let days = p.int("RecoveryPeriodInDays")?.map(i32::try_from).transpose();
+            let days = days.map_err(|_| LocalError::invalid(&at, "RecoveryPeriodInDays out of range"))?;
             let spec = built(
                 PointInTimeRecoverySpecification::builder()
                     .point_in_time_recovery_enabled(true)
@@ -597,13 +520,7 @@ async fn create_table(
                 .map_err(|e| aws_error("UpdateContinuousBackups", name, e))?;
         }
     }
-    Ok(Physical {
-        kind: ResourceKind::Table,
-        name: name.to_owned(),
-        arn,
-        url: None,
-        stream_arn,
-    })
+    Ok(Physical { kind: ResourceKind::Table, name: name.to_owned(), arn, url: None, stream_arn })
 }
 
 async fn create_key(
@@ -622,27 +539,16 @@ async fn create_key(
     if let Some(usage) = props.str("KeyUsage")? {
         request = request.key_usage(parse_enum(usage, props.at(), KeyUsageType::try_parse)?);
     }
-    let created = request
-        .send()
-        .await
-        .map_err(|e| aws_error("CreateKey", name, e))?;
+    let created = request.send().await.map_err(|e| aws_error("CreateKey", name, e))?;
     let metadata = created.key_metadata().ok_or_else(|| {
-        aws_error(
-            "CreateKey",
-            name,
-            std::io::Error::other("no KeyMetadata in the response"),
-        )
+        aws_error("CreateKey", name, std::io::Error::other("no KeyMetadata in the response"))
     })?;
     let key_id = metadata.key_id().to_owned();
     let arn = metadata.arn().unwrap_or_default().to_owned();
 
     if props.bool("EnableKeyRotation")?.unwrap_or(false) {
-        let days = props
-            .int("RotationPeriodInDays")?
-            .map(i32::try_from)
-            .transpose();
-        let days =
-            days.map_err(|_| LocalError::invalid(props.at(), "RotationPeriodInDays out of range"))?;
+        let days = props.int("RotationPeriodInDays")?.map(i32::try_from).transpose();
+        let days = days.map_err(|_| LocalError::invalid(props.at(), "RotationPeriodInDays out of range"))?;
         client
             .enable_key_rotation()
             .key_id(&key_id)
@@ -651,13 +557,7 @@ async fn create_key(
             .await
             .map_err(|e| aws_error("EnableKeyRotation", name, e))?;
     }
-    Ok(Physical {
-        kind: ResourceKind::Key,
-        name: key_id,
-        arn,
-        url: None,
-        stream_arn: None,
-    })
+    Ok(Physical { kind: ResourceKind::Key, name: key_id, arn, url: None, stream_arn: None })
 }
 
 async fn create_alias(
@@ -682,19 +582,8 @@ async fn create_alias(
         .find(|p| p.kind == ResourceKind::Key && (p.name == target || p.arn == target))
         .and_then(|key| key.arn.rsplit_once(":key/"))
         .map(|(prefix, _)| format!("{prefix}:{alias}"))
-        .unwrap_or_else(|| {
-            format!(
-                "arn:aws:kms:{region}:{}:{alias}",
-                crate::resolve::ACCOUNT_ID
-            )
-        });
-    Ok(Physical {
-        kind: ResourceKind::Alias,
-        name: alias.to_owned(),
-        arn,
-        url: None,
-        stream_arn: None,
-    })
+        .unwrap_or_else(|| format!("arn:aws:kms:{region}:{}:{alias}", crate::resolve::ACCOUNT_ID));
+    Ok(Physical { kind: ResourceKind::Alias, name: alias.to_owned(), arn, url: None, stream_arn: None })
 }
 
 async fn create_queue(
@@ -705,11 +594,7 @@ async fn create_queue(
     use aws_sdk_sqs::types::QueueAttributeName as A;
 
     let fifo = props.bool("FifoQueue")?.unwrap_or(false);
-    let name = if fifo {
-        format!("{name}.fifo")
-    } else {
-        name.to_owned()
-    };
+    let name = if fifo { format!("{name}.fifo") } else { name.to_owned() };
     let mut attributes: HashMap<A, String> = HashMap::new();
     if fifo {
         attributes.insert(A::FifoQueue, "true".to_owned());
@@ -727,14 +612,8 @@ async fn create_queue(
         ("MessageRetentionPeriod", A::MessageRetentionPeriod),
         ("DelaySeconds", A::DelaySeconds),
         ("MaximumMessageSize", A::MaximumMessageSize),
-        (
-            "ReceiveMessageWaitTimeSeconds",
-            A::ReceiveMessageWaitTimeSeconds,
-        ),
-        (
-            "KmsDataKeyReusePeriodSeconds",
-            A::KmsDataKeyReusePeriodSeconds,
-        ),
+        ("ReceiveMessageWaitTimeSeconds", A::ReceiveMessageWaitTimeSeconds),
+        ("KmsDataKeyReusePeriodSeconds", A::KmsDataKeyReusePeriodSeconds),
     ] {
         if let Some(n) = props.int(key)? {
             attributes.insert(attribute, n.to_string());
@@ -749,10 +628,9 @@ async fn create_queue(
             attributes.insert(attribute, s.to_owned());
         }
     }
-    for (key, attribute) in [
-        ("RedrivePolicy", A::RedrivePolicy),
-        ("RedriveAllowPolicy", A::RedriveAllowPolicy),
-    ] {
+    for (key, attribute) in
+        [("RedrivePolicy", A::RedrivePolicy), ("RedriveAllowPolicy", A::RedriveAllowPolicy)]
+    {
         match props.get(key) {
             None => {}
             Some(Value::String(s)) => {
@@ -779,16 +657,6 @@ async fn create_queue(
         .send()
         .await
         .map_err(|e| aws_error("GetQueueAttributes", &name, e))?;
-    let arn = described
-        .attributes()
-        .and_then(|a| a.get(&A::QueueArn))
-        .cloned()
-        .unwrap_or_default();
-    Ok(Physical {
-        kind: ResourceKind::Queue,
-        name,
-        arn,
-        url: Some(url),
-        stream_arn: None,
-    })
+    let arn = described.attributes().and_then(|a| a.get(&A::QueueArn)).cloned().unwrap_or_default();
+    Ok(Physical { kind: ResourceKind::Queue, name, arn, url: Some(url), stream_arn: None })
 }

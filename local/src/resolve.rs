@@ -34,11 +34,9 @@ impl Context<'_> {
                     .collect::<Result<Map<_, _>, String>>()
                     .map(Value::Object)
             }
-            Value::Array(items) => items
-                .iter()
-                .map(|v| self.resolve(v))
-                .collect::<Result<_, _>>()
-                .map(Value::Array),
+            Value::Array(items) => {
+                items.iter().map(|v| self.resolve(v)).collect::<Result<_, _>>().map(Value::Array)
+            }
             scalar => Ok(scalar.clone()),
         }
     }
@@ -71,10 +69,7 @@ impl Context<'_> {
                         };
                         let items = items
                             .iter()
-                            .map(|v| {
-                                scalar_string(v)
-                                    .ok_or_else(|| format!("Fn::Join: {v} is not a string"))
-                            })
+                            .map(|v| scalar_string(v).ok_or_else(|| format!("Fn::Join: {v} is not a string")))
                             .collect::<Result<Vec<_>, _>>()?;
                         Ok(Value::String(items.join(delimiter)))
                     }
@@ -100,9 +95,7 @@ impl Context<'_> {
             return Ok(value.clone());
         }
         if self.template.parameters().contains_key(name) {
-            return Err(format!(
-                "parameter {name} has no default and no override was given"
-            ));
+            return Err(format!("parameter {name} has no default and no override was given"));
         }
         let physical = self.physical(name)?;
         Ok(match physical.kind {
@@ -121,12 +114,7 @@ impl Context<'_> {
             (ResourceKind::Queue, "QueueName") => Some(physical.name.clone()),
             _ => None,
         };
-        value.ok_or_else(|| {
-            format!(
-                "{id} ({:?}) has no attribute {attribute} locally",
-                physical.kind
-            )
-        })
+        value.ok_or_else(|| format!("{id} ({:?}) has no attribute {attribute} locally", physical.kind))
     }
 
     fn physical(&self, id: &str) -> Result<&Physical, String> {
@@ -193,9 +181,7 @@ pub(crate) fn sub_pieces(text: &str) -> Result<Vec<SubPiece<'_>>, String> {
             pieces.push(SubPiece::Text(&rest[..start]));
         }
         let after = &rest[start + 2..];
-        let end = after
-            .find('}')
-            .ok_or_else(|| format!("Fn::Sub: unclosed ${{ in {text:?}"))?;
+        let end = after.find('}').ok_or_else(|| format!("Fn::Sub: unclosed ${{ in {text:?}"))?;
         let name = &after[..end];
         if let Some(literal) = name.strip_prefix('!') {
             pieces.push(SubPiece::Text("${"));

@@ -60,9 +60,7 @@ pub enum RunError {
         #[source]
         source: std::io::Error,
     },
-    #[error(
-        "function binaries missing in {dir}: {missing} (build them: cargo build --workspace --bins)"
-    )]
+    #[error("function binaries missing in {dir}: {missing} (build them: cargo build --workspace --bins)")]
     MissingBinaries { dir: PathBuf, missing: String },
     #[error("the emulator did not come up on {addr}; see {log}")]
     EmulatorNotReady { addr: SocketAddr, log: PathBuf },
@@ -96,9 +94,7 @@ pub async fn run(options: Options) -> Result<(), RunError> {
     std::fs::create_dir_all(&options.data_dir)
         .map_err(io(format!("creating {}", options.data_dir.display())))?;
 
-    let endpoint = std::env::var("AWS_ENDPOINT_URL")
-        .ok()
-        .filter(|u| !u.trim().is_empty());
+    let endpoint = std::env::var("AWS_ENDPOINT_URL").ok().filter(|u| !u.trim().is_empty());
     let mut emulator = match endpoint {
         Some(_) => None,
         None if options.persist => return Err(RunError::PersistUnsupported),
@@ -142,25 +138,13 @@ async fn serve(
     own_emulator: bool,
 ) -> Result<(), RunError> {
     let (stack, keep) = stack(options, template, sdk).await?;
-    let result = serve_stack(
-        options,
-        template,
-        binaries,
-        sdk,
-        aws_env,
-        region,
-        console.clone(),
-        started,
-        &stack,
-    )
-    .await;
+    let result =
+        serve_stack(options, template, binaries, sdk, aws_env, region, console.clone(), started, &stack)
+            .await;
     // An emulator this run started goes away with everything in it.
     if !keep && !own_emulator {
         stack.teardown(sdk).await;
-        console.note(&format!(
-            "removed the stack's resources (suffix {})",
-            stack.suffix
-        ));
+        console.note(&format!("removed the stack's resources (suffix {})", stack.suffix));
     }
     result
 }
@@ -183,25 +167,15 @@ async fn serve_stack(
 
     let mut functions: BTreeMap<String, Arc<Function>> = BTreeMap::new();
     for spec in template.functions() {
-        let mut env =
-            stack.function_env(template, &spec.logical_id, &options.parameter_overrides)?;
+        let mut env = stack.function_env(template, &spec.logical_id, &options.parameter_overrides)?;
         env.extend(aws_env.clone());
-        env.extend(lambda_env(
-            template,
-            &spec.logical_id,
-            spec.memory_mb,
-            &options.bin_dir,
-        ));
+        env.extend(lambda_env(template, &spec.logical_id, spec.memory_mb, &options.bin_dir));
         let launch = Launch {
             function: spec.logical_id.clone(),
             binary: binaries[&spec.logical_id].clone(),
             env,
             log_file: logs.join(format!("{}.log", spec.logical_id)),
-            arn: format!(
-                "arn:aws:lambda:{region}:{}:function:{}",
-                crate::ACCOUNT_ID,
-                spec.logical_id
-            ),
+            arn: format!("arn:aws:lambda:{region}:{}:function:{}", crate::ACCOUNT_ID, spec.logical_id),
         };
         let function = Function::new(spec.clone(), launch, options.max_instances, console.clone());
         functions.insert(spec.logical_id.clone(), Arc::new(function));
@@ -213,15 +187,9 @@ async fn serve_stack(
         for event in &function.spec.events {
             match event {
                 EventSource::HttpApi { .. } => {}
-                EventSource::DynamoDbStream {
-                    table_logical_id,
-                    batch_size,
-                    filter_patterns,
-                } => {
-                    let Some(stream_arn) = stack
-                        .resources
-                        .get(table_logical_id)
-                        .and_then(|t| t.stream_arn.clone())
+                EventSource::DynamoDbStream { table_logical_id, batch_size, filter_patterns } => {
+                    let Some(stream_arn) =
+                        stack.resources.get(table_logical_id).and_then(|t| t.stream_arn.clone())
                     else {
                         console.note(&format!(
                             "{table_logical_id} has no stream; {} gets no records",
@@ -238,10 +206,7 @@ async fn serve_stack(
                     };
                     triggers.spawn(source.run(aws_sdk_dynamodbstreams::Client::new(sdk)));
                 }
-                EventSource::Sqs {
-                    queue_logical_id,
-                    batch_size,
-                } => {
+                EventSource::Sqs { queue_logical_id, batch_size } => {
                     let Some(queue) = stack.resources.get(queue_logical_id) else {
                         continue;
                     };
@@ -254,11 +219,7 @@ async fn serve_stack(
                     };
                     triggers.spawn(source.run(aws_sdk_sqs::Client::new(sdk)));
                 }
-                EventSource::Schedule {
-                    name,
-                    expression,
-                    input,
-                } => {
+                EventSource::Schedule { name, expression, input } => {
                     let schedule = Schedule {
                         function: function.clone(),
                         name: name.clone(),
@@ -301,28 +262,13 @@ async fn serve_stack(
         }));
     }
 
-    print_banner(
-        options,
-        template,
-        &routes,
-        &schedules,
-        stack,
-        &api_url,
-        &invoke_url,
-        &logs,
-        started,
-    );
+    print_banner(options, template, &routes, &schedules, stack, &api_url, &invoke_url, &logs, started);
 
     wait_for_shutdown().await;
     console.note("stopping");
     triggers.shutdown().await;
     servers.shutdown().await;
-    let background = std::mem::take(
-        &mut *invoke_api
-            .background
-            .lock()
-            .unwrap_or_else(|p| p.into_inner()),
-    );
+    let background = std::mem::take(&mut *invoke_api.background.lock().unwrap_or_else(|p| p.into_inner()));
     let mut background = background;
     background.shutdown().await;
     let mut left = Vec::new();
@@ -332,13 +278,9 @@ async fn serve_stack(
         left.extend(function.shutdown(SHUTDOWN_GRACE).await);
     }
     if left.is_empty() {
-        console.note(&format!(
-            "stopped {processes} function process(es); none left"
-        ));
+        console.note(&format!("stopped {processes} function process(es); none left"));
     } else {
-        console.note(&format!(
-            "processes still running after {SHUTDOWN_GRACE:?}: {left:?}"
-        ));
+        console.note(&format!("processes still running after {SHUTDOWN_GRACE:?}: {left:?}"));
     }
     Ok(())
 }
@@ -363,19 +305,13 @@ fn print_banner(
     );
     println!("  HTTP API     {api_url}");
     for route in routes.routes() {
-        println!(
-            "    {:<7} {:<36} -> {}",
-            route.method, route.path, route.function_logical_id
-        );
+        println!("    {:<7} {:<36} -> {}", route.method, route.path, route.function_logical_id);
     }
     println!(
         "  Invoke API   {invoke_url}   (aws lambda invoke --endpoint-url {invoke_url} --function-name <LogicalId> ...)"
     );
     for schedule in schedules {
-        let pace = match (
-            crate::schedule::rate_period(&schedule.expression),
-            options.schedule_speedup,
-        ) {
+        let pace = match (crate::schedule::rate_period(&schedule.expression), options.schedule_speedup) {
             (_, s) if s <= 0.0 => "on demand only".to_owned(),
             (Some(_), s) if s != 1.0 => format!("{s}x speed"),
             (Some(_), _) => "real time".to_owned(),
@@ -392,10 +328,7 @@ fn print_banner(
     }
     println!("  Function logs {}", logs.display());
     println!("  Ctrl-C stops everything.");
-    println!(
-        "ready in {:.1} s: api={api_url} invoke={invoke_url}",
-        started.elapsed().as_secs_f64()
-    );
+    println!("ready in {:.1} s: api={api_url} invoke={invoke_url}", started.elapsed().as_secs_f64());
     println!();
 }
 
@@ -436,41 +369,22 @@ fn check_binaries(template: &Template, dir: &Path) -> Result<BTreeMap<String, Pa
     if missing.is_empty() {
         Ok(found)
     } else {
-        Err(RunError::MissingBinaries {
-            dir: dir.to_path_buf(),
-            missing: missing.join(", "),
-        })
+        Err(RunError::MissingBinaries { dir: dir.to_path_buf(), missing: missing.join(", ") })
     }
 }
 
 /// The stack to serve, and whether to keep it at exit. With `persist` the stack file
 /// in the data directory names resources created by an earlier run; they are reused
 /// while their table still exists.
-async fn stack(
-    options: &Options,
-    template: &Template,
-    sdk: &SdkConfig,
-) -> Result<(Stack, bool), RunError> {
+async fn stack(options: &Options, template: &Template, sdk: &SdkConfig) -> Result<(Stack, bool), RunError> {
     let file = options.data_dir.join("stack.json");
-    let previous = if options.persist {
-        read_stack(&file)?
-    } else {
-        None
-    };
+    let previous = if options.persist { read_stack(&file)? } else { None };
     if let Some(stack) = previous {
         let table = stack.table_name().unwrap_or_default().to_owned();
-        let exists = aws_sdk_dynamodb::Client::new(sdk)
-            .describe_table()
-            .table_name(&table)
-            .send()
-            .await
-            .is_ok();
+        let exists =
+            aws_sdk_dynamodb::Client::new(sdk).describe_table().table_name(&table).send().await.is_ok();
         if exists {
-            println!(
-                "reusing the stack of {} (suffix {})",
-                file.display(),
-                stack.suffix
-            );
+            println!("reusing the stack of {} (suffix {})", file.display(), stack.suffix);
             return Ok((stack, true));
         }
     }
@@ -486,10 +400,7 @@ fn read_stack(path: &Path) -> Result<Option<Stack>, RunError> {
     match std::fs::read_to_string(path) {
         Ok(text) => serde_json::from_str(&text)
             .map(Some)
-            .map_err(|e| RunError::StackFile {
-                path: path.to_path_buf(),
-                reason: e.to_string(),
-            }),
+            .map_err(|e| RunError::StackFile { path: path.to_path_buf(), reason: e.to_string() }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(io(format!("reading {}", path.display()))(e)),
     }
@@ -502,8 +413,7 @@ async fn start_emulator(options: &Options, console: &Console) -> Result<Emulator
         .port();
     let addr = SocketAddr::new(options.host, port);
     let log = options.data_dir.join("emulator.log");
-    let log_file =
-        std::fs::File::create(&log).map_err(io(format!("creating {}", log.display())))?;
+    let log_file = std::fs::File::create(&log).map_err(io(format!("creating {}", log.display())))?;
     let Some((program, args)) = options.emulator.split_first() else {
         return Err(RunError::Io {
             what: "starting the emulator".to_owned(),
@@ -515,19 +425,13 @@ async fn start_emulator(options: &Options, console: &Console) -> Result<Emulator
         .args(args)
         .args(["-H", &options.host.to_string(), "-p", &port.to_string()])
         .stdin(Stdio::null())
-        .stdout(
-            log_file
-                .try_clone()
-                .map_err(io("opening the emulator log"))?,
-        )
+        .stdout(log_file.try_clone().map_err(io("opening the emulator log"))?)
         .stderr(log_file)
         .kill_on_drop(true);
     // Stopped by the runner after the functions, not by the terminal's Ctrl-C.
     #[cfg(unix)]
     command.process_group(0);
-    let mut child = command
-        .spawn()
-        .map_err(io(format!("starting the emulator ({program})")))?;
+    let mut child = command.spawn().map_err(io(format!("starting the emulator ({program})")))?;
     let deadline = Instant::now() + EMULATOR_READY_TIMEOUT;
     loop {
         if tokio::net::TcpStream::connect(addr).await.is_ok() {
@@ -555,19 +459,15 @@ async fn start_emulator(options: &Options, console: &Console) -> Result<Emulator
 fn aws_env(started_emulator: Option<&str>) -> BTreeMap<String, String> {
     let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
     let mut env = BTreeMap::new();
-    let region = var("AWS_REGION")
-        .or_else(|| var("AWS_DEFAULT_REGION"))
-        .unwrap_or_else(|| "us-east-1".to_owned());
+    let region =
+        var("AWS_REGION").or_else(|| var("AWS_DEFAULT_REGION")).unwrap_or_else(|| "us-east-1".to_owned());
     env.insert("AWS_REGION".to_owned(), region.clone());
     env.insert("AWS_DEFAULT_REGION".to_owned(), region);
     match started_emulator {
         Some(url) => {
             env.insert("AWS_ENDPOINT_URL".to_owned(), url.to_owned());
             env.insert("AWS_ACCESS_KEY_ID".to_owned(), DUMMY_CREDENTIAL.to_owned());
-            env.insert(
-                "AWS_SECRET_ACCESS_KEY".to_owned(),
-                DUMMY_CREDENTIAL.to_owned(),
-            );
+            env.insert("AWS_SECRET_ACCESS_KEY".to_owned(), DUMMY_CREDENTIAL.to_owned());
             env.insert("AWS_EC2_METADATA_DISABLED".to_owned(), "true".to_owned());
         }
         None => {
@@ -588,16 +488,14 @@ fn aws_env(started_emulator: Option<&str>) -> BTreeMap<String, String> {
 }
 
 async fn sdk_config(aws_env: &BTreeMap<String, String>) -> SdkConfig {
-    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest()).region(
-        aws_config::Region::new(aws_env.get("AWS_REGION").cloned().unwrap_or_default()),
-    );
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new(aws_env.get("AWS_REGION").cloned().unwrap_or_default()));
     if let Some(url) = aws_env.get("AWS_ENDPOINT_URL") {
         loader = loader.endpoint_url(url);
     }
-    if let (Some(key), Some(secret)) = (
-        aws_env.get("AWS_ACCESS_KEY_ID"),
-        aws_env.get("AWS_SECRET_ACCESS_KEY"),
-    ) {
+    if let (Some(key), Some(secret)) =
+        (aws_env.get("AWS_ACCESS_KEY_ID"), aws_env.get("AWS_SECRET_ACCESS_KEY"))
+    {
         let token = aws_env.get("AWS_SESSION_TOKEN").cloned();
         loader = loader.credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
             key, secret, token, None, "local",
@@ -617,10 +515,7 @@ fn lambda_env(
         ("AWS_LAMBDA_FUNCTION_NAME", function.to_owned()),
         ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", memory_mb.to_string()),
         ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST".to_owned()),
-        (
-            "AWS_LAMBDA_LOG_GROUP_NAME",
-            format!("/aws/lambda/{function}"),
-        ),
+        ("AWS_LAMBDA_LOG_GROUP_NAME", format!("/aws/lambda/{function}")),
         ("AWS_LAMBDA_LOG_STREAM_NAME", "local".to_owned()),
         ("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand".to_owned()),
         ("AWS_EXECUTION_ENV", "AWS_Lambda_provided.al2023".to_owned()),
@@ -638,14 +533,10 @@ fn lambda_env(
 }
 
 async fn bind(host: IpAddr, port: u16, what: &str) -> Result<TcpListener, RunError> {
-    TcpListener::bind((host, port))
-        .await
-        .map_err(io(format!("binding {what} to {host}:{port}")))
+    TcpListener::bind((host, port)).await.map_err(io(format!("binding {what} to {host}:{port}")))
 }
 
 fn url_of(listener: &TcpListener) -> Result<String, RunError> {
-    let addr = listener
-        .local_addr()
-        .map_err(io("reading a bound address"))?;
+    let addr = listener.local_addr().map_err(io("reading a bound address"))?;
     Ok(format!("http://{addr}"))
 }

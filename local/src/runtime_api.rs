@@ -35,10 +35,7 @@ pub enum Reply {
 impl Reply {
     pub fn failure(error_type: &str, message: &str) -> Self {
         let payload = serde_json::json!({ "errorType": error_type, "errorMessage": message });
-        Reply::Failure {
-            error_type: error_type.to_owned(),
-            payload: Bytes::from(payload.to_string()),
-        }
+        Reply::Failure { error_type: error_type.to_owned(), payload: Bytes::from(payload.to_string()) }
     }
 }
 
@@ -146,15 +143,7 @@ impl Instance {
             };
             let _ = exit_tx.send(Some(description));
         });
-        Ok(Instance {
-            number,
-            pid,
-            invocations,
-            state,
-            exited,
-            kill: Some(kill),
-            server,
-        })
+        Ok(Instance { number, pid, invocations, state, exited, kill: Some(kill), server })
     }
 
     /// Becomes `Some(exit status)` once the process has exited and been reaped.
@@ -174,12 +163,7 @@ impl Instance {
             .map(|d| d.as_millis())
             .unwrap_or_default();
         let (reply, answer) = oneshot::channel();
-        let invocation = Invocation {
-            request_id,
-            payload,
-            deadline_ms,
-            reply,
-        };
+        let invocation = Invocation { request_id, payload, deadline_ms, reply };
         if self.invocations.send(invocation).await.is_err() {
             return (self.exit_reply("the runtime API is gone"), Fate::Gone);
         }
@@ -207,17 +191,8 @@ impl Instance {
     }
 
     fn exit_reply(&self, what: &str) -> Reply {
-        let status = self
-            .exited
-            .borrow()
-            .clone()
-            .unwrap_or_else(|| "still running".to_owned());
-        let init = self
-            .state
-            .init_error
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
+        let status = self.exited.borrow().clone().unwrap_or_else(|| "still running".to_owned());
+        let init = self.state.init_error.lock().unwrap_or_else(|p| p.into_inner()).clone();
         let message = match init {
             Some(init) => format!("Runtime {what} ({status}); init error: {init}"),
             None => format!("Runtime {what} ({status}); see the function's log"),
@@ -239,10 +214,7 @@ fn open_log(path: &Path) -> Result<std::fs::File, std::io::Error> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
+    std::fs::OpenOptions::new().create(true).append(true).open(path)
 }
 
 /// What a Lambda process inherits from the machine: a PATH, and the AWS SDK settings
@@ -278,14 +250,7 @@ async fn runtime_api(state: &RuntimeState, request: Request) -> Response {
             } else {
                 request.body
             };
-            settle(
-                state,
-                id,
-                Reply::Failure {
-                    error_type,
-                    payload,
-                },
-            )
+            settle(state, id, Reply::Failure { error_type, payload })
         }
         ("POST", ["init", "error"]) => {
             let text = String::from_utf8_lossy(&request.body).into_owned();
@@ -310,11 +275,7 @@ async fn next(state: &RuntimeState) -> Response {
     let trace = format!(
         "Root=1-{}-{};Sampled=0",
         short_hex_time(),
-        uuid::Uuid::new_v4()
-            .simple()
-            .to_string()
-            .get(..24)
-            .unwrap_or_default()
+        uuid::Uuid::new_v4().simple().to_string().get(..24).unwrap_or_default()
     );
     web::response(
         StatusCode::OK,
@@ -330,11 +291,7 @@ async fn next(state: &RuntimeState) -> Response {
 }
 
 fn settle(state: &RuntimeState, request_id: &str, reply: Reply) -> Response {
-    let waiting = state
-        .in_flight
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .remove(request_id);
+    let waiting = state.in_flight.lock().unwrap_or_else(|p| p.into_inner()).remove(request_id);
     match waiting {
         Some(sender) => {
             // The caller may have given up (timeout); nothing else to do then.
@@ -356,10 +313,7 @@ fn accepted() -> Response {
 }
 
 fn short_hex_time() -> String {
-    let secs = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or_default();
+    let secs = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default();
     format!("{secs:08x}")
 }
 
@@ -411,8 +365,7 @@ while True:
     }
 
     pub(crate) fn temp_dir() -> std::path::PathBuf {
-        let dir =
-            std::env::temp_dir().join(format!("caas-local-test-{}", uuid::Uuid::new_v4().simple()));
+        let dir = std::env::temp_dir().join(format!("caas-local-test-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(&dir).expect("temp dir");
         dir
     }
@@ -437,36 +390,24 @@ while True:
         assert_eq!(body["pid"], instance.pid);
         assert_eq!(body["function"], "Fake");
 
-        let (reply, fate) = instance
-            .invoke(Bytes::from(r#"{"fail":true}"#), timeout)
-            .await;
-        assert!(
-            matches!(fate, Fate::Warm),
-            "a reported error keeps the instance"
-        );
+        let (reply, fate) = instance.invoke(Bytes::from(r#"{"fail":true}"#), timeout).await;
+        assert!(matches!(fate, Fate::Warm), "a reported error keeps the instance");
         assert!(matches!(&reply, Reply::Failure { .. }));
         assert_eq!(json_of(&reply)["errorType"], "Boom");
 
-        let (reply, fate) = instance
-            .invoke(Bytes::from(r#"{"sleep":5}"#), Duration::from_millis(300))
-            .await;
+        let (reply, fate) = instance.invoke(Bytes::from(r#"{"sleep":5}"#), Duration::from_millis(300)).await;
         assert!(matches!(fate, Fate::Gone));
         assert_eq!(json_of(&reply)["errorType"], "Sandbox.Timedout");
         instance.stop().await;
 
         let mut instance = Instance::start(&fake_launch(&dir), 2).await.expect("start");
-        let (reply, fate) = instance
-            .invoke(Bytes::from(r#"{"crash":true}"#), timeout)
-            .await;
+        let (reply, fate) = instance.invoke(Bytes::from(r#"{"crash":true}"#), timeout).await;
         assert!(matches!(fate, Fate::Gone));
         assert_eq!(json_of(&reply)["errorType"], "Runtime.ExitError");
         assert!(!instance.is_alive());
         let pid = instance.pid;
         instance.stop().await;
-        assert!(
-            !std::path::Path::new(&format!("/proc/{pid}")).exists(),
-            "the crashed process was reaped"
-        );
+        assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists(), "the crashed process was reaped");
         let _ = std::fs::remove_dir_all(dir);
     }
 

@@ -73,10 +73,7 @@ impl Schedule {
             }),
         };
         let trigger = format!("schedule {} {}", self.name, self.expression);
-        self.function
-            .invoke(Bytes::from(payload.to_string()), &trigger, plain_status)
-            .await
-            .reply
+        self.function.invoke(Bytes::from(payload.to_string()), &trigger, plain_status).await.reply
     }
 }
 
@@ -86,19 +83,10 @@ mod tests {
 
     #[test]
     fn rates_parse() {
-        assert_eq!(
-            rate_period("rate(5 minutes)"),
-            Some(Duration::from_secs(300))
-        );
+        assert_eq!(rate_period("rate(5 minutes)"), Some(Duration::from_secs(300)));
         assert_eq!(rate_period("rate(1 hour)"), Some(Duration::from_secs(3600)));
-        assert_eq!(
-            rate_period("rate(6 hours)"),
-            Some(Duration::from_secs(21_600))
-        );
-        assert_eq!(
-            rate_period("rate(2 days)"),
-            Some(Duration::from_secs(172_800))
-        );
+        assert_eq!(rate_period("rate(6 hours)"), Some(Duration::from_secs(21_600)));
+        assert_eq!(rate_period("rate(2 days)"), Some(Duration::from_secs(172_800)));
         assert_eq!(rate_period("rate(0 minutes)"), None);
         assert_eq!(rate_period("cron(0 12 * * ? *)"), None);
     }

@@ -77,10 +77,8 @@ pub struct HttpRoute {
 impl Template {
     pub fn load(path: impl AsRef<Path>) -> Result<Self, LocalError> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|source| LocalError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| LocalError::Io { path: path.to_path_buf(), source })?;
         Self::parse(&text)
     }
 
@@ -90,10 +88,7 @@ impl Template {
         if !root.get("Resources").is_some_and(Value::is_object) {
             return Err(LocalError::invalid("Resources", "missing or not a mapping"));
         }
-        let mut template = Template {
-            root,
-            functions: Vec::new(),
-        };
+        let mut template = Template { root, functions: Vec::new() };
         template.functions = template.parse_functions()?;
         Ok(template)
     }
@@ -147,18 +142,9 @@ impl Template {
 
     /// `LoggingConfig.LogFormat` of a function, else of `Globals.Function` (`JSON` or `Text`).
     pub fn log_format(&self, function_logical_id: &str) -> Option<String> {
-        let own = self
-            .resources()
-            .get(function_logical_id)?
-            .pointer("/Properties/LoggingConfig/LogFormat");
-        let global = || {
-            self.globals_function()?
-                .get("LoggingConfig")?
-                .get("LogFormat")
-        };
-        own.or_else(global)
-            .and_then(Value::as_str)
-            .map(str::to_owned)
+        let own = self.resources().get(function_logical_id)?.pointer("/Properties/LoggingConfig/LogFormat");
+        let global = || self.globals_function()?.get("LoggingConfig")?.get("LogFormat");
+        own.or_else(global).and_then(Value::as_str).map(str::to_owned)
     }
 
     /// Each parameter's `Default` as a string (lists joined with commas, as CloudFormation
@@ -168,11 +154,9 @@ impl Template {
             .iter()
             .filter_map(|(name, p)| {
                 let default = match p.get("Default")? {
-                    Value::Array(items) => items
-                        .iter()
-                        .map(scalar_string)
-                        .collect::<Option<Vec<_>>>()?
-                        .join(","),
+                    Value::Array(items) => {
+                        items.iter().map(scalar_string).collect::<Option<Vec<_>>>()?.join(",")
+                    }
                     other => scalar_string(other)?,
                 };
                 Some((name.clone(), default))
@@ -182,18 +166,12 @@ impl Template {
 
     pub(crate) fn parameters(&self) -> &Map<String, Value> {
         static EMPTY: std::sync::OnceLock<Map<String, Value>> = std::sync::OnceLock::new();
-        self.root
-            .get("Parameters")
-            .and_then(Value::as_object)
-            .unwrap_or_else(|| EMPTY.get_or_init(Map::new))
+        self.root.get("Parameters").and_then(Value::as_object).unwrap_or_else(|| EMPTY.get_or_init(Map::new))
     }
 
     pub(crate) fn resources(&self) -> &Map<String, Value> {
         static EMPTY: std::sync::OnceLock<Map<String, Value>> = std::sync::OnceLock::new();
-        self.root
-            .get("Resources")
-            .and_then(Value::as_object)
-            .unwrap_or_else(|| EMPTY.get_or_init(Map::new))
+        self.root.get("Resources").and_then(Value::as_object).unwrap_or_else(|| EMPTY.get_or_init(Map::new))
     }
 
     pub(crate) fn resource_type(&self, logical_id: &str) -> Option<&str> {
@@ -220,10 +198,7 @@ impl Template {
                 None => &empty,
                 Some(Value::Object(p)) => p,
                 Some(_) => {
-                    return Err(LocalError::invalid(
-                        format!("{at}.Properties"),
-                        "not a mapping",
-                    ));
+                    return Err(LocalError::invalid(format!("{at}.Properties"), "not a mapping"));
                 }
             };
             let setting = |key: &str| props.get(key).or_else(|| globals.and_then(|g| g.get(key)));
@@ -237,10 +212,7 @@ impl Template {
                     ));
                 }
                 None => {
-                    return Err(LocalError::invalid(
-                        format!("{at}.Properties"),
-                        "no CodeUri",
-                    ));
+                    return Err(LocalError::invalid(format!("{at}.Properties"), "no CodeUri"));
                 }
             };
             let binary = match resource.pointer("/Metadata/BuildProperties/Binary") {
@@ -276,15 +248,10 @@ impl Template {
                 None => Vec::new(),
                 Some(Value::Object(events)) => events
                     .iter()
-                    .map(|(name, e)| {
-                        self.parse_event(name, e, &format!("{at}.Properties.Events.{name}"))
-                    })
+                    .map(|(name, e)| self.parse_event(name, e, &format!("{at}.Properties.Events.{name}")))
                     .collect::<Result<_, _>>()?,
                 Some(_) => {
-                    return Err(LocalError::invalid(
-                        format!("{at}.Properties.Events"),
-                        "not a mapping",
-                    ));
+                    return Err(LocalError::invalid(format!("{at}.Properties.Events"), "not a mapping"));
                 }
             };
             out.push(FunctionSpec {
@@ -311,10 +278,7 @@ impl Template {
             match props.get(key) {
                 None => Ok(None),
                 Some(Value::String(s)) => Ok(Some(s.clone())),
-                Some(_) => Err(LocalError::invalid(
-                    format!("{at}.{key}"),
-                    "must be a plain string",
-                )),
+                Some(_) => Err(LocalError::invalid(format!("{at}.{key}"), "must be a plain string")),
             }
         };
         let batch_size = |default: u32| -> Result<u32, LocalError> {
@@ -322,37 +286,28 @@ impl Template {
                 None => Ok(default),
                 Some(v) => {
                     let n = self.static_u64(v, &format!("{at}.BatchSize"))?;
-                    u32::try_from(n)
-                        .map_err(|_| LocalError::invalid(format!("{at}.BatchSize"), "too large"))
+                    u32::try_from(n).map_err(|_| LocalError::invalid(format!("{at}.BatchSize"), "too large"))
                 }
             }
         };
         match kind {
             "HttpApi" => Ok(EventSource::HttpApi {
-                method: opt_str("Method")?
-                    .map_or_else(|| "ANY".to_owned(), |m| m.to_ascii_uppercase()),
+                method: opt_str("Method")?.map_or_else(|| "ANY".to_owned(), |m| m.to_ascii_uppercase()),
                 path: opt_str("Path")?.unwrap_or_else(|| "$default".to_owned()),
             }),
             "Schedule" | "ScheduleV2" => {
-                let key = if kind == "Schedule" {
-                    "Schedule"
-                } else {
-                    "ScheduleExpression"
-                };
+                let key = if kind == "Schedule" { "Schedule" } else { "ScheduleExpression" };
                 let expression =
                     opt_str(key)?.ok_or_else(|| LocalError::invalid(&at, format!("no {key}")))?;
-                let input = match props.get("Input") {
-                    None => None,
-                    Some(Value::String(text)) => Some(serde_json::from_str(text).map_err(|e| {
-                        LocalError::invalid(format!("{at}.Input"), format!("not JSON: {e}"))
-                    })?),
-                    Some(other) => Some(other.clone()),
-                };
-                Ok(EventSource::Schedule {
-                    name: name.to_owned(),
-                    expression,
-                    input,
-                })
+                let input =
+                    match props.get("Input") {
+                        None => None,
+                        Some(Value::String(text)) => Some(serde_json::from_str(text).map_err(|e| {
+                            LocalError::invalid(format!("{at}.Input"), format!("not JSON: {e}"))
+                        })?),
+                        Some(other) => Some(other.clone()),
+                    };
+                Ok(EventSource::Schedule { name: name.to_owned(), expression, input })
             }
             "DynamoDB" => {
                 let table_logical_id =
@@ -387,11 +342,7 @@ impl Template {
                 })
             }
             "SQS" => Ok(EventSource::Sqs {
-                queue_logical_id: self.get_att_target(
-                    props.get("Queue"),
-                    "Arn",
-                    &format!("{at}.Queue"),
-                )?,
+                queue_logical_id: self.get_att_target(props.get("Queue"), "Arn", &format!("{at}.Queue"))?,
                 batch_size: batch_size(DEFAULT_SQS_BATCH_SIZE)?,
             }),
             other => Err(LocalError::invalid(
@@ -404,27 +355,17 @@ impl Template {
     }
 
     /// `!GetAtt X.<attribute>` naming a resource of the template → `X`.
-    fn get_att_target(
-        &self,
-        value: Option<&Value>,
-        attribute: &str,
-        at: &str,
-    ) -> Result<String, LocalError> {
+    fn get_att_target(&self, value: Option<&Value>, attribute: &str, at: &str) -> Result<String, LocalError> {
         let target = value
             .and_then(|v| v.get("Fn::GetAtt"))
             .and_then(get_att_parts)
             .filter(|(_, attr)| attr == attribute)
             .map(|(id, _)| id)
-            .ok_or_else(|| {
-                LocalError::invalid(at, format!("must be !GetAtt <resource>.{attribute}"))
-            })?;
+            .ok_or_else(|| LocalError::invalid(at, format!("must be !GetAtt <resource>.{attribute}")))?;
         if self.resources().contains_key(&target) {
             Ok(target)
         } else {
-            Err(LocalError::invalid(
-                at,
-                format!("{target} is not a resource of the template"),
-            ))
+            Err(LocalError::invalid(at, format!("{target} is not a resource of the template")))
         }
     }
 
@@ -432,21 +373,14 @@ impl Template {
     /// parameter's default.
     fn static_u64(&self, value: &Value, at: &str) -> Result<u64, LocalError> {
         let resolved = match value.get("Ref").and_then(Value::as_str) {
-            Some(param) => self
-                .parameter_defaults()
-                .get(param)
-                .cloned()
-                .ok_or_else(|| {
-                    LocalError::invalid(
-                        at,
-                        format!("Ref to {param}, which is no parameter with a default"),
-                    )
-                })?,
+            Some(param) => self.parameter_defaults().get(param).cloned().ok_or_else(|| {
+                LocalError::invalid(at, format!("Ref to {param}, which is no parameter with a default"))
+            })?,
             None => scalar_string(value).ok_or_else(|| LocalError::invalid(at, "not a number"))?,
         };
-        resolved.parse().map_err(|_| {
-            LocalError::invalid(at, format!("{resolved:?} is not a non-negative integer"))
-        })
+        resolved
+            .parse()
+            .map_err(|_| LocalError::invalid(at, format!("{resolved:?} is not a non-negative integer")))
     }
 }
 
@@ -457,9 +391,7 @@ pub(crate) fn get_att_parts(arg: &Value) -> Option<(String, String)> {
             [Value::String(id), Value::String(attr)] => Some((id.clone(), attr.clone())),
             _ => None,
         },
-        Value::String(s) => s
-            .split_once('.')
-            .map(|(id, attr)| (id.to_owned(), attr.to_owned())),
+        Value::String(s) => s.split_once('.').map(|(id, attr)| (id.to_owned(), attr.to_owned())),
         _ => None,
     }
 }
@@ -490,9 +422,7 @@ fn to_json(value: &serde_yaml::Value, at: &str) -> Result<Value, LocalError> {
                 n.as_f64()
                     .and_then(serde_json::Number::from_f64)
                     .map(Value::Number)
-                    .ok_or_else(|| {
-                        LocalError::invalid(at, format!("number {n} has no JSON form"))
-                    })?
+                    .ok_or_else(|| LocalError::invalid(at, format!("number {n} has no JSON form")))?
             }
         }
         Y::String(s) => Value::String(s.clone()),

@@ -11,11 +11,7 @@ fn repo() -> Template {
 }
 
 fn route(method: &str, path: &str, function: &str) -> HttpRoute {
-    HttpRoute {
-        method: method.to_owned(),
-        path: path.to_owned(),
-        function_logical_id: function.to_owned(),
-    }
+    HttpRoute { method: method.to_owned(), path: path.to_owned(), function_logical_id: function.to_owned() }
 }
 
 #[test]
@@ -28,19 +24,11 @@ fn the_real_template_routes_the_auth_endpoints() {
         route("POST", "/v1/auth/logout", "LogoutFunction"),
         route("GET", "/.well-known/jwks.json", "JwksFunction"),
     ] {
-        assert!(
-            routes.contains(&expected),
-            "{expected:?} missing from {routes:?}"
-        );
+        assert!(routes.contains(&expected), "{expected:?} missing from {routes:?}");
     }
     let mut seen = std::collections::BTreeSet::new();
     for r in &routes {
-        assert!(
-            seen.insert((&r.method, &r.path)),
-            "route {} {} declared twice",
-            r.method,
-            r.path
-        );
+        assert!(seen.insert((&r.method, &r.path)), "route {} {} declared twice", r.method, r.path);
     }
 }
 
@@ -48,36 +36,24 @@ fn the_real_template_routes_the_auth_endpoints() {
 fn the_real_template_functions_build_from_their_own_crates() {
     let template = repo();
     let functions = template.functions();
-    let login = functions
-        .iter()
-        .find(|f| f.logical_id == "LoginFunction")
-        .expect("LoginFunction");
+    let login = functions.iter().find(|f| f.logical_id == "LoginFunction").expect("LoginFunction");
     assert_eq!(login.binary, "login");
     assert_eq!(login.code_uri, "functions/login");
     assert_eq!(login.timeout_seconds, 10);
     assert_eq!(login.memory_mb, 256);
     assert_eq!(
         login.events,
-        [EventSource::HttpApi {
-            method: "POST".to_owned(),
-            path: "/v1/auth/login".to_owned()
-        }]
+        [EventSource::HttpApi { method: "POST".to_owned(), path: "/v1/auth/login".to_owned() }]
     );
-    for id in [
-        "RegisterFunction",
-        "LoginFunction",
-        "RefreshFunction",
-        "LogoutFunction",
-        "JwksFunction",
-    ] {
+    for id in ["RegisterFunction", "LoginFunction", "RefreshFunction", "LogoutFunction", "JwksFunction"] {
         assert!(functions.iter().any(|f| f.logical_id == id), "{id} missing");
     }
     // `sam build` needs each CodeUri to be the function's own workspace member.
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     for f in &functions {
         let manifest = root.join(&f.code_uri).join("Cargo.toml");
-        let text = std::fs::read_to_string(&manifest)
-            .unwrap_or_else(|e| panic!("{}: {e}", manifest.display()));
+        let text =
+            std::fs::read_to_string(&manifest).unwrap_or_else(|e| panic!("{}: {e}", manifest.display()));
         assert!(
             text.contains(&format!("name = \"{}\"", f.binary)),
             "{} builds no binary {}",
@@ -105,11 +81,7 @@ fn parameter_defaults_are_strings() {
         ("BackupRetentionDays", "30"),
         ("BackupKeepNewest", "7"),
     ] {
-        assert_eq!(
-            defaults.get(name).map(String::as_str),
-            Some(value),
-            "{name}"
-        );
+        assert_eq!(defaults.get(name).map(String::as_str), Some(value), "{name}");
     }
 }
 
@@ -183,27 +155,15 @@ Resources:
 "#;
 
 fn physical(kind: ResourceKind, name: &str, arn: &str) -> Physical {
-    Physical {
-        kind,
-        name: name.to_owned(),
-        arn: arn.to_owned(),
-        url: None,
-        stream_arn: None,
-    }
+    Physical { kind, name: name.to_owned(), arn: arn.to_owned(), url: None, stream_arn: None }
 }
 
 fn stack() -> Stack {
-    let mut table = physical(
-        ResourceKind::Table,
-        "Table-s1",
-        "arn:aws:dynamodb:eu-west-1:123456789012:table/Table-s1",
-    );
+    let mut table =
+        physical(ResourceKind::Table, "Table-s1", "arn:aws:dynamodb:eu-west-1:123456789012:table/Table-s1");
     table.stream_arn = Some(format!("{}/stream/1", table.arn));
-    let mut queue = physical(
-        ResourceKind::Queue,
-        "Queue-s1.fifo",
-        "arn:aws:sqs:eu-west-1:123456789012:Queue-s1.fifo",
-    );
+    let mut queue =
+        physical(ResourceKind::Queue, "Queue-s1.fifo", "arn:aws:sqs:eu-west-1:123456789012:Queue-s1.fifo");
     queue.url = Some("http://127.0.0.1:1/123456789012/Queue-s1.fifo".to_owned());
     Stack {
         suffix: "s1".to_owned(),
@@ -211,11 +171,7 @@ fn stack() -> Stack {
             ("Table".to_owned(), table),
             (
                 "Key".to_owned(),
-                physical(
-                    ResourceKind::Key,
-                    "key-1",
-                    "arn:aws:kms:eu-west-1:123456789012:key/key-1",
-                ),
+                physical(ResourceKind::Key, "key-1", "arn:aws:kms:eu-west-1:123456789012:key/key-1"),
             ),
             ("Queue".to_owned(), queue),
         ]),
@@ -223,17 +179,13 @@ fn stack() -> Stack {
 }
 
 fn env_var(env: &BTreeMap<String, String>, name: &str) -> String {
-    env.get(name)
-        .cloned()
-        .unwrap_or_else(|| panic!("{name} missing from {env:?}"))
+    env.get(name).cloned().unwrap_or_else(|| panic!("{name} missing from {env:?}"))
 }
 
 #[test]
 fn intrinsics_resolve_in_short_and_long_form() {
     let template = Template::parse(INTRINSICS).expect("parse");
-    let env = stack()
-        .function_env(&template, "Fn", &BTreeMap::new())
-        .expect("env");
+    let env = stack().function_env(&template, "Fn", &BTreeMap::new()).expect("env");
     let table_arn = "arn:aws:dynamodb:eu-west-1:123456789012:table/Table-s1";
     let expected = [
         ("TABLE", "Table-s1"),
@@ -245,15 +197,9 @@ fn intrinsics_resolve_in_short_and_long_form() {
         ("TABLE_ARN_SHORT", table_arn),
         ("TABLE_ARN_LONG", table_arn),
         ("TABLE_ARN_DOTTED", table_arn),
-        (
-            "STREAM",
-            "arn:aws:dynamodb:eu-west-1:123456789012:table/Table-s1/stream/1",
-        ),
+        ("STREAM", "arn:aws:dynamodb:eu-west-1:123456789012:table/Table-s1/stream/1"),
         ("QUEUE_NAME", "Queue-s1.fifo"),
-        (
-            "QUEUE_URL_ATT",
-            "http://127.0.0.1:1/123456789012/Queue-s1.fifo",
-        ),
+        ("QUEUE_URL_ATT", "http://127.0.0.1:1/123456789012/Queue-s1.fifo"),
         ("KEY_ID", "key-1"),
         (
             "SUB",
@@ -268,10 +214,7 @@ fn intrinsics_resolve_in_short_and_long_form() {
     for (name, value) in expected {
         assert_eq!(env_var(&env, name), value, "{name}");
     }
-    assert!(
-        !env.contains_key("GONE"),
-        "AWS::NoValue leaves the variable out"
-    );
+    assert!(!env.contains_key("GONE"), "AWS::NoValue leaves the variable out");
     assert_eq!(env.len(), expected.len());
 }
 
@@ -279,35 +222,22 @@ fn intrinsics_resolve_in_short_and_long_form() {
 fn parameter_overrides_win_over_defaults() {
     let template = Template::parse(INTRINSICS).expect("parse");
     let overrides = BTreeMap::from([("Memory".to_owned(), "1024".to_owned())]);
-    let env = stack()
-        .function_env(&template, "Fn", &overrides)
-        .expect("env");
+    let env = stack().function_env(&template, "Fn", &overrides).expect("env");
     assert_eq!(env_var(&env, "MEMORY"), "1024");
     assert_eq!(env_var(&env, "JOIN"), "caas,1024");
 
     let typo = BTreeMap::from([("Memroy".to_owned(), "1".to_owned())]);
-    let err = stack()
-        .function_env(&template, "Fn", &typo)
-        .expect_err("unknown parameter");
-    assert!(
-        matches!(err, LocalError::UnknownParameter(ref p) if p == "Memroy"),
-        "{err}"
-    );
+    let err = stack().function_env(&template, "Fn", &typo).expect_err("unknown parameter");
+    assert!(matches!(err, LocalError::UnknownParameter(ref p) if p == "Memroy"), "{err}");
 }
 
 #[test]
 fn unresolvable_variables_name_the_function_and_the_variable() {
     let template = Template::parse(INTRINSICS).expect("parse");
     let stack = stack();
-    let err = stack
-        .function_env(&template, "Bad", &BTreeMap::new())
-        .expect_err("!If is not supported");
+    let err = stack.function_env(&template, "Bad", &BTreeMap::new()).expect_err("!If is not supported");
     match &err {
-        LocalError::Unresolvable {
-            function,
-            variable,
-            reason,
-        } => {
+        LocalError::Unresolvable { function, variable, reason } => {
             assert_eq!(function, "Bad");
             assert_eq!(variable, "CONDITIONAL");
             assert!(reason.contains("Fn::If"), "{reason}");
@@ -317,11 +247,9 @@ fn unresolvable_variables_name_the_function_and_the_variable() {
     assert!(err.to_string().contains("Bad") && err.to_string().contains("CONDITIONAL"));
 
     let yaml = INTRINSICS.replace("CONDITIONAL: !If [IsProd, a, b]", "");
-    let template =
-        Template::parse(&yaml.replace("NEEDS_PARAMETER: !Ref Required", "")).expect("parse");
-    let err = stack
-        .function_env(&template, "Bad", &BTreeMap::new())
-        .expect_err("the HTTP API is not provisioned");
+    let template = Template::parse(&yaml.replace("NEEDS_PARAMETER: !Ref Required", "")).expect("parse");
+    let err =
+        stack.function_env(&template, "Bad", &BTreeMap::new()).expect_err("the HTTP API is not provisioned");
     assert!(
         matches!(&err, LocalError::Unresolvable { variable, reason, .. }
         if variable == "UNPROVISIONED" && reason.contains("not provisioned")),
@@ -330,22 +258,16 @@ fn unresolvable_variables_name_the_function_and_the_variable() {
 
     let yaml = yaml.replace("UNPROVISIONED: !Ref Api", "");
     let template = Template::parse(&yaml).expect("parse");
-    let err = stack
-        .function_env(&template, "Bad", &BTreeMap::new())
-        .expect_err("no default");
+    let err = stack.function_env(&template, "Bad", &BTreeMap::new()).expect_err("no default");
     assert!(
         matches!(&err, LocalError::Unresolvable { variable, .. } if variable == "NEEDS_PARAMETER"),
         "{err}"
     );
     let overrides = BTreeMap::from([("Required".to_owned(), "given".to_owned())]);
-    let env = stack
-        .function_env(&template, "Bad", &overrides)
-        .expect("env");
+    let env = stack.function_env(&template, "Bad", &overrides).expect("env");
     assert_eq!(env_var(&env, "NEEDS_PARAMETER"), "given");
 
-    let err = stack
-        .function_env(&template, "Table", &BTreeMap::new())
-        .expect_err("not a function");
+    let err = stack.function_env(&template, "Table", &BTreeMap::new()).expect_err("not a function");
     assert!(matches!(err, LocalError::UnknownFunction(ref f) if f == "Table"));
 }
 
@@ -354,21 +276,12 @@ fn functions_and_their_event_sources_are_read() {
     let template = Template::parse(INTRINSICS).expect("parse");
     let functions = template.functions();
     let f = functions.iter().find(|f| f.logical_id == "Fn").expect("Fn");
-    assert_eq!(
-        f.binary, "thing",
-        "binary defaults to the CodeUri directory"
-    );
+    assert_eq!(f.binary, "thing", "binary defaults to the CodeUri directory");
     assert_eq!(f.code_uri, "functions/thing/");
-    assert_eq!(
-        f.timeout_seconds, 65536,
-        "Globals Timeout via !Ref to a parameter default"
-    );
+    assert_eq!(f.timeout_seconds, 65536, "Globals Timeout via !Ref to a parameter default");
     assert_eq!(f.memory_mb, 512);
     let events = &f.events;
-    assert!(events.contains(&EventSource::HttpApi {
-        method: "GET".to_owned(),
-        path: "/things".to_owned()
-    }));
+    assert!(events.contains(&EventSource::HttpApi { method: "GET".to_owned(), path: "/things".to_owned() }));
     assert!(events.contains(&EventSource::Schedule {
         name: "Tick".to_owned(),
         expression: "rate(1 hour)".to_owned(),
@@ -379,23 +292,14 @@ fn functions_and_their_event_sources_are_read() {
         batch_size: 25,
         filter_patterns: vec![json!({"dynamodb": {"NewImage": {"kind": {"S": ["outbox"]}}}})],
     }));
-    assert!(events.contains(&EventSource::Sqs {
-        queue_logical_id: "Queue".to_owned(),
-        batch_size: 10,
-    }));
+    assert!(events.contains(&EventSource::Sqs { queue_logical_id: "Queue".to_owned(), batch_size: 10 }));
     assert_eq!(template.http_routes(), [route("GET", "/things", "Fn")]);
 }
 
 #[test]
 fn malformed_templates_are_refused_with_the_place() {
-    assert!(matches!(
-        Template::parse("Resources: [unclosed"),
-        Err(LocalError::Yaml(_))
-    ));
-    assert!(matches!(
-        Template::parse("Parameters: {}"),
-        Err(LocalError::InvalidTemplate { .. })
-    ));
+    assert!(matches!(Template::parse("Resources: [unclosed"), Err(LocalError::Yaml(_))));
+    assert!(matches!(Template::parse("Parameters: {}"), Err(LocalError::InvalidTemplate { .. })));
 
     let unsupported_event = r#"
 Resources:
@@ -407,11 +311,7 @@ Resources:
         Rest: {Type: Api, Properties: {Path: /x, Method: get}}
 "#;
     let err = Template::parse(unsupported_event).expect_err("Api events are not supported");
-    assert!(
-        err.to_string()
-            .contains("Resources.F.Properties.Events.Rest"),
-        "{err}"
-    );
+    assert!(err.to_string().contains("Resources.F.Properties.Events.Rest"), "{err}");
 
     let dangling_queue = r#"
 Resources:

@@ -117,7 +117,12 @@ impl Config {
             )?,
             lockout: LockoutPolicy {
                 threshold: number(&text, "LOCKOUT_THRESHOLD", defaults.1.threshold, 1..=1000)?,
-                window_seconds: number(&text, "LOCKOUT_WINDOW_SECONDS", defaults.1.window_seconds, 1..=86_400)?,
+                window_seconds: number(
+                    &text,
+                    "LOCKOUT_WINDOW_SECONDS",
+                    defaults.1.window_seconds,
+                    1..=86_400,
+                )?,
                 duration_seconds: number(
                     &text,
                     "LOCKOUT_DURATION_SECONDS",
@@ -125,20 +130,22 @@ impl Config {
                     1..=86_400,
                 )?,
             },
-            idempotency_ttl_seconds: number(
-                &text,
-                "IDEMPOTENCY_TTL_SECONDS",
-                86_400,
-                86_400..=2_592_000,
-            )?,
+            idempotency_ttl_seconds: number(&text, "IDEMPOTENCY_TTL_SECONDS", 86_400, 86_400..=2_592_000)?,
             backup: BackupSettings {
                 tables: match text("BACKUP_TABLES") {
-                    Some(list) => list.split(',').map(str::trim).filter(|t| !t.is_empty()).map(str::to_owned).collect(),
+                    Some(list) => {
+                        list.split(',').map(str::trim).filter(|t| !t.is_empty()).map(str::to_owned).collect()
+                    }
                     None => vec![required("TABLE_NAME")?],
                 },
                 retention_days: number(&text, "BACKUP_RETENTION_DAYS", 30, 1..=3650)?,
                 keep_newest: number(&text, "BACKUP_KEEP_NEWEST", 7, 1..=1000)?,
-                drill_count_tolerance_percent: number(&text, "BACKUP_DRILL_COUNT_TOLERANCE_PERCENT", 5, 0..=100)?,
+                drill_count_tolerance_percent: number(
+                    &text,
+                    "BACKUP_DRILL_COUNT_TOLERANCE_PERCENT",
+                    5,
+                    0..=100,
+                )?,
             },
             migrate: MigrateSettings {
                 page_size: number(&text, "MIGRATE_PAGE_SIZE", 200, 1..=1000)?,

@@ -57,7 +57,8 @@ impl AppError {
             }
             SdkError::ServiceError(service) => {
                 let code = service.err().code().unwrap_or("Unknown");
-                if code.contains("Throttl") || code.contains("ProvisionedThroughputExceeded")
+                if code.contains("Throttl")
+                    || code.contains("ProvisionedThroughputExceeded")
                     || code == "RequestLimitExceeded"
                 {
                     Self::Unavailable(format!("{context}: throttled"))
@@ -65,7 +66,9 @@ impl AppError {
                     Self::Internal(format!("{context}: {code}: {}", service.err().message().unwrap_or("")))
                 }
             }
-            other => Self::Internal(format!("{context}: {}", aws_sdk_dynamodb::error::DisplayErrorContext(other))),
+            other => {
+                Self::Internal(format!("{context}: {}", aws_sdk_dynamodb::error::DisplayErrorContext(other)))
+            }
         }
     }
 }

@@ -218,9 +218,9 @@ fn render(reply: Reply) -> Response<Body> {
         builder = builder.header(*name, value.as_str());
     }
     let response = match reply.body {
-        Some(body) => builder
-            .header(header::CONTENT_TYPE, "application/json")
-            .body(Body::Text(body.to_string())),
+        Some(body) => {
+            builder.header(header::CONTENT_TYPE, "application/json").body(Body::Text(body.to_string()))
+        }
         None => builder.body(Body::Empty),
     };
     response.unwrap_or_else(|_| fallback_internal())
@@ -248,9 +248,7 @@ pub fn problem_response(error: &AppError) -> Response<Body> {
     } else {
         tracing::info!(problem = kind, status = status.as_u16(), "request rejected");
     }
-    let mut builder = Response::builder()
-        .status(status)
-        .header(header::CONTENT_TYPE, PROBLEM_CONTENT_TYPE);
+    let mut builder = Response::builder().status(status).header(header::CONTENT_TYPE, PROBLEM_CONTENT_TYPE);
     match error {
         AppError::InProgress { retry_after_seconds } => {
             builder = builder.header(header::RETRY_AFTER, retry_after_seconds.to_string());

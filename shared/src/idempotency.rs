@@ -15,7 +15,10 @@ const MAX_KEY_BYTES: usize = 255;
 pub fn key_from(request: &lambda_http::Request) -> Result<String, AppError> {
     let key = crate::http::header_text(request, HEADER).map(str::trim).unwrap_or_default();
     if key.is_empty() {
-        return Err(AppError::bad_request("Idempotency-Key", "Idempotency-Key: header is required on this request"));
+        return Err(AppError::bad_request(
+            "Idempotency-Key",
+            "Idempotency-Key: header is required on this request",
+        ));
     }
     if key.len() > MAX_KEY_BYTES || !key.bytes().all(|b| b.is_ascii_graphic()) {
         return Err(AppError::bad_request(
@@ -54,7 +57,12 @@ pub enum Prior {
     Replay(StoredResponse),
 }
 
-pub fn prior(record: Option<&IdempotencyRecord>, fingerprint: &str, now: i64, now_ms: i64) -> Result<Prior, AppError> {
+pub fn prior(
+    record: Option<&IdempotencyRecord>,
+    fingerprint: &str,
+    now: i64,
+    now_ms: i64,
+) -> Result<Prior, AppError> {
     let Some(record) = record.filter(|r| r.expires_at > now) else { return Ok(Prior::Fresh) };
     if record.fingerprint != fingerprint {
         return Err(AppError::Unprocessable(
@@ -83,7 +91,12 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn record(status: RecordStatus, fingerprint: &str, expires_at: i64, until_ms: Option<i64>) -> IdempotencyRecord {
+    fn record(
+        status: RecordStatus,
+        fingerprint: &str,
+        expires_at: i64,
+        until_ms: Option<i64>,
+    ) -> IdempotencyRecord {
         IdempotencyRecord {
             tenant_id: "acme".into(),
             operation: "capture-payment".into(),
@@ -115,9 +128,16 @@ mod tests {
             Prior::Replay(StoredResponse { status: 200, body: json!({"ok": true}) })
         );
         assert!(matches!(prior(Some(&done), "g", 50, 50_000), Err(AppError::Unprocessable(_))));
-        assert_eq!(prior(Some(&done), "g", 100, 100_000).unwrap(), Prior::Fresh, "expired, even if not yet deleted");
+        assert_eq!(
+            prior(Some(&done), "g", 100, 100_000).unwrap(),
+            Prior::Fresh,
+            "expired, even if not yet deleted"
+        );
         let running = record(RecordStatus::InProgress, "f", 100, Some(52_500));
-        assert!(matches!(prior(Some(&running), "f", 50, 50_000), Err(AppError::InProgress { retry_after_seconds: 3 })));
+        assert!(matches!(
+            prior(Some(&running), "f", 50, 50_000),
+            Err(AppError::InProgress { retry_after_seconds: 3 })
+        ));
         assert_eq!(prior(Some(&running), "f", 53, 53_000).unwrap(), Prior::Fresh, "abandoned reservation");
         assert_eq!(prior(None, "f", 0, 0).unwrap(), Prior::Fresh);
     }

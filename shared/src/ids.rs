@@ -7,6 +7,5 @@ pub fn new_id() -> String {
 
 /// True for the canonical hyphenated lowercase form we hand out.
 pub fn is_valid_id(value: &str) -> bool {
-    value.len() == 36
-        && uuid::Uuid::try_parse(value).is_ok_and(|id| id.hyphenated().to_string() == value)
+    value.len() == 36 && uuid::Uuid::try_parse(value).is_ok_and(|id| id.hyphenated().to_string() == value)
 }

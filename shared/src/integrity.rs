@@ -56,7 +56,8 @@ pub async fn verify(
 /// `LedgerDriftAccounts` and `AuditChainsBroken`.
 pub fn emit_metrics(report: &IntegrityReport, at: time::OffsetDateTime) {
     let ledger = &report.ledger;
-    let off_balance = ledger.currency_totals.iter().filter(|t| t.posted_sum != 0 || t.pending_difference != 0).count();
+    let off_balance =
+        ledger.currency_totals.iter().filter(|t| t.posted_sum != 0 || t.pending_difference != 0).count();
     crate::metrics::MetricSet::service("verify")
         .count("LedgerDriftAccounts", ledger.drift.len() as u64)
         .count("LedgerUnbalancedTransactions", ledger.unbalanced_transactions.len() as u64)

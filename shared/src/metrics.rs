@@ -57,7 +57,12 @@ pub struct MetricSet {
 
 impl MetricSet {
     pub fn new(namespace: impl Into<String>) -> Self {
-        Self { namespace: namespace.into(), dimensions: Vec::new(), metrics: Vec::new(), properties: Map::new() }
+        Self {
+            namespace: namespace.into(),
+            dimensions: Vec::new(),
+            metrics: Vec::new(),
+            properties: Map::new(),
+        }
     }
 
     /// The project namespace with the `Service` dimension set.

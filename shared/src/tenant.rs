@@ -16,9 +16,7 @@ impl TenantId {
         let bytes = value.as_bytes();
         let well_formed = (3..=64).contains(&bytes.len())
             && bytes[0].is_ascii_alphanumeric()
-            && bytes
-                .iter()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-');
+            && bytes.iter().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-');
         if well_formed { Ok(Self(value.to_owned())) } else { Err(InvalidTenantId) }
     }
 

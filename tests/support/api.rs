@@ -104,9 +104,11 @@ impl<'a> Api<'a> {
     /// Registers and logs in a user; returns the access token.
     pub async fn token(&self, tenant: &str, email: &str) -> String {
         let body = json!({ "tenant_id": tenant, "email": email, "password": PASSWORD }).to_string();
-        let registered = self.call("RegisterFunction", api_event("POST", "/v1/users", &[], &[], &[], Some(&body))).await;
+        let registered =
+            self.call("RegisterFunction", api_event("POST", "/v1/users", &[], &[], &[], Some(&body))).await;
         assert!(matches!(registered.status().as_u16(), 201 | 409));
-        let response = self.call("LoginFunction", api_event("POST", "/v1/auth/login", &[], &[], &[], Some(&body))).await;
+        let response =
+            self.call("LoginFunction", api_event("POST", "/v1/auth/login", &[], &[], &[], Some(&body))).await;
         let (status, tokens) = crate::parts(&response);
         assert_eq!(status, 200, "{tokens}");
         tokens["access_token"].as_str().expect("access token").to_owned()
@@ -132,23 +134,43 @@ impl<'a> Api<'a> {
         self.call(function, api_event("POST", route, &params, &[], &headers, Some(&body))).await
     }
 
-    pub async fn get(&self, function: &str, route: &str, id: &str, token: &str, query: &[(&str, &str)]) -> Response<Body> {
+    pub async fn get(
+        &self,
+        function: &str,
+        route: &str,
+        id: &str,
+        token: &str,
+        query: &[(&str, &str)],
+    ) -> Response<Body> {
         let bearer = format!("Bearer {token}");
-        self.call(function, api_event("GET", route, &[("id", id)], query, &[("authorization", &bearer)], None)).await
+        self.call(
+            function,
+            api_event("GET", route, &[("id", id)], query, &[("authorization", &bearer)], None),
+        )
+        .await
     }
 
     /// Creates an account; returns its id.
     pub async fn account(&self, token: &str, currency: &str, allow_overdraft: bool) -> String {
         let key = uuid::Uuid::new_v4().to_string();
-        let body = json!({ "currency": currency, "allow_overdraft": allow_overdraft, "name": "test account" });
-        let response = self.post("CreateAccountFunction", "/v1/accounts", None, token, Some(&key), &body).await;
+        let body =
+            json!({ "currency": currency, "allow_overdraft": allow_overdraft, "name": "test account" });
+        let response =
+            self.post("CreateAccountFunction", "/v1/accounts", None, token, Some(&key), &body).await;
         let (status, account) = crate::parts(&response);
         assert_eq!(status, 201, "{account}");
         account["account_id"].as_str().expect("account id").to_owned()
     }
 
     /// Authorizes a payment; returns the response.
-    pub async fn authorize(&self, token: &str, payer: &str, payee: &str, amount: i64, currency: &str) -> Response<Body> {
+    pub async fn authorize(
+        &self,
+        token: &str,
+        payer: &str,
+        payee: &str,
+        amount: i64,
+        currency: &str,
+    ) -> Response<Body> {
         let key = uuid::Uuid::new_v4().to_string();
         let body = json!({ "amount": amount, "currency": currency, "payer_account_id": payer, "payee_account_id": payee });
         self.post("CreatePaymentFunction", "/v1/payments", None, token, Some(&key), &body).await
@@ -157,24 +179,48 @@ impl<'a> Api<'a> {
     pub async fn capture(&self, token: &str, payment: &str, amount: Option<i64>) -> Response<Body> {
         let key = uuid::Uuid::new_v4().to_string();
         let body = amount.map_or_else(|| json!({}), |a| json!({ "amount": a }));
-        self.post("CapturePaymentFunction", "/v1/payments/{id}/capture", Some(payment), token, Some(&key), &body).await
+        self.post(
+            "CapturePaymentFunction",
+            "/v1/payments/{id}/capture",
+            Some(payment),
+            token,
+            Some(&key),
+            &body,
+        )
+        .await
     }
 
     pub async fn void(&self, token: &str, payment: &str) -> Response<Body> {
         let key = uuid::Uuid::new_v4().to_string();
-        self.post("VoidPaymentFunction", "/v1/payments/{id}/void", Some(payment), token, Some(&key), &json!({})).await
+        self.post(
+            "VoidPaymentFunction",
+            "/v1/payments/{id}/void",
+            Some(payment),
+            token,
+            Some(&key),
+            &json!({}),
+        )
+        .await
     }
 
     pub async fn refund(&self, token: &str, payment: &str, amount: i64) -> Response<Body> {
         let key = uuid::Uuid::new_v4().to_string();
-        self.post("RefundPaymentFunction", "/v1/payments/{id}/refunds", Some(payment), token, Some(&key), &json!({ "amount": amount }))
-            .await
+        self.post(
+            "RefundPaymentFunction",
+            "/v1/payments/{id}/refunds",
+            Some(payment),
+            token,
+            Some(&key),
+            &json!({ "amount": amount }),
+        )
+        .await
     }
 
     /// Funds `account` from a fresh overdraft-allowed funding account.
     pub async fn fund(&self, token: &str, account: &str, amount: i64, currency: &str) -> String {
         let funding = self.account(token, currency, true).await;
-        let (status, payment) = crate::parts(&self.authorize(token, &funding, account, amount, currency).await);
+        let (status, payment) =
+            crate::parts(&self.authorize(token, &funding, account, amount, currency).await);
         assert_eq!(status, 201, "{payment}");
         let id = payment["payment_id"].as_str().expect("payment id").to_owned();
         assert_eq!(self.capture(token, &id, None).await.status(), 200);
@@ -182,7 +228,8 @@ impl<'a> Api<'a> {
     }
 
     pub async fn balance(&self, token: &str, account: &str) -> Value {
-        let (status, body) = crate::parts(&self.get("GetAccountFunction", "/v1/accounts/{id}", account, token, &[]).await);
+        let (status, body) =
+            crate::parts(&self.get("GetAccountFunction", "/v1/accounts/{id}", account, token, &[]).await);
         assert_eq!(status, 200, "{body}");
         body["balance"].clone()
     }

@@ -129,8 +129,12 @@ pub fn counted_clients(sdk: &SdkConfig, counter: &RoundTrips) -> Clients {
         dynamodb: aws_sdk_dynamodb::Client::from_conf(
             aws_sdk_dynamodb::config::Builder::from(sdk).interceptor(counter.clone()).build(),
         ),
-        kms: aws_sdk_kms::Client::from_conf(aws_sdk_kms::config::Builder::from(sdk).interceptor(counter.clone()).build()),
-        sqs: aws_sdk_sqs::Client::from_conf(aws_sdk_sqs::config::Builder::from(sdk).interceptor(counter.clone()).build()),
+        kms: aws_sdk_kms::Client::from_conf(
+            aws_sdk_kms::config::Builder::from(sdk).interceptor(counter.clone()).build(),
+        ),
+        sqs: aws_sdk_sqs::Client::from_conf(
+            aws_sdk_sqs::config::Builder::from(sdk).interceptor(counter.clone()).build(),
+        ),
     }
 }
 
@@ -232,7 +236,11 @@ pub fn parts(response: &Response<Body>) -> (u16, serde_json::Value) {
         Body::Binary(bytes) => String::from_utf8_lossy(bytes).into_owned(),
         _ => String::new(),
     };
-    let json = if body.is_empty() { serde_json::Value::Null } else { serde_json::from_str(&body).expect("JSON body") };
+    let json = if body.is_empty() {
+        serde_json::Value::Null
+    } else {
+        serde_json::from_str(&body).expect("JSON body")
+    };
     (response.status().as_u16(), json)
 }
 

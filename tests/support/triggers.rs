@@ -127,7 +127,8 @@ impl StreamTrigger {
     async fn read(&self, mut iterator: String) -> Vec<EventRecord> {
         let mut records = Vec::new();
         loop {
-            let output = self.client.get_records().shard_iterator(&iterator).send().await.expect("get records");
+            let output =
+                self.client.get_records().shard_iterator(&iterator).send().await.expect("get records");
             let batch = output.records.unwrap_or_default();
             let done = batch.is_empty();
             records.extend(batch.into_iter().map(|r| self.convert(r)));
@@ -172,9 +173,9 @@ impl StreamTrigger {
 /// arrays list the allowed values.
 pub fn pattern_matches(pattern: &Value, value: &Value) -> bool {
     match pattern {
-        Value::Object(fields) => fields
-            .iter()
-            .all(|(key, sub)| value.get(key).is_some_and(|v| pattern_matches(sub, v))),
+        Value::Object(fields) => {
+            fields.iter().all(|(key, sub)| value.get(key).is_some_and(|v| pattern_matches(sub, v)))
+        }
         Value::Array(allowed) => allowed.iter().any(|a| a == value),
         other => other == value,
     }
@@ -234,7 +235,8 @@ impl QueueTrigger {
     /// What Lambda does with the handler's answer: deletes the messages not
     /// reported as failed, makes the failed ones visible again.
     pub async fn settle(&self, event: &SqsEvent, response: &SqsBatchResponse) {
-        let failed: HashSet<&str> = response.batch_item_failures.iter().map(|f| f.item_identifier.as_str()).collect();
+        let failed: HashSet<&str> =
+            response.batch_item_failures.iter().map(|f| f.item_identifier.as_str()).collect();
         for message in &event.records {
             let id = message.message_id.as_deref().unwrap_or_default();
             let handle = message.receipt_handle.as_deref().expect("receipt handle");
@@ -248,7 +250,13 @@ impl QueueTrigger {
                     .await
                     .expect("release message");
             } else {
-                self.sqs.delete_message().queue_url(&self.queue_url).receipt_handle(handle).send().await.expect("delete");
+                self.sqs
+                    .delete_message()
+                    .queue_url(&self.queue_url)
+                    .receipt_handle(handle)
+                    .send()
+                    .await
+                    .expect("delete");
             }
         }
     }
@@ -273,6 +281,8 @@ pub fn outbox_events(records: &[EventRecord]) -> Vec<caas::outbox::OutboxEvent> 
     records
         .iter()
         .filter(|r| r.event_name == "INSERT")
-        .filter_map(|r| caas::store::outbox::event_from_image(r.change.new_image.clone()).expect("outbox image decodes"))
+        .filter_map(|r| {
+            caas::store::outbox::event_from_image(r.change.new_image.clone()).expect("outbox image decodes")
+        })
         .collect()
 }

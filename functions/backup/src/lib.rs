@@ -38,8 +38,15 @@ pub async fn handler(app: &App, event: LambdaEvent<Input>) -> Result<Value, Erro
         }
         Command::Restore { target_table, point_in_time: at, backup_arn, source_table } => {
             let at = point_in_time(at.as_deref())?;
-            let report =
-                backup::restore(app, &target_table, at, backup_arn.as_deref(), source_table.as_deref(), deadline).await?;
+            let report = backup::restore(
+                app,
+                &target_table,
+                at,
+                backup_arn.as_deref(),
+                source_table.as_deref(),
+                deadline,
+            )
+            .await?;
             serde_json::to_value(report)?
         }
     };

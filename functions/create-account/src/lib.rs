@@ -6,5 +6,8 @@ use caas::payments::service::{Command, handle};
 use lambda_http::{Body, Error, Request, Response};
 
 pub async fn handler(app: &App, request: Request) -> Result<Response<Body>, Error> {
-    http::serve(request, |context, request| async move { handle(app, &context, &request, Command::CreateAccount).await }).await
+    http::serve(request, |context, request| async move {
+        handle(app, &context, &request, Command::CreateAccount).await
+    })
+    .await
 }

@@ -10,8 +10,14 @@ pub async fn handler(app: &App, request: Request) -> Result<Response<Body>, Erro
         let account_id = http::path_param(&request, "id")?;
         let limit = http::query_param(&request, "limit");
         let cursor = http::query_param(&request, "cursor");
-        let page = caas::payments::service::list_transactions(app, &who, &account_id, limit.as_deref(), cursor.as_deref())
-            .await?;
+        let page = caas::payments::service::list_transactions(
+            app,
+            &who,
+            &account_id,
+            limit.as_deref(),
+            cursor.as_deref(),
+        )
+        .await?;
         Reply::ok(page)
     })
     .await

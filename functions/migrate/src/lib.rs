@@ -60,7 +60,9 @@ async fn run_jobs(app: &App, jobs: SqsEvent, deadline: Deadline) -> SqsBatchResp
             Some(Ok(Job::Segment(job))) => migrate::run_segment(app, &job, deadline).await.map(|outcome| {
                 tracing::info!(run_id = %job.run_id, segment = job.segment, ?outcome, "segment job handled");
             }),
-            Some(Err(error)) => Err(caas::AppError::bad_request("body", format!("not a job message: {error}"))),
+            Some(Err(error)) => {
+                Err(caas::AppError::bad_request("body", format!("not a job message: {error}")))
+            }
             None => Err(caas::AppError::bad_request("body", "empty message")),
         };
         if let Err(error) = result {

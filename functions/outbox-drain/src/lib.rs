@@ -24,7 +24,9 @@ pub async fn sweep(app: &App, event: LambdaEvent<SweepRequest>) -> Result<SweepR
 pub async fn dispatch(app: &App, event: LambdaEvent<Invocation>) -> Result<Output, Error> {
     let (payload, context) = event.into_parts();
     Ok(match payload {
-        Invocation::Stream(records) => Output::Stream(handler(app, LambdaEvent::new(records, context)).await?),
+        Invocation::Stream(records) => {
+            Output::Stream(handler(app, LambdaEvent::new(records, context)).await?)
+        }
         Invocation::Sweep(request) => Output::Sweep(sweep(app, LambdaEvent::new(request, context)).await?),
     })
 }

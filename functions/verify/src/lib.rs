@@ -16,7 +16,11 @@ pub async fn handler(app: &App, event: LambdaEvent<Value>) -> Result<IntegrityRe
     let report = verify(&app.clients.dynamodb, &app.config.table_name, tenant.as_ref()).await?;
     emit_metrics(&report, app.now());
     if report.ok {
-        tracing::info!(accounts = report.ledger.accounts_checked, chains = report.audit.len(), "ledger and audit verified");
+        tracing::info!(
+            accounts = report.ledger.accounts_checked,
+            chains = report.audit.len(),
+            "ledger and audit verified"
+        );
     } else {
         tracing::error!(
             drifted_accounts = report.ledger.drift.len(),

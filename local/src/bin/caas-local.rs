@@ -48,10 +48,7 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("caas-local: cannot start the async runtime: {e}");
@@ -79,39 +76,24 @@ fn parse(args: Vec<String>) -> Result<Option<Options>, String> {
         schedule_speedup: 1.0,
         max_instances: 4,
         parameter_overrides: BTreeMap::new(),
-        emulator: vec![
-            ".venv/bin/python".to_owned(),
-            "scripts/emulator.py".to_owned(),
-        ],
+        emulator: vec![".venv/bin/python".to_owned(), "scripts/emulator.py".to_owned()],
     };
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
         let (flag, inline) = match arg.split_once('=') {
-            Some((flag, value)) if flag.starts_with("--") => {
-                (flag.to_owned(), Some(value.to_owned()))
-            }
+            Some((flag, value)) if flag.starts_with("--") => (flag.to_owned(), Some(value.to_owned())),
             _ => (arg.clone(), None),
         };
-        let mut value = || {
-            inline
-                .clone()
-                .or_else(|| args.next())
-                .ok_or_else(|| format!("{flag} needs a value"))
-        };
-        let number = |text: String| {
-            text.parse::<u64>()
-                .map_err(|_| format!("{flag}: {text:?} is not a number"))
-        };
+        let mut value =
+            || inline.clone().or_else(|| args.next()).ok_or_else(|| format!("{flag} needs a value"));
+        let number =
+            |text: String| text.parse::<u64>().map_err(|_| format!("{flag}: {text:?} is not a number"));
         match flag.as_str() {
             "-h" | "--help" => return Ok(None),
             "--template" => options.template = value()?.into(),
             "--bin-dir" => options.bin_dir = value()?.into(),
             "--data-dir" => options.data_dir = value()?.into(),
-            "--host" => {
-                options.host = value()?
-                    .parse()
-                    .map_err(|_| format!("{flag}: not an IP address"))?
-            }
+            "--host" => options.host = value()?.parse().map_err(|_| format!("{flag}: not an IP address"))?,
             "--api-port" => options.api_port = port(number(value()?)?, &flag)?,
             "--invoke-port" => options.invoke_port = port(number(value()?)?, &flag)?,
             "--persist" => options.persist = true,
@@ -131,16 +113,11 @@ fn parse(args: Vec<String>) -> Result<Option<Options>, String> {
             }
             "--parameter-overrides" => {
                 let text = value()?;
-                let (key, val) = text
-                    .split_once('=')
-                    .ok_or_else(|| format!("{flag}: expected Name=Value"))?;
-                options
-                    .parameter_overrides
-                    .insert(key.to_owned(), val.to_owned());
+                let (key, val) =
+                    text.split_once('=').ok_or_else(|| format!("{flag}: expected Name=Value"))?;
+                options.parameter_overrides.insert(key.to_owned(), val.to_owned());
             }
-            "--emulator" => {
-                options.emulator = value()?.split_whitespace().map(str::to_owned).collect()
-            }
+            "--emulator" => options.emulator = value()?.split_whitespace().map(str::to_owned).collect(),
             other => return Err(format!("unknown option {other}")),
         }
     }

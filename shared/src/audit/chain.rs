@@ -111,7 +111,6 @@ impl AuditEntry {
     }
 }
 
-
 pub fn hex_encode(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut out = String::with_capacity(bytes.len() * 2);
@@ -242,7 +241,15 @@ mod tests {
 
     fn event(n: u32) -> OutboxEvent {
         let tenant = crate::tenant::TenantId::parse("acme").unwrap();
-        OutboxEvent::new(&tenant, "user", "u1", "user.login_succeeded", time::OffsetDateTime::UNIX_EPOCH, "c", json!({"n": n, "z": [1, {"b": 2, "a": "é\"\n"}]}))
+        OutboxEvent::new(
+            &tenant,
+            "user",
+            "u1",
+            "user.login_succeeded",
+            time::OffsetDateTime::UNIX_EPOCH,
+            "c",
+            json!({"n": n, "z": [1, {"b": 2, "a": "é\"\n"}]}),
+        )
     }
 
     fn chain(len: u32) -> Vec<AuditEntry> {
@@ -281,7 +288,11 @@ mod tests {
         input.extend(entry.canonical_bytes());
         assert_eq!(entry.hash, hex_encode(&Sha256::digest(&input)));
         assert_eq!(entry.prev_hash, GENESIS_HASH);
-        assert!(String::from_utf8(entry.canonical_bytes()).unwrap().starts_with(r#"{"aggregate_id":"u1","aggregate_type":"user","#));
+        assert!(
+            String::from_utf8(entry.canonical_bytes())
+                .unwrap()
+                .starts_with(r#"{"aggregate_id":"u1","aggregate_type":"user","#)
+        );
     }
 
     #[test]
@@ -300,23 +311,38 @@ mod tests {
 
         let mut edited = entries.clone();
         edited[2].payload = json!({"n": 99});
-        assert_eq!(verify(&edited, Some(&head)).broken(), Some(Broken { seq: 3, reason: BreakReason::HashMismatch }));
+        assert_eq!(
+            verify(&edited, Some(&head)).broken(),
+            Some(Broken { seq: 3, reason: BreakReason::HashMismatch })
+        );
 
         // Rehashing the edited entry breaks the next link instead.
         edited[2].hash = edited[2].expected_hash(&edited[2].prev_hash);
-        assert_eq!(verify(&edited, Some(&head)).broken(), Some(Broken { seq: 4, reason: BreakReason::PrevHashMismatch }));
+        assert_eq!(
+            verify(&edited, Some(&head)).broken(),
+            Some(Broken { seq: 4, reason: BreakReason::PrevHashMismatch })
+        );
 
         let mut deleted = entries.clone();
         deleted.remove(1);
-        assert_eq!(verify(&deleted, Some(&head)).broken(), Some(Broken { seq: 2, reason: BreakReason::MissingEntry }));
+        assert_eq!(
+            verify(&deleted, Some(&head)).broken(),
+            Some(Broken { seq: 2, reason: BreakReason::MissingEntry })
+        );
 
         let truncated = &entries[..3];
-        assert_eq!(verify(truncated, Some(&head)).broken(), Some(Broken { seq: 4, reason: BreakReason::MissingEntry }));
+        assert_eq!(
+            verify(truncated, Some(&head)).broken(),
+            Some(Broken { seq: 4, reason: BreakReason::MissingEntry })
+        );
 
         let mut last_rewritten = entries.clone();
         last_rewritten[4].payload = json!({});
         last_rewritten[4].hash = last_rewritten[4].expected_hash(&last_rewritten[4].prev_hash);
-        assert_eq!(verify(&last_rewritten, Some(&head)).broken(), Some(Broken { seq: 5, reason: BreakReason::HeadMismatch }));
+        assert_eq!(
+            verify(&last_rewritten, Some(&head)).broken(),
+            Some(Broken { seq: 5, reason: BreakReason::HeadMismatch })
+        );
 
         let mut verifier = Verifier::from(Checkpoint::genesis());
         verifier.check(Ok(&entries[0]));

@@ -34,7 +34,11 @@ pub struct AppendOutcome {
 /// Up to [`MAX_ENTRIES_PER_TX`] entries go in one transaction, with the head
 /// moved on the condition that it still is where we read it.
 #[tracing::instrument(skip_all, fields(tenant = %tenant, events = events.len()))]
-pub async fn append_events(app: &App, tenant: &TenantId, events: &[OutboxEvent]) -> Result<AppendOutcome, AppError> {
+pub async fn append_events(
+    app: &App,
+    tenant: &TenantId,
+    events: &[OutboxEvent],
+) -> Result<AppendOutcome, AppError> {
     let table = &app.config.table_name;
     let dynamodb = &app.clients.dynamodb;
     let mut outcome = AppendOutcome::default();
@@ -137,7 +141,9 @@ pub async fn append_messages(app: &App, event: &SqsEvent) -> Result<SqsBatchResp
             None => groups.push((group, vec![message])),
         }
     }
-    let results = futures::future::join_all(groups.iter().map(|(group, messages)| append_group(app, group, messages))).await;
+    let results =
+        futures::future::join_all(groups.iter().map(|(group, messages)| append_group(app, group, messages)))
+            .await;
     let mut response = SqsBatchResponse::default();
     for failed in results.into_iter().flatten() {
         let id = failed
@@ -188,7 +194,8 @@ async fn append_group<'a>(app: &App, group: &str, messages: &[&'a SqsMessage]) -
 
 fn envelope(message: &SqsMessage) -> Result<(TenantId, OutboxEvent), AppError> {
     let body = message.body.as_deref().ok_or_else(|| AppError::Internal("message without a body".into()))?;
-    let event: OutboxEvent = serde_json::from_str(body).map_err(|e| AppError::internal("decode envelope", e))?;
+    let event: OutboxEvent =
+        serde_json::from_str(body).map_err(|e| AppError::internal("decode envelope", e))?;
     let tenant = TenantId::parse(&event.tenant_id).map_err(|e| AppError::internal("envelope tenant", e))?;
     Ok((tenant, event))
 }
@@ -289,19 +296,20 @@ impl ListQuery {
     pub fn parse(after_seq: Option<&str>, limit: Option<&str>) -> Result<Self, AppError> {
         let after_seq = match after_seq.map(str::trim) {
             None | Some("") => 0,
-            Some(text) => text
-                .parse::<u64>()
-                .map_err(|_| AppError::bad_request("after_seq", "after_seq: must be a non-negative integer"))?,
+            Some(text) => text.parse::<u64>().map_err(|_| {
+                AppError::bad_request("after_seq", "after_seq: must be a non-negative integer")
+            })?,
         };
         let limit = match limit.map(str::trim) {
             None | Some("") => DEFAULT_LIST_LIMIT,
-            Some(text) => text
-                .parse::<u32>()
-                .ok()
-                .filter(|n| (1..=MAX_LIST_LIMIT).contains(n))
-                .ok_or_else(|| {
-                    AppError::bad_request("limit", format!("limit: must be an integer from 1 to {MAX_LIST_LIMIT}"))
-                })?,
+            Some(text) => {
+                text.parse::<u32>().ok().filter(|n| (1..=MAX_LIST_LIMIT).contains(n)).ok_or_else(|| {
+                    AppError::bad_request(
+                        "limit",
+                        format!("limit: must be an integer from 1 to {MAX_LIST_LIMIT}"),
+                    )
+                })?
+            }
         };
         Ok(Self { after_seq, limit })
     }
@@ -320,14 +328,18 @@ pub struct Page {
 pub async fn list(app: &App, tenant: &TenantId, query: ListQuery) -> Result<Page, AppError> {
     let limit = usize::try_from(query.limit).unwrap_or(usize::MAX);
     let fetch = i32::try_from(query.limit.saturating_add(1)).unwrap_or(i32::MAX);
-    let (mut page, _) =
-        store::entries_after(&app.clients.dynamodb, &app.config.table_name, tenant.as_str(), query.after_seq, fetch)
-            .await?;
+    let (mut page, _) = store::entries_after(
+        &app.clients.dynamodb,
+        &app.config.table_name,
+        tenant.as_str(),
+        query.after_seq,
+        fetch,
+    )
+    .await?;
     let more = page.len() > limit;
     page.truncate(limit);
-    let next_after_seq = more
-        .then(|| page.iter().map(|e| e.as_ref().map_or_else(|seq| *seq, |e| e.seq)).max())
-        .flatten();
+    let next_after_seq =
+        more.then(|| page.iter().map(|e| e.as_ref().map_or_else(|seq| *seq, |e| e.seq)).max()).flatten();
     Ok(Page { entries: page.into_iter().filter_map(Result::ok).collect(), next_after_seq })
 }
 

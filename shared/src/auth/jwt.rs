@@ -151,9 +151,7 @@ pub fn verify(token: &str, key: &TokenKey, expected: &Expected<'_>) -> Result<Ac
     let signature_bytes = B64.decode(signature_b64).map_err(|_| TokenError::Malformed)?;
     let signature = Signature::from_slice(&signature_bytes).map_err(|_| TokenError::BadSignature)?;
     let signed = &token[..header_b64.len() + 1 + claims_b64.len()];
-    key.verifying_key
-        .verify(signed.as_bytes(), &signature)
-        .map_err(|_| TokenError::BadSignature)?;
+    key.verifying_key.verify(signed.as_bytes(), &signature).map_err(|_| TokenError::BadSignature)?;
     let claims: AccessClaims = decode_json(claims_b64)?;
     if claims.iss != expected.issuer {
         return Err(TokenError::WrongIssuer);
@@ -234,7 +232,10 @@ mod tests {
         forged.tenant = "evil".into();
         let forged_input = signing_input("k1", &forged);
         let signature = good.rsplit('.').next().unwrap();
-        assert_eq!(verify(&format!("{forged_input}.{signature}"), &key, &EXPECTED), Err(TokenError::BadSignature));
+        assert_eq!(
+            verify(&format!("{forged_input}.{signature}"), &key, &EXPECTED),
+            Err(TokenError::BadSignature)
+        );
         // alg: none and HS256 are refused before any signature check.
         for alg in ["none", "HS256", "es256"] {
             let header = B64.encode(format!(r#"{{"alg":"{alg}","typ":"at+jwt","kid":"k1"}}"#));

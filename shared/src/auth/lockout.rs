@@ -29,11 +29,13 @@ impl Attempts {
         if self.is_locked(now) {
             return FailureOutcome::AlreadyLocked;
         }
-        let window_open = self
-            .window_started_at
-            .is_some_and(|start| now < start.saturating_add(policy.window_seconds));
-        let (failed, window_started_at) =
-            if window_open { (self.failed.saturating_add(1), self.window_started_at) } else { (1, Some(now)) };
+        let window_open =
+            self.window_started_at.is_some_and(|start| now < start.saturating_add(policy.window_seconds));
+        let (failed, window_started_at) = if window_open {
+            (self.failed.saturating_add(1), self.window_started_at)
+        } else {
+            (1, Some(now))
+        };
         if failed >= policy.threshold {
             let next = Attempts {
                 failed: 0,
@@ -42,7 +44,10 @@ impl Attempts {
             };
             FailureOutcome::Counted { next, locked: true }
         } else {
-            FailureOutcome::Counted { next: Attempts { failed, window_started_at, locked_until: None }, locked: false }
+            FailureOutcome::Counted {
+                next: Attempts { failed, window_started_at, locked_until: None },
+                locked: false,
+            }
         }
     }
 }

@@ -12,7 +12,9 @@ pub enum Verdict {
     Mismatch,
     /// The password is right; `rehash` when the stored hash is bcrypt or uses
     /// other Argon2 parameters than the configured ones.
-    Match { rehash: bool },
+    Match {
+        rehash: bool,
+    },
 }
 
 fn argon2(cost: Argon2Cost) -> Result<Argon2<'static>, AppError> {

@@ -26,7 +26,8 @@ pub fn hash(token: &str) -> String {
 /// The tenant and hash of a presented token, or `None` if it is not one of ours.
 pub fn parse(token: &str) -> Option<(TenantId, String)> {
     let mut parts = token.split('.');
-    let (Some(PREFIX), Some(tenant), Some(secret), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+    let (Some(PREFIX), Some(tenant), Some(secret), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
     else {
         return None;
     };

@@ -70,7 +70,11 @@ async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) 
     tokio::task::spawn_blocking(work).await.map_err(|e| AppError::internal("blocking task", e))
 }
 
-pub async fn register(app: &App, ctx: &RequestContext, request: Credentials) -> Result<RegisteredUser, AppError> {
+pub async fn register(
+    app: &App,
+    ctx: &RequestContext,
+    request: Credentials,
+) -> Result<RegisteredUser, AppError> {
     let tenant = tenant_of(&request.tenant_id)?;
     let email = Email::parse(&request.email)?;
     check_new_password(&request.password)?;
@@ -100,14 +104,12 @@ pub async fn register(app: &App, ctx: &RequestContext, request: Credentials) -> 
         json!({ "user_id": user.user_id, "email": user.email }),
     );
     let table = &app.config.table_name;
-    Tx::new(table, &event)?
-        .push(users::insert(table, &user)?)
-        .commit(&app.clients.dynamodb)
-        .await
-        .map_err(|error| match error.failed("user") {
+    Tx::new(table, &event)?.push(users::insert(table, &user)?).commit(&app.clients.dynamodb).await.map_err(
+        |error| match error.failed("user") {
             Some(_) => AppError::Conflict("a user with this email already exists in this tenant".into()),
             None => error.into_app_error(),
-        })?;
+        },
+    )?;
     tracing::info!(user_id = %user.user_id, tenant = %tenant, "user registered");
     Ok(RegisteredUser {
         user_id: user.user_id,
@@ -128,7 +130,8 @@ pub async fn login(app: &App, ctx: &RequestContext, request: Credentials) -> Res
     // locked accounts are verified too: every refusal costs the same.
     let stored = user.as_ref().map_or_else(|| password::dummy_hash(cost), |u| u.password_hash.clone());
     let password = request.password;
-    let (verdict, password) = blocking(move || (password::verify(cost, &password, &stored), password)).await?;
+    let (verdict, password) =
+        blocking(move || (password::verify(cost, &password, &stored), password)).await?;
     let Some(user) = user else {
         tracing::info!(tenant = %tenant, "login refused");
         return Err(AppError::Unauthorized(INVALID_CREDENTIALS));
@@ -150,7 +153,8 @@ pub async fn login(app: &App, ctx: &RequestContext, request: Credentials) -> Res
         }
         Verdict::Match { rehash } => rehash,
     };
-    let new_hash = if rehash { Some(blocking(move || password::hash(cost, &password)).await??) } else { None };
+    let new_hash =
+        if rehash { Some(blocking(move || password::hash(cost, &password)).await??) } else { None };
 
     let family_id = crate::ids::new_id();
     let (refresh_token, token_hash) = refresh_token::generate(&tenant);
@@ -200,7 +204,12 @@ pub async fn login(app: &App, ctx: &RequestContext, request: Credentials) -> Res
 /// Counts a failed login (and locks the account at the threshold). Concurrent
 /// failures race on a condition over the counter; the loser recomputes from
 /// the item the cancellation returned, so every failure is counted.
-async fn record_failure(app: &App, ctx: &RequestContext, tenant: &TenantId, mut user: UserRecord) -> Result<(), AppError> {
+async fn record_failure(
+    app: &App,
+    ctx: &RequestContext,
+    tenant: &TenantId,
+    mut user: UserRecord,
+) -> Result<(), AppError> {
     let table = &app.config.table_name;
     let policy = app.config.lockout;
     for _ in 0..5 {
@@ -210,7 +219,8 @@ async fn record_failure(app: &App, ctx: &RequestContext, tenant: &TenantId, mut 
             window_started_at: user.failed_window_started_at,
             locked_until: user.locked_until,
         };
-        let FailureOutcome::Counted { next, locked } = attempts.after_failure(&policy, now.unix_timestamp()) else {
+        let FailureOutcome::Counted { next, locked } = attempts.after_failure(&policy, now.unix_timestamp())
+        else {
             return Ok(());
         };
         let failed = OutboxEvent::new(
@@ -235,7 +245,8 @@ async fn record_failure(app: &App, ctx: &RequestContext, tenant: &TenantId, mut 
                 json!({ "user_id": user.user_id, "locked_until": until.map(rfc3339) }),
             ))?;
         }
-        let action = users::record_failure(table, &user, next.failed, next.window_started_at, next.locked_until)?;
+        let action =
+            users::record_failure(table, &user, next.failed, next.window_started_at, next.locked_until)?;
         match tx.push(action).commit(&app.clients.dynamodb).await {
             Ok(()) => {
                 if locked {
@@ -254,7 +265,11 @@ async fn record_failure(app: &App, ctx: &RequestContext, tenant: &TenantId, mut 
     Err(AppError::Unavailable("too many concurrent login attempts".into()))
 }
 
-pub async fn refresh(app: &App, ctx: &RequestContext, request: RefreshRequest) -> Result<TokenPair, AppError> {
+pub async fn refresh(
+    app: &App,
+    ctx: &RequestContext,
+    request: RefreshRequest,
+) -> Result<TokenPair, AppError> {
     if request.refresh_token.len() > MAX_REFRESH_TOKEN_BYTES {
         return Err(AppError::bad_request("refresh_token", "refresh_token: is too long"));
     }
@@ -358,7 +373,11 @@ pub async fn logout(app: &App, ctx: &RequestContext, request: RefreshRequest) ->
 }
 
 /// Signs an access token with the KMS key; returns it and its lifetime.
-pub async fn issue_access_token(app: &App, tenant: &TenantId, user_id: &str) -> Result<(String, i64), AppError> {
+pub async fn issue_access_token(
+    app: &App,
+    tenant: &TenantId,
+    user_id: &str,
+) -> Result<(String, i64), AppError> {
     let key_id = app.config.token_signing_key_id()?;
     let iat = app.now().unix_timestamp();
     let ttl = app.config.access_token_ttl_seconds;
@@ -402,8 +421,10 @@ pub async fn token_key(app: &App) -> Result<&TokenKey, AppError> {
                 .send()
                 .await
                 .map_err(|e| AppError::from_sdk("get token public key", e))?;
-            let der = output.public_key().ok_or_else(|| AppError::Internal("KMS returned no public key".into()))?;
-            TokenKey::from_spki_der(key_id, der.as_ref()).map_err(|e| AppError::internal("token public key", e))
+            let der =
+                output.public_key().ok_or_else(|| AppError::Internal("KMS returned no public key".into()))?;
+            TokenKey::from_spki_der(key_id, der.as_ref())
+                .map_err(|e| AppError::internal("token public key", e))
         })
         .await
 }
@@ -432,6 +453,7 @@ pub async fn authenticate(app: &App, request: &lambda_http::Request) -> Result<A
         tracing::info!(%reason, "access token refused");
         AppError::Unauthorized("the access token is invalid or expired")
     })?;
-    let tenant = TenantId::parse(&claims.tenant).map_err(|_| AppError::Unauthorized("the access token is invalid or expired"))?;
+    let tenant = TenantId::parse(&claims.tenant)
+        .map_err(|_| AppError::Unauthorized("the access token is invalid or expired"))?;
     Ok(Authenticated { tenant, user_id: claims.sub.clone(), claims })
 }

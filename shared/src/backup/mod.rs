@@ -95,9 +95,9 @@ impl PointInTime {
         if text.eq_ignore_ascii_case("latest") {
             return Ok(Self::Latest);
         }
-        OffsetDateTime::parse(text, &Rfc3339)
-            .map(Self::At)
-            .map_err(|_| AppError::bad_request("point_in_time", "point_in_time must be \"latest\" or an RFC 3339 time"))
+        OffsetDateTime::parse(text, &Rfc3339).map(Self::At).map_err(|_| {
+            AppError::bad_request("point_in_time", "point_in_time must be \"latest\" or an RFC 3339 time")
+        })
     }
 
     fn describe(self) -> String {
@@ -113,9 +113,8 @@ fn to_time(at: &aws_smithy_types::DateTime) -> Option<OffsetDateTime> {
 }
 
 fn to_smithy(at: OffsetDateTime) -> aws_smithy_types::DateTime {
-    aws_smithy_types::DateTime::from_nanos(at.unix_timestamp_nanos()).unwrap_or_else(|_| {
-        aws_smithy_types::DateTime::from_secs(at.unix_timestamp())
-    })
+    aws_smithy_types::DateTime::from_nanos(at.unix_timestamp_nanos())
+        .unwrap_or_else(|_| aws_smithy_types::DateTime::from_secs(at.unix_timestamp()))
 }
 
 // ------------------------------------------------------------------ run
@@ -180,8 +179,11 @@ pub async fn run(app: &App) -> Result<RunSummary, BackupError> {
         metrics.emit(app.now());
         summary.tables.push(result);
     }
-    let failures: Vec<String> =
-        summary.tables.iter().flat_map(|t| t.errors.iter().map(move |e| format!("{}: {e}", t.table))).collect();
+    let failures: Vec<String> = summary
+        .tables
+        .iter()
+        .flat_map(|t| t.errors.iter().map(move |e| format!("{}: {e}", t.table)))
+        .collect();
     tracing::info!(
         backups_made = summary.backups_made,
         backups_pruned = summary.backups_pruned,
@@ -215,7 +217,12 @@ async fn run_table(app: &App, table: &str, now: OffsetDateTime) -> TableRun {
     }
     match list_backups(app, table).await {
         Ok(backups) => {
-            let doomed = retention::to_prune(&backups, now, app.config.backup.retention_days, app.config.backup.keep_newest);
+            let doomed = retention::to_prune(
+                &backups,
+                now,
+                app.config.backup.retention_days,
+                app.config.backup.keep_newest,
+            );
             for backup in &doomed {
                 match app.clients.dynamodb.delete_backup().backup_arn(&backup.arn).send().await {
                     Ok(_) => result.pruned.push(backup.name.clone()),
@@ -265,7 +272,8 @@ async fn describe_pitr(app: &App, table: &str, now: OffsetDateTime) -> Result<Pi
         .send()
         .await
         .map_err(|e| AppError::from_sdk("describe continuous backups", e))?;
-    let description = output.continuous_backups_description().and_then(|d| d.point_in_time_recovery_description());
+    let description =
+        output.continuous_backups_description().and_then(|d| d.point_in_time_recovery_description());
     let status = description.and_then(|d| d.point_in_time_recovery_status());
     let latest = description.and_then(|d| d.latest_restorable_date_time()).and_then(to_time);
     let earliest = description.and_then(|d| d.earliest_restorable_date_time()).and_then(to_time);
@@ -345,7 +353,13 @@ pub enum RestoreSource {
 
 /// Starts a restore of `source` into `target`; returns the item count the
 /// restored table is expected to have.
-async fn start_restore(app: &App, table: &str, target: &str, source: &RestoreSource, pit: Option<PointInTime>) -> Result<Option<i64>, AppError> {
+async fn start_restore(
+    app: &App,
+    table: &str,
+    target: &str,
+    source: &RestoreSource,
+    pit: Option<PointInTime>,
+) -> Result<Option<i64>, AppError> {
     let dynamodb = &app.clients.dynamodb;
     match source {
         RestoreSource::Backup { arn, .. } => {
@@ -377,7 +391,8 @@ async fn start_restore(app: &App, table: &str, target: &str, source: &RestoreSou
                 .map_err(|e| AppError::from_sdk("describe source table", e))?
                 .table()
                 .and_then(|t| t.item_count());
-            let request = dynamodb.restore_table_to_point_in_time().source_table_name(table).target_table_name(target);
+            let request =
+                dynamodb.restore_table_to_point_in_time().source_table_name(table).target_table_name(target);
             let request = match pit.unwrap_or(PointInTime::Latest) {
                 PointInTime::Latest => request.use_latest_restorable_time(true),
                 PointInTime::At(at) => request.restore_date_time(to_smithy(at)),
@@ -392,7 +407,9 @@ async fn start_restore(app: &App, table: &str, target: &str, source: &RestoreSou
 async fn table_status(app: &App, table: &str) -> Result<Option<TableStatus>, AppError> {
     match app.clients.dynamodb.describe_table().table_name(table).send().await {
         Ok(output) => Ok(output.table().and_then(|t| t.table_status()).cloned()),
-        Err(error) if error.as_service_error().is_some_and(|e| e.is_resource_not_found_exception()) => Ok(None),
+        Err(error) if error.as_service_error().is_some_and(|e| e.is_resource_not_found_exception()) => {
+            Ok(None)
+        }
         Err(error) => Err(AppError::from_sdk("describe table", error)),
     }
 }
@@ -411,7 +428,8 @@ async fn wait_active(app: &App, table: &str, deadline: Deadline, margin_ms: u64)
 }
 
 async fn newest_backup(app: &App, table: &str) -> Result<Option<BackupEntry>, AppError> {
-    let mut backups: Vec<BackupEntry> = list_backups(app, table).await?.into_iter().filter(|b| b.available).collect();
+    let mut backups: Vec<BackupEntry> =
+        list_backups(app, table).await?.into_iter().filter(|b| b.available).collect();
     backups.sort_by(|a, b| b.created_at.cmp(&a.created_at).then_with(|| b.name.cmp(&a.name)));
     Ok(backups.into_iter().next())
 }
@@ -435,7 +453,11 @@ pub struct Check {
 
 /// Runs every check against `restored`: the item count window, the ledger,
 /// and the audit chain of every tenant found on the restored table.
-pub async fn verify_restored(app: &App, restored: &str, expected_items: Option<i64>) -> Result<Vec<Check>, AppError> {
+pub async fn verify_restored(
+    app: &App,
+    restored: &str,
+    expected_items: Option<i64>,
+) -> Result<Vec<Check>, AppError> {
     let dynamodb = &app.clients.dynamodb;
     let mut checks = Vec::new();
     let found = census(dynamodb, restored, CENSUS_SEGMENTS).await?;
@@ -522,7 +544,9 @@ pub async fn drill(
             },
             None => {
                 emit_drill_metrics(app, &table, None, true);
-                return Err(AppError::Unprocessable(format!("no on-demand backup of {table} to drill")).into());
+                return Err(
+                    AppError::Unprocessable(format!("no on-demand backup of {table} to drill")).into()
+                );
             }
         },
     };
@@ -533,7 +557,9 @@ pub async fn drill(
         &crate::ids::new_id()[30..]
     );
     if !retention::valid_table_name(&scratch) {
-        return Err(AppError::Internal("the drill table name is too long; shorten the table name".into()).into());
+        return Err(
+            AppError::Internal("the drill table name is too long; shorten the table name".into()).into()
+        );
     }
     let expected = start_restore(app, &table, &scratch, &source, point_in_time).await?;
     let active = wait_active(app, &scratch, deadline, DRILL_MARGIN_MS).await;
@@ -541,12 +567,16 @@ pub async fn drill(
     let checks = match active {
         Ok(true) => match verify_restored(app, &scratch, expected).await {
             Ok(checks) => checks,
-            Err(error) => vec![Check { name: "verification".into(), ok: false, detail: json!(error.to_string()) }],
+            Err(error) => {
+                vec![Check { name: "verification".into(), ok: false, detail: json!(error.to_string()) }]
+            }
         },
         Ok(false) => vec![Check {
             name: "restore_time".into(),
             ok: false,
-            detail: json!(format!("the restore did not finish within the invocation ({restore_seconds:.0} s)")),
+            detail: json!(format!(
+                "the restore did not finish within the invocation ({restore_seconds:.0} s)"
+            )),
         }],
         Err(error) => vec![Check { name: "restore".into(), ok: false, detail: json!(error.to_string()) }],
     };
@@ -659,11 +689,14 @@ pub async fn restore(
     let restored_from = match backup_arn {
         Some(arn) => {
             let backups = list_backups(app, &table).await?;
-            let backup = backups
-                .into_iter()
-                .find(|b| b.arn == arn)
-                .ok_or_else(|| AppError::bad_request("backup_arn", format!("not an on-demand backup of {table}")))?;
-            RestoreSource::Backup { arn: backup.arn, name: backup.name, created_at: rfc3339(backup.created_at) }
+            let backup = backups.into_iter().find(|b| b.arn == arn).ok_or_else(|| {
+                AppError::bad_request("backup_arn", format!("not an on-demand backup of {table}"))
+            })?;
+            RestoreSource::Backup {
+                arn: backup.arn,
+                name: backup.name,
+                created_at: rfc3339(backup.created_at),
+            }
         }
         None => RestoreSource::PointInTime { at: point_in_time.unwrap_or(PointInTime::Latest).describe() },
     };
@@ -730,10 +763,8 @@ pub async fn reapply_settings(app: &App, table: &str) -> Result<Vec<String>, App
         .send()
         .await
         .map_err(|e| AppError::from_sdk("describe table", e))?;
-    let stream_on = described
-        .table()
-        .and_then(|t| t.stream_specification())
-        .is_some_and(|s| s.stream_enabled());
+    let stream_on =
+        described.table().and_then(|t| t.stream_specification()).is_some_and(|s| s.stream_enabled());
     if !stream_on {
         let spec = StreamSpecification::builder()
             .stream_enabled(true)

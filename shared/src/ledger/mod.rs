@@ -95,10 +95,9 @@ impl Movement {
     pub fn deltas(&self) -> (Delta, Delta) {
         let zero = Delta::default();
         match *self {
-            Movement::Authorize { amount } => (
-                Delta { debits_pending: amount, ..zero },
-                Delta { credits_pending: amount, ..zero },
-            ),
+            Movement::Authorize { amount } => {
+                (Delta { debits_pending: amount, ..zero }, Delta { credits_pending: amount, ..zero })
+            }
             Movement::Capture { authorized, captured } => (
                 Delta { debits_pending: -authorized, debits_posted: captured, ..zero },
                 Delta { credits_pending: -authorized, credits_posted: captured, ..zero },
@@ -107,10 +106,9 @@ impl Movement {
                 Delta { debits_pending: -authorized, ..zero },
                 Delta { credits_pending: -authorized, ..zero },
             ),
-            Movement::Refund { amount } => (
-                Delta { credits_posted: amount, ..zero },
-                Delta { debits_posted: amount, ..zero },
-            ),
+            Movement::Refund { amount } => {
+                (Delta { credits_posted: amount, ..zero }, Delta { debits_posted: amount, ..zero })
+            }
         }
     }
 }
@@ -135,7 +133,10 @@ mod tests {
         ] {
             let (payer, payee) = movement.deltas();
             assert!(is_balanced([&payer, &payee]), "{movement:?}");
-            assert_eq!(payer.credits_posted - payer.debits_posted + payee.credits_posted - payee.debits_posted, 0);
+            assert_eq!(
+                payer.credits_posted - payer.debits_posted + payee.credits_posted - payee.debits_posted,
+                0
+            );
         }
     }
 

@@ -71,7 +71,8 @@ async fn verify_tenant(
     let mut transactions: BTreeMap<String, Vec<Delta>> = BTreeMap::new();
     let mut totals: BTreeMap<String, (i64, i64)> = BTreeMap::new();
     for account_id in ledger_store::tenant_account_ids(dynamodb, table, tenant).await? {
-        let (account, entries) = ledger_store::account_with_entries(dynamodb, table, tenant, &account_id).await?;
+        let (account, entries) =
+            ledger_store::account_with_entries(dynamodb, table, tenant, &account_id).await?;
         let Some(account) = account else { continue };
         let mut replayed = Balances::default();
         for entry in &entries {
@@ -105,4 +106,3 @@ async fn verify_tenant(
     }));
     Ok(())
 }
-

@@ -115,7 +115,9 @@ fn add_created_at_ms(item: &mut Item) -> Result<(), TransformError> {
     let text = string(item, "created_at").ok_or_else(|| TransformError::new("created_at is missing"))?;
     let ms = parse_ms(text).ok_or_else(|| TransformError::new("created_at is not RFC 3339"))?;
     match number(item, "created_at_ms") {
-        Some(existing) if existing != ms => Err(TransformError::new("created_at_ms disagrees with created_at")),
+        Some(existing) if existing != ms => {
+            Err(TransformError::new("created_at_ms disagrees with created_at"))
+        }
         _ => {
             item.insert("created_at_ms".to_owned(), AttributeValue::N(ms.to_string()));
             Ok(())
@@ -151,7 +153,8 @@ fn restore_created_at(item: &mut Item) -> Result<(), TransformError> {
 }
 
 fn flag_bcrypt(item: &mut Item) -> Result<(), TransformError> {
-    let hash = string(item, "password_hash").ok_or_else(|| TransformError::new("password_hash is missing"))?;
+    let hash =
+        string(item, "password_hash").ok_or_else(|| TransformError::new("password_hash is missing"))?;
     if password::is_bcrypt(hash) {
         item.insert("needs_rehash".to_owned(), AttributeValue::Bool(true));
     }
@@ -201,7 +204,8 @@ mod tests {
 
     #[test]
     fn full_chain_round_trips_and_flags_only_bcrypt() {
-        let legacy = user("2026-01-02T03:04:05Z", "$2b$12$abcdefghijklmnopqrstuu5i2bYwbLhP7T2Ux3tY0d5oBm6J3Yv2");
+        let legacy =
+            user("2026-01-02T03:04:05Z", "$2b$12$abcdefghijklmnopqrstuu5i2bYwbLhP7T2Ux3tY0d5oBm6J3Yv2");
         let up = plan_item(all(), Direction::Up, 4, &legacy).unwrap().unwrap();
         assert_eq!(up.applied, vec![2, 3, 4]);
         assert_eq!(up.after.get("needs_rehash"), Some(&AttributeValue::Bool(true)));

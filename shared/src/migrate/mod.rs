@@ -28,8 +28,8 @@ use crate::error::AppError;
 use crate::metrics::{MetricSet, Unit};
 use crate::store::Item;
 use crate::store::migrations::{
-    self as store, Acquire, Applied, Checkpoint, Counters, FAILED_KEYS_KEPT, HistoryRecord, Lease, MigrationRef,
-    RunRecord, RunStatus,
+    self as store, Acquire, Applied, Checkpoint, Counters, FAILED_KEYS_KEPT, HistoryRecord, Lease,
+    MigrationRef, RunRecord, RunStatus,
 };
 use futures::StreamExt;
 pub use plan::{BASE_VERSION, Direction, Migration, Phase};
@@ -249,7 +249,12 @@ pub async fn status(app: &App) -> Result<StatusReport, AppError> {
                 finished_at: run.finished_at.clone(),
                 duration_ms: run.duration_ms,
                 items_scanned: run.counters.items_scanned,
-                items_changed: run.counters.changed_by_version.get(&m.version.to_string()).copied().unwrap_or(0),
+                items_changed: run
+                    .counters
+                    .changed_by_version
+                    .get(&m.version.to_string())
+                    .copied()
+                    .unwrap_or(0),
                 items_failed: run.counters.items_failed,
             })
         })
@@ -266,7 +271,8 @@ pub async fn status(app: &App) -> Result<StatusReport, AppError> {
                 Some(RunProgress {
                     lease_expires_at: ms_text(lease.lease_expires_at_ms),
                     lease_expired: lease.lease_expires_at_ms < now_ms(app),
-                    segments_done: u32::try_from(checkpoints.iter().filter(|c| c.done).count()).unwrap_or(u32::MAX),
+                    segments_done: u32::try_from(checkpoints.iter().filter(|c| c.done).count())
+                        .unwrap_or(u32::MAX),
                     pages: checkpoints.iter().map(|c| c.pages).sum(),
                     counters,
                     run,
@@ -274,7 +280,14 @@ pub async fn status(app: &App) -> Result<StatusReport, AppError> {
             }
         },
     };
-    Ok(StatusReport { current_version: current, latest_version: plan::latest(migrations), applied, pending, history, running })
+    Ok(StatusReport {
+        current_version: current,
+        latest_version: plan::latest(migrations),
+        applied,
+        pending,
+        history,
+        running,
+    })
 }
 
 /// `{"action":"up"|"down", ...}`: takes the lock, records the run and
@@ -297,19 +310,30 @@ pub async fn start(
     }
     let segments = segments.unwrap_or(settings.default_segments);
     if !(1..=MAX_SEGMENTS).contains(&segments) {
-        return Err(AppError::bad_request("segments", format!("segments must be between 1 and {MAX_SEGMENTS}")));
+        return Err(AppError::bad_request(
+            "segments",
+            format!("segments must be between 1 and {MAX_SEGMENTS}"),
+        ));
     }
     let queue = app.config.jobs_queue_url.as_deref().ok_or(ConfigError::Missing("JOBS_QUEUE_URL"))?;
     let current = current_version(&store::history(db, table).await?);
     let versions: Vec<u32> = match direction {
         Direction::Up if to < current => {
-            return Err(AppError::bad_request("to", format!("the table is at version {current}; use down to go to {to}")));
+            return Err(AppError::bad_request(
+                "to",
+                format!("the table is at version {current}; use down to go to {to}"),
+            ));
         }
         Direction::Down if to > current => {
-            return Err(AppError::bad_request("to", format!("the table is at version {current}; use up to go to {to}")));
+            return Err(AppError::bad_request(
+                "to",
+                format!("the table is at version {current}; use up to go to {to}"),
+            ));
         }
         Direction::Up => migrations.iter().map(|m| m.version).filter(|v| *v > current && *v <= to).collect(),
-        Direction::Down => migrations.iter().map(|m| m.version).filter(|v| *v > to && *v <= current).collect(),
+        Direction::Down => {
+            migrations.iter().map(|m| m.version).filter(|v| *v > to && *v <= current).collect()
+        }
     };
 
     let run_id = crate::ids::new_id();
@@ -331,8 +355,14 @@ pub async fn start(
         Acquire::Acquired { expired: None } => None,
         Acquire::Acquired { expired: Some(old) } => {
             tracing::warn!(run_id = %old.owner, "previous migration run lost its lease; marking it abandoned");
-            close_run(app, &old.owner, RunStatus::Abandoned, Some("lease expired; replaced by another run"), false)
-                .await?;
+            close_run(
+                app,
+                &old.owner,
+                RunStatus::Abandoned,
+                Some("lease expired; replaced by another run"),
+                false,
+            )
+            .await?;
             Some(old.owner)
         }
     };
@@ -371,7 +401,15 @@ pub async fn start(
     };
     if let Err(error) = started.await {
         tracing::error!(run_id = %run_id, error = %error, "could not start the migration run");
-        let _ = store::finish_run(db, table, &run_id, RunStatus::Failed, &rfc3339(app.now()), Some("start failed")).await;
+        let _ = store::finish_run(
+            db,
+            table,
+            &run_id,
+            RunStatus::Failed,
+            &rfc3339(app.now()),
+            Some("start failed"),
+        )
+        .await;
         let _ = store::release_lock(db, table, &run_id).await;
         return Err(error);
     }
@@ -420,7 +458,10 @@ pub async fn enqueue(app: &App, queue_url: &str, jobs: &[Job]) -> Result<(), App
             .map_err(|e| AppError::from_sdk("enqueue jobs", e))?;
         if !output.failed().is_empty() {
             let codes: Vec<&str> = output.failed().iter().map(|f| f.code()).collect();
-            return Err(AppError::Unavailable(format!("the jobs queue refused messages: {}", codes.join(", "))));
+            return Err(AppError::Unavailable(format!(
+                "the jobs queue refused messages: {}",
+                codes.join(", ")
+            )));
         }
     }
     Ok(())
@@ -437,7 +478,11 @@ fn kinds_of_run(migrations: &[Migration], run: &RunRecord) -> Vec<&'static str> 
 
 /// One job message: works on one segment until it is done, the run stops,
 /// or the deadline is near (then enqueues its continuation).
-pub async fn run_segment(app: &App, job: &SegmentJob, deadline: Deadline) -> Result<SegmentOutcome, AppError> {
+pub async fn run_segment(
+    app: &App,
+    job: &SegmentJob,
+    deadline: Deadline,
+) -> Result<SegmentOutcome, AppError> {
     let migrations = registry()?;
     let (db, table) = (&app.clients.dynamodb, app.config.table_name.as_str());
     let settings = &app.config.migrate;
@@ -474,7 +519,8 @@ pub async fn run_segment(app: &App, job: &SegmentJob, deadline: Deadline) -> Res
         let lease_until = now_ms(app) + settings.lease_seconds * 1000;
         if !store::renew_lock(db, table, &run.run_id, lease_until).await? {
             tracing::error!(run_id = %run.run_id, segment = job.segment, "migration lease lost; segment stops");
-            close_run(app, &run.run_id, RunStatus::Abandoned, Some("lease lost to another run"), false).await?;
+            close_run(app, &run.run_id, RunStatus::Abandoned, Some("lease lost to another run"), false)
+                .await?;
             return Ok(SegmentOutcome::Stopped);
         }
         let page = store::scan_page(
@@ -689,7 +735,8 @@ mod tests {
 
     #[test]
     fn commands_parse() {
-        let up: Command = serde_json::from_str(r#"{"action":"up","to":3,"segments":4,"dry_run":true}"#).unwrap();
+        let up: Command =
+            serde_json::from_str(r#"{"action":"up","to":3,"segments":4,"dry_run":true}"#).unwrap();
         assert_eq!(up, Command::Up { to: Some(3), segments: Some(4), dry_run: true });
         let status: Command = serde_json::from_str(r#"{"action":"status"}"#).unwrap();
         assert_eq!(status, Command::Status);
@@ -732,8 +779,11 @@ mod tests {
             failure: None,
         };
         assert_eq!(current_version(&[]), BASE_VERSION);
-        let history =
-            [entry(3, RunStatus::Succeeded, false), entry(4, RunStatus::Failed, false), entry(4, RunStatus::Succeeded, true)];
+        let history = [
+            entry(3, RunStatus::Succeeded, false),
+            entry(4, RunStatus::Failed, false),
+            entry(4, RunStatus::Succeeded, true),
+        ];
         assert_eq!(current_version(&history), 3);
     }
 

@@ -338,10 +338,20 @@ mod tests {
             plan_item(&r, Direction::Up, 4, &item("user", Some(3))),
             Err(PlanError::OffChain { kind: "user".into(), version: 3 })
         );
-        assert_eq!(plan_item(&r, Direction::Up, 4, &item("user", None).into_iter().filter(|(k, _)| k != "kind").collect()),
-            Err(PlanError::NoKind));
+        assert_eq!(
+            plan_item(
+                &r,
+                Direction::Up,
+                4,
+                &item("user", None).into_iter().filter(|(k, _)| k != "kind").collect()
+            ),
+            Err(PlanError::NoKind)
+        );
         r[0].up = refuse;
-        assert!(matches!(plan_item(&r, Direction::Up, 4, &item("user", None)), Err(PlanError::Transform { version: 2, .. })));
+        assert!(matches!(
+            plan_item(&r, Direction::Up, 4, &item("user", None)),
+            Err(PlanError::Transform { version: 2, .. })
+        ));
     }
 
     #[test]

@@ -130,7 +130,8 @@ pub async fn drain_stream(app: &App, event: &dynamodb::Event) -> Result<DynamoDb
     let mut response = DynamoDbEventResponse::default();
     let mut seen = HashSet::new();
     for sequence in failed_records {
-        let sequence = sequence.ok_or_else(|| AppError::Internal("a failed stream record has no sequence number".into()))?;
+        let sequence = sequence
+            .ok_or_else(|| AppError::Internal("a failed stream record has no sequence number".into()))?;
         if seen.insert(sequence.clone()) {
             let mut failure = DynamoDbBatchItemFailure::default();
             failure.item_identifier = Some(sequence);
@@ -210,16 +211,17 @@ async fn publish_and_mark(app: &App, queue_url: &str, mut events: Vec<OutboxEven
         events.iter().map(|e| (e.event_id.as_str(), e.tenant_id.as_str())).collect();
     let at = rfc3339(app.now());
     let table = &app.config.table_name;
-    let marks = futures::stream::iter(outcome.published.iter().map(|event_id| {
-        let tenant = tenant_of.get(event_id.as_str()).copied().unwrap_or_default();
-        let at = &at;
-        async move {
-            (event_id, store::mark_published(&app.clients.dynamodb, table, tenant, event_id, at).await)
-        }
-    }))
-    .buffer_unordered(MARK_CONCURRENCY)
-    .collect::<Vec<_>>()
-    .await;
+    let marks =
+        futures::stream::iter(outcome.published.iter().map(|event_id| {
+            let tenant = tenant_of.get(event_id.as_str()).copied().unwrap_or_default();
+            let at = &at;
+            async move {
+                (event_id, store::mark_published(&app.clients.dynamodb, table, tenant, event_id, at).await)
+            }
+        }))
+        .buffer_unordered(MARK_CONCURRENCY)
+        .collect::<Vec<_>>()
+        .await;
     for (event_id, result) in marks {
         if let Err(error) = result {
             // Published but not marked: retried, so published again (deduplicated downstream).

@@ -29,7 +29,11 @@ pub struct Message {
 
 impl Message {
     pub fn of(event: &OutboxEvent) -> Result<Self, AppError> {
-        Ok(Self { event_id: event.event_id.clone(), tenant_id: event.tenant_id.clone(), body: event.to_message_body()? })
+        Ok(Self {
+            event_id: event.event_id.clone(),
+            tenant_id: event.tenant_id.clone(),
+            body: event.to_message_body()?,
+        })
     }
 }
 
@@ -152,15 +156,18 @@ mod tests {
         let (b, big) = batches((0..25).map(|i| message(i, 10)).collect());
         assert!(big.is_empty());
         assert_eq!(b.iter().map(Vec::len).collect::<Vec<_>>(), vec![10, 10, 5]);
-        assert_eq!(b.concat().iter().map(|m| m.event_id.clone()).collect::<Vec<_>>(),
-            (0..25).map(|i| format!("e{i}")).collect::<Vec<_>>());
+        assert_eq!(
+            b.concat().iter().map(|m| m.event_id.clone()).collect::<Vec<_>>(),
+            (0..25).map(|i| format!("e{i}")).collect::<Vec<_>>()
+        );
 
         let (b, big) = batches((0..5).map(|i| message(i, 100_000)).collect());
         assert!(big.is_empty());
         assert_eq!(b.iter().map(Vec::len).collect::<Vec<_>>(), vec![2, 2, 1]);
         assert!(b.iter().all(|batch| batch.iter().map(|m| m.body.len()).sum::<usize>() <= MAX_BATCH_BYTES));
 
-        let (b, big) = batches(vec![message(0, 10), message(1, MAX_MESSAGE_BYTES + 1), message(2, MAX_MESSAGE_BYTES)]);
+        let (b, big) =
+            batches(vec![message(0, 10), message(1, MAX_MESSAGE_BYTES + 1), message(2, MAX_MESSAGE_BYTES)]);
         assert_eq!(big.len(), 1);
         assert_eq!(b.iter().map(Vec::len).collect::<Vec<_>>(), vec![1, 1]);
     }

@@ -17,7 +17,9 @@ use crate::ledger::{Balances, Movement};
 use crate::money::{amount_field, currency_field};
 use crate::outbox::OutboxEvent;
 use crate::store::idempotency::{IdempotencyRecord, RecordStatus};
-use crate::store::ledger::{self as ledger_store, AccountRecord, EntryRecord, LedgerTransactionRecord, Posting};
+use crate::store::ledger::{
+    self as ledger_store, AccountRecord, EntryRecord, LedgerTransactionRecord, Posting,
+};
 use crate::store::payments::{self as payment_store, PaymentEventRecord};
 use crate::store::tx::{Tx, TxError};
 use crate::store::{self, Item};
@@ -49,7 +51,13 @@ pub struct Idempotent<'a> {
 }
 
 impl<'a> Idempotent<'a> {
-    pub fn new(who: &'a Authenticated, operation: &'static str, key: String, target: &str, body: &Value) -> Self {
+    pub fn new(
+        who: &'a Authenticated,
+        operation: &'static str,
+        key: String,
+        target: &str,
+        body: &Value,
+    ) -> Self {
         let fingerprint = idempotency::fingerprint(operation, target, body);
         Self { who, operation, key, fingerprint }
     }
@@ -106,7 +114,9 @@ async fn execute(
         return match (failure.code.as_str(), winner) {
             ("ConditionalCheckFailed", Some(winner)) => {
                 match idempotency::prior(Some(&winner), &request.fingerprint, now_s, now_ms)? {
-                    Prior::Replay(stored) => Ok(Outcome { status: stored.status, body: stored.body, replayed: true }),
+                    Prior::Replay(stored) => {
+                        Ok(Outcome { status: stored.status, body: stored.body, replayed: true })
+                    }
                     Prior::Fresh => Err(AppError::InProgress { retry_after_seconds: 1 }),
                 }
             }
@@ -283,11 +293,9 @@ pub async fn list_transactions(
     use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
     let limit = match limit {
         None => DEFAULT_PAGE,
-        Some(raw) => raw
-            .parse::<i32>()
-            .ok()
-            .filter(|n| (1..=MAX_PAGE).contains(n))
-            .ok_or_else(|| AppError::bad_request("limit", format!("limit: must be an integer from 1 to {MAX_PAGE}")))?,
+        Some(raw) => raw.parse::<i32>().ok().filter(|n| (1..=MAX_PAGE).contains(n)).ok_or_else(|| {
+            AppError::bad_request("limit", format!("limit: must be an integer from 1 to {MAX_PAGE}"))
+        })?,
     };
     let bad_cursor = || AppError::bad_request("cursor", "cursor: is not a cursor returned by this API");
     let cursor = cursor
@@ -363,10 +371,15 @@ fn check_metadata(metadata: &Option<BTreeMap<String, String>>) -> Result<(), App
         return Err(AppError::bad_request("metadata", format!("metadata: at most {MAX_METADATA_KEYS} keys")));
     }
     for (key, value) in metadata {
-        if key.is_empty() || key.chars().count() > MAX_METADATA_KEY_CHARS || value.chars().count() > MAX_METADATA_VALUE_CHARS {
+        if key.is_empty()
+            || key.chars().count() > MAX_METADATA_KEY_CHARS
+            || value.chars().count() > MAX_METADATA_VALUE_CHARS
+        {
             return Err(AppError::bad_request(
                 format!("metadata.{key}"),
-                format!("metadata: keys 1 to {MAX_METADATA_KEY_CHARS} characters, values at most {MAX_METADATA_VALUE_CHARS}"),
+                format!(
+                    "metadata: keys 1 to {MAX_METADATA_KEY_CHARS} characters, values at most {MAX_METADATA_VALUE_CHARS}"
+                ),
             ));
         }
     }
@@ -494,10 +507,9 @@ fn record_movement(
 }
 
 fn insufficient_funds(error: &TxError, account_label: &str) -> Option<AppError> {
-    error
-        .failed(account_label)
-        .filter(|f| f.code == "ConditionalCheckFailed")
-        .map(|_| AppError::Unprocessable("insufficient funds: the payer's available balance is too low".into()))
+    error.failed(account_label).filter(|f| f.code == "ConditionalCheckFailed").map(|_| {
+        AppError::Unprocessable("insufficient funds: the payer's available balance is too low".into())
+    })
 }
 
 pub async fn create_payment(
@@ -512,7 +524,10 @@ pub async fn create_payment(
     let payer_id = id_field("payer_account_id", &input.payer_account_id)?;
     let payee_id = id_field("payee_account_id", &input.payee_account_id)?;
     if payer_id == payee_id {
-        return Err(AppError::bad_request("payee_account_id", "payee_account_id: must differ from payer_account_id"));
+        return Err(AppError::bad_request(
+            "payee_account_id",
+            "payee_account_id: must differ from payer_account_id",
+        ));
     }
     let description = bounded_text("description", input.description, MAX_DESCRIPTION_CHARS)?;
     check_metadata(&input.metadata)?;
@@ -520,13 +535,15 @@ pub async fn create_payment(
     let who = request.who;
     let tenant = who.tenant.as_str();
     let now = app.now();
-    let keys = vec![ledger_store::account_key(tenant, &payer_id), ledger_store::account_key(tenant, &payee_id)];
+    let keys =
+        vec![ledger_store::account_key(tenant, &payer_id), ledger_store::account_key(tenant, &payee_id)];
     execute(
         app,
         request,
         keys,
         |items| {
-            let mut accounts = items.into_iter().map(|item| item.map(ledger_store::decode_account).transpose());
+            let mut accounts =
+                items.into_iter().map(|item| item.map(ledger_store::decode_account).transpose());
             let payer = accounts.next().transpose()?.flatten().ok_or(AppError::NotFound("payer account"))?;
             let payee = accounts.next().transpose()?.flatten().ok_or(AppError::NotFound("payee account"))?;
             if payer.currency != currency.code() || payee.currency != currency.code() {
@@ -591,17 +608,29 @@ async fn transition(
                 .transpose()?
                 .ok_or(AppError::NotFound("payment"))?;
             let change = decide(&current, &rfc3339(now)).map_err(transition_error)?;
-            let tx = record_movement(table, ctx, who, now, &change.next, change.movement, change.event_type, change.amount)?
-                .push(payment_store::transition(table, &change.next)?);
+            let tx = record_movement(
+                table,
+                ctx,
+                who,
+                now,
+                &change.next,
+                change.movement,
+                change.event_type,
+                change.amount,
+            )?
+            .push(payment_store::transition(table, &change.next)?);
             Ok(Prepared { tx, status, body: payment_view(&change.next) })
         },
         |error| {
             if error.failed("payment").is_some() {
-                return Some(AppError::Conflict("the payment changed concurrently; fetch it and retry".into()));
+                return Some(AppError::Conflict(
+                    "the payment changed concurrently; fetch it and retry".into(),
+                ));
             }
             // A refund debits the payee.
-            insufficient_funds(error, "payee")
-                .map(|_| AppError::Unprocessable("insufficient funds: the payee's available balance is too low".into()))
+            insufficient_funds(error, "payee").map(|_| {
+                AppError::Unprocessable("insufficient funds: the payee's available balance is too low".into())
+            })
         },
     )
     .await
@@ -644,10 +673,14 @@ pub async fn refund_payment(
 
 pub async fn get_payment(app: &App, who: &Authenticated, payment_id: &str) -> Result<Value, AppError> {
     let payment_id = path_id(payment_id, "payment")?;
-    let (payment, events) =
-        payment_store::payment_with_events(&app.clients.dynamodb, &app.config.table_name, who.tenant.as_str(), &payment_id)
-            .await?
-            .ok_or(AppError::NotFound("payment"))?;
+    let (payment, events) = payment_store::payment_with_events(
+        &app.clients.dynamodb,
+        &app.config.table_name,
+        who.tenant.as_str(),
+        &payment_id,
+    )
+    .await?
+    .ok_or(AppError::NotFound("payment"))?;
     let mut view = payment_view(&payment);
     view["events"] = to_json(events)?;
     Ok(view)
@@ -680,7 +713,8 @@ impl Command {
 
 impl Outcome {
     pub fn into_reply(self) -> Result<crate::http::Reply, AppError> {
-        let status = http::StatusCode::from_u16(self.status).map_err(|e| AppError::internal("stored status", e))?;
+        let status =
+            http::StatusCode::from_u16(self.status).map_err(|e| AppError::internal("stored status", e))?;
         let reply = crate::http::Reply::json(status, self.body)?;
         Ok(if self.replayed { reply.with_header(idempotency::REPLAYED_HEADER, "true") } else { reply })
     }

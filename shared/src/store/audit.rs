@@ -102,7 +102,8 @@ fn entry_item(entry: &AuditEntry) -> EntryItem {
 
 fn decode_entry(item: Item) -> Result<AuditEntry, AppError> {
     let item: EntryItem = from_item(item)?;
-    let payload = serde_json::from_str(&item.payload).map_err(|e| AppError::internal("decode audit payload", e))?;
+    let payload =
+        serde_json::from_str(&item.payload).map_err(|e| AppError::internal("decode audit payload", e))?;
     Ok(AuditEntry {
         seq: item.seq,
         event_id: item.event_id,
@@ -121,7 +122,11 @@ fn decode_entry(item: Item) -> Result<AuditEntry, AppError> {
 }
 
 /// The chain head (strongly consistent), `None` for a tenant without entries.
-pub async fn head(dynamodb: &aws_sdk_dynamodb::Client, table: &str, tenant: &str) -> Result<Option<Checkpoint>, AppError> {
+pub async fn head(
+    dynamodb: &aws_sdk_dynamodb::Client,
+    table: &str,
+    tenant: &str,
+) -> Result<Option<Checkpoint>, AppError> {
     let Some(item) = super::get(dynamodb, table, key(chain_pk(tenant), HEAD_SK)).await? else {
         return Ok(None);
     };
@@ -132,7 +137,12 @@ pub async fn head(dynamodb: &aws_sdk_dynamodb::Client, table: &str, tenant: &str
 /// The actions appending `entries` (consecutive, starting right after
 /// `expected`) in one transaction: each entry and its event marker, and the
 /// head moved from `expected` to the last entry.
-pub fn append(table: &str, tenant: &str, expected: &Checkpoint, entries: &[AuditEntry]) -> Result<Vec<Action>, AppError> {
+pub fn append(
+    table: &str,
+    tenant: &str,
+    expected: &Checkpoint,
+    entries: &[AuditEntry],
+) -> Result<Vec<Action>, AppError> {
     let Some(last) = entries.last() else { return Ok(Vec::new()) };
     let mut actions = Vec::with_capacity(entries.len() * ACTIONS_PER_ENTRY + 1);
     for entry in entries {
@@ -152,7 +162,9 @@ pub fn append(table: &str, tenant: &str, expected: &Checkpoint, entries: &[Audit
     }
     let head = if expected.seq == 0 {
         let head = Head { tenant_id: tenant.to_owned(), seq: last.seq, hash: last.hash.clone() };
-        Keyed::new(chain_pk(tenant), HEAD_SK, HEAD_LABEL, &head).version(SCHEMA_VERSION).insert(table, HEAD_LABEL)?
+        Keyed::new(chain_pk(tenant), HEAD_SK, HEAD_LABEL, &head)
+            .version(SCHEMA_VERSION)
+            .insert(table, HEAD_LABEL)?
     } else {
         Action::update(
             table,
@@ -188,7 +200,9 @@ pub async fn appended_events(
     event_ids: &[String],
 ) -> Result<HashSet<String>, AppError> {
     let reads = event_ids.iter().map(|id| async move {
-        super::get(dynamodb, table, key(marker_pk(tenant, id), MARKER_SK)).await.map(|item| item.map(|_| id.clone()))
+        super::get(dynamodb, table, key(marker_pk(tenant, id), MARKER_SK))
+            .await
+            .map(|item| item.map(|_| id.clone()))
     });
     let found = futures::future::try_join_all(reads).await?;
     Ok(found.into_iter().flatten().collect())
@@ -222,7 +236,9 @@ pub async fn entries_after(
         .into_iter()
         .map(|item| {
             let seq = match item.get("sk") {
-                Some(AttributeValue::S(sk)) => sk.strip_prefix("E#").and_then(|s| s.parse().ok()).unwrap_or(0),
+                Some(AttributeValue::S(sk)) => {
+                    sk.strip_prefix("E#").and_then(|s| s.parse().ok()).unwrap_or(0)
+                }
                 _ => 0,
             };
             decode_entry(item).map_err(|error| {

@@ -109,13 +109,22 @@ pub fn apply_delta(
         condition.push_str(" AND (allow_overdraft = :yes OR available >= :need)");
         expr = expr.value(":yes", AttributeValue::Bool(true)).value(":need", value(-delta.available())?);
     }
-    let update = if terms.is_empty() { "SET currency = :currency".to_owned() } else { format!("ADD {}", terms.join(", ")) };
+    let update = if terms.is_empty() {
+        "SET currency = :currency".to_owned()
+    } else {
+        format!("ADD {}", terms.join(", "))
+    };
     Action::update(table, label, account_key(tenant, account_id), &update, Some(&condition), expr)
 }
 
 pub fn insert_entry(table: &str, entry: &EntryRecord) -> Result<Action, AppError> {
-    Keyed::new(account_pk(&entry.tenant_id, &entry.account_id), format!("ENTRY#{}", entry.tx_id), "ledger_entry", entry)
-        .insert(table, "entry")
+    Keyed::new(
+        account_pk(&entry.tenant_id, &entry.account_id),
+        format!("ENTRY#{}", entry.tx_id),
+        "ledger_entry",
+        entry,
+    )
+    .insert(table, "entry")
 }
 
 pub fn insert_transaction(table: &str, transaction: &LedgerTransactionRecord) -> Result<Action, AppError> {
@@ -150,11 +159,7 @@ pub async fn list_entries(
         .send()
         .await
         .map_err(|e| AppError::from_sdk("list entries", e))?;
-    let next = output
-        .last_evaluated_key()
-        .and_then(|k| k.get("sk"))
-        .and_then(|v| v.as_s().ok())
-        .cloned();
+    let next = output.last_evaluated_key().and_then(|k| k.get("sk")).and_then(|v| v.as_s().ok()).cloned();
     let entries = output.items.unwrap_or_default().into_iter().map(decode_entry).collect::<Result<_, _>>()?;
     Ok((entries, next))
 }

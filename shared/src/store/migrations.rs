@@ -104,7 +104,8 @@ pub async fn acquire_lock(
     now_ms: i64,
 ) -> Result<Acquire, AppError> {
     let (pk, sk) = (tenant_pk(SYSTEM_TENANT, "MIGRATE#LOCK"), "LOCK".to_owned());
-    let item = to_item(&LockItem { pk, sk, kind: LOCK_KIND.into(), schema_version: 1, lease: lease.clone() })?;
+    let item =
+        to_item(&LockItem { pk, sk, kind: LOCK_KIND.into(), schema_version: 1, lease: lease.clone() })?;
     let result = dynamodb
         .put_item()
         .table_name(table)
@@ -165,7 +166,11 @@ pub async fn renew_lock(
 }
 
 /// Deletes the lock if `owner` holds it; `false` when it did not.
-pub async fn release_lock(dynamodb: &aws_sdk_dynamodb::Client, table: &str, owner: &str) -> Result<bool, AppError> {
+pub async fn release_lock(
+    dynamodb: &aws_sdk_dynamodb::Client,
+    table: &str,
+    owner: &str,
+) -> Result<bool, AppError> {
     let result = dynamodb
         .delete_item()
         .table_name(table)
@@ -242,7 +247,11 @@ struct RunItem {
     run: RunRecord,
 }
 
-pub async fn create_run(dynamodb: &aws_sdk_dynamodb::Client, table: &str, run: &RunRecord) -> Result<(), AppError> {
+pub async fn create_run(
+    dynamodb: &aws_sdk_dynamodb::Client,
+    table: &str,
+    run: &RunRecord,
+) -> Result<(), AppError> {
     let item = to_item(&RunItem {
         pk: run_pk(&run.run_id),
         sk: "RUN".into(),
@@ -458,7 +467,9 @@ pub async fn save_checkpoint(
     let request = dynamodb.put_item().table_name(table).set_item(Some(item));
     let request = match previous_pages {
         None => request.condition_expression("attribute_not_exists(pk)"),
-        Some(pages) => request.condition_expression("pages = :pages").expression_attribute_values(":pages", n(pages)),
+        Some(pages) => {
+            request.condition_expression("pages = :pages").expression_attribute_values(":pages", n(pages))
+        }
     };
     match request.send().await {
         Ok(_) => Ok(true),
@@ -573,7 +584,10 @@ pub async fn put_history(
 }
 
 /// Every history entry, oldest first.
-pub async fn history(dynamodb: &aws_sdk_dynamodb::Client, table: &str) -> Result<Vec<HistoryRecord>, AppError> {
+pub async fn history(
+    dynamodb: &aws_sdk_dynamodb::Client,
+    table: &str,
+) -> Result<Vec<HistoryRecord>, AppError> {
     let items = query(dynamodb, table, history_pk(), Some("RUN#")).await?;
     items.into_iter().map(|item| Ok(from_item::<HistoryItem>(item)?.record)).collect()
 }
@@ -646,7 +660,11 @@ pub fn item_key(item: &Item) -> Result<(Item, String), AppError> {
     }
 }
 
-pub async fn read_item(dynamodb: &aws_sdk_dynamodb::Client, table: &str, key: Item) -> Result<Option<Item>, AppError> {
+pub async fn read_item(
+    dynamodb: &aws_sdk_dynamodb::Client,
+    table: &str,
+    key: Item,
+) -> Result<Option<Item>, AppError> {
     get(dynamodb, table, key).await
 }
 
@@ -761,7 +779,11 @@ const CENSUS_PAGE: i32 = 1000;
 
 /// Counts every item of `table` and collects its tenants, with a parallel
 /// scan projecting only `pk`.
-pub async fn census(dynamodb: &aws_sdk_dynamodb::Client, table: &str, segments: u32) -> Result<Census, AppError> {
+pub async fn census(
+    dynamodb: &aws_sdk_dynamodb::Client,
+    table: &str,
+    segments: u32,
+) -> Result<Census, AppError> {
     let segments = segments.max(1);
     let scans = (0..segments).map(|segment| census_segment(dynamodb, table, segment, segments));
     let mut total = Census::default();

@@ -8,12 +8,12 @@
 //! names the item type (the stream filter matches on it); `schema_version`
 //! versions the layout for migrations.
 
+pub mod audit;
 pub mod idempotency;
 pub mod ledger;
 pub mod migrations;
 pub mod outbox;
 pub mod payments;
-pub mod audit;
 pub mod sessions;
 pub mod tx;
 pub mod users;
@@ -213,11 +213,8 @@ pub(crate) async fn get_many(
             .await
             .map_err(|e| AppError::from_sdk("batch read", e))?;
         found.extend(output.responses.and_then(|mut r| r.remove(table)).unwrap_or_default());
-        pending = output
-            .unprocessed_keys
-            .and_then(|mut u| u.remove(table))
-            .map(|k| k.keys)
-            .unwrap_or_default();
+        pending =
+            output.unprocessed_keys.and_then(|mut u| u.remove(table)).map(|k| k.keys).unwrap_or_default();
     }
     if !pending.is_empty() {
         return Err(AppError::Unavailable("batch read throttled".into()));
@@ -263,7 +260,11 @@ pub(crate) async fn query_all(
 
 /// Every tenant that has items of `kind` (a full, consistent scan: for the
 /// verify job and restore drills, never for a request).
-pub async fn tenants_with(dynamodb: &aws_sdk_dynamodb::Client, table: &str, kind: &str) -> Result<Vec<String>, AppError> {
+pub async fn tenants_with(
+    dynamodb: &aws_sdk_dynamodb::Client,
+    table: &str,
+    kind: &str,
+) -> Result<Vec<String>, AppError> {
     let mut tenants = std::collections::BTreeSet::new();
     let mut start = None;
     loop {

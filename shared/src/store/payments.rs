@@ -55,8 +55,13 @@ pub fn transition(table: &str, next: &Payment) -> Result<Action, AppError> {
 }
 
 pub fn insert_event(table: &str, event: &PaymentEventRecord) -> Result<Action, AppError> {
-    Keyed::new(payment_pk(&event.tenant_id, &event.payment_id), format!("EVENT#{:06}", event.seq), "payment_event", event)
-        .insert(table, "payment_event")
+    Keyed::new(
+        payment_pk(&event.tenant_id, &event.payment_id),
+        format!("EVENT#{:06}", event.seq),
+        "payment_event",
+        event,
+    )
+    .insert(table, "payment_event")
 }
 
 /// The payment and its events, oldest first, in one consistent query.

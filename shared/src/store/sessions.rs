@@ -88,7 +88,12 @@ pub fn spend_token(table: &str, tenant: &str, token_hash: &str) -> Result<Action
 }
 
 /// Extends a live session on rotation; fails (label `session`) if it was revoked.
-pub fn touch_session(table: &str, tenant: &str, family_id: &str, expires_at: i64) -> Result<Action, AppError> {
+pub fn touch_session(
+    table: &str,
+    tenant: &str,
+    family_id: &str,
+    expires_at: i64,
+) -> Result<Action, AppError> {
     Action::update(
         table,
         "session",

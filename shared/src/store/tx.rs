@@ -158,7 +158,8 @@ impl Tx {
                 Ok(_) => return Ok(()),
                 Err(error) => error,
             };
-            let Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) = error.as_service_error()
+            let Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) =
+                error.as_service_error()
             else {
                 return Err(AppError::from_sdk("transaction", error).into());
             };
@@ -175,8 +176,8 @@ impl Tx {
                     })
                 })
                 .collect();
-            let only_conflicts = !failures.is_empty()
-                && failures.iter().all(|f| f.code == "TransactionConflict");
+            let only_conflicts =
+                !failures.is_empty() && failures.iter().all(|f| f.code == "TransactionConflict");
             if !only_conflicts {
                 return Err(TxError::Cancelled(failures));
             }

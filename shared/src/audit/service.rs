@@ -8,6 +8,7 @@ use crate::clock::rfc3339;
 use crate::error::AppError;
 use crate::outbox::OutboxEvent;
 use crate::store::audit as store;
+use crate::store::labels::AuditLabel;
 use crate::store::tx::{MAX_ACTIONS, Tx, TxError};
 use crate::tenant::TenantId;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
@@ -74,10 +75,10 @@ pub async fn append_events(
                 attempts = 0;
             }
             Err(TxError::Cancelled(failures)) => {
-                let marker_failed = failures.iter().any(|f| f.label == store::MARKER_LABEL);
+                let marker_failed = failures.iter().any(|f| f.label == AuditLabel::Marker);
                 let mut known: HashSet<String> = failures
                     .iter()
-                    .filter(|f| f.label == store::MARKER_LABEL)
+                    .filter(|f| f.label == AuditLabel::Marker)
                     .filter_map(|f| f.item.as_ref().and_then(store::marker_event_id))
                     .collect();
                 if marker_failed && known.is_empty() {
@@ -87,7 +88,7 @@ pub async fn append_events(
                 // An entry already at one of our seqs also means the head moved
                 // (a service may report only the first failed condition).
                 let head_moved =
-                    failures.iter().any(|f| f.label == store::HEAD_LABEL || f.label == store::ENTRY_LABEL);
+                    failures.iter().any(|f| matches!(f.label, AuditLabel::Head | AuditLabel::Entry));
                 if known.is_empty() && !head_moved {
                     return Err(TxError::Cancelled(failures).into_app_error());
                 }

@@ -11,6 +11,7 @@ use crate::clock::rfc3339;
 use crate::error::AppError;
 use crate::http::RequestContext;
 use crate::outbox::OutboxEvent;
+use crate::store::labels::AuthLabel;
 use crate::store::sessions::{self, RefreshTokenRecord, SessionRecord, TokenStatus};
 use crate::store::tx::Tx;
 use crate::store::users::{self, UserRecord};
@@ -105,7 +106,7 @@ pub async fn register(
     );
     let table = &app.config.table_name;
     Tx::new(table, &event)?.push(users::insert(table, &user)?).commit(&app.clients.dynamodb).await.map_err(
-        |error| match error.failed("user") {
+        |error| match error.failed(AuthLabel::User) {
             Some(_) => AppError::Conflict("a user with this email already exists in this tenant".into()),
             None => error.into_app_error(),
         },
@@ -191,7 +192,7 @@ pub async fn login(app: &App, ctx: &RequestContext, request: Credentials) -> Res
         .push(sessions::insert_token(table, &token_hash, &token)?)
         .commit(&app.clients.dynamodb)
         .await
-        .map_err(|error| match error.failed("user") {
+        .map_err(|error| match error.failed(AuthLabel::User) {
             // The password changed between our read and our write.
             Some(_) => AppError::Unauthorized(INVALID_CREDENTIALS),
             None => error.into_app_error(),
@@ -254,7 +255,7 @@ async fn record_failure(
                 }
                 return Ok(());
             }
-            Err(error) => match error.failed("user").and_then(|f| f.item.clone()) {
+            Err(error) => match error.failed(AuthLabel::User).and_then(|f| f.item.clone()) {
                 Some(current) => {
                     user = crate::store::users::decode_item(current)?;
                 }
@@ -311,12 +312,12 @@ pub async fn refresh(
         .commit(&app.clients.dynamodb)
         .await;
     if let Err(error) = committed {
-        if error.failed("token").is_some() {
+        if error.failed(AuthLabel::Token).is_some() {
             // Spent by a concurrent request between our read and write: reuse.
             revoke_family(app, ctx, &tenant, &token, "refresh_token_reuse").await?;
             return Err(AppError::Unauthorized(INVALID_REFRESH_TOKEN));
         }
-        if error.failed("session").is_some() {
+        if error.failed(AuthLabel::Session).is_some() {
             return Err(AppError::Unauthorized(INVALID_REFRESH_TOKEN));
         }
         return Err(error.into_app_error());
@@ -354,7 +355,7 @@ async fn revoke_family(
             tracing::warn!(tenant = %tenant, session_id = %token.family_id, reason, "session revoked");
             Ok(())
         }
-        Err(error) if error.failed("session").is_some() => Ok(()),
+        Err(error) if error.failed(AuthLabel::Session).is_some() => Ok(()),
         Err(error) => Err(error.into_app_error()),
     }
 }

@@ -17,11 +17,12 @@ use crate::ledger::{Balances, Movement};
 use crate::money::{amount_field, currency_field};
 use crate::outbox::OutboxEvent;
 use crate::store::idempotency::{IdempotencyRecord, RecordStatus};
+use crate::store::labels::PaymentLabel;
 use crate::store::ledger::{
     self as ledger_store, AccountRecord, EntryRecord, LedgerTransactionRecord, Posting,
 };
 use crate::store::payments::{self as payment_store, PaymentEventRecord};
-use crate::store::tx::{Tx, TxError};
+use crate::store::tx::{Reason, Tx, TxError};
 use crate::store::{self, Item};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -65,7 +66,7 @@ impl<'a> Idempotent<'a> {
 
 /// What an operation decided from the items it read.
 struct Prepared {
-    tx: Tx,
+    tx: Tx<PaymentLabel>,
     status: u16,
     body: Value,
 }
@@ -78,7 +79,7 @@ async fn execute(
     request: &Idempotent<'_>,
     keys: Vec<Item>,
     prepare: impl FnOnce(Vec<Option<Item>>) -> Result<Prepared, AppError>,
-    on_cancel: impl FnOnce(&TxError) -> Option<AppError>,
+    on_cancel: impl FnOnce(&TxError<PaymentLabel>) -> Option<AppError>,
 ) -> Result<Outcome, AppError> {
     let table = &app.config.table_name;
     let tenant = request.who.tenant.as_str();
@@ -109,10 +110,10 @@ async fn execute(
         Ok(()) => return Ok(Outcome { status: prepared.status, body: prepared.body, replayed: false }),
         Err(error) => error,
     };
-    if let Some(failure) = error.failed("idempotency") {
+    if let Some(failure) = error.failed(PaymentLabel::Idempotency) {
         let winner = failure.item.clone().map(store::idempotency::decode).transpose()?;
-        return match (failure.code.as_str(), winner) {
-            ("ConditionalCheckFailed", Some(winner)) => {
+        return match (&failure.reason, winner) {
+            (Reason::ConditionalCheckFailed, Some(winner)) => {
                 match idempotency::prior(Some(&winner), &request.fingerprint, now_s, now_ms)? {
                     Prior::Replay(stored) => {
                         Ok(Outcome { status: stored.status, body: stored.body, replayed: true })
@@ -416,7 +417,7 @@ fn record_movement(
     movement: Movement,
     event_type: &str,
     amount: i64,
-) -> Result<Tx, AppError> {
+) -> Result<Tx<PaymentLabel>, AppError> {
     let tenant = &who.tenant;
     let at = rfc3339(now);
     let tx_id = crate::ids::new_id();
@@ -479,7 +480,7 @@ fn record_movement(
         .event(&ledger_event)?
         .push(payment_store::insert_event(table, &history)?)
         .push(ledger_store::insert_transaction(table, &transaction)?);
-    for (label, posting) in [("payer", &postings[0]), ("payee", &postings[1])] {
+    for (label, posting) in [(PaymentLabel::Payer, &postings[0]), (PaymentLabel::Payee, &postings[1])] {
         tx = tx
             .push(ledger_store::insert_entry(
                 table,
@@ -506,8 +507,8 @@ fn record_movement(
     Ok(tx)
 }
 
-fn insufficient_funds(error: &TxError, account_label: &str) -> Option<AppError> {
-    error.failed(account_label).filter(|f| f.code == "ConditionalCheckFailed").map(|_| {
+fn insufficient_funds(error: &TxError<PaymentLabel>, side: PaymentLabel) -> Option<AppError> {
+    error.condition_failed(side).map(|_| {
         AppError::Unprocessable("insufficient funds: the payer's available balance is too low".into())
     })
 }
@@ -576,7 +577,7 @@ pub async fn create_payment(
                 .push(payment_store::insert(table, &payment)?);
             Ok(Prepared { tx, status: 201, body: payment_view(&payment) })
         },
-        |error| insufficient_funds(error, "payer"),
+        |error| insufficient_funds(error, PaymentLabel::Payer),
     )
     .await
 }
@@ -622,13 +623,13 @@ async fn transition(
             Ok(Prepared { tx, status, body: payment_view(&change.next) })
         },
         |error| {
-            if error.failed("payment").is_some() {
+            if error.failed(PaymentLabel::Payment).is_some() {
                 return Some(AppError::Conflict(
                     "the payment changed concurrently; fetch it and retry".into(),
                 ));
             }
             // A refund debits the payee.
-            insufficient_funds(error, "payee").map(|_| {
+            insufficient_funds(error, PaymentLabel::Payee).map(|_| {
                 AppError::Unprocessable("insufficient funds: the payee's available balance is too low".into())
             })
         },

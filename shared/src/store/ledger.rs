@@ -2,6 +2,7 @@
 //! Entries live in the account's partition (`ENTRY#<tx id>`, time-ordered),
 //! so an account and its history are read with one strongly consistent query.
 
+use super::labels::PaymentLabel;
 use super::{Action, Expr, Item, Keyed, from_item, key, tenant_pk, value};
 use crate::error::AppError;
 use crate::ledger::{Balances, Delta};
@@ -65,10 +66,10 @@ pub fn accounts_index_pk(tenant: &str) -> String {
     tenant_pk(tenant, "ACCOUNTS")
 }
 
-pub fn insert_account(table: &str, account: &AccountRecord) -> Result<Action, AppError> {
+pub fn insert_account(table: &str, account: &AccountRecord) -> Result<Action<PaymentLabel>, AppError> {
     Keyed::new(account_pk(&account.tenant_id, &account.account_id), "ACCOUNT", "account", account)
         .indexed(accounts_index_pk(&account.tenant_id), &account.account_id)
-        .insert(table, "account")
+        .insert(table, PaymentLabel::Account)
 }
 
 pub fn decode_account(item: Item) -> Result<AccountRecord, AppError> {
@@ -81,15 +82,16 @@ pub fn decode_entry(item: Item) -> Result<EntryRecord, AppError> {
 
 /// Applies a delta to an account's totals with ADD (no read-modify-write).
 /// The condition checks the currency (and so existence) and, when the delta
-/// lowers the available balance, the overdraft rule, atomically.
+/// lowers the available balance, the overdraft rule, atomically. `label` names
+/// the account's side ([`PaymentLabel::Payer`] or [`PaymentLabel::Payee`]).
 pub fn apply_delta(
     table: &str,
-    label: &'static str,
+    label: PaymentLabel,
     tenant: &str,
     account_id: &str,
     currency: &str,
     delta: &Delta,
-) -> Result<Action, AppError> {
+) -> Result<Action<PaymentLabel>, AppError> {
     let mut terms = Vec::new();
     let mut expr = Expr::default().value(":currency", value(currency)?);
     for (attribute, amount) in [
@@ -117,21 +119,24 @@ pub fn apply_delta(
     Action::update(table, label, account_key(tenant, account_id), &update, Some(&condition), expr)
 }
 
-pub fn insert_entry(table: &str, entry: &EntryRecord) -> Result<Action, AppError> {
+pub fn insert_entry(table: &str, entry: &EntryRecord) -> Result<Action<PaymentLabel>, AppError> {
     Keyed::new(
         account_pk(&entry.tenant_id, &entry.account_id),
         format!("ENTRY#{}", entry.tx_id),
         "ledger_entry",
         entry,
     )
-    .insert(table, "entry")
+    .insert(table, PaymentLabel::Entry)
 }
 
-pub fn insert_transaction(table: &str, transaction: &LedgerTransactionRecord) -> Result<Action, AppError> {
+pub fn insert_transaction(
+    table: &str,
+    transaction: &LedgerTransactionRecord,
+) -> Result<Action<PaymentLabel>, AppError> {
     let pk = tenant_pk(&transaction.tenant_id, &format!("LTX#{}", transaction.tx_id));
     Keyed::new(pk, "LTX", "ledger_transaction", transaction)
         .indexed(tenant_pk(&transaction.tenant_id, "LTX"), &transaction.tx_id)
-        .insert(table, "ledger_transaction")
+        .insert(table, PaymentLabel::LedgerTransaction)
 }
 
 /// One page of an account's entries, newest first, after `cursor` (an entry

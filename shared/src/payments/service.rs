@@ -303,8 +303,7 @@ pub async fn list_transactions(
         .map(|raw| {
             let bytes = B64.decode(raw).map_err(|_| bad_cursor())?;
             let sk = String::from_utf8(bytes).map_err(|_| bad_cursor())?;
-            let valid = sk.strip_prefix("ENTRY#").is_some_and(crate::ids::is_valid_id);
-            if valid { Ok(sk) } else { Err(bad_cursor()) }
+            if ledger_store::is_entry_sort_key(&sk) { Ok(sk) } else { Err(bad_cursor()) }
         })
         .transpose()?;
     let account = get_account(app, who, account_id).await?;

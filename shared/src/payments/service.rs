@@ -12,18 +12,17 @@ use crate::auth::Authenticated;
 use crate::clock::rfc3339;
 use crate::error::AppError;
 use crate::http::RequestContext;
-use crate::idempotency::{self, Prior};
+use crate::idempotency::{self, Idempotent, Outcome, Prepared, execute};
 use crate::ledger::{Balances, Movement};
 use crate::money::{amount_field, currency_field};
 use crate::outbox::OutboxEvent;
-use crate::store::idempotency::{IdempotencyRecord, RecordStatus};
+use crate::store;
 use crate::store::labels::PaymentLabel;
 use crate::store::ledger::{
     self as ledger_store, AccountRecord, EntryRecord, LedgerTransactionRecord, Posting,
 };
 use crate::store::payments::{self as payment_store, PaymentEventRecord};
-use crate::store::tx::{Reason, Tx, TxError};
-use crate::store::{self, Item};
+use crate::store::tx::{Tx, TxError};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -33,100 +32,6 @@ const MAX_DESCRIPTION_CHARS: usize = 500;
 const MAX_METADATA_KEYS: usize = 20;
 const MAX_METADATA_KEY_CHARS: usize = 40;
 const MAX_METADATA_VALUE_CHARS: usize = 500;
-
-/// The answer to an idempotent request.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Outcome {
-    pub status: u16,
-    pub body: Value,
-    /// True when this is the stored answer to an earlier identical request.
-    pub replayed: bool,
-}
-
-/// One idempotent request: who, which operation, which key, which request.
-pub struct Idempotent<'a> {
-    pub who: &'a Authenticated,
-    pub operation: &'static str,
-    pub key: String,
-    pub fingerprint: String,
-}
-
-impl<'a> Idempotent<'a> {
-    pub fn new(
-        who: &'a Authenticated,
-        operation: &'static str,
-        key: String,
-        target: &str,
-        body: &Value,
-    ) -> Self {
-        let fingerprint = idempotency::fingerprint(operation, target, body);
-        Self { who, operation, key, fingerprint }
-    }
-}
-
-/// What an operation decided from the items it read.
-struct Prepared {
-    tx: Tx<PaymentLabel>,
-    status: u16,
-    body: Value,
-}
-
-/// Reads the idempotency record with `keys`, lets `prepare` decide, commits
-/// the decision together with the completed record. A concurrent duplicate
-/// that wins the race is answered from the item the cancellation returns.
-async fn execute(
-    app: &App,
-    request: &Idempotent<'_>,
-    keys: Vec<Item>,
-    prepare: impl FnOnce(Vec<Option<Item>>) -> Result<Prepared, AppError>,
-    on_cancel: impl FnOnce(&TxError<PaymentLabel>) -> Option<AppError>,
-) -> Result<Outcome, AppError> {
-    let table = &app.config.table_name;
-    let tenant = request.who.tenant.as_str();
-    let now = app.now();
-    let (now_s, now_ms) = (now.unix_timestamp(), (now.unix_timestamp_nanos() / 1_000_000) as i64);
-    let mut all_keys = vec![store::idempotency::record_key(tenant, request.operation, &request.key)];
-    all_keys.extend(keys);
-    let mut items = store::get_many(&app.clients.dynamodb, table, all_keys).await?;
-    let record = items.remove(0).map(store::idempotency::decode).transpose()?;
-    if let Prior::Replay(stored) = idempotency::prior(record.as_ref(), &request.fingerprint, now_s, now_ms)? {
-        return Ok(Outcome { status: stored.status, body: stored.body, replayed: true });
-    }
-    let prepared = prepare(items)?;
-    let record = IdempotencyRecord {
-        tenant_id: tenant.to_owned(),
-        operation: request.operation.to_owned(),
-        idempotency_key: request.key.clone(),
-        status: RecordStatus::Completed,
-        fingerprint: request.fingerprint.clone(),
-        response_status: prepared.status,
-        response_body: prepared.body.to_string(),
-        created_at: rfc3339(now),
-        expires_at: now_s + app.config.idempotency_ttl_seconds,
-        in_progress_until_ms: None,
-    };
-    let tx = prepared.tx.push(store::idempotency::complete(table, &record, now_s, now_ms)?);
-    let error = match tx.commit(&app.clients.dynamodb).await {
-        Ok(()) => return Ok(Outcome { status: prepared.status, body: prepared.body, replayed: false }),
-        Err(error) => error,
-    };
-    if let Some(failure) = error.failed(PaymentLabel::Idempotency) {
-        let winner = failure.item.clone().map(store::idempotency::decode).transpose()?;
-        return match (&failure.reason, winner) {
-            (Reason::ConditionalCheckFailed, Some(winner)) => {
-                match idempotency::prior(Some(&winner), &request.fingerprint, now_s, now_ms)? {
-                    Prior::Replay(stored) => {
-                        Ok(Outcome { status: stored.status, body: stored.body, replayed: true })
-                    }
-                    Prior::Fresh => Err(AppError::InProgress { retry_after_seconds: 1 }),
-                }
-            }
-            // Another transaction on this key is executing right now.
-            _ => Err(AppError::InProgress { retry_after_seconds: 1 }),
-        };
-    }
-    Err(on_cancel(&error).unwrap_or_else(|| error.into_app_error()))
-}
 
 fn transition_error(error: TransitionError) -> AppError {
     match error {
@@ -708,15 +613,6 @@ impl Command {
             Command::VoidPayment => "void-payment",
             Command::RefundPayment => "refund-payment",
         }
-    }
-}
-
-impl Outcome {
-    pub fn into_reply(self) -> Result<crate::http::Reply, AppError> {
-        let status =
-            http::StatusCode::from_u16(self.status).map_err(|e| AppError::internal("stored status", e))?;
-        let reply = crate::http::Reply::json(status, self.body)?;
-        Ok(if self.replayed { reply.with_header(idempotency::REPLAYED_HEADER, "true") } else { reply })
     }
 }
 

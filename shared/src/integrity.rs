@@ -37,7 +37,7 @@ pub async fn verify(
     let ledger = verify_ledger(dynamodb, table, tenant).await?;
     let tenants = match tenant {
         Some(tenant) => vec![tenant.clone()],
-        None => crate::store::tenants_with(dynamodb, table, crate::store::audit::HEAD_LABEL)
+        None => crate::store::audit::tenants_with_chains(dynamodb, table)
             .await?
             .iter()
             .filter_map(|t| TenantId::parse(t).ok())

@@ -2,7 +2,7 @@
 
 use caas::App;
 use caas::http;
-use caas::payments::service::{Command, handle};
+use caas::payments::http::{Command, handle};
 use lambda_http::{Body, Error, Request, Response};
 
 pub async fn handler(app: &App, request: Request) -> Result<Response<Body>, Error> {

@@ -8,7 +8,7 @@ pub async fn handler(app: &App, request: Request) -> Result<Response<Body>, Erro
     http::serve(request, |_context, request| async move {
         let who = caas::auth::authenticate(app, &request).await?;
         let account_id = http::path_param(&request, "id")?;
-        Reply::ok(caas::payments::service::get_account(app, &who, &account_id).await?)
+        Reply::ok(caas::payments::accounts::get_account(app, &who, &account_id).await?)
     })
     .await
 }

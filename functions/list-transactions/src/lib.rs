@@ -10,7 +10,7 @@ pub async fn handler(app: &App, request: Request) -> Result<Response<Body>, Erro
         let account_id = http::path_param(&request, "id")?;
         let limit = http::query_param(&request, "limit");
         let cursor = http::query_param(&request, "cursor");
-        let page = caas::payments::service::list_transactions(
+        let page = caas::payments::accounts::list_transactions(
             app,
             &who,
             &account_id,

@@ -8,7 +8,8 @@ use crate::clock::rfc3339;
 use crate::error::AppError;
 use crate::outbox::OutboxEvent;
 use crate::store::audit as store;
-use crate::store::tx::{MAX_ACTIONS, Tx, TxError};
+use crate::store::labels::AuditLabel;
+use crate::store::tx::{Failure, MAX_ACTIONS, Tx, TxError};
 use crate::tenant::TenantId;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use serde::Serialize;
@@ -39,58 +40,28 @@ pub async fn append_events(
     tenant: &TenantId,
     events: &[OutboxEvent],
 ) -> Result<AppendOutcome, AppError> {
-    let table = &app.config.table_name;
-    let dynamodb = &app.clients.dynamodb;
-    let mut outcome = AppendOutcome::default();
     let mut seen = HashSet::new();
     let mut pending: Vec<&OutboxEvent> = events.iter().filter(|e| seen.insert(e.event_id.as_str())).collect();
-    outcome.duplicates = events.len() - pending.len();
+    let mut outcome = AppendOutcome { appended: 0, duplicates: events.len() - pending.len() };
     let mut head: Option<Checkpoint> = None;
     let mut attempts = 0;
     while !pending.is_empty() {
         let current = match head.take() {
             Some(head) => head,
-            None => store::head(dynamodb, table, tenant.as_str()).await?.unwrap_or_else(Checkpoint::genesis),
+            None => store::head(&app.clients.dynamodb, &app.config.table_name, tenant.as_str())
+                .await?
+                .unwrap_or_else(Checkpoint::genesis),
         };
         let chunk = pending.len().min(MAX_ENTRIES_PER_TX);
-        let recorded_at = rfc3339(app.now());
-        let mut last = current.clone();
-        let entries: Vec<AuditEntry> = pending[..chunk]
-            .iter()
-            .map(|event| {
-                let entry = AuditEntry::next(&last, event, &recorded_at);
-                last = entry.checkpoint();
-                entry
-            })
-            .collect();
-        let tx = store::append(table, tenant.as_str(), &current, &entries)?
-            .into_iter()
-            .fold(Tx::without_event(table), Tx::push);
-        match tx.commit(dynamodb).await {
-            Ok(()) => {
+        match append_chunk(app, tenant, &current, &pending[..chunk]).await {
+            Ok(last) => {
                 outcome.appended += chunk;
                 pending.drain(..chunk);
                 head = Some(last);
                 attempts = 0;
             }
             Err(TxError::Cancelled(failures)) => {
-                let marker_failed = failures.iter().any(|f| f.label == store::MARKER_LABEL);
-                let mut known: HashSet<String> = failures
-                    .iter()
-                    .filter(|f| f.label == store::MARKER_LABEL)
-                    .filter_map(|f| f.item.as_ref().and_then(store::marker_event_id))
-                    .collect();
-                if marker_failed && known.is_empty() {
-                    let ids: Vec<String> = pending[..chunk].iter().map(|e| e.event_id.clone()).collect();
-                    known = store::appended_events(dynamodb, table, tenant.as_str(), &ids).await?;
-                }
-                // An entry already at one of our seqs also means the head moved
-                // (a service may report only the first failed condition).
-                let head_moved =
-                    failures.iter().any(|f| f.label == store::HEAD_LABEL || f.label == store::ENTRY_LABEL);
-                if known.is_empty() && !head_moved {
-                    return Err(TxError::Cancelled(failures).into_app_error());
-                }
+                let known = already_appended(app, tenant, failures, &pending[..chunk]).await?;
                 let before = pending.len();
                 pending.retain(|e| !known.contains(&e.event_id));
                 outcome.duplicates += before - pending.len();
@@ -110,6 +81,61 @@ pub async fn append_events(
         tracing::info!(appended = outcome.appended, duplicates = outcome.duplicates, "audit chain appended");
     }
     Ok(outcome)
+}
+
+/// Chains `events` after `current` and commits them with the head moved to
+/// the last one, which is returned.
+async fn append_chunk(
+    app: &App,
+    tenant: &TenantId,
+    current: &Checkpoint,
+    events: &[&OutboxEvent],
+) -> Result<Checkpoint, TxError<AuditLabel>> {
+    let table = &app.config.table_name;
+    let recorded_at = rfc3339(app.now());
+    let mut last = current.clone();
+    let entries: Vec<AuditEntry> = events
+        .iter()
+        .map(|event| {
+            let entry = AuditEntry::next(&last, event, &recorded_at);
+            last = entry.checkpoint();
+            entry
+        })
+        .collect();
+    let tx = store::append(table, tenant.as_str(), current, &entries)?
+        .into_iter()
+        .fold(Tx::without_event(table), Tx::push);
+    tx.commit(&app.clients.dynamodb).await?;
+    Ok(last)
+}
+
+/// Why an append of `chunk` was cancelled: the ids of its events already in
+/// the chain (redelivered), or none when another writer moved the head. Any
+/// other cancellation is an error.
+async fn already_appended(
+    app: &App,
+    tenant: &TenantId,
+    failures: Vec<Failure<AuditLabel>>,
+    chunk: &[&OutboxEvent],
+) -> Result<HashSet<String>, AppError> {
+    let marker_failed = failures.iter().any(|f| f.label == AuditLabel::Marker);
+    let mut known: HashSet<String> = failures
+        .iter()
+        .filter(|f| f.label == AuditLabel::Marker)
+        .filter_map(|f| f.item.as_ref().and_then(store::marker_event_id))
+        .collect();
+    if marker_failed && known.is_empty() {
+        let ids: Vec<String> = chunk.iter().map(|e| e.event_id.clone()).collect();
+        known = store::appended_events(&app.clients.dynamodb, &app.config.table_name, tenant.as_str(), &ids)
+            .await?;
+    }
+    // An entry already at one of our seqs also means the head moved
+    // (a service may report only the first failed condition).
+    let head_moved = failures.iter().any(|f| matches!(f.label, AuditLabel::Head | AuditLabel::Entry));
+    if known.is_empty() && !head_moved {
+        return Err(TxError::Cancelled(failures).into_app_error());
+    }
+    Ok(known)
 }
 
 /// Jittered exponential backoff before retrying a lost append race.
@@ -367,7 +393,7 @@ mod tests {
 
     #[test]
     fn a_transaction_holds_at_most_the_action_limit() {
-        assert!(MAX_ENTRIES_PER_TX * store::ACTIONS_PER_ENTRY < MAX_ACTIONS);
+        const { assert!(MAX_ENTRIES_PER_TX * store::ACTIONS_PER_ENTRY < MAX_ACTIONS) };
         assert_eq!(MAX_ENTRIES_PER_TX, 49);
     }
 }

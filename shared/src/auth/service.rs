@@ -11,6 +11,7 @@ use crate::clock::rfc3339;
 use crate::error::AppError;
 use crate::http::RequestContext;
 use crate::outbox::OutboxEvent;
+use crate::store::labels::AuthLabel;
 use crate::store::sessions::{self, RefreshTokenRecord, SessionRecord, TokenStatus};
 use crate::store::tx::Tx;
 use crate::store::users::{self, UserRecord};
@@ -105,7 +106,7 @@ pub async fn register(
     );
     let table = &app.config.table_name;
     Tx::new(table, &event)?.push(users::insert(table, &user)?).commit(&app.clients.dynamodb).await.map_err(
-        |error| match error.failed("user") {
+        |error| match error.failed(AuthLabel::User) {
             Some(_) => AppError::Conflict("a user with this email already exists in this tenant".into()),
             None => error.into_app_error(),
         },
@@ -123,26 +124,13 @@ pub async fn login(app: &App, ctx: &RequestContext, request: Credentials) -> Res
     let tenant = tenant_of(&request.tenant_id)?;
     let email = Email::parse(&request.email)?;
     check_password_size(&request.password)?;
-    let table = &app.config.table_name;
-    let cost = app.config.argon2;
-    let user = users::find_by_email(&app.clients.dynamodb, table, tenant.as_str(), email.as_str()).await?;
-    // Unknown users are verified against a dummy hash of the same cost, and
-    // locked accounts are verified too: every refusal costs the same.
-    let stored = user.as_ref().map_or_else(|| password::dummy_hash(cost), |u| u.password_hash.clone());
-    let password = request.password;
-    let (verdict, password) =
-        blocking(move || (password::verify(cost, &password, &stored), password)).await?;
+    let (user, verdict, password) = verify_password(app, &tenant, &email, request.password).await?;
     let Some(user) = user else {
         tracing::info!(tenant = %tenant, "login refused");
         return Err(AppError::Unauthorized(INVALID_CREDENTIALS));
     };
     let now = app.now();
-    let attempts = Attempts {
-        failed: user.failed_logins,
-        window_started_at: user.failed_window_started_at,
-        locked_until: user.locked_until,
-    };
-    if attempts.is_locked(now.unix_timestamp()) {
+    if attempts_of(&user).is_locked(now.unix_timestamp()) {
         tracing::info!(tenant = %tenant, user_id = %user.user_id, "login refused: account locked");
         return Err(AppError::Unauthorized(INVALID_CREDENTIALS));
     }
@@ -153,11 +141,55 @@ pub async fn login(app: &App, ctx: &RequestContext, request: Credentials) -> Res
         }
         Verdict::Match { rehash } => rehash,
     };
+    let cost = app.config.argon2;
     let new_hash =
         if rehash { Some(blocking(move || password::hash(cost, &password)).await??) } else { None };
+    let refresh_token = open_session(app, ctx, &tenant, &user, now, new_hash.as_deref()).await?;
+    let (access_token, expires_in) = issue_access_token(app, &tenant, &user.user_id).await?;
+    tracing::info!(tenant = %tenant, user_id = %user.user_id, rehashed = new_hash.is_some(), "login succeeded");
+    Ok(TokenPair { access_token, token_type: "Bearer", expires_in, refresh_token })
+}
 
+/// Finds the user and verifies the password; gives the password back for a
+/// rehash. Unknown users are verified against a dummy hash of the same cost,
+/// and locked accounts are verified too: every refusal costs the same.
+async fn verify_password(
+    app: &App,
+    tenant: &TenantId,
+    email: &Email,
+    password: String,
+) -> Result<(Option<UserRecord>, Verdict, String), AppError> {
+    let cost = app.config.argon2;
+    let user =
+        users::find_by_email(&app.clients.dynamodb, &app.config.table_name, tenant.as_str(), email.as_str())
+            .await?;
+    let stored = user.as_ref().map_or_else(|| password::dummy_hash(cost), |u| u.password_hash.clone());
+    let (verdict, password) =
+        blocking(move || (password::verify(cost, &password, &stored), password)).await?;
+    Ok((user, verdict, password))
+}
+
+fn attempts_of(user: &UserRecord) -> Attempts {
+    Attempts {
+        failed: user.failed_logins,
+        window_started_at: user.failed_window_started_at,
+        locked_until: user.locked_until,
+    }
+}
+
+/// Records the successful login (with the new hash, if any) and opens a
+/// session with its first refresh token, which is returned.
+async fn open_session(
+    app: &App,
+    ctx: &RequestContext,
+    tenant: &TenantId,
+    user: &UserRecord,
+    now: time::OffsetDateTime,
+    new_hash: Option<&str>,
+) -> Result<String, AppError> {
+    let table = &app.config.table_name;
     let family_id = crate::ids::new_id();
-    let (refresh_token, token_hash) = refresh_token::generate(&tenant);
+    let (refresh_token, token_hash) = refresh_token::generate(tenant);
     let expires_at = now.unix_timestamp() + app.config.refresh_token_ttl_seconds;
     let at = rfc3339(now);
     let session = SessionRecord {
@@ -177,7 +209,7 @@ pub async fn login(app: &App, ctx: &RequestContext, request: Credentials) -> Res
         expires_at,
     };
     let event = OutboxEvent::new(
-        &tenant,
+        tenant,
         "user",
         &user.user_id,
         "user.login_succeeded",
@@ -186,19 +218,17 @@ pub async fn login(app: &App, ctx: &RequestContext, request: Credentials) -> Res
         json!({ "user_id": user.user_id, "session_id": family_id, "password_rehashed": new_hash.is_some() }),
     );
     Tx::new(table, &event)?
-        .push(users::record_login(table, &user, &at, new_hash.as_deref())?)
+        .push(users::record_login(table, user, &at, new_hash)?)
         .push(sessions::insert_session(table, &session)?)
         .push(sessions::insert_token(table, &token_hash, &token)?)
         .commit(&app.clients.dynamodb)
         .await
-        .map_err(|error| match error.failed("user") {
+        .map_err(|error| match error.failed(AuthLabel::User) {
             // The password changed between our read and our write.
             Some(_) => AppError::Unauthorized(INVALID_CREDENTIALS),
             None => error.into_app_error(),
         })?;
-    let (access_token, expires_in) = issue_access_token(app, &tenant, &user.user_id).await?;
-    tracing::info!(tenant = %tenant, user_id = %user.user_id, rehashed = new_hash.is_some(), "login succeeded");
-    Ok(TokenPair { access_token, token_type: "Bearer", expires_in, refresh_token })
+    Ok(refresh_token)
 }
 
 /// Counts a failed login (and locks the account at the threshold). Concurrent
@@ -214,12 +244,8 @@ async fn record_failure(
     let policy = app.config.lockout;
     for _ in 0..5 {
         let now = app.now();
-        let attempts = Attempts {
-            failed: user.failed_logins,
-            window_started_at: user.failed_window_started_at,
-            locked_until: user.locked_until,
-        };
-        let FailureOutcome::Counted { next, locked } = attempts.after_failure(&policy, now.unix_timestamp())
+        let FailureOutcome::Counted { next, locked } =
+            attempts_of(&user).after_failure(&policy, now.unix_timestamp())
         else {
             return Ok(());
         };
@@ -254,7 +280,7 @@ async fn record_failure(
                 }
                 return Ok(());
             }
-            Err(error) => match error.failed("user").and_then(|f| f.item.clone()) {
+            Err(error) => match error.failed(AuthLabel::User).and_then(|f| f.item.clone()) {
                 Some(current) => {
                     user = crate::store::users::decode_item(current)?;
                 }
@@ -311,12 +337,12 @@ pub async fn refresh(
         .commit(&app.clients.dynamodb)
         .await;
     if let Err(error) = committed {
-        if error.failed("token").is_some() {
+        if error.failed(AuthLabel::Token).is_some() {
             // Spent by a concurrent request between our read and write: reuse.
             revoke_family(app, ctx, &tenant, &token, "refresh_token_reuse").await?;
             return Err(AppError::Unauthorized(INVALID_REFRESH_TOKEN));
         }
-        if error.failed("session").is_some() {
+        if error.failed(AuthLabel::Session).is_some() {
             return Err(AppError::Unauthorized(INVALID_REFRESH_TOKEN));
         }
         return Err(error.into_app_error());
@@ -354,7 +380,7 @@ async fn revoke_family(
             tracing::warn!(tenant = %tenant, session_id = %token.family_id, reason, "session revoked");
             Ok(())
         }
-        Err(error) if error.failed("session").is_some() => Ok(()),
+        Err(error) if error.failed(AuthLabel::Session).is_some() => Ok(()),
         Err(error) => Err(error.into_app_error()),
     }
 }

@@ -49,7 +49,7 @@ pub async fn verify_ledger(
 ) -> Result<LedgerReport, AppError> {
     let tenants = match tenant {
         Some(tenant) => vec![tenant.to_string()],
-        None => crate::store::tenants_with(dynamodb, table, "account").await?,
+        None => ledger_store::tenants_with_accounts(dynamodb, table).await?,
     };
     let mut report = LedgerReport::default();
     for tenant in &tenants {

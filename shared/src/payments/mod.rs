@@ -1,7 +1,18 @@
 //! Payments, pure: a two-phase payment (authorize, then capture or void;
 //! refunds after capture) and the ledger movement of each transition.
+//!
+//! - [`service`]: the payment commands (authorize, capture, void, refund) and reads
+//! - [`accounts`]: ledger accounts (create, balances, entries page)
+//! - `movement`: the ledger writes of one transition
+//! - `input`, [`views`]: request bodies and their checks, answers
+//! - [`http`]: the idempotent POST commands as HTTP requests
 
+pub mod accounts;
+pub mod http;
+mod input;
+mod movement;
 pub mod service;
+pub mod views;
 
 use crate::ledger::Movement;
 use serde::{Deserialize, Serialize};

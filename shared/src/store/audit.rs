@@ -10,6 +10,7 @@
 //!   sk `AUDIT_EVENT` (`kind = audit_event`), written with `attribute_not_exists`
 //!   in the same transaction as the entry, so an event is never appended twice.
 
+use super::labels::AuditLabel;
 use super::{Action, Expr, Item, Keyed, from_item, key, tenant_pk, to_item, value};
 use crate::audit::chain::{AuditEntry, Checkpoint};
 use crate::canonical::canonical_json;
@@ -19,9 +20,9 @@ use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 
 pub const SCHEMA_VERSION: u32 = 1;
-pub const ENTRY_LABEL: &str = "audit_entry";
-pub const MARKER_LABEL: &str = "audit_event";
-pub const HEAD_LABEL: &str = "audit_head";
+const ENTRY_KIND: &str = "audit_entry";
+const MARKER_KIND: &str = "audit_event";
+const HEAD_KIND: &str = "audit_head";
 /// Actions one appended entry needs (entry + marker); the head takes one more per transaction.
 pub const ACTIONS_PER_ENTRY: usize = 2;
 const HEAD_SK: &str = "HEAD";
@@ -82,7 +83,7 @@ fn entry_item(entry: &AuditEntry) -> EntryItem {
     EntryItem {
         pk: chain_pk(&entry.tenant_id),
         sk: entry_sk(entry.seq),
-        kind: ENTRY_LABEL.to_owned(),
+        kind: ENTRY_KIND.to_owned(),
         schema_version: SCHEMA_VERSION,
         tenant_id: entry.tenant_id.clone(),
         seq: entry.seq,
@@ -142,33 +143,33 @@ pub fn append(
     tenant: &str,
     expected: &Checkpoint,
     entries: &[AuditEntry],
-) -> Result<Vec<Action>, AppError> {
+) -> Result<Vec<Action<AuditLabel>>, AppError> {
     let Some(last) = entries.last() else { return Ok(Vec::new()) };
     let mut actions = Vec::with_capacity(entries.len() * ACTIONS_PER_ENTRY + 1);
     for entry in entries {
         actions.push(Action::put(
             table,
-            ENTRY_LABEL,
+            AuditLabel::Entry,
             to_item(&entry_item(entry))?,
             Some("attribute_not_exists(pk)"),
             Expr::default(),
         )?);
         let marker = Marker { tenant_id: tenant, event_id: &entry.event_id, seq: entry.seq };
         actions.push(
-            Keyed::new(marker_pk(tenant, &entry.event_id), MARKER_SK, MARKER_LABEL, &marker)
+            Keyed::new(marker_pk(tenant, &entry.event_id), MARKER_SK, MARKER_KIND, &marker)
                 .version(SCHEMA_VERSION)
-                .insert(table, MARKER_LABEL)?,
+                .insert(table, AuditLabel::Marker)?,
         );
     }
     let head = if expected.seq == 0 {
         let head = Head { tenant_id: tenant.to_owned(), seq: last.seq, hash: last.hash.clone() };
-        Keyed::new(chain_pk(tenant), HEAD_SK, HEAD_LABEL, &head)
+        Keyed::new(chain_pk(tenant), HEAD_SK, HEAD_KIND, &head)
             .version(SCHEMA_VERSION)
-            .insert(table, HEAD_LABEL)?
+            .insert(table, AuditLabel::Head)?
     } else {
         Action::update(
             table,
-            HEAD_LABEL,
+            AuditLabel::Head,
             key(chain_pk(tenant), HEAD_SK),
             "SET #seq = :seq, #hash = :hash",
             Some("#seq = :expected"),
@@ -182,6 +183,14 @@ pub fn append(
     };
     actions.push(head);
     Ok(actions)
+}
+
+/// Every tenant that has an audit chain (a full scan: for the integrity check).
+pub async fn tenants_with_chains(
+    dynamodb: &aws_sdk_dynamodb::Client,
+    table: &str,
+) -> Result<Vec<String>, AppError> {
+    super::tenants_with(dynamodb, table, HEAD_KIND).await
 }
 
 /// The event id of a marker returned by a failed condition (`ALL_OLD`).

@@ -5,6 +5,7 @@
 //! Powertools shape, for operations that must reserve a key before an
 //! external side effect) block the key only until `in_progress_until_ms`.
 
+use super::labels::PaymentLabel;
 use super::{Action, Expr, Item, Keyed, from_item, key, tenant_pk, value};
 use crate::error::AppError;
 use serde::{Deserialize, Serialize};
@@ -46,12 +47,17 @@ pub fn decode(item: Item) -> Result<IdempotencyRecord, AppError> {
 /// Writes the completed record. The condition lets the write through only if
 /// no live record holds the key: absent, expired (TTL deletes late), or an
 /// abandoned in-progress reservation.
-pub fn complete(table: &str, record: &IdempotencyRecord, now: i64, now_ms: i64) -> Result<Action, AppError> {
+pub fn complete(
+    table: &str,
+    record: &IdempotencyRecord,
+    now: i64,
+    now_ms: i64,
+) -> Result<Action<PaymentLabel>, AppError> {
     let pk = tenant_pk(&record.tenant_id, &format!("IDEM#{}#{}", record.operation, record.idempotency_key));
     let item = Keyed::new(pk, "IDEM", "idempotency", record).item()?;
     Action::put(
         table,
-        "idempotency",
+        PaymentLabel::Idempotency,
         item,
         Some(
             "attribute_not_exists(pk) OR expires_at <= :now \

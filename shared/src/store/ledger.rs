@@ -2,11 +2,18 @@
 //! Entries live in the account's partition (`ENTRY#<tx id>`, time-ordered),
 //! so an account and its history are read with one strongly consistent query.
 
+use super::labels::PaymentLabel;
 use super::{Action, Expr, Item, Keyed, from_item, key, tenant_pk, value};
 use crate::error::AppError;
 use crate::ledger::{Balances, Delta};
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde::{Deserialize, Serialize};
+
+/// The `kind` of account items.
+const ACCOUNT_KIND: &str = "account";
+const ENTRY_KIND: &str = "ledger_entry";
+/// Entries' sort keys: the prefix, then the ledger transaction id.
+const ENTRY_PREFIX: &str = "ENTRY#";
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AccountRecord {
@@ -65,10 +72,10 @@ pub fn accounts_index_pk(tenant: &str) -> String {
     tenant_pk(tenant, "ACCOUNTS")
 }
 
-pub fn insert_account(table: &str, account: &AccountRecord) -> Result<Action, AppError> {
-    Keyed::new(account_pk(&account.tenant_id, &account.account_id), "ACCOUNT", "account", account)
+pub fn insert_account(table: &str, account: &AccountRecord) -> Result<Action<PaymentLabel>, AppError> {
+    Keyed::new(account_pk(&account.tenant_id, &account.account_id), "ACCOUNT", ACCOUNT_KIND, account)
         .indexed(accounts_index_pk(&account.tenant_id), &account.account_id)
-        .insert(table, "account")
+        .insert(table, PaymentLabel::Account)
 }
 
 pub fn decode_account(item: Item) -> Result<AccountRecord, AppError> {
@@ -81,15 +88,16 @@ pub fn decode_entry(item: Item) -> Result<EntryRecord, AppError> {
 
 /// Applies a delta to an account's totals with ADD (no read-modify-write).
 /// The condition checks the currency (and so existence) and, when the delta
-/// lowers the available balance, the overdraft rule, atomically.
+/// lowers the available balance, the overdraft rule, atomically. `label` names
+/// the account's side ([`PaymentLabel::Payer`] or [`PaymentLabel::Payee`]).
 pub fn apply_delta(
     table: &str,
-    label: &'static str,
+    label: PaymentLabel,
     tenant: &str,
     account_id: &str,
     currency: &str,
     delta: &Delta,
-) -> Result<Action, AppError> {
+) -> Result<Action<PaymentLabel>, AppError> {
     let mut terms = Vec::new();
     let mut expr = Expr::default().value(":currency", value(currency)?);
     for (attribute, amount) in [
@@ -117,21 +125,30 @@ pub fn apply_delta(
     Action::update(table, label, account_key(tenant, account_id), &update, Some(&condition), expr)
 }
 
-pub fn insert_entry(table: &str, entry: &EntryRecord) -> Result<Action, AppError> {
+pub fn insert_entry(table: &str, entry: &EntryRecord) -> Result<Action<PaymentLabel>, AppError> {
     Keyed::new(
         account_pk(&entry.tenant_id, &entry.account_id),
-        format!("ENTRY#{}", entry.tx_id),
-        "ledger_entry",
+        format!("{ENTRY_PREFIX}{}", entry.tx_id),
+        ENTRY_KIND,
         entry,
     )
-    .insert(table, "entry")
+    .insert(table, PaymentLabel::Entry)
 }
 
-pub fn insert_transaction(table: &str, transaction: &LedgerTransactionRecord) -> Result<Action, AppError> {
+pub fn insert_transaction(
+    table: &str,
+    transaction: &LedgerTransactionRecord,
+) -> Result<Action<PaymentLabel>, AppError> {
     let pk = tenant_pk(&transaction.tenant_id, &format!("LTX#{}", transaction.tx_id));
     Keyed::new(pk, "LTX", "ledger_transaction", transaction)
         .indexed(tenant_pk(&transaction.tenant_id, "LTX"), &transaction.tx_id)
-        .insert(table, "ledger_transaction")
+        .insert(table, PaymentLabel::LedgerTransaction)
+}
+
+/// Whether `sk` is an entry's sort key: what [`list_entries`] takes as the
+/// cursor of the next page (clients hand it back, so it is checked).
+pub fn is_entry_sort_key(sk: &str) -> bool {
+    sk.strip_prefix(ENTRY_PREFIX).is_some_and(crate::ids::is_valid_id)
 }
 
 /// One page of an account's entries, newest first, after `cursor` (an entry
@@ -151,7 +168,7 @@ pub async fn list_entries(
         .table_name(table)
         .key_condition_expression("pk = :pk AND begins_with(sk, :entry)")
         .expression_attribute_values(":pk", AttributeValue::S(pk))
-        .expression_attribute_values(":entry", AttributeValue::S("ENTRY#".into()))
+        .expression_attribute_values(":entry", AttributeValue::S(ENTRY_PREFIX.into()))
         .scan_index_forward(false)
         .consistent_read(true)
         .limit(limit)
@@ -176,12 +193,20 @@ pub async fn account_with_entries(
     let items = super::query_all(dynamodb, table, account_pk(tenant, account_id), true).await?;
     for item in items {
         match item.get("kind").and_then(|k| k.as_s().ok()).map(String::as_str) {
-            Some("account") => account = Some(decode_account(item)?),
-            Some("ledger_entry") => entries.push(decode_entry(item)?),
+            Some(ACCOUNT_KIND) => account = Some(decode_account(item)?),
+            Some(ENTRY_KIND) => entries.push(decode_entry(item)?),
             _ => {}
         }
     }
     Ok((account, entries))
+}
+
+/// Every tenant that has ledger accounts (a full scan: for the verify job).
+pub async fn tenants_with_accounts(
+    dynamodb: &aws_sdk_dynamodb::Client,
+    table: &str,
+) -> Result<Vec<String>, AppError> {
+    super::tenants_with(dynamodb, table, ACCOUNT_KIND).await
 }
 
 /// Every account id of a tenant (from the accounts index).

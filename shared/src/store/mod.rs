@@ -10,6 +10,7 @@
 
 pub mod audit;
 pub mod idempotency;
+pub mod labels;
 pub mod ledger;
 pub mod migrations;
 pub mod outbox;
@@ -92,16 +93,17 @@ impl<'a, T: Serialize> Keyed<'a, T> {
     }
 
     /// A put that fails (with `label`) if the item already exists.
-    pub fn insert(&self, table: &str, label: &'static str) -> Result<Action, AppError> {
+    pub fn insert<L>(&self, table: &str, label: L) -> Result<Action<L>, AppError> {
         Action::put(table, label, self.item()?, Some("attribute_not_exists(pk)"), Expr::default())
     }
 }
 
-/// One write inside a transaction, labelled so a cancellation reason can be
-/// traced back to the action that caused it.
+/// One write inside a transaction, labelled (with its transaction's label
+/// enum, see [`labels`]) so a cancellation reason can be traced back to the
+/// action that caused it.
 #[derive(Debug, Clone)]
-pub struct Action {
-    pub label: &'static str,
+pub struct Action<L> {
+    pub label: L,
     pub(crate) write: TransactWriteItem,
 }
 
@@ -124,10 +126,10 @@ impl Expr {
     }
 }
 
-impl Action {
+impl<L> Action<L> {
     pub(crate) fn put(
         table: &str,
-        label: &'static str,
+        label: L,
         item: Item,
         condition: Option<&str>,
         expr: Expr,
@@ -146,7 +148,7 @@ impl Action {
 
     pub(crate) fn update(
         table: &str,
-        label: &'static str,
+        label: L,
         key: Item,
         update_expression: &str,
         condition: Option<&str>,

@@ -1,6 +1,7 @@
 //! Payment items and their immutable event history, in one partition:
 //! `PAYMENT` is the current state, `EVENT#<seq>` one item per transition.
 
+use super::labels::PaymentLabel;
 use super::{Action, Expr, Item, Keyed, from_item, key, tenant_pk, value};
 use crate::error::AppError;
 use crate::payments::Payment;
@@ -38,30 +39,30 @@ fn payment_item(payment: &Payment) -> Keyed<'_, Payment> {
     Keyed::new(payment_pk(&payment.tenant_id, &payment.payment_id), "PAYMENT", "payment", payment)
 }
 
-pub fn insert(table: &str, payment: &Payment) -> Result<Action, AppError> {
-    payment_item(payment).insert(table, "payment")
+pub fn insert(table: &str, payment: &Payment) -> Result<Action<PaymentLabel>, AppError> {
+    payment_item(payment).insert(table, PaymentLabel::Payment)
 }
 
 /// Replaces the payment with its next state if nobody transitioned it since
 /// `next.version - 1` was read.
-pub fn transition(table: &str, next: &Payment) -> Result<Action, AppError> {
+pub fn transition(table: &str, next: &Payment) -> Result<Action<PaymentLabel>, AppError> {
     Action::put(
         table,
-        "payment",
+        PaymentLabel::Payment,
         payment_item(next).item()?,
         Some("version = :expected"),
         Expr::default().value(":expected", value(next.version - 1)?),
     )
 }
 
-pub fn insert_event(table: &str, event: &PaymentEventRecord) -> Result<Action, AppError> {
+pub fn insert_event(table: &str, event: &PaymentEventRecord) -> Result<Action<PaymentLabel>, AppError> {
     Keyed::new(
         payment_pk(&event.tenant_id, &event.payment_id),
         format!("EVENT#{:06}", event.seq),
         "payment_event",
         event,
     )
-    .insert(table, "payment_event")
+    .insert(table, PaymentLabel::PaymentEvent)
 }
 
 /// The payment and its events, oldest first, in one consistent query.

@@ -1,6 +1,7 @@
 //! Sessions (refresh-token families) and refresh tokens. A refresh token is
 //! stored only as its SHA-256 hash, in the key; rotation marks it spent.
 
+use super::labels::AuthLabel;
 use super::{Action, Expr, Item, Keyed, TTL_ATTRIBUTE, from_item, get, key, tenant_pk, value};
 use crate::error::AppError;
 use serde::{Deserialize, Serialize};
@@ -44,14 +45,18 @@ fn session_key(tenant: &str, family_id: &str) -> Item {
     key(tenant_pk(tenant, &format!("SESSION#{family_id}")), "SESSION")
 }
 
-pub fn insert_session(table: &str, session: &SessionRecord) -> Result<Action, AppError> {
+pub fn insert_session(table: &str, session: &SessionRecord) -> Result<Action<AuthLabel>, AppError> {
     let pk = tenant_pk(&session.tenant_id, &format!("SESSION#{}", session.family_id));
-    Keyed::new(pk, "SESSION", "session", session).version(SCHEMA_VERSION).insert(table, "session")
+    Keyed::new(pk, "SESSION", "session", session).version(SCHEMA_VERSION).insert(table, AuthLabel::Session)
 }
 
-pub fn insert_token(table: &str, token_hash: &str, token: &RefreshTokenRecord) -> Result<Action, AppError> {
+pub fn insert_token(
+    table: &str,
+    token_hash: &str,
+    token: &RefreshTokenRecord,
+) -> Result<Action<AuthLabel>, AppError> {
     let pk = tenant_pk(&token.tenant_id, &format!("RT#{token_hash}"));
-    Keyed::new(pk, "RT", "refresh_token", token).version(SCHEMA_VERSION).insert(table, "new_token")
+    Keyed::new(pk, "RT", "refresh_token", token).version(SCHEMA_VERSION).insert(table, AuthLabel::NewToken)
 }
 
 pub async fn find_token(
@@ -71,12 +76,12 @@ pub async fn find_token(
     }
 }
 
-/// Spends an active token; fails (label `token`) if it was already spent,
+/// Spends an active token; fails (label [`AuthLabel::Token`]) if it was already spent,
 /// which is how a concurrent second use of the same token is caught.
-pub fn spend_token(table: &str, tenant: &str, token_hash: &str) -> Result<Action, AppError> {
+pub fn spend_token(table: &str, tenant: &str, token_hash: &str) -> Result<Action<AuthLabel>, AppError> {
     Action::update(
         table,
-        "token",
+        AuthLabel::Token,
         token_key(tenant, token_hash),
         "SET #status = :spent",
         Some("#status = :active"),
@@ -87,16 +92,16 @@ pub fn spend_token(table: &str, tenant: &str, token_hash: &str) -> Result<Action
     )
 }
 
-/// Extends a live session on rotation; fails (label `session`) if it was revoked.
+/// Extends a live session on rotation; fails (label [`AuthLabel::Session`]) if it was revoked.
 pub fn touch_session(
     table: &str,
     tenant: &str,
     family_id: &str,
     expires_at: i64,
-) -> Result<Action, AppError> {
+) -> Result<Action<AuthLabel>, AppError> {
     Action::update(
         table,
-        "session",
+        AuthLabel::Session,
         session_key(tenant, family_id),
         &format!("SET {TTL_ATTRIBUTE} = :expires"),
         Some("attribute_exists(pk) AND attribute_not_exists(revoked_at)"),
@@ -104,12 +109,17 @@ pub fn touch_session(
     )
 }
 
-/// Revokes a session (the whole token family); fails (label `session`) if it
+/// Revokes a session (the whole token family); fails (label [`AuthLabel::Session`]) if it
 /// was already revoked, so the revocation event is written once.
-pub fn revoke_session(table: &str, tenant: &str, family_id: &str, at: &str) -> Result<Action, AppError> {
+pub fn revoke_session(
+    table: &str,
+    tenant: &str,
+    family_id: &str,
+    at: &str,
+) -> Result<Action<AuthLabel>, AppError> {
     Action::update(
         table,
-        "session",
+        AuthLabel::Session,
         session_key(tenant, family_id),
         "SET revoked_at = :at",
         Some("attribute_exists(pk) AND attribute_not_exists(revoked_at)"),

@@ -1,8 +1,11 @@
 //! The one transaction builder. Every state change that touches several items
 //! goes through [`Tx`], which always carries the outbox event(s) describing the
 //! change, so no write path can forget to publish: the event and the change
-//! commit together or not at all.
+//! commit together or not at all. Actions are labelled with their
+//! transaction's label enum ([`super::labels`]); cancellation reasons come
+//! back as [`Reason`]s.
 
+use super::labels::{Label, OutboxLabel};
 use super::{Action, Item, to_item};
 use crate::error::AppError;
 use crate::outbox::OutboxEvent;
@@ -16,41 +19,78 @@ pub const MAX_ACTIONS: usize = 100;
 /// Attempts when a transaction is cancelled only by conflicting transactions.
 const CONFLICT_ATTEMPTS: u32 = 4;
 
-pub struct Tx {
+pub struct Tx<L> {
     table: String,
-    actions: Vec<Action>,
+    actions: Vec<Action<L>>,
+}
+
+/// The cancellation reason code DynamoDB gives a failed action.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reason {
+    /// The action's condition was false.
+    ConditionalCheckFailed,
+    /// Another transaction was writing the same item.
+    TransactionConflict,
+    /// Any other code (throughput, validation, item collection size), as sent.
+    Other(String),
+}
+
+impl Reason {
+    /// The reason of one action; `None` for an action that did not fail.
+    fn of(code: Option<&str>) -> Option<Self> {
+        match code.unwrap_or("None") {
+            "None" => None,
+            "ConditionalCheckFailed" => Some(Reason::ConditionalCheckFailed),
+            "TransactionConflict" => Some(Reason::TransactionConflict),
+            other => Some(Reason::Other(other.to_owned())),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            Reason::ConditionalCheckFailed => "ConditionalCheckFailed",
+            Reason::TransactionConflict => "TransactionConflict",
+            Reason::Other(code) => code,
+        }
+    }
 }
 
 /// Why one action of a cancelled transaction failed.
 #[derive(Debug, Clone)]
-pub struct Failure {
-    pub label: &'static str,
-    pub code: String,
+pub struct Failure<L> {
+    pub label: L,
+    pub reason: Reason,
     /// The item as it was (`ReturnValuesOnConditionCheckFailure = ALL_OLD`).
     pub item: Option<Item>,
 }
 
 #[derive(Debug)]
-pub enum TxError {
+pub enum TxError<L> {
     /// A condition failed; one entry per failed action.
-    Cancelled(Vec<Failure>),
+    Cancelled(Vec<Failure<L>>),
     Other(AppError),
 }
 
-impl TxError {
-    /// The failure of the action with this label, if that action's condition failed.
-    pub fn failed(&self, label: &str) -> Option<&Failure> {
+impl<L: Label> TxError<L> {
+    /// The failure of the action with this label, if that action failed.
+    pub fn failed(&self, label: L) -> Option<&Failure<L>> {
         match self {
             TxError::Cancelled(failures) => failures.iter().find(|f| f.label == label),
             TxError::Other(_) => None,
         }
     }
 
+    /// The failure of the action with this label, if its condition was false.
+    pub fn condition_failed(&self, label: L) -> Option<&Failure<L>> {
+        self.failed(label).filter(|f| f.reason == Reason::ConditionalCheckFailed)
+    }
+
     /// For callers that expect no condition to fail.
     pub fn into_app_error(self) -> AppError {
         match self {
             TxError::Cancelled(failures) => {
-                let labels: Vec<_> = failures.iter().map(|f| format!("{}:{}", f.label, f.code)).collect();
+                let labels: Vec<_> =
+                    failures.iter().map(|f| format!("{}:{}", f.label.name(), f.reason.as_str())).collect();
                 AppError::Internal(format!("transaction cancelled: {}", labels.join(", ")))
             }
             TxError::Other(error) => error,
@@ -58,7 +98,7 @@ impl TxError {
     }
 }
 
-impl From<AppError> for TxError {
+impl<L> From<AppError> for TxError<L> {
     fn from(error: AppError) -> Self {
         TxError::Other(error)
     }
@@ -86,7 +126,7 @@ pub(crate) fn outbox_pk(tenant: &str, event_id: &str) -> String {
     super::tenant_pk(tenant, &format!("OUTBOX#{event_id}"))
 }
 
-fn outbox_action(table: &str, event: &OutboxEvent) -> Result<Action, AppError> {
+fn outbox_action<L: OutboxLabel>(table: &str, event: &OutboxEvent) -> Result<Action<L>, AppError> {
     let shard = event.event_id.bytes().fold(0u32, |acc, b| acc.wrapping_mul(31).wrapping_add(b.into()))
         % OUTBOX_PENDING_SHARDS;
     let item = to_item(&OutboxItem {
@@ -98,15 +138,23 @@ fn outbox_action(table: &str, event: &OutboxEvent) -> Result<Action, AppError> {
         gsi2sk: &event.event_id,
         event,
     })?;
-    Action::put(table, "outbox", item, Some("attribute_not_exists(pk)"), Default::default())
+    Action::put(table, L::OUTBOX, item, Some("attribute_not_exists(pk)"), Default::default())
 }
 
-impl Tx {
+impl<L: OutboxLabel> Tx<L> {
     /// A transaction describing the change `event`.
     pub fn new(table: &str, event: &OutboxEvent) -> Result<Self, AppError> {
         Ok(Self { table: table.to_owned(), actions: vec![outbox_action(table, event)?] })
     }
 
+    /// Another event of the same change (e.g. payment captured + ledger posted).
+    pub fn event(mut self, event: &OutboxEvent) -> Result<Self, AppError> {
+        self.actions.push(outbox_action(&self.table, event)?);
+        Ok(self)
+    }
+}
+
+impl<L: Label> Tx<L> {
     /// A transaction without an outbox event, only for internal bookkeeping
     /// writes that are not domain state changes and must not re-enter the
     /// outbox: the audit chain appends the events the outbox published, and an
@@ -116,13 +164,7 @@ impl Tx {
         Self { table: table.to_owned(), actions: Vec::new() }
     }
 
-    /// Another event of the same change (e.g. payment captured + ledger posted).
-    pub fn event(mut self, event: &OutboxEvent) -> Result<Self, AppError> {
-        self.actions.push(outbox_action(&self.table, event)?);
-        Ok(self)
-    }
-
-    pub fn push(mut self, action: Action) -> Self {
+    pub fn push(mut self, action: Action<L>) -> Self {
         self.actions.push(action);
         self
     }
@@ -139,11 +181,11 @@ impl Tx {
     /// transactions is retried (bounded, with jittered backoff) and then
     /// reported as 503; a failed condition is returned to the caller with the
     /// old item of the failing action.
-    pub async fn commit(self, dynamodb: &aws_sdk_dynamodb::Client) -> Result<(), TxError> {
+    pub async fn commit(self, dynamodb: &aws_sdk_dynamodb::Client) -> Result<(), TxError<L>> {
         if self.actions.len() > MAX_ACTIONS {
             return Err(AppError::Internal(format!("transaction of {} actions", self.actions.len())).into());
         }
-        let labels: Vec<&'static str> = self.actions.iter().map(|a| a.label).collect();
+        let labels: Vec<L> = self.actions.iter().map(|a| a.label).collect();
         let writes: Vec<_> = self.actions.into_iter().map(|a| a.write).collect();
         for attempt in 1..=CONFLICT_ATTEMPTS {
             // The token makes the SDK's own retries of this request idempotent,
@@ -163,21 +205,9 @@ impl Tx {
             else {
                 return Err(AppError::from_sdk("transaction", error).into());
             };
-            let reasons = cancelled.cancellation_reasons();
-            let failures: Vec<Failure> = reasons
-                .iter()
-                .zip(&labels)
-                .filter_map(|(reason, label)| {
-                    let code = reason.code().unwrap_or("None");
-                    (code != "None").then(|| Failure {
-                        label,
-                        code: code.to_owned(),
-                        item: reason.item().cloned(),
-                    })
-                })
-                .collect();
+            let failures = failures(cancelled.cancellation_reasons(), &labels);
             let only_conflicts =
-                !failures.is_empty() && failures.iter().all(|f| f.code == "TransactionConflict");
+                !failures.is_empty() && failures.iter().all(|f| f.reason == Reason::TransactionConflict);
             if !only_conflicts {
                 return Err(TxError::Cancelled(failures));
             }
@@ -188,5 +218,39 @@ impl Tx {
             }
         }
         Err(AppError::Unavailable("too much contention on the same items; retry".into()).into())
+    }
+}
+
+/// The failed actions of a cancelled transaction (reasons come one per action,
+/// in the order of the actions).
+fn failures<L: Label>(
+    reasons: &[aws_sdk_dynamodb::types::CancellationReason],
+    labels: &[L],
+) -> Vec<Failure<L>> {
+    reasons
+        .iter()
+        .zip(labels)
+        .filter_map(|(reason, &label)| {
+            Reason::of(reason.code()).map(|code| Failure {
+                label,
+                reason: code,
+                item: reason.item().cloned(),
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reason_codes_are_typed() {
+        assert_eq!(Reason::of(None), None);
+        assert_eq!(Reason::of(Some("None")), None);
+        assert_eq!(Reason::of(Some("ConditionalCheckFailed")), Some(Reason::ConditionalCheckFailed));
+        assert_eq!(Reason::of(Some("TransactionConflict")), Some(Reason::TransactionConflict));
+        let other = Reason::of(Some("ThrottlingError")).unwrap();
+        assert_eq!(other.as_str(), "ThrottlingError");
     }
 }

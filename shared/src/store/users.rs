@@ -2,6 +2,7 @@
 //! the key itself enforces "one account per email per tenant" and login finds
 //! the credentials in one read; `gsi1` finds a user by id.
 
+use super::labels::AuthLabel;
 use super::{Action, Expr, Item, Keyed, from_item, get, key, tenant_pk, value};
 use crate::error::AppError;
 use serde::{Deserialize, Serialize};
@@ -11,6 +12,9 @@ use serde::{Deserialize, Serialize};
 /// this release and of the one before understand. The contract (v3) is an
 /// operator step, `migrate up`; readers accept every shipped shape.
 pub const SCHEMA_VERSION: u32 = 2;
+
+/// The label of every write of a user item.
+const LABEL: AuthLabel = AuthLabel::User;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct UserRecord {
@@ -38,12 +42,12 @@ fn user_key(tenant: &str, email: &str) -> Item {
 }
 
 /// Inserts a new user; the condition makes a second user with the same email fail.
-pub fn insert(table: &str, user: &UserRecord) -> Result<Action, AppError> {
+pub fn insert(table: &str, user: &UserRecord) -> Result<Action<AuthLabel>, AppError> {
     Keyed::new(tenant_pk(&user.tenant_id, &format!("USER#{}", user.email)), "USER", "user", user)
         .indexed(tenant_pk(&user.tenant_id, &format!("USERID#{}", user.user_id)), "USER")
         // The shape decides the version: users imported without `created_at_ms` are v1.
         .version(if user.created_at_ms.is_some() { SCHEMA_VERSION } else { 1 })
-        .insert(table, "user")
+        .insert(table, LABEL)
 }
 
 pub async fn find_by_email(
@@ -81,7 +85,7 @@ pub fn record_login(
     user: &UserRecord,
     at: &str,
     new_hash: Option<&str>,
-) -> Result<Action, AppError> {
+) -> Result<Action<AuthLabel>, AppError> {
     let mut update = String::from(
         "SET last_login_at = :at, failed_logins = :zero REMOVE failed_window_started_at, locked_until",
     );
@@ -95,7 +99,7 @@ pub fn record_login(
         }
         None => "attribute_exists(pk)",
     };
-    Action::update(table, "user", user_key(&user.tenant_id, &user.email), &update, Some(condition), expr)
+    Action::update(table, LABEL, user_key(&user.tenant_id, &user.email), &update, Some(condition), expr)
 }
 
 /// Records a failed login with the counters the lockout policy computed,
@@ -106,7 +110,7 @@ pub fn record_failure(
     failed_logins: u32,
     window_started_at: Option<i64>,
     locked_until: Option<i64>,
-) -> Result<Action, AppError> {
+) -> Result<Action<AuthLabel>, AppError> {
     let mut sets = vec!["failed_logins = :count"];
     let mut removes = Vec::new();
     let mut expr = Expr::default()
@@ -135,5 +139,5 @@ pub fn record_failure(
     } else {
         "failed_logins = :old_count"
     };
-    Action::update(table, "user", user_key(&user.tenant_id, &user.email), &update, Some(condition), expr)
+    Action::update(table, LABEL, user_key(&user.tenant_id, &user.email), &update, Some(condition), expr)
 }

@@ -1,7 +1,12 @@
 //! Idempotency keys (Stripe's `Idempotency-Key`, Powertools' record states),
 //! scoped to tenant + operation. The decision what to do with an existing
-//! record is pure ([`prior`]); the record itself rides in the business
-//! transaction (see [`crate::store::idempotency`]).
+//! record is pure ([`prior`]); [`executor`] runs an operation under a key
+//! (read the record, decide, commit with the completed record, answer a lost
+//! race); the record's key and layout are in [`crate::store::idempotency`].
+
+pub mod executor;
+
+pub use executor::{Idempotent, Outcome, Prepared, execute};
 
 use crate::error::AppError;
 use crate::store::idempotency::{IdempotencyRecord, RecordStatus};

@@ -1,0 +1,155 @@
+//! The payments API's request bodies and the checks every field passes
+//! before anything is read or written.
+
+use crate::error::AppError;
+use crate::money::{Currency, amount_field, currency_field};
+use serde::Deserialize;
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+const MAX_NAME_CHARS: usize = 200;
+const MAX_DESCRIPTION_CHARS: usize = 500;
+const MAX_METADATA_KEYS: usize = 20;
+const MAX_METADATA_KEY_CHARS: usize = 40;
+const MAX_METADATA_VALUE_CHARS: usize = 500;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewAccountBody {
+    currency: String,
+    #[serde(default)]
+    allow_overdraft: bool,
+    #[serde(default)]
+    name: Option<String>,
+}
+
+/// A valid account creation request.
+pub(super) struct NewAccount {
+    pub currency: Currency,
+    pub allow_overdraft: bool,
+    pub name: Option<String>,
+}
+
+pub(super) fn new_account(body: Value) -> Result<NewAccount, AppError> {
+    let input: NewAccountBody = crate::http::from_value(body)?;
+    let currency = currency_field("currency", &input.currency)?;
+    let name = bounded_text("name", input.name, MAX_NAME_CHARS)?;
+    Ok(NewAccount { currency, allow_overdraft: input.allow_overdraft, name })
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewPaymentBody {
+    amount: Value,
+    currency: String,
+    payer_account_id: String,
+    payee_account_id: String,
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default)]
+    metadata: Option<BTreeMap<String, String>>,
+}
+
+/// A valid payment (authorization) request.
+pub(super) struct NewPayment {
+    pub amount: i64,
+    pub currency: Currency,
+    pub payer_id: String,
+    pub payee_id: String,
+    pub description: Option<String>,
+    pub metadata: Option<BTreeMap<String, String>>,
+}
+
+pub(super) fn new_payment(body: Value) -> Result<NewPayment, AppError> {
+    let input: NewPaymentBody = crate::http::from_value(body)?;
+    let amount = amount_field("amount", &input.amount)?;
+    let currency = currency_field("currency", &input.currency)?;
+    let payer_id = id_field("payer_account_id", &input.payer_account_id)?;
+    let payee_id = id_field("payee_account_id", &input.payee_account_id)?;
+    if payer_id == payee_id {
+        return Err(AppError::bad_request(
+            "payee_account_id",
+            "payee_account_id: must differ from payer_account_id",
+        ));
+    }
+    let description = bounded_text("description", input.description, MAX_DESCRIPTION_CHARS)?;
+    check_metadata(&input.metadata)?;
+    Ok(NewPayment { amount, currency, payer_id, payee_id, description, metadata: input.metadata })
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CaptureBody {
+    #[serde(default)]
+    amount: Option<Value>,
+}
+
+/// The amount to capture (default: all of the authorization).
+pub(super) fn capture_amount(body: Value) -> Result<Option<i64>, AppError> {
+    let input: CaptureBody = crate::http::from_value(body)?;
+    input.amount.as_ref().map(|a| amount_field("amount", a)).transpose()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RefundBody {
+    amount: Value,
+}
+
+pub(super) fn refund_amount(body: Value) -> Result<i64, AppError> {
+    let input: RefundBody = crate::http::from_value(body)?;
+    amount_field("amount", &input.amount)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EmptyBody {}
+
+/// A void takes no fields.
+pub(super) fn empty(body: Value) -> Result<(), AppError> {
+    let _: EmptyBody = crate::http::from_value(body)?;
+    Ok(())
+}
+
+fn id_field(field: &str, value: &str) -> Result<String, AppError> {
+    if crate::ids::is_valid_id(value) {
+        Ok(value.to_owned())
+    } else {
+        Err(AppError::bad_request(field, format!("{field}: must be an id returned by this API")))
+    }
+}
+
+/// Ids in paths: a malformed one names nothing that exists.
+pub(super) fn path_id(value: &str, what: &'static str) -> Result<String, AppError> {
+    if crate::ids::is_valid_id(value) { Ok(value.to_owned()) } else { Err(AppError::NotFound(what)) }
+}
+
+fn bounded_text(field: &str, value: Option<String>, max: usize) -> Result<Option<String>, AppError> {
+    match value {
+        Some(text) if text.chars().count() > max => {
+            Err(AppError::bad_request(field, format!("{field}: must be at most {max} characters")))
+        }
+        other => Ok(other),
+    }
+}
+
+fn check_metadata(metadata: &Option<BTreeMap<String, String>>) -> Result<(), AppError> {
+    let Some(metadata) = metadata else { return Ok(()) };
+    if metadata.len() > MAX_METADATA_KEYS {
+        return Err(AppError::bad_request("metadata", format!("metadata: at most {MAX_METADATA_KEYS} keys")));
+    }
+    for (key, value) in metadata {
+        if key.is_empty()
+            || key.chars().count() > MAX_METADATA_KEY_CHARS
+            || value.chars().count() > MAX_METADATA_VALUE_CHARS
+        {
+            return Err(AppError::bad_request(
+                format!("metadata.{key}"),
+                format!(
+                    "metadata: keys 1 to {MAX_METADATA_KEY_CHARS} characters, values at most {MAX_METADATA_VALUE_CHARS}"
+                ),
+            ));
+        }
+    }
+    Ok(())
+}

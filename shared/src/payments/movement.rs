@@ -1,0 +1,160 @@
+//! The writes of one ledger movement of a payment: the ledger transaction,
+//! an entry and a balance update per account (the overdraft rule is the
+//! update's condition), the payment's history item, and the two outbox events
+//! (the payment's and the ledger transaction's).
+
+use super::views::to_json;
+use super::{Payment, Transition};
+use crate::auth::Authenticated;
+use crate::clock::rfc3339;
+use crate::error::AppError;
+use crate::http::RequestContext;
+use crate::ledger::Movement;
+use crate::outbox::OutboxEvent;
+use crate::store::labels::PaymentLabel;
+use crate::store::ledger::{self as ledger_store, EntryRecord, LedgerTransactionRecord, Posting};
+use crate::store::payments::{self as payment_store, PaymentEventRecord};
+use crate::store::tx::Tx;
+use serde_json::json;
+use time::OffsetDateTime;
+
+/// Where, by whom and when a change is made.
+pub(super) struct Scope<'a> {
+    pub table: &'a str,
+    pub ctx: &'a RequestContext,
+    pub who: &'a Authenticated,
+    pub now: OffsetDateTime,
+}
+
+/// A payment after a transition, and the movement the transition makes.
+pub(super) struct Change<'a> {
+    pub payment: &'a Payment,
+    pub movement: Movement,
+    pub event_type: &'a str,
+    pub amount: i64,
+}
+
+impl<'a> From<&'a Transition> for Change<'a> {
+    fn from(transition: &'a Transition) -> Self {
+        Change {
+            payment: &transition.next,
+            movement: transition.movement,
+            event_type: transition.event_type,
+            amount: transition.amount,
+        }
+    }
+}
+
+/// A transaction with the change's writes: both outbox events, the payment's
+/// history item, the ledger transaction, and per account (payer, then
+/// payee) its entry and its balance update.
+pub(super) fn record_movement(scope: &Scope<'_>, change: &Change<'_>) -> Result<Tx<PaymentLabel>, AppError> {
+    let table = scope.table;
+    let at = rfc3339(scope.now);
+    let tx_id = crate::ids::new_id();
+    let transaction = ledger_transaction(scope, change, &tx_id, &at);
+    let payment_event = payment_event(scope, change, &tx_id);
+    let ledger_event = OutboxEvent::new(
+        &scope.who.tenant,
+        "ledger_transaction",
+        &tx_id,
+        "ledger.transaction_recorded",
+        scope.now,
+        &scope.ctx.correlation_id,
+        to_json(&transaction)?,
+    );
+    let mut tx = Tx::new(table, &payment_event)?
+        .event(&ledger_event)?
+        .push(payment_store::insert_event(table, &history(scope, change, &tx_id, &at))?)
+        .push(ledger_store::insert_transaction(table, &transaction)?);
+    let sides = [PaymentLabel::Payer, PaymentLabel::Payee];
+    for (label, posting) in sides.into_iter().zip(&transaction.postings) {
+        tx = tx.push(ledger_store::insert_entry(table, &entry(scope, change, &tx_id, &at, posting))?).push(
+            ledger_store::apply_delta(
+                table,
+                label,
+                scope.who.tenant.as_str(),
+                &posting.account_id,
+                &change.payment.currency,
+                &posting.delta,
+            )?,
+        );
+    }
+    Ok(tx)
+}
+
+fn ledger_transaction(
+    scope: &Scope<'_>,
+    change: &Change<'_>,
+    tx_id: &str,
+    at: &str,
+) -> LedgerTransactionRecord {
+    let payment = change.payment;
+    let (payer_delta, payee_delta) = change.movement.deltas();
+    LedgerTransactionRecord {
+        tenant_id: scope.who.tenant.to_string(),
+        tx_id: tx_id.to_owned(),
+        payment_id: payment.payment_id.clone(),
+        movement: change.movement.name().to_owned(),
+        currency: payment.currency.clone(),
+        postings: vec![
+            Posting { account_id: payment.payer_account_id.clone(), delta: payer_delta },
+            Posting { account_id: payment.payee_account_id.clone(), delta: payee_delta },
+        ],
+        created_at: at.to_owned(),
+    }
+}
+
+fn payment_event(scope: &Scope<'_>, change: &Change<'_>, tx_id: &str) -> OutboxEvent {
+    let payment = change.payment;
+    OutboxEvent::new(
+        &scope.who.tenant,
+        "payment",
+        &payment.payment_id,
+        change.event_type,
+        scope.now,
+        &scope.ctx.correlation_id,
+        json!({
+            "payment_id": payment.payment_id,
+            "status": payment.status,
+            "amount": change.amount,
+            "currency": payment.currency,
+            "authorized_amount": payment.amount,
+            "captured_amount": payment.captured_amount,
+            "refunded_amount": payment.refunded_amount,
+            "payer_account_id": payment.payer_account_id,
+            "payee_account_id": payment.payee_account_id,
+            "ledger_tx_id": tx_id,
+        }),
+    )
+}
+
+/// The payment's history item of this transition (its seq is the payment's version).
+fn history(scope: &Scope<'_>, change: &Change<'_>, tx_id: &str, at: &str) -> PaymentEventRecord {
+    let payment = change.payment;
+    PaymentEventRecord {
+        tenant_id: scope.who.tenant.to_string(),
+        payment_id: payment.payment_id.clone(),
+        seq: payment.version,
+        event_type: change.event_type.to_owned(),
+        status: payment.status.as_str().to_owned(),
+        amount: change.amount,
+        actor: scope.who.user_id.clone(),
+        correlation_id: scope.ctx.correlation_id.clone(),
+        ledger_tx_id: tx_id.to_owned(),
+        at: at.to_owned(),
+    }
+}
+
+fn entry(scope: &Scope<'_>, change: &Change<'_>, tx_id: &str, at: &str, posting: &Posting) -> EntryRecord {
+    EntryRecord {
+        tenant_id: scope.who.tenant.to_string(),
+        account_id: posting.account_id.clone(),
+        tx_id: tx_id.to_owned(),
+        payment_id: change.payment.payment_id.clone(),
+        movement: change.movement.name().to_owned(),
+        currency: change.payment.currency.clone(),
+        delta: posting.delta,
+        created_at: at.to_owned(),
+    }
+}

@@ -1,0 +1,101 @@
+//! How accounts, entries and payments are shown in API answers.
+
+use super::Payment;
+use crate::error::AppError;
+use crate::ledger::Balances;
+use crate::store::ledger::{AccountRecord, EntryRecord};
+use serde::Serialize;
+use serde_json::{Value, json};
+
+#[derive(Debug, Serialize)]
+pub struct AccountView {
+    pub account_id: String,
+    pub currency: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    pub allow_overdraft: bool,
+    pub balance: BalanceView,
+    pub totals: Balances,
+    pub created_at: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct BalanceView {
+    /// credits_posted − debits_posted
+    pub posted: i64,
+    pub pending_debits: i64,
+    pub pending_credits: i64,
+    /// posted − pending_debits: what can be spent.
+    pub available: i64,
+}
+
+impl From<&AccountRecord> for AccountView {
+    fn from(account: &AccountRecord) -> Self {
+        let b = &account.balances;
+        AccountView {
+            account_id: account.account_id.clone(),
+            currency: account.currency.clone(),
+            name: account.name.clone(),
+            allow_overdraft: account.allow_overdraft,
+            balance: BalanceView {
+                posted: b.posted(),
+                pending_debits: b.debits_pending,
+                pending_credits: b.credits_pending,
+                available: b.available,
+            },
+            totals: *b,
+            created_at: account.created_at.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct EntryView {
+    pub tx_id: String,
+    pub payment_id: String,
+    pub movement: String,
+    pub currency: String,
+    pub debits_pending: i64,
+    pub credits_pending: i64,
+    pub debits_posted: i64,
+    pub credits_posted: i64,
+    pub created_at: String,
+}
+
+impl From<EntryRecord> for EntryView {
+    fn from(e: EntryRecord) -> Self {
+        EntryView {
+            tx_id: e.tx_id,
+            payment_id: e.payment_id,
+            movement: e.movement,
+            currency: e.currency,
+            debits_pending: e.delta.debits_pending,
+            credits_pending: e.delta.credits_pending,
+            debits_posted: e.delta.debits_posted,
+            credits_posted: e.delta.credits_posted,
+            created_at: e.created_at,
+        }
+    }
+}
+
+/// The JSON a payment is shown as.
+pub fn payment_view(payment: &Payment) -> Value {
+    json!({
+        "payment_id": payment.payment_id,
+        "status": payment.status,
+        "amount": payment.amount,
+        "currency": payment.currency,
+        "captured_amount": payment.captured_amount,
+        "refunded_amount": payment.refunded_amount,
+        "payer_account_id": payment.payer_account_id,
+        "payee_account_id": payment.payee_account_id,
+        "description": payment.description,
+        "metadata": payment.metadata,
+        "created_at": payment.created_at,
+        "updated_at": payment.updated_at,
+    })
+}
+
+pub(super) fn to_json(value: impl Serialize) -> Result<Value, AppError> {
+    serde_json::to_value(value).map_err(|e| AppError::internal("encode response", e))
+}

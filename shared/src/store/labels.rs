@@ -1,0 +1,117 @@
+//! The actions of each kind of transaction, as enums. The store labels every
+//! write it builds with one of them, and a caller asks a cancelled
+//! transaction about an action with the same value (see
+//! [`super::tx::TxError::failed`]): a misspelt label, or one from another
+//! kind of transaction, does not compile.
+//!
+//! One enum per family of transactions built from the same store writes:
+//! auth ([`super::users`], [`super::sessions`]), the idempotent payments API
+//! ([`super::ledger`], [`super::payments`], [`super::idempotency`]) and the
+//! audit chain ([`super::audit`]).
+
+/// The labels of one kind of transaction.
+pub trait Label: Copy + Eq + std::fmt::Debug + Send + Sync + 'static {
+    /// The label's name in logs and error messages.
+    fn name(self) -> &'static str;
+}
+
+/// Labels of transactions that carry outbox events (every domain change; see
+/// [`super::tx::Tx::new`]).
+pub trait OutboxLabel: Label {
+    /// The label of the outbox-event puts the transaction builder adds.
+    const OUTBOX: Self;
+}
+
+/// Register, login, failed login, refresh and revocation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthLabel {
+    Outbox,
+    /// The user item: inserted on registration, updated by a login or a failure.
+    User,
+    /// The session (token family): inserted, extended or revoked.
+    Session,
+    /// The refresh token presented, spent by a rotation.
+    Token,
+    /// The refresh token issued.
+    NewToken,
+}
+
+impl Label for AuthLabel {
+    fn name(self) -> &'static str {
+        match self {
+            AuthLabel::Outbox => "outbox",
+            AuthLabel::User => "user",
+            AuthLabel::Session => "session",
+            AuthLabel::Token => "token",
+            AuthLabel::NewToken => "new_token",
+        }
+    }
+}
+
+impl OutboxLabel for AuthLabel {
+    const OUTBOX: Self = AuthLabel::Outbox;
+}
+
+/// The idempotent commands of the payments API: account creation and every
+/// payment transition with its ledger writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PaymentLabel {
+    Outbox,
+    /// The completed idempotency record.
+    Idempotency,
+    /// A new ledger account.
+    Account,
+    /// The payment item: inserted, or replaced by its next version.
+    Payment,
+    /// The payment's history item of the transition.
+    PaymentEvent,
+    LedgerTransaction,
+    /// A ledger entry (one per account moved).
+    Entry,
+    /// The payer account's balance update.
+    Payer,
+    /// The payee account's balance update.
+    Payee,
+}
+
+impl Label for PaymentLabel {
+    fn name(self) -> &'static str {
+        match self {
+            PaymentLabel::Outbox => "outbox",
+            PaymentLabel::Idempotency => "idempotency",
+            PaymentLabel::Account => "account",
+            PaymentLabel::Payment => "payment",
+            PaymentLabel::PaymentEvent => "payment_event",
+            PaymentLabel::LedgerTransaction => "ledger_transaction",
+            PaymentLabel::Entry => "entry",
+            PaymentLabel::Payer => "payer",
+            PaymentLabel::Payee => "payee",
+        }
+    }
+}
+
+impl OutboxLabel for PaymentLabel {
+    const OUTBOX: Self = PaymentLabel::Outbox;
+}
+
+/// An append to a tenant's audit chain (no outbox event: see
+/// [`super::tx::Tx::without_event`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuditLabel {
+    /// An entry at its seq.
+    Entry,
+    /// The marker of an appended event.
+    Marker,
+    /// The chain head.
+    Head,
+}
+
+impl Label for AuditLabel {
+    fn name(self) -> &'static str {
+        match self {
+            AuditLabel::Entry => "audit_entry",
+            AuditLabel::Marker => "audit_event",
+            AuditLabel::Head => "audit_head",
+        }
+    }
+}

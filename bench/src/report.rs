@@ -107,9 +107,9 @@ impl Report {
             commit,
             rustc: run("rustc", &["-V"]),
             emulator: format!(
-                "{emulator} via bench/emulator.py: scripts/emulator.py (DynamoDB backend serialized) plus a per-item \
-                 rollback of TransactWriteItems and partition-scoped Query (moto copies and walks whole tables); \
-                 speed only, same answers"
+                "{emulator} via scripts/emulator.py, the launcher of the tests and the local stack: DynamoDB backend \
+                 serialized, TransactWriteItems undone item by item (a cancelled one leaves no item change and no \
+                 stream record) and a Query walks only its partition (moto alone copies and walks whole tables)"
             ),
             bin_dir: options.bin_dir.display().to_string(),
             roundtrips: None,

@@ -25,6 +25,7 @@ mod schedule;
 mod template;
 
 pub use error::LocalError;
+pub use pollers::{StreamBatch, StreamReader};
 pub use provision::{Physical, ResourceKind, Stack, emulator_sdk_config, provision, random_suffix};
 pub use resolve::ACCOUNT_ID;
 pub use run::{Options, RunError, run};

@@ -41,44 +41,164 @@ pub struct StreamSource {
     pub region: String,
 }
 
+/// A DynamoDB stream read the way Lambda's event source mapping reads it: every shard
+/// from the trim horizon, each one by following its `NextShardIterator`; the records
+/// that pass the `FilterCriteria` patterns wait, in shard order and in Lambda's event
+/// shape, until a [`checkpoint`](Self::checkpoint) says they were processed.
+pub struct StreamReader {
+    stream_arn: String,
+    batch_size: usize,
+    filters: Vec<Value>,
+    region: String,
+    shards: BTreeMap<String, Shard>,
+    /// The shard of the last batch: the next batch comes from the shards after it first.
+    last: Option<String>,
+}
+
+/// Up to `batch_size` records of one shard, in order.
+#[derive(Debug, Clone)]
+pub struct StreamBatch {
+    pub shard_id: String,
+    /// The records as Lambda delivers them (`aws_lambda_events`' DynamoDB `EventRecord`,
+    /// as JSON): `{"Records": records}` is the function's event.
+    pub records: Vec<Value>,
+    /// The records' sequence numbers, the `batchItemFailures` identifiers.
+    pub sequence_numbers: Vec<String>,
+}
+
 #[derive(Default)]
 struct Shard {
     iterator: Option<String>,
     started: bool,
     /// Records read and filtered, not yet processed.
     pending: VecDeque<(String, Value)>,
-    attempts: u32,
 }
 
 impl StreamSource {
     pub async fn run(self, client: aws_sdk_dynamodbstreams::Client) {
-        let mut shards: BTreeMap<String, Shard> = BTreeMap::new();
+        let mut reader = StreamReader::new(
+            self.stream_arn.clone(),
+            self.batch_size,
+            self.filters.clone(),
+            self.region.clone(),
+        );
+        let mut attempts: BTreeMap<String, u32> = BTreeMap::new();
         loop {
-            match self.shard_ids(&client).await {
-                Ok(ids) => {
-                    for id in ids {
-                        shards.entry(id).or_default();
-                    }
-                }
+            match reader.next_batch(&client).await {
+                Ok(Some(batch)) => self.process(&mut reader, &mut attempts, batch).await,
+                Ok(None) => tokio::time::sleep(STREAM_IDLE_WAIT).await,
                 Err(message) => {
                     tracing::warn!(stream = %self.stream_arn, %message, "DescribeStream failed");
                     tokio::time::sleep(ERROR_WAIT).await;
-                    continue;
                 }
             }
-            let mut worked = false;
-            for (id, shard) in &mut shards {
-                if let Err(message) = self.read(&client, id, shard).await {
-                    tracing::warn!(shard = %id, %message, "reading the stream failed");
-                }
-                if !shard.pending.is_empty() {
-                    self.process(shard).await;
-                    worked = true;
+        }
+    }
+
+    async fn process(
+        &self,
+        reader: &mut StreamReader,
+        attempts: &mut BTreeMap<String, u32>,
+        batch: StreamBatch,
+    ) {
+        let size = batch.records.len();
+        let event = json!({ "Records": batch.records });
+        let trigger = format!("stream {} record{}", size, plural(size));
+        let invoked = self
+            .function
+            .invoke(Bytes::from(event.to_string()), &trigger, |reply| batch_status(reply, size))
+            .await;
+        let done = match &invoked.reply {
+            Reply::Success(payload) => {
+                let failed = failed_items(payload);
+                // Lambda checkpoints before the lowest failed sequence number; an
+                // identifier it cannot place fails the whole batch.
+                match failed
+                    .iter()
+                    .map(|f| batch.sequence_numbers.iter().position(|s| s == f))
+                    .collect::<Option<Vec<_>>>()
+                {
+                    Some(positions) => positions.into_iter().min().unwrap_or(size),
+                    None => 0,
                 }
             }
-            if !worked {
-                tokio::time::sleep(STREAM_IDLE_WAIT).await;
+            Reply::Failure { .. } => 0,
+        };
+        reader.checkpoint(&batch.shard_id, done);
+        if done == size {
+            attempts.remove(&batch.shard_id);
+            return;
+        }
+        let attempt = attempts.entry(batch.shard_id.clone()).or_default();
+        *attempt += 1;
+        if *attempt > STREAM_MAX_RETRIES {
+            let skipped = size - done;
+            tracing::warn!(
+                function = self.function.name(),
+                skipped,
+                "stream batch still failing after retries; skipping it"
+            );
+            reader.checkpoint(&batch.shard_id, skipped);
+            attempts.remove(&batch.shard_id);
+        } else {
+            tokio::time::sleep(ERROR_WAIT * (*attempt).min(5)).await;
+        }
+    }
+}
+
+impl StreamReader {
+    /// The reader of the stream `stream_arn` (records of `region`), batches of up to
+    /// `batch_size` records that match any of `filters` (all records when empty).
+    pub fn new(stream_arn: String, batch_size: usize, filters: Vec<Value>, region: String) -> Self {
+        StreamReader {
+            stream_arn,
+            batch_size: batch_size.max(1),
+            filters,
+            region,
+            shards: BTreeMap::new(),
+            last: None,
+        }
+    }
+
+    /// Lists the stream's shards and reads each one on (one `GetRecords` page at a time
+    /// until a batch is waiting or the shard has nothing new); the next shard with
+    /// records waiting gives its first `batch_size` of them. They keep waiting, and
+    /// come again in the next batch, until [`checkpoint`](Self::checkpoint). `Ok(None)`:
+    /// nothing is waiting; `Err`: the stream could not be described.
+    pub async fn next_batch(
+        &mut self,
+        client: &aws_sdk_dynamodbstreams::Client,
+    ) -> Result<Option<StreamBatch>, String> {
+        for id in self.shard_ids(client).await? {
+            self.shards.entry(id).or_default();
+        }
+        let ids: Vec<String> = self.shards.keys().cloned().collect();
+        for id in &ids {
+            let mut shard = self.shards.remove(id).unwrap_or_default();
+            if let Err(message) = self.read(client, id, &mut shard).await {
+                tracing::warn!(shard = %id, %message, "reading the stream failed");
             }
+            self.shards.insert(id.clone(), shard);
+        }
+        let after =
+            self.last.as_ref().and_then(|last| ids.iter().position(|id| id == last)).map_or(0, |i| i + 1);
+        let Some(id) =
+            ids[after..].iter().chain(&ids[..after]).find(|id| !self.shards[*id].pending.is_empty())
+        else {
+            return Ok(None);
+        };
+        let (sequence_numbers, records) =
+            self.shards[id].pending.iter().take(self.batch_size).cloned().unzip();
+        self.last = Some(id.clone());
+        Ok(Some(StreamBatch { shard_id: id.clone(), records, sequence_numbers }))
+    }
+
+    /// Lambda's checkpoint: the first `processed` waiting records of the shard are done
+    /// and never come again.
+    pub fn checkpoint(&mut self, shard_id: &str, processed: usize) {
+        if let Some(shard) = self.shards.get_mut(shard_id) {
+            let processed = processed.min(shard.pending.len());
+            shard.pending.drain(..processed);
         }
     }
 
@@ -94,8 +214,10 @@ impl StreamSource {
             .map(|d| d.shards().iter().filter_map(|s| s.shard_id().map(str::to_owned)).collect())
             .unwrap_or_default())
     }
+}
 
-    /// Fills the shard's pending records up to one batch.
+impl StreamReader {
+    /// Fills the shard's waiting records up to one batch.
     async fn read(
         &self,
         client: &aws_sdk_dynamodbstreams::Client,
@@ -132,50 +254,6 @@ impl StreamSource {
             }
         }
         Ok(())
-    }
-
-    async fn process(&self, shard: &mut Shard) {
-        let size = shard.pending.len().min(self.batch_size);
-        let batch: Vec<&(String, Value)> = shard.pending.iter().take(size).collect();
-        let records: Vec<Value> = batch.iter().map(|(_, r)| r.clone()).collect();
-        let sequences: Vec<String> = batch.iter().map(|(s, _)| s.clone()).collect();
-        let event = json!({ "Records": records });
-        let trigger = format!("stream {} record{}", size, plural(size));
-        let invoked = self
-            .function
-            .invoke(Bytes::from(event.to_string()), &trigger, |reply| batch_status(reply, size))
-            .await;
-        let done = match &invoked.reply {
-            Reply::Success(payload) => {
-                let failed = failed_items(payload);
-                // Lambda checkpoints before the lowest failed sequence number; an
-                // identifier it cannot place fails the whole batch.
-                match failed.iter().map(|f| sequences.iter().position(|s| s == f)).collect::<Option<Vec<_>>>()
-                {
-                    Some(positions) => positions.into_iter().min().unwrap_or(size),
-                    None => 0,
-                }
-            }
-            Reply::Failure { .. } => 0,
-        };
-        shard.pending.drain(..done);
-        if done == size {
-            shard.attempts = 0;
-            return;
-        }
-        shard.attempts += 1;
-        if shard.attempts > STREAM_MAX_RETRIES {
-            let skipped = size - done;
-            tracing::warn!(
-                function = self.function.name(),
-                skipped,
-                "stream batch still failing after retries; skipping it"
-            );
-            shard.pending.drain(..skipped);
-            shard.attempts = 0;
-        } else {
-            tokio::time::sleep(ERROR_WAIT * shard.attempts.min(5)).await;
-        }
     }
 
     /// The record as Lambda delivers it (`aws_lambda_events`' shape), with its

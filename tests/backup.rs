@@ -9,7 +9,7 @@
 use aws_sdk_dynamodb::types::{AttributeValue, PointInTimeRecoverySpecification, PointInTimeRecoveryStatus};
 use backup::Input;
 use caas::backup::BackupError;
-use caas::migrate::Deadline;
+use caas::clock::Deadline;
 use caas_tests::api::Api;
 use caas_tests::triggers::{QueueTrigger, StreamTrigger, lambda_event};
 use caas_tests::*;

@@ -160,9 +160,10 @@ async fn drive(stack: &TestStack, app: &caas::App, deadline_ms: Option<u64>) -> 
         if batch.records.is_empty() {
             return failed;
         }
-        let invocations = batch.records.iter().cloned().map(|message| async {
+        let queue = &queue;
+        let invocations = batch.records.iter().map(|message| async move {
             let mut event = aws_lambda_events::event::sqs::SqsEvent::default();
-            event.records = vec![message];
+            event.records = vec![message.clone()];
             let deadline = deadline_ms.map(|ms| deadline_in(app, ms));
             let response = match migrate::handler(app, invocation(Input::Jobs(event.clone()), deadline)).await
             {

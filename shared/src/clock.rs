@@ -53,12 +53,6 @@ pub fn from_epoch_ms(ms: i64) -> Option<OffsetDateTime> {
     OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).ok()
 }
 
-/// RFC 3339 with second precision, the format of every timestamp we return.
-pub fn rfc3339(at: OffsetDateTime) -> String {
-    let at = at.replace_nanosecond(0).unwrap_or(at);
-    at.format(&Rfc3339).unwrap_or_else(|_| at.unix_timestamp().to_string())
-}
-
 /// The canonical text of an epoch-millisecond instant: UTC, `Z`, seconds
 /// unless there are milliseconds (`...:SS.mmmZ`). `None` out of range.
 pub fn rfc3339_ms(ms: i64) -> Option<String> {
@@ -121,29 +115,12 @@ impl Deadline {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
+#[path = "clock_tests.rs"]
+mod tests;
 
-    #[test]
-    fn canonical_millisecond_text() {
-        assert_eq!(rfc3339_ms(0).as_deref(), Some("1970-01-01T00:00:00Z"));
-        assert_eq!(rfc3339_ms(1_700_000_000_123).as_deref(), Some("2023-11-14T22:13:20.123Z"));
-        let at = OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
-        assert_eq!(rfc3339_ms(1_800_000_000_000), Some(rfc3339(at)));
-        assert_eq!(epoch_ms(at), 1_800_000_000_000);
-        assert_eq!(from_epoch_ms(1_800_000_000_000), Some(at));
-        assert_eq!(elapsed_ms("2026-01-01T00:00:00Z", "2026-01-01T00:00:01.5Z"), 1500);
-        assert_eq!(elapsed_ms("x", "2026-01-01T00:00:00Z"), 0);
-    }
-
-    #[test]
-    fn unknown_deadline_never_runs_out() {
-        let clock = SystemClock;
-        assert_eq!(Deadline(0).remaining_ms(&clock), None);
-        assert_eq!(Deadline(1).remaining_ms(&clock), Some(0));
-        let manual = ManualClock::new(OffsetDateTime::from_unix_timestamp(1_000).unwrap());
-        assert_eq!(Deadline(1_000_250).remaining_ms(&manual), Some(250));
-        assert!(Deadline(1_000_250).within(&manual, 251));
-        assert!(!Deadline(0).within(&manual, u64::MAX));
-    }
+/// RFC 3339 with second precision, the format of every timestamp we return.
+pub fn rfc3339(at: OffsetDateTime) -> String {
+    let at = at.replace_nanosecond(0).unwrap_or(at);
+    at.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| at.unix_timestamp().to_string())
 }

@@ -9,7 +9,7 @@
 use aws_sdk_dynamodb::types::{AttributeValue, PointInTimeRecoverySpecification, PointInTimeRecoveryStatus};
 use backup::Input;
 use caas::backup::BackupError;
-use caas::migrate::Deadline;
+use caas::clock::Deadline;
 use caas_tests::api::Api;
 use caas_tests::triggers::{QueueTrigger, StreamTrigger, lambda_event};
 use caas_tests::*;
@@ -284,4 +284,19 @@ async fn restore_reapplies_what_a_restore_drops_and_prints_the_switch_steps() {
     assert_eq!(again["status"], "ready");
     assert!(again["reapplied"].as_array().unwrap().is_empty());
     dynamodb.delete_table().table_name(&target).send().await.unwrap();
+}
+
+/// What a restore re-applies comes from the store's constants; the table of
+/// template.yaml must declare the same TTL attribute and stream view type.
+#[test]
+fn template_declares_the_ttl_attribute_and_stream_view_a_restore_reapplies() {
+    let text = std::fs::read_to_string(repo_root().join("template.yaml")).expect("template.yaml");
+    let template: serde_yaml::Value = serde_yaml::from_str(&text).expect("template.yaml parses");
+    let table = &template["Resources"]["Table"]["Properties"];
+    assert_eq!(table["TimeToLiveSpecification"]["AttributeName"].as_str(), Some(caas::store::TTL_ATTRIBUTE));
+    assert_eq!(table["TimeToLiveSpecification"]["Enabled"].as_bool(), Some(true));
+    assert_eq!(
+        table["StreamSpecification"]["StreamViewType"].as_str(),
+        Some(caas::store::STREAM_VIEW.as_str())
+    );
 }

@@ -13,7 +13,6 @@ use lambda_runtime::{Context, LambdaEvent};
 use migrate::{Input, Output};
 use serde_json::Value;
 use std::collections::BTreeMap;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 const TENANT: &str = "acme";
 const FUNCTION: &str = "MigrateFunction";
@@ -93,44 +92,42 @@ use futures::StreamExt;
 /// Every item of the table except the migration bookkeeping, by key.
 async fn snapshot(stack: &TestStack) -> BTreeMap<(String, String), Item> {
     let mut all = BTreeMap::new();
-    let mut start = None;
-    loop {
-        let output = stack
-            .clients
-            .dynamodb
-            .scan()
-            .table_name(stack.table())
-            .consistent_read(true)
-            .limit(1000)
-            .set_exclusive_start_key(start)
-            .send()
-            .await
-            .unwrap();
-        for item in output.items.unwrap_or_default() {
-            let key = |n: &str| match item.get(n) {
-                Some(AttributeValue::S(v)) => v.clone(),
-                _ => panic!("key {n}"),
-            };
-            let (pk, sk) = (key("pk"), key("sk"));
-            if !pk.starts_with("T#_system#") {
-                all.insert((pk, sk), item);
-            }
-        }
-        start = output.last_evaluated_key;
-        if start.is_none() {
-            return all;
+    let mut items = stack
+        .clients
+        .dynamodb
+        .scan()
+        .table_name(stack.table())
+        .consistent_read(true)
+        .limit(1000)
+        .into_paginator()
+        .items()
+        .send();
+    while let Some(item) = items.try_next().await.unwrap() {
+        let key = |n: &str| match item.get(n) {
+            Some(AttributeValue::S(v)) => v.clone(),
+            _ => panic!("key {n}"),
+        };
+        let (pk, sk) = (key("pk"), key("sk"));
+        if !pk.starts_with("T#_system#") {
+            all.insert((pk, sk), item);
         }
     }
+    all
 }
 
-fn invocation<T>(payload: T, deadline_ms: Option<u64>) -> LambdaEvent<T> {
+/// An invocation; `deadline` is the epoch-millisecond deadline (none: unknown).
+fn invocation<T>(payload: T, deadline: Option<u64>) -> LambdaEvent<T> {
     let mut context = Context::default();
     context.request_id = uuid::Uuid::new_v4().to_string();
-    if let Some(ms) = deadline_ms {
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64;
-        context.deadline = now + ms;
+    if let Some(deadline) = deadline {
+        context.deadline = deadline;
     }
     LambdaEvent::new(payload, context)
+}
+
+/// The deadline `ms` from now on the app's clock, which deadlines are measured against.
+fn deadline_in(app: &caas::App, ms: u64) -> u64 {
+    caas::clock::epoch_ms(app.now()) as u64 + ms
 }
 
 async fn command(app: &caas::App, command: Command) -> Result<Value, String> {
@@ -152,7 +149,8 @@ async fn up(app: &caas::App, to: Option<u32>, dry_run: bool) -> Value {
 /// Lambda's SQS trigger for the jobs queue: receives up to ten messages,
 /// invokes the handler once per message concurrently, deletes what succeeded
 /// and releases what failed, until the queue is empty. `deadline_ms` is the
-/// time each invocation has left when it starts. Returns the number of
+/// time each invocation has left when it starts (on the app's clock, which
+/// the test stack's manual clock holds still). Returns the number of
 /// failed deliveries.
 async fn drive(stack: &TestStack, app: &caas::App, deadline_ms: Option<u64>) -> usize {
     let queue = QueueTrigger::new(stack, "JobsQueue");
@@ -162,14 +160,16 @@ async fn drive(stack: &TestStack, app: &caas::App, deadline_ms: Option<u64>) -> 
         if batch.records.is_empty() {
             return failed;
         }
-        let invocations = batch.records.iter().cloned().map(|message| async {
+        let queue = &queue;
+        let invocations = batch.records.iter().map(|message| async move {
             let mut event = aws_lambda_events::event::sqs::SqsEvent::default();
-            event.records = vec![message];
-            let response =
-                match migrate::handler(app, invocation(Input::Jobs(event.clone()), deadline_ms)).await {
-                    Ok(Output::Batch(response)) => response,
-                    other => panic!("a job answered with {other:?}"),
-                };
+            event.records = vec![message.clone()];
+            let deadline = deadline_ms.map(|ms| deadline_in(app, ms));
+            let response = match migrate::handler(app, invocation(Input::Jobs(event.clone()), deadline)).await
+            {
+                Ok(Output::Batch(response)) => response,
+                other => panic!("a job answered with {other:?}"),
+            };
             queue.settle(&event, &response).await;
             response.batch_item_failures.len()
         });

@@ -145,7 +145,7 @@ fn user_item(tenant: &str, i: usize) -> caas::store::Item {
     let user_id = format!("0190aaaa-0000-7000-8000-{i:012}");
     let ms = 1_700_000_000_000i64 + i64::try_from(i).unwrap_or(0) * 60_000;
     let created = caas::migrate::definitions::format_ms(ms).unwrap_or_default();
-    let hash = if i % 3 == 0 {
+    let hash = if i.is_multiple_of(3) {
         "$2b$10$abcdefghijklmnopqrstuu5i2bYwbLhP7T2Ux3tY0d5oBm6J3Yv2"
     } else {
         "$argon2id$v=19$m=64,t=1,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA"

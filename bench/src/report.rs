@@ -6,6 +6,9 @@ use crate::{Options, argon, cold, cpu, jobs, roundtrips};
 use std::fmt::Write;
 use std::time::Duration;
 
+/// The handler-CPU section: rows, the measured (user, system) CPU of the run, and its stamps.
+pub type CpuSection = (Vec<cpu::Row>, (Duration, Duration), String, String);
+
 pub struct Report {
     command: String,
     options: String,
@@ -17,7 +20,7 @@ pub struct Report {
     bin_dir: String,
     pub roundtrips: Option<(Vec<roundtrips::Row>, String)>,
     pub argon2: Option<(argon::Report, String, String)>,
-    pub cpu: Option<(Vec<cpu::Row>, (Duration, Duration), String, String)>,
+    pub cpu: Option<CpuSection>,
     pub cold: Option<(Vec<cold::Row>, String, String)>,
     pub jobs: Option<(jobs::Drain, Vec<jobs::Audit>, String, String)>,
     pub migrate: Vec<(jobs::Migration, String)>,

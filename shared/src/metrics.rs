@@ -100,7 +100,7 @@ impl MetricSet {
 
     /// The EMF document for `at`.
     pub fn to_json(&self, at: OffsetDateTime) -> Value {
-        let timestamp_ms = i64::try_from(at.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX);
+        let timestamp_ms = crate::clock::epoch_ms(at);
         let dimension_names: Vec<&str> = self.dimensions.iter().map(|(name, _)| name.as_str()).collect();
         let definitions: Vec<Value> = self
             .metrics

@@ -5,7 +5,7 @@
 
 use caas::App;
 use caas::backup::{self, Command, PointInTime};
-use caas::migrate::Deadline;
+use caas::clock::Deadline;
 use lambda_runtime::{Error, LambdaEvent};
 use serde::{Deserialize, Deserializer};
 use serde_json::Value;

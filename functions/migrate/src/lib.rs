@@ -7,7 +7,8 @@
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use caas::App;
-use caas::migrate::{self, Command, Deadline, Direction, Job};
+use caas::clock::Deadline;
+use caas::migrate::{self, Command, Direction, Job};
 use lambda_runtime::{Error, LambdaEvent};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;

@@ -9,27 +9,16 @@
 //! Planning starts from the item's own version, not from the table's: an item
 //! written in an old shape after a run (a straggler) is brought forward by the
 //! next run, and a run that failed half way is undone item by item by `down`.
+//!
+//! What an item looks like is the store's: a migration names one of its
+//! [`LayoutChange`]s, and the plan of an item is the store's [`ItemPlan`].
 
 use crate::store::Item;
-use aws_sdk_dynamodb::types::AttributeValue;
+use crate::store::migrations as layout;
+pub use crate::store::migrations::{
+    BASE_VERSION, Direction, ItemPlan, LayoutChange, Transform, TransformError,
+};
 use std::collections::BTreeSet;
-
-/// The version of every item kind before any migration.
-pub const BASE_VERSION: u32 = 1;
-
-/// A migration's item transform: edits the item in place or explains why it
-/// cannot (the item is counted as failed and left untouched).
-pub type Transform = fn(&mut Item) -> Result<(), TransformError>;
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct TransformError(pub String);
-
-impl TransformError {
-    pub fn new(reason: impl Into<String>) -> Self {
-        Self(reason.into())
-    }
-}
 
 /// Where a migration sits in an expand → backfill → contract sequence.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -51,35 +40,18 @@ pub struct Migration {
     pub name: &'static str,
     pub description: &'static str,
     pub phase: Phase,
-    /// The `kind`s of the items this migration transforms.
-    pub kinds: &'static [&'static str],
-    /// Attributes the transforms derive their output from. The conditional
-    /// update requires them unchanged, so a concurrent live write to one of
-    /// them makes the runner re-read the item instead of writing a stale result.
-    pub reads: &'static [&'static str],
-    pub up: Transform,
-    pub down: Transform,
+    /// The store's change of the item layouts this migration applies.
+    pub change: LayoutChange,
 }
 
 impl Migration {
-    pub fn touches(&self, kind: &str) -> bool {
-        self.kinds.contains(&kind)
+    /// The `kind`s of the items this migration transforms.
+    pub fn kinds(&self) -> &'static [&'static str] {
+        self.change.kinds
     }
-}
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Direction {
-    Up,
-    Down,
-}
-
-impl Direction {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Direction::Up => "up",
-            Direction::Down => "down",
-        }
+    pub fn touches(&self, kind: &str) -> bool {
+        self.change.kinds.contains(&kind)
     }
 }
 
@@ -98,7 +70,7 @@ pub fn validate(migrations: &[Migration]) -> Result<(), RegistryError> {
         if m.version <= previous {
             return Err(RegistryError::Order(m.version));
         }
-        if m.kinds.is_empty() {
+        if m.kinds().is_empty() {
             return Err(RegistryError::NoKinds(m.version));
         }
         previous = m.version;
@@ -131,22 +103,9 @@ pub fn kinds_between(migrations: &[Migration], low: u32, high: u32) -> Vec<&'sta
     let kinds: BTreeSet<&'static str> = migrations
         .iter()
         .filter(|m| m.version > low && m.version <= high)
-        .flat_map(|m| m.kinds.iter().copied())
+        .flat_map(|m| m.kinds().iter().copied())
         .collect();
     kinds.into_iter().collect()
-}
-
-/// What one item needs.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ItemPlan {
-    pub from: u32,
-    pub to: u32,
-    /// Versions of the migrations applied, in the order applied.
-    pub applied: Vec<u32>,
-    /// Attributes the conditional update must find unchanged.
-    pub reads: Vec<&'static str>,
-    /// The item afterwards (its `schema_version` already set to `to`).
-    pub after: Item,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -162,20 +121,13 @@ pub enum PlanError {
 }
 
 pub fn item_kind(item: &Item) -> Option<&str> {
-    match item.get("kind") {
-        Some(AttributeValue::S(kind)) => Some(kind),
-        _ => None,
-    }
+    layout::item_kind(item)
 }
 
 /// The item's `schema_version`; an item without one predates versioning and
 /// is at [`BASE_VERSION`].
 pub fn item_version(item: &Item) -> Result<u32, PlanError> {
-    match item.get("schema_version") {
-        None => Ok(BASE_VERSION),
-        Some(AttributeValue::N(n)) => n.parse().map_err(|_| PlanError::BadVersion),
-        Some(_) => Err(PlanError::BadVersion),
-    }
+    layout::item_version(item).ok_or(PlanError::BadVersion)
 }
 
 /// Plans `item` towards `target` in `direction`: `None` when the item needs
@@ -204,8 +156,9 @@ pub fn plan_item(
                 if from_version(migrations, index, &kind) != version {
                     return Err(PlanError::OffChain { kind, version });
                 }
-                (m.up)(&mut after).map_err(|error| PlanError::Transform { version: m.version, error })?;
-                reads.extend(m.reads.iter().copied());
+                (m.change.up)(&mut after)
+                    .map_err(|error| PlanError::Transform { version: m.version, error })?;
+                reads.extend(m.change.reads.iter().copied());
                 applied.push(m.version);
                 version = m.version;
             }
@@ -221,8 +174,9 @@ pub fn plan_item(
                 if m.version != version {
                     return Err(PlanError::OffChain { kind, version });
                 }
-                (m.down)(&mut after).map_err(|error| PlanError::Transform { version: m.version, error })?;
-                reads.extend(m.reads.iter().copied());
+                (m.change.down)(&mut after)
+                    .map_err(|error| PlanError::Transform { version: m.version, error })?;
+                reads.extend(m.change.reads.iter().copied());
                 applied.push(m.version);
                 version = from_version(migrations, index, &kind);
             }
@@ -231,13 +185,13 @@ pub fn plan_item(
     if applied.is_empty() {
         return Ok(None);
     }
-    after.insert("schema_version".to_owned(), AttributeValue::N(version.to_string()));
-    Ok(Some(ItemPlan { from, to: version, applied, reads: reads.into_iter().collect(), after }))
+    Ok(Some(ItemPlan::new(from, version, applied, reads.into_iter().collect(), after)))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use aws_sdk_dynamodb::types::AttributeValue;
 
     fn s(v: &str) -> AttributeValue {
         AttributeValue::S(v.to_owned())
@@ -269,10 +223,7 @@ mod tests {
             name: "m",
             description: "",
             phase: Phase::Data,
-            kinds,
-            reads: &["x"],
-            up,
-            down,
+            change: LayoutChange { kinds, reads: &["x"], up, down },
         };
         vec![
             m(2, &["user"][..], add_a as Transform, remove_a as Transform),
@@ -347,7 +298,7 @@ mod tests {
             ),
             Err(PlanError::NoKind)
         );
-        r[0].up = refuse;
+        r[0].change.up = refuse;
         assert!(matches!(
             plan_item(&r, Direction::Up, 4, &item("user", None)),
             Err(PlanError::Transform { version: 2, .. })

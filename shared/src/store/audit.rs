@@ -219,7 +219,8 @@ pub async fn appended_events(
 
 /// One page of a tenant's entries with seq > `after_seq`, in seq order. An
 /// entry that does not decode comes back as `Err(seq)`. The flag says whether
-/// more entries may follow.
+/// more entries may follow. One page, not a paginator: callers resume from
+/// the last seq they verified or listed (the API's cursor), not from a key.
 pub async fn entries_after(
     dynamodb: &aws_sdk_dynamodb::Client,
     table: &str,

@@ -152,7 +152,8 @@ pub fn is_entry_sort_key(sk: &str) -> bool {
 }
 
 /// One page of an account's entries, newest first, after `cursor` (an entry
-/// sort key from a previous page).
+/// sort key from a previous page). An explicit cursor, not a paginator: the
+/// page boundary is the API's own pagination cursor.
 pub async fn list_entries(
     dynamodb: &aws_sdk_dynamodb::Client,
     table: &str,
@@ -209,29 +210,23 @@ pub async fn tenants_with_accounts(
     super::tenants_with(dynamodb, table, ACCOUNT_KIND).await
 }
 
-/// Every account id of a tenant (from the accounts index).
+/// Every account id of a tenant (from the accounts index, every page).
 pub async fn tenant_account_ids(
     dynamodb: &aws_sdk_dynamodb::Client,
     table: &str,
     tenant: &str,
 ) -> Result<Vec<String>, AppError> {
-    let mut ids = Vec::new();
-    let mut start = None;
-    loop {
-        let output = dynamodb
-            .query()
-            .table_name(table)
-            .index_name("gsi1")
-            .key_condition_expression("gsi1pk = :pk")
-            .expression_attribute_values(":pk", AttributeValue::S(accounts_index_pk(tenant)))
-            .set_exclusive_start_key(start)
-            .send()
-            .await
-            .map_err(|e| AppError::from_sdk("list accounts", e))?;
-        ids.extend(output.items().iter().filter_map(|i| i.get("account_id")?.as_s().ok().cloned()));
-        start = output.last_evaluated_key;
-        if start.is_none() {
-            return Ok(ids);
-        }
-    }
+    let items = dynamodb
+        .query()
+        .table_name(table)
+        .index_name("gsi1")
+        .key_condition_expression("gsi1pk = :pk")
+        .expression_attribute_values(":pk", AttributeValue::S(accounts_index_pk(tenant)))
+        .into_paginator()
+        .items()
+        .send()
+        .try_collect()
+        .await
+        .map_err(|e| AppError::from_sdk("list accounts", e))?;
+    Ok(items.iter().filter_map(|i| i.get("account_id")?.as_s().ok().cloned()).collect())
 }

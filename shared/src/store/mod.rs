@@ -7,8 +7,18 @@
 //! index of unpublished outbox items; `expires_at` the TTL attribute; `kind`
 //! names the item type (the stream filter matches on it); `schema_version`
 //! versions the layout for migrations.
+//!
+//! Layout changes are the store's too: [`user_layouts`] holds the reversible
+//! changes between the shipped user layouts, [`migrations`] the types that
+//! describe one item's change and the conditional write that applies it (the
+//! `migrate` service only orders them by version and drives the runs).
+//!
+//! Reads that want every page use the SDK's paginators; a page function with
+//! an explicit cursor is kept where a page boundary is a resume checkpoint or
+//! an API cursor (each says so).
 
 pub mod audit;
+pub mod census;
 pub mod idempotency;
 pub mod labels;
 pub mod ledger;
@@ -17,11 +27,12 @@ pub mod outbox;
 pub mod payments;
 pub mod sessions;
 pub mod tx;
+pub mod user_layouts;
 pub mod users;
 
 use crate::error::AppError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
+    AttributeValue, Put, ReturnValuesOnConditionCheckFailure, StreamViewType, TransactWriteItem, Update,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -29,8 +40,15 @@ use std::collections::HashMap;
 
 pub type Item = HashMap<String, AttributeValue>;
 
-/// The TTL attribute name declared in template.yaml.
+/// The TTL attribute name. template.yaml declares the same on the table
+/// (`TimeToLiveSpecification`); a test holds the two together, and a restore
+/// re-applies it from here.
 pub const TTL_ATTRIBUTE: &str = "expires_at";
+
+/// The table stream's view type: the stream consumers read new and old
+/// images. template.yaml declares the same (`StreamSpecification`); a test
+/// holds the two together, and a restore re-applies it from here.
+pub const STREAM_VIEW: StreamViewType = StreamViewType::NewAndOldImages;
 
 pub(crate) fn tenant_pk(tenant: &str, rest: &str) -> String {
     format!("T#{tenant}#{rest}")
@@ -239,25 +257,42 @@ pub(crate) async fn query_all(
     pk: String,
     consistent: bool,
 ) -> Result<Vec<Item>, AppError> {
-    let mut items = Vec::new();
-    let mut start = None;
-    loop {
-        let output = dynamodb
-            .query()
-            .table_name(table)
-            .key_condition_expression("pk = :pk")
-            .expression_attribute_values(":pk", AttributeValue::S(pk.clone()))
-            .consistent_read(consistent)
-            .set_exclusive_start_key(start)
-            .send()
-            .await
-            .map_err(|e| AppError::from_sdk("query partition", e))?;
-        items.extend(output.items.unwrap_or_default());
-        start = output.last_evaluated_key;
-        if start.is_none() {
-            return Ok(items);
-        }
-    }
+    dynamodb
+        .query()
+        .table_name(table)
+        .key_condition_expression("pk = :pk")
+        .expression_attribute_values(":pk", AttributeValue::S(pk))
+        .consistent_read(consistent)
+        .into_paginator()
+        .items()
+        .send()
+        .try_collect()
+        .await
+        .map_err(|e| AppError::from_sdk("query partition", e))
+}
+
+/// Every item of one partition whose sort key starts with `sk_prefix` (all
+/// pages, strongly consistent); `what` names the read in errors.
+pub(crate) async fn query_prefix(
+    dynamodb: &aws_sdk_dynamodb::Client,
+    table: &str,
+    pk: String,
+    sk_prefix: &str,
+    what: &'static str,
+) -> Result<Vec<Item>, AppError> {
+    dynamodb
+        .query()
+        .table_name(table)
+        .consistent_read(true)
+        .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+        .expression_attribute_values(":pk", AttributeValue::S(pk))
+        .expression_attribute_values(":prefix", AttributeValue::S(sk_prefix.to_owned()))
+        .into_paginator()
+        .items()
+        .send()
+        .try_collect()
+        .await
+        .map_err(|e| AppError::from_sdk(what, e))
 }
 
 /// Every tenant that has items of `kind` (a full, consistent scan: for the
@@ -267,24 +302,20 @@ pub async fn tenants_with(
     table: &str,
     kind: &str,
 ) -> Result<Vec<String>, AppError> {
-    let mut tenants = std::collections::BTreeSet::new();
-    let mut start = None;
-    loop {
-        let output = dynamodb
-            .scan()
-            .table_name(table)
-            .filter_expression("kind = :kind")
-            .expression_attribute_values(":kind", AttributeValue::S(kind.to_owned()))
-            .projection_expression("tenant_id")
-            .consistent_read(true)
-            .set_exclusive_start_key(start)
-            .send()
-            .await
-            .map_err(|e| AppError::from_sdk("scan tenants", e))?;
-        tenants.extend(output.items().iter().filter_map(|i| i.get("tenant_id")?.as_s().ok().cloned()));
-        start = output.last_evaluated_key;
-        if start.is_none() {
-            return Ok(tenants.into_iter().collect());
-        }
-    }
+    let items = dynamodb
+        .scan()
+        .table_name(table)
+        .filter_expression("kind = :kind")
+        .expression_attribute_values(":kind", AttributeValue::S(kind.to_owned()))
+        .projection_expression("tenant_id")
+        .consistent_read(true)
+        .into_paginator()
+        .items()
+        .send()
+        .try_collect()
+        .await
+        .map_err(|e| AppError::from_sdk("scan tenants", e))?;
+    let tenants: std::collections::BTreeSet<String> =
+        items.iter().filter_map(|i| i.get("tenant_id")?.as_s().ok().cloned()).collect();
+    Ok(tenants.into_iter().collect())
 }

@@ -105,7 +105,9 @@ pub fn pending_shards() -> impl Iterator<Item = u32> {
 }
 
 /// One page of a shard of the pending index: events whose id (UUIDv7, so
-/// their creation time) is older than `before`, oldest first.
+/// their creation time) is older than `before`, oldest first. An explicit
+/// cursor, not a paginator: the sweep stops at a page boundary once it has
+/// as many events as it may publish in one invocation.
 pub async fn pending_page(
     dynamodb: &aws_sdk_dynamodb::Client,
     table: &str,
@@ -133,7 +135,7 @@ pub async fn pending_page(
 /// The smallest UUIDv7 (hyphenated, lowercase) of the millisecond `at`: every
 /// id created earlier sorts below it.
 fn v7_floor(at: OffsetDateTime) -> String {
-    let ms = u64::try_from(at.unix_timestamp_nanos() / 1_000_000).unwrap_or(0) & 0xffff_ffff_ffff;
+    let ms = u64::try_from(crate::clock::epoch_ms(at)).unwrap_or(0) & 0xffff_ffff_ffff;
     format!("{:08x}-{:04x}-7000-8000-000000000000", ms >> 16, ms & 0xffff)
 }
 

@@ -65,9 +65,9 @@ pub async fn find_by_email(
 /// Decodes a user item, e.g. the old image a cancelled transaction returned.
 pub fn decode_item(mut item: Item) -> Result<UserRecord, AppError> {
     // Read every schema version we have shipped; fields are added with defaults,
-    // and a contracted item (no created_at, see crate::migrate::definitions) is
+    // and a contracted item (no created_at, see super::user_layouts) is
     // brought to the shape decoded here.
-    crate::migrate::definitions::user_read_shape(&mut item);
+    super::user_layouts::read_shape(&mut item);
     #[derive(Deserialize)]
     struct Stored {
         #[serde(flatten)]

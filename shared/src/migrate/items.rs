@@ -1,0 +1,84 @@
+//! The items of one page: planned and written concurrently, each with a
+//! conditional update that never applies twice nor over a concurrent write.
+
+use super::{Migration, plan};
+use crate::app::App;
+use crate::error::AppError;
+use crate::store::Item;
+use crate::store::migrations::{self as store, Applied, Counters, RunRecord};
+use futures::StreamExt;
+
+/// Attempts per item when concurrent writes keep changing it.
+const ITEM_ATTEMPTS: usize = 3;
+
+enum ItemResult {
+    Changed(Vec<u32>),
+    Current,
+    Failed(String, String),
+}
+
+/// Migrates a page's items; returns the page's counts and its failed items
+/// (`pk`, reason).
+pub(super) async fn migrate_page(
+    app: &App,
+    migrations: &'static [Migration],
+    run: &RunRecord,
+    items: Vec<Item>,
+) -> Result<(Counters, Vec<(String, String)>), AppError> {
+    let mut counters = Counters { items_scanned: items.len() as u64, ..Counters::default() };
+    let mut failures = Vec::new();
+    let results: Vec<Result<ItemResult, AppError>> = futures::stream::iter(items)
+        .map(|item| migrate_item(app, migrations, run, item))
+        .buffer_unordered(app.config.migrate.item_concurrency)
+        .collect()
+        .await;
+    for result in results {
+        match result? {
+            ItemResult::Changed(versions) => {
+                counters.items_changed += 1;
+                for version in versions {
+                    *counters.changed_by_version.entry(version.to_string()).or_default() += 1;
+                }
+            }
+            ItemResult::Current => counters.items_current += 1,
+            ItemResult::Failed(key, reason) => {
+                counters.items_failed += 1;
+                failures.push((key, reason));
+            }
+        }
+    }
+    Ok((counters, failures))
+}
+
+async fn migrate_item(
+    app: &App,
+    migrations: &'static [Migration],
+    run: &RunRecord,
+    item: Item,
+) -> Result<ItemResult, AppError> {
+    let (db, table) = (&app.clients.dynamodb, app.config.table_name.as_str());
+    let (key, pk) = store::item_key(&item)?;
+    let mut current = item;
+    for _ in 0..ITEM_ATTEMPTS {
+        let plan = match plan::plan_item(migrations, run.direction, run.to_version, &current) {
+            Ok(Some(plan)) => plan,
+            Ok(None) => return Ok(ItemResult::Current),
+            Err(error) => {
+                // The key is kept in the run's report, not logged (it may hold an email).
+                tracing::warn!(run_id = %run.run_id, error = %error, "item cannot be migrated");
+                return Ok(ItemResult::Failed(pk, error.to_string()));
+            }
+        };
+        if run.dry_run {
+            return Ok(ItemResult::Changed(plan.applied));
+        }
+        match store::apply_plan(db, table, &current, &plan).await? {
+            Applied::Written => return Ok(ItemResult::Changed(plan.applied)),
+            Applied::Conflict => match store::read_item(db, table, key.clone()).await? {
+                Some(fresh) => current = fresh,
+                None => return Ok(ItemResult::Current),
+            },
+        }
+    }
+    Ok(ItemResult::Failed(pk, "the item kept changing during the migration".into()))
+}

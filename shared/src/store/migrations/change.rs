@@ -1,0 +1,78 @@
+//! The change of one item's layout, as the store defines it: the item's
+//! `kind` and layout version (`schema_version`), a reversible
+//! [`LayoutChange`] between two layouts of some kinds, and the [`ItemPlan`]
+//! a run computes for one item from a chain of them (written by
+//! [`super::apply_plan`]).
+
+use crate::store::Item;
+use aws_sdk_dynamodb::types::AttributeValue;
+
+/// The layout version of an item without `schema_version`, and of every
+/// kind before any migration.
+pub const BASE_VERSION: u32 = 1;
+
+/// One direction of a layout change: edits the item in place or explains
+/// why it cannot (the item is counted as failed and left untouched).
+pub type Transform = fn(&mut Item) -> Result<(), TransformError>;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct TransformError(pub String);
+
+impl TransformError {
+    pub fn new(reason: impl Into<String>) -> Self {
+        Self(reason.into())
+    }
+}
+
+/// A reversible change between two layouts, with `down(up(x)) == x`.
+#[derive(Debug, Clone, Copy)]
+pub struct LayoutChange {
+    /// The `kind`s of the items this change transforms.
+    pub kinds: &'static [&'static str],
+    /// Attributes the transforms derive their output from. The conditional
+    /// update requires them unchanged, so a concurrent live write to one of
+    /// them makes the runner re-read the item instead of writing a stale result.
+    pub reads: &'static [&'static str],
+    pub up: Transform,
+    pub down: Transform,
+}
+
+/// What one item needs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ItemPlan {
+    pub from: u32,
+    pub to: u32,
+    /// Versions of the migrations applied, in the order applied.
+    pub applied: Vec<u32>,
+    /// Attributes the conditional update must find unchanged.
+    pub reads: Vec<&'static str>,
+    /// The item afterwards (its `schema_version` already set to `to`).
+    pub after: Item,
+}
+
+impl ItemPlan {
+    /// The plan of `after`, a copy of the item the transforms edited, now at `to`.
+    pub fn new(from: u32, to: u32, applied: Vec<u32>, reads: Vec<&'static str>, mut after: Item) -> Self {
+        after.insert("schema_version".to_owned(), AttributeValue::N(to.to_string()));
+        Self { from, to, applied, reads, after }
+    }
+}
+
+/// The item's `kind`.
+pub fn item_kind(item: &Item) -> Option<&str> {
+    match item.get("kind") {
+        Some(AttributeValue::S(kind)) => Some(kind),
+        _ => None,
+    }
+}
+
+/// The item's layout version: [`BASE_VERSION`] when it has no
+/// `schema_version` (it predates versioning); `None` when that is not a number.
+pub fn item_version(item: &Item) -> Option<u32> {
+    match item.get("schema_version") {
+        None => Some(BASE_VERSION),
+        Some(AttributeValue::N(n)) => n.parse().ok(),
+        Some(_) => None,
+    }
+}

@@ -28,8 +28,8 @@ fn email(i: usize) -> String {
 /// A user item in the v1 shape the auth code writes; every third has a
 /// legacy bcrypt hash, some creation times carry milliseconds.
 fn user_item(i: usize) -> Item {
-    let ms = 1_700_000_000_000i64 + (i as i64) * 60_000 + if i % 7 == 0 { 123 } else { 0 };
-    let hash = if i % 3 == 0 {
+    let ms = 1_700_000_000_000i64 + (i as i64) * 60_000 + if i.is_multiple_of(7) { 123 } else { 0 };
+    let hash = if i.is_multiple_of(3) {
         "$2b$10$abcdefghijklmnopqrstuu5i2bYwbLhP7T2Ux3tY0d5oBm6J3Yv2".to_owned()
     } else {
         "$argon2id$v=19$m=64,t=1,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA".to_owned()

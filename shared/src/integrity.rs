@@ -34,12 +34,10 @@ pub async fn verify(
     table: &str,
     tenant: Option<&TenantId>,
 ) -> Result<IntegrityReport, AppError> {
-    // Boxed: the paginated scans nest deep enough to exceed the compiler's
-    // default query depth when the job's future is laid out.
-    let ledger = Box::pin(verify_ledger(dynamodb, table, tenant)).await?;
+    let ledger = verify_ledger(dynamodb, table, tenant).await?;
     let tenants = match tenant {
         Some(tenant) => vec![tenant.clone()],
-        None => Box::pin(crate::store::audit::tenants_with_chains(dynamodb, table))
+        None => crate::store::audit::tenants_with_chains(dynamodb, table)
             .await?
             .iter()
             .filter_map(|t| TenantId::parse(t).ok())

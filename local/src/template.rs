@@ -83,7 +83,7 @@ impl Template {
     }
 
     pub fn parse(yaml: &str) -> Result<Self, LocalError> {
-        let doc: serde_yaml::Value = serde_yaml::from_str(yaml)?;
+        let doc: serde_norway::Value = serde_norway::from_str(yaml)?;
         let root = to_json(&doc, "template")?;
         if !root.get("Resources").is_some_and(Value::is_object) {
             return Err(LocalError::invalid("Resources", "missing or not a mapping"));
@@ -408,8 +408,8 @@ pub(crate) fn scalar_string(value: &Value) -> Option<String> {
 
 /// YAML → JSON, with short-form intrinsics (`!Ref X`, `!GetAtt A.B`, `!Sub ..`, `!Join ..`)
 /// rewritten to their long form.
-fn to_json(value: &serde_yaml::Value, at: &str) -> Result<Value, LocalError> {
-    use serde_yaml::Value as Y;
+fn to_json(value: &serde_norway::Value, at: &str) -> Result<Value, LocalError> {
+    use serde_norway::Value as Y;
     Ok(match value {
         Y::Null => Value::Null,
         Y::Bool(b) => Value::Bool(*b),

@@ -9,6 +9,7 @@
 //! Lambda Invoke API, and the event source mappings (stream and queue pollers,
 //! schedules). The `caas-local` binary is its command line.
 
+mod env;
 mod error;
 pub mod filter;
 mod functions;
@@ -22,10 +23,11 @@ mod resolve;
 pub mod run;
 mod runtime_api;
 mod schedule;
+mod stack;
 mod template;
 
 pub use error::LocalError;
-pub use provision::{Physical, ResourceKind, Stack, emulator_sdk_config, provision, random_suffix};
-pub use resolve::ACCOUNT_ID;
+pub use provision::{emulator_sdk_config, provision, random_suffix};
 pub use run::{Options, RunError, run};
+pub use stack::{ACCOUNT_ID, Physical, ResourceKind, Stack};
 pub use template::{EventSource, FunctionSpec, HttpRoute, Template};

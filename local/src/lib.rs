@@ -11,6 +11,7 @@
 
 mod env;
 mod error;
+pub mod events;
 pub mod filter;
 mod functions;
 pub mod http;

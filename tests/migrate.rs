@@ -162,7 +162,7 @@ async fn drive(stack: &TestStack, app: &caas::App, deadline_ms: Option<u64>) -> 
         if batch.records.is_empty() {
             return failed;
         }
-        let invocations = batch.records.iter().cloned().map(|message| async {
+        let invocations = batch.records.into_iter().map(|message| async {
             let mut event = aws_lambda_events::event::sqs::SqsEvent::default();
             event.records = vec![message];
             let response =

@@ -100,24 +100,10 @@ pub(super) fn triggers(
         for event in &function.spec.events {
             match event {
                 EventSource::HttpApi { .. } => {}
-                EventSource::DynamoDbStream { table_logical_id, batch_size, filter_patterns } => {
-                    let Some(stream_arn) =
-                        stack.resources.get(table_logical_id).and_then(|t| t.stream_arn.clone())
-                    else {
-                        let name = function.name();
-                        session
-                            .console
-                            .note(&format!("{table_logical_id} has no stream; {name} gets no records"));
-                        continue;
-                    };
-                    let source = StreamSource {
-                        function: function.clone(),
-                        stream_arn,
-                        batch_size: usize::try_from(*batch_size).unwrap_or(100).max(1),
-                        filters: filter_patterns.clone(),
-                        region: session.region.clone(),
-                    };
-                    tasks.spawn(source.run(aws_sdk_dynamodbstreams::Client::new(&session.sdk)));
+                EventSource::DynamoDbStream { .. } => {
+                    if let Some(source) = stream_source(session, stack, function, event) {
+                        tasks.spawn(source.run(aws_sdk_dynamodbstreams::Client::new(&session.sdk)));
+                    }
                 }
                 EventSource::Sqs { queue_logical_id, batch_size } => {
                     let Some(queue) = stack.resources.get(queue_logical_id) else {
@@ -149,4 +135,28 @@ pub(super) fn triggers(
         }
     }
     (tasks, schedules)
+}
+
+/// The poller of a `DynamoDB` event; none (with a note) when the table has no stream.
+fn stream_source(
+    session: &Session<'_>,
+    stack: &Stack,
+    function: &Arc<Function>,
+    event: &EventSource,
+) -> Option<StreamSource> {
+    let EventSource::DynamoDbStream { table_logical_id, batch_size, filter_patterns } = event else {
+        return None;
+    };
+    let Some(stream_arn) = stack.resources.get(table_logical_id).and_then(|t| t.stream_arn.clone()) else {
+        let name = function.name();
+        session.console.note(&format!("{table_logical_id} has no stream; {name} gets no records"));
+        return None;
+    };
+    Some(StreamSource {
+        function: function.clone(),
+        stream_arn,
+        batch_size: usize::try_from(*batch_size).unwrap_or(100).max(1),
+        filters: filter_patterns.clone(),
+        region: session.region.clone(),
+    })
 }

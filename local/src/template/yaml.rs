@@ -86,3 +86,40 @@ fn intrinsic(tagged: &TaggedValue, at: &str) -> Result<Value, LocalError> {
     out.insert(key, arg);
     Ok(Value::Object(out))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn short_form_intrinsics_become_their_long_form() {
+        let doc = parse(
+            r#"
+A: !Ref Table
+B: !GetAtt Table.StreamArn
+C: !GetAtt [Table, Arn]
+D: !Sub "${AWS::StackName}-x"
+E: !Sub ["${K}-y", {K: !Ref Key}]
+F: !Join [",", [!Ref P, b]]
+G: !Condition IsProd
+H: 1.5
+"#,
+        )
+        .expect("parse");
+        assert_eq!(
+            doc,
+            json!({
+                "A": {"Ref": "Table"},
+                "B": {"Fn::GetAtt": ["Table", "StreamArn"]},
+                "C": {"Fn::GetAtt": ["Table", "Arn"]},
+                "D": {"Fn::Sub": "${AWS::StackName}-x"},
+                "E": {"Fn::Sub": ["${K}-y", {"K": {"Ref": "Key"}}]},
+                "F": {"Fn::Join": [",", [{"Ref": "P"}, "b"]]},
+                "G": {"Condition": "IsProd"},
+                "H": 1.5,
+            })
+        );
+        assert!(parse("A: !GetAtt NoAttribute").is_err());
+    }
+}

@@ -15,24 +15,12 @@ use caas_tests::triggers::{QueueTrigger, StreamTrigger, lambda_event};
 use caas_tests::*;
 use lambda_runtime::{Context, LambdaEvent};
 use serde_json::{Value, json};
-use std::sync::{Mutex, OnceLock};
 
 const FUNCTION: &str = "BackupFunction";
 
-fn metric_lines() -> &'static Mutex<Vec<Value>> {
-    static LINES: OnceLock<Mutex<Vec<Value>>> = OnceLock::new();
-    LINES.get_or_init(|| {
-        caas::metrics::set_sink(|line| {
-            let value: Value = serde_json::from_str(line).expect("EMF lines are JSON");
-            metric_lines().lock().unwrap_or_else(|p| p.into_inner()).push(value);
-        });
-        Mutex::new(Vec::new())
-    })
-}
-
-/// EMF documents emitted for `table`, in order.
+/// EMF documents emitted for `table`, in order (the harness captures them).
 fn metrics_for(table: &str) -> Vec<Value> {
-    metric_lines().lock().unwrap().iter().filter(|l| l["table"] == table).cloned().collect()
+    captured_metrics().into_iter().filter(|l| l["table"] == table).collect()
 }
 
 async fn invoke(app: &caas::App, payload: Value) -> Result<Value, String> {
@@ -63,7 +51,6 @@ async fn table_exists(stack: &TestStack, table: &str) -> bool {
 
 #[tokio::test]
 async fn run_turns_pitr_back_on_and_prunes_old_backups_but_keeps_the_newest() {
-    metric_lines();
     let stack = TestStack::new().await;
     let table = stack.table();
     let app = stack.app_with(FUNCTION, &[("BACKUP_RETENTION_DAYS", "1"), ("BACKUP_KEEP_NEWEST", "2")]);
@@ -157,7 +144,6 @@ fn check<'a>(report: &'a Value, name: &str) -> &'a Value {
 
 #[tokio::test]
 async fn drill_verifies_ledger_and_audit_on_the_restored_table_and_fails_on_tampering() {
-    metric_lines();
     let stack = TestStack::new().await;
     let table = stack.table();
     let app = stack.app(FUNCTION);
@@ -291,7 +277,7 @@ async fn restore_reapplies_what_a_restore_drops_and_prints_the_switch_steps() {
 #[test]
 fn template_declares_the_ttl_attribute_and_stream_view_a_restore_reapplies() {
     let text = std::fs::read_to_string(repo_root().join("template.yaml")).expect("template.yaml");
-    let template: serde_yaml::Value = serde_yaml::from_str(&text).expect("template.yaml parses");
+    let template: serde_norway::Value = serde_norway::from_str(&text).expect("template.yaml parses");
     let table = &template["Resources"]["Table"]["Properties"];
     assert_eq!(table["TimeToLiveSpecification"]["AttributeName"].as_str(), Some(caas::store::TTL_ATTRIBUTE));
     assert_eq!(table["TimeToLiveSpecification"]["Enabled"].as_bool(), Some(true));

@@ -8,8 +8,8 @@ fn openapi_paths_match_the_template_routes() {
     let template = caas_local::Template::load(repo_root().join("template.yaml")).unwrap();
     let served: BTreeSet<(String, String)> =
         template.http_routes().into_iter().map(|r| (r.method.to_uppercase(), r.path)).collect();
-    let spec: serde_yaml::Value =
-        serde_yaml::from_str(&std::fs::read_to_string(repo_root().join("openapi.yaml")).unwrap()).unwrap();
+    let spec: serde_norway::Value =
+        serde_norway::from_str(&std::fs::read_to_string(repo_root().join("openapi.yaml")).unwrap()).unwrap();
     let mut documented = BTreeSet::new();
     for (path, item) in spec["paths"].as_mapping().expect("paths") {
         for (method, _) in item.as_mapping().expect("path item") {

@@ -72,8 +72,8 @@ fn outbox_drain_trigger(stack: &TestStack) -> (impl Future<Output = ()> + use<>,
                 }
                 Err(message) => panic!("DescribeStream failed: {message}"),
             };
-            let event: dynamodb::Event = serde_json::from_value(json!({ "Records": batch.records }))
-                .expect("the reader's records are Lambda's DynamoDB event");
+            let mut event = dynamodb::Event::default();
+            event.records = batch.records;
             let events: Vec<Option<OutboxEvent>> = event
                 .records
                 .iter()

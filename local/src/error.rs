@@ -11,7 +11,7 @@ pub enum LocalError {
     },
 
     #[error("template.yaml is not valid YAML: {0}")]
-    Yaml(#[from] serde_yaml::Error),
+    Yaml(#[from] serde_norway::Error),
 
     #[error("no template.yaml found; looked in: {}", display_paths(.searched))]
     TemplateNotFound { searched: Vec<PathBuf> },

@@ -146,7 +146,7 @@ impl InvokeApi {
 /// A function name as the Invoke API accepts it: the name, or an ARN
 /// (`arn:aws:lambda:<region>:<account>:function:<name>[:<qualifier>]`), URL-encoded.
 fn function_name(raw: &str) -> String {
-    let decoded = raw.replace("%3A", ":").replace("%3a", ":");
+    let decoded = percent_encoding::percent_decode_str(raw).decode_utf8_lossy().into_owned();
     match decoded.split(':').collect::<Vec<_>>().as_slice() {
         ["arn", _, "lambda", _, _, "function", name, ..] => (*name).to_owned(),
         [name, _qualifier] => (*name).to_owned(),

@@ -1,16 +1,20 @@
-//! Creating the template's tables, keys and queues on the configured endpoint, and
-//! resolving a function's environment against what was created.
+//! Creating the template's tables, keys and queues on the configured endpoint, in
+//! dependency order, and deleting them again.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::time::Duration;
+mod key;
+mod queue;
+mod table;
+
+use std::collections::{BTreeMap, BTreeSet};
 
 use aws_config::SdkConfig;
 use serde_json::Value;
 
 use crate::error::LocalError;
 use crate::props::Props;
-use crate::resolve::{Context, references};
-use crate::template::{FUNCTION_TYPE, Template};
+use crate::resolve::references;
+use crate::stack::{Physical, ResourceKind, Stack};
+use crate::template::Template;
 
 const TABLE_TYPE: &str = "AWS::DynamoDB::Table";
 const KEY_TYPE: &str = "AWS::KMS::Key";
@@ -18,35 +22,6 @@ const ALIAS_TYPE: &str = "AWS::KMS::Alias";
 const QUEUE_TYPE: &str = "AWS::SQS::Queue";
 /// KMS refuses a shorter deletion window.
 const MIN_KEY_DELETION_DAYS: i32 = 7;
-const TABLE_ACTIVE_TIMEOUT: Duration = Duration::from_secs(300);
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-pub enum ResourceKind {
-    Table,
-    Key,
-    Queue,
-    Alias,
-}
-
-/// A created resource.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Physical {
-    pub kind: ResourceKind,
-    /// Table name, key id, queue name or alias name (`alias/...`).
-    pub name: String,
-    pub arn: String,
-    /// Queues only.
-    pub url: Option<String>,
-    /// Tables with a stream only.
-    pub stream_arn: Option<String>,
-}
-
-/// What `provision` created, by logical id.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Stack {
-    pub suffix: String,
-    pub resources: BTreeMap<String, Physical>,
-}
 
 /// Creates every DynamoDB table, KMS key (with rotation) and alias, and SQS queue the
 /// template declares, named `<LogicalId>-<suffix>` (FIFO queues end in `.fifo`), in
@@ -105,73 +80,6 @@ pub async fn emulator_sdk_config() -> Result<SdkConfig, LocalError> {
 }
 
 impl Stack {
-    /// `Globals.Function.Environment` merged with the function's own `Environment`
-    /// (the function's wins), every intrinsic resolved against this stack: parameters
-    /// (default, or `parameter_overrides`), resources (table name, key id, queue URL,
-    /// alias name), pseudo parameters, `Fn::GetAtt`, `Fn::Sub` and `Fn::Join`.
-    pub fn function_env(
-        &self,
-        template: &Template,
-        function_logical_id: &str,
-        parameter_overrides: &BTreeMap<String, String>,
-    ) -> Result<BTreeMap<String, String>, LocalError> {
-        let resource = template
-            .resources()
-            .get(function_logical_id)
-            .filter(|_| template.resource_type(function_logical_id) == Some(FUNCTION_TYPE))
-            .ok_or_else(|| LocalError::UnknownFunction(function_logical_id.to_owned()))?;
-        if let Some(unknown) = parameter_overrides.keys().find(|k| !template.parameters().contains_key(*k)) {
-            return Err(LocalError::UnknownParameter(unknown.clone()));
-        }
-        let mut params = template.parameter_defaults();
-        params.extend(parameter_overrides.iter().map(|(k, v)| (k.clone(), v.clone())));
-        let context = Context {
-            template,
-            resources: &self.resources,
-            params,
-            region: self.region(),
-            stack_name: format!("caas-{}", self.suffix),
-        };
-
-        let unresolvable = |variable: &str, reason: String| LocalError::Unresolvable {
-            function: function_logical_id.to_owned(),
-            variable: variable.to_owned(),
-            reason,
-        };
-        let variables_of = |environment: Option<&Value>| -> Result<Vec<(String, Value)>, LocalError> {
-            match environment.and_then(|e| e.get("Variables")) {
-                None => Ok(Vec::new()),
-                Some(Value::Object(vars)) => Ok(vars.iter().map(|(k, v)| (k.clone(), v.clone())).collect()),
-                Some(_) => Err(unresolvable("*", "Environment.Variables is not a mapping".to_owned())),
-            }
-        };
-        let mut raw: BTreeMap<String, Value> = BTreeMap::new();
-        raw.extend(variables_of(template.globals_function().and_then(|g| g.get("Environment")))?);
-        raw.extend(variables_of(resource.pointer("/Properties/Environment"))?);
-
-        let mut env = BTreeMap::new();
-        for (name, value) in raw {
-            if value.get("Ref").and_then(Value::as_str) == Some("AWS::NoValue") {
-                continue;
-            }
-            let resolved = context.resolve_string(&value).map_err(|reason| unresolvable(&name, reason))?;
-            env.insert(name, resolved);
-        }
-        Ok(env)
-    }
-
-    /// The first table, by logical id.
-    pub fn table_name(&self) -> Option<&str> {
-        self.resources.values().find(|p| p.kind == ResourceKind::Table).map(|p| p.name.as_str())
-    }
-
-    pub fn queue_url(&self, logical_id: &str) -> Option<&str> {
-        self.resources
-            .get(logical_id)
-            .filter(|p| p.kind == ResourceKind::Queue)
-            .and_then(|p| p.url.as_deref())
-    }
-
     /// Deletes what `provision` created: aliases, tables and queues; keys are scheduled
     /// for deletion with the shortest window KMS allows. Best effort: failures are logged.
     pub async fn teardown(&self, sdk: &SdkConfig) {
@@ -199,17 +107,6 @@ impl Stack {
                 .await;
             log_teardown(id, r.err());
         }
-    }
-
-    /// The region the resources live in, read from their ARNs.
-    fn region(&self) -> String {
-        self.resources
-            .values()
-            .filter_map(|p| p.arn.split(':').nth(3))
-            .find(|r| !r.is_empty())
-            .map(str::to_owned)
-            .or_else(|| std::env::var("AWS_REGION").ok())
-            .unwrap_or_else(|| "us-east-1".to_owned())
     }
 }
 
@@ -260,16 +157,7 @@ fn provision_order(template: &Template) -> Result<Vec<(String, ResourceKind)>, L
         let Some(kind) = template.resource_type(id).and_then(kind_of) else {
             continue;
         };
-        let mut refs = Vec::new();
-        if let Some(props) = resource.get("Properties") {
-            references(props, &mut refs);
-        }
-        match resource.get("DependsOn") {
-            Some(Value::String(d)) => refs.push(d.clone()),
-            Some(Value::Array(ds)) => refs.extend(ds.iter().filter_map(|d| d.as_str().map(str::to_owned))),
-            _ => {}
-        }
-        let deps = refs
+        let deps = dependencies(resource)
             .into_iter()
             .filter(|r| r != id && template.resource_type(r).and_then(kind_of).is_some())
             .collect();
@@ -294,6 +182,20 @@ fn provision_order(template: &Template) -> Result<Vec<(String, ResourceKind)>, L
     Ok(order)
 }
 
+/// The logical ids a resource's properties refer to, and its `DependsOn`.
+fn dependencies(resource: &Value) -> Vec<String> {
+    let mut refs = Vec::new();
+    if let Some(props) = resource.get("Properties") {
+        references(props, &mut refs);
+    }
+    match resource.get("DependsOn") {
+        Some(Value::String(d)) => refs.push(d.clone()),
+        Some(Value::Array(ds)) => refs.extend(ds.iter().filter_map(|d| d.as_str().map(str::to_owned))),
+        _ => {}
+    }
+    refs
+}
+
 async fn create(
     clients: &Clients,
     template: &Template,
@@ -302,13 +204,7 @@ async fn create(
     id: &str,
     kind: ResourceKind,
 ) -> Result<Physical, LocalError> {
-    let context = Context {
-        template,
-        resources: &stack.resources,
-        params: template.parameter_defaults(),
-        region: region.to_owned(),
-        stack_name: format!("caas-{}", stack.suffix),
-    };
+    let context = stack.context(template, template.parameter_defaults(), region.to_owned());
     let raw = template
         .resources()
         .get(id)
@@ -324,10 +220,10 @@ async fn create(
     let props = Props::new(&properties, &at)?;
     let name = format!("{id}-{}", stack.suffix);
     match kind {
-        ResourceKind::Table => create_table(&clients.dynamodb, props, &name).await,
-        ResourceKind::Key => create_key(&clients.kms, props, &name).await,
-        ResourceKind::Alias => create_alias(&clients.kms, props, stack, region).await,
-        ResourceKind::Queue => create_queue(&clients.sqs, props, &name).await,
+        ResourceKind::Table => table::create(&clients.dynamodb, props, &name).await,
+        ResourceKind::Key => key::create_key(&clients.kms, props, &name).await,
+        ResourceKind::Alias => key::create_alias(&clients.kms, props, stack, region).await,
+        ResourceKind::Queue => queue::create(&clients.sqs, props, &name).await,
     }
 }
 
@@ -341,322 +237,4 @@ fn parse_enum<T, E: std::fmt::Display>(
 
 fn built<T>(result: Result<T, impl std::fmt::Display>, at: &str) -> Result<T, LocalError> {
     result.map_err(|e| LocalError::invalid(at, e.to_string()))
-}
-
-async fn create_table(
-    client: &aws_sdk_dynamodb::Client,
-    props: Props<'_>,
-    name: &str,
-) -> Result<Physical, LocalError> {
-    use aws_sdk_dynamodb::types::{
-        AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType,
-        LocalSecondaryIndex, PointInTimeRecoverySpecification, Projection, ProjectionType,
-        ProvisionedThroughput, ScalarAttributeType, SseSpecification, SseType, StreamSpecification,
-        StreamViewType, TimeToLiveSpecification,
-    };
-
-    let key_schema = |props: Props<'_>| -> Result<Vec<KeySchemaElement>, LocalError> {
-        props
-            .list("KeySchema")?
-            .into_iter()
-            .map(|(at, v)| {
-                let e = Props::new(v, &at.0)?;
-                let key_type = parse_enum(e.req_str("KeyType")?, &at.0, KeyType::try_parse)?;
-                built(
-                    KeySchemaElement::builder()
-                        .attribute_name(e.req_str("AttributeName")?)
-                        .key_type(key_type)
-                        .build(),
-                    &at.0,
-                )
-            })
-            .collect()
-    };
-    let projection = |props: Props<'_>| -> Result<Projection, LocalError> {
-        let Some(value) = props.get("Projection") else {
-            return Ok(Projection::builder().projection_type(ProjectionType::KeysOnly).build());
-        };
-        let at = format!("{}.Projection", props.at());
-        let p = Props::new(value, &at)?;
-        let mut builder = Projection::builder();
-        if let Some(t) = p.str("ProjectionType")? {
-            builder = builder.projection_type(parse_enum(t, &at, ProjectionType::try_parse)?);
-        }
-        for (at, attr) in p.list("NonKeyAttributes")? {
-            let attr = attr.as_str().ok_or_else(|| LocalError::invalid(&at.0, "not a string"))?;
-            builder = builder.non_key_attributes(attr);
-        }
-        Ok(builder.build())
-    };
-    let throughput = |props: Props<'_>| -> Result<Option<ProvisionedThroughput>, LocalError> {
-        let Some(value) = props.get("ProvisionedThroughput") else {
-            return Ok(None);
-        };
-        let at = format!("{}.ProvisionedThroughput", props.at());
-        let p = Props::new(value, &at)?;
-        built(
-            ProvisionedThroughput::builder()
-                .set_read_capacity_units(p.int("ReadCapacityUnits")?)
-                .set_write_capacity_units(p.int("WriteCapacityUnits")?)
-                .build(),
-            &at,
-        )
-        .map(Some)
-    };
-
-    let mut request = client.create_table().table_name(name);
-    for (at, v) in props.list("AttributeDefinitions")? {
-        let d = Props::new(v, &at.0)?;
-        let attribute_type = parse_enum(d.req_str("AttributeType")?, &at.0, ScalarAttributeType::try_parse)?;
-        request = request.attribute_definitions(built(
-            AttributeDefinition::builder()
-                .attribute_name(d.req_str("AttributeName")?)
-                .attribute_type(attribute_type)
-                .build(),
-            &at.0,
-        )?);
-    }
-    request = request.set_key_schema(Some(key_schema(props)?));
-    for (at, v) in props.list("GlobalSecondaryIndexes")? {
-        let g = Props::new(v, &at.0)?;
-        request = request.global_secondary_indexes(built(
-            GlobalSecondaryIndex::builder()
-                .index_name(g.req_str("IndexName")?)
-                .set_key_schema(Some(key_schema(g)?))
-                .projection(projection(g)?)
-                .set_provisioned_throughput(throughput(g)?)
-                .build(),
-            &at.0,
-        )?);
-    }
-    for (at, v) in props.list("LocalSecondaryIndexes")? {
-        let l = Props::new(v, &at.0)?;
-        request = request.local_secondary_indexes(built(
-            LocalSecondaryIndex::builder()
-                .index_name(l.req_str("IndexName")?)
-                .set_key_schema(Some(key_schema(l)?))
-                .projection(projection(l)?)
-                .build(),
-            &at.0,
-        )?);
-    }
-    let billing = props.str("BillingMode")?.unwrap_or("PROVISIONED");
-    request = request
-        .billing_mode(parse_enum(billing, props.at(), BillingMode::try_parse)?)
-        .set_provisioned_throughput(throughput(props)?);
-    if let Some(value) = props.get("StreamSpecification") {
-        let at = format!("{}.StreamSpecification", props.at());
-        let s = Props::new(value, &at)?;
-        let view = parse_enum(s.req_str("StreamViewType")?, &at, StreamViewType::try_parse)?;
-        request = request.stream_specification(built(
-            StreamSpecification::builder().stream_enabled(true).stream_view_type(view).build(),
-            &at,
-        )?);
-    }
-    if let Some(value) = props.get("SSESpecification") {
-        let at = format!("{}.SSESpecification", props.at());
-        let s = Props::new(value, &at)?;
-        let mut sse = SseSpecification::builder().set_enabled(s.bool("SSEEnabled")?);
-        if let Some(t) = s.str("SSEType")? {
-            sse = sse.sse_type(parse_enum(t, &at, SseType::try_parse)?);
-        }
-        request = request.sse_specification(
-            sse.set_kms_master_key_id(s.str("KMSMasterKeyId")?.map(str::to_owned)).build(),
-        );
-    }
-
-    let created = request.send().await.map_err(|e| aws_error("CreateTable", name, e))?;
-    let description = created.table_description();
-    let arn = description.and_then(|d| d.table_arn()).unwrap_or_default().to_owned();
-    let stream_arn = description.and_then(|d| d.latest_stream_arn()).map(str::to_owned);
-
-    use aws_sdk_dynamodb::client::Waiters;
-    client
-        .wait_until_table_exists()
-        .table_name(name)
-        .wait(TABLE_ACTIVE_TIMEOUT)
-        .await
-        .map_err(|e| aws_error("DescribeTable (waiting for ACTIVE)", name, e))?;
-
-    if let Some(value) = props.get("TimeToLiveSpecification") {
-        let at = format!("{}.TimeToLiveSpecification", props.at());
-        let t = Props::new(value, &at)?;
-        if t.bool("Enabled")?.unwrap_or(false) {
-            let spec = built(
-                TimeToLiveSpecification::builder()
-                    .attribute_name(t.req_str("AttributeName")?)
-                    .enabled(true)
-                    .build(),
-                &at,
-            )?;
-            client
-                .update_time_to_live()
-                .table_name(name)
-                .time_to_live_specification(spec)
-                .send()
-                .await
-                .map_err(|e| aws_error("UpdateTimeToLive", name, e))?;
-        }
-    }
-    if let Some(value) = props.get("PointInTimeRecoverySpecification") {
-        let at = format!("{}.PointInTimeRecoverySpecification", props.at());
-        let p = Props::new(value, &at)?;
-        if p.bool("PointInTimeRecoveryEnabled")?.unwrap_or(false) {
-            let days = p.int("RecoveryPeriodInDays")?.map(i32::try_from).transpose();
-            let days = days.map_err(|_| LocalError::invalid(&at, "RecoveryPeriodInDays out of range"))?;
-            let spec = built(
-                PointInTimeRecoverySpecification::builder()
-                    .point_in_time_recovery_enabled(true)
-                    .set_recovery_period_in_days(days)
-                    .build(),
-                &at,
-            )?;
-            client
-                .update_continuous_backups()
-                .table_name(name)
-                .point_in_time_recovery_specification(spec)
-                .send()
-                .await
-                .map_err(|e| aws_error("UpdateContinuousBackups", name, e))?;
-        }
-    }
-    Ok(Physical { kind: ResourceKind::Table, name: name.to_owned(), arn, url: None, stream_arn })
-}
-
-async fn create_key(
-    client: &aws_sdk_kms::Client,
-    props: Props<'_>,
-    name: &str,
-) -> Result<Physical, LocalError> {
-    use aws_sdk_kms::types::{KeySpec, KeyUsageType};
-
-    // The key policy is left to the endpoint's default (the account root may use the
-    // key through IAM), which is what the template's policies amount to locally.
-    let mut request = client.create_key().description(name);
-    if let Some(spec) = props.str("KeySpec")? {
-        request = request.key_spec(parse_enum(spec, props.at(), KeySpec::try_parse)?);
-    }
-    if let Some(usage) = props.str("KeyUsage")? {
-        request = request.key_usage(parse_enum(usage, props.at(), KeyUsageType::try_parse)?);
-    }
-    let created = request.send().await.map_err(|e| aws_error("CreateKey", name, e))?;
-    let metadata = created.key_metadata().ok_or_else(|| {
-        aws_error("CreateKey", name, std::io::Error::other("no KeyMetadata in the response"))
-    })?;
-    let key_id = metadata.key_id().to_owned();
-    let arn = metadata.arn().unwrap_or_default().to_owned();
-
-    if props.bool("EnableKeyRotation")?.unwrap_or(false) {
-        let days = props.int("RotationPeriodInDays")?.map(i32::try_from).transpose();
-        let days = days.map_err(|_| LocalError::invalid(props.at(), "RotationPeriodInDays out of range"))?;
-        client
-            .enable_key_rotation()
-            .key_id(&key_id)
-            .set_rotation_period_in_days(days)
-            .send()
-            .await
-            .map_err(|e| aws_error("EnableKeyRotation", name, e))?;
-    }
-    Ok(Physical { kind: ResourceKind::Key, name: key_id, arn, url: None, stream_arn: None })
-}
-
-async fn create_alias(
-    client: &aws_sdk_kms::Client,
-    props: Props<'_>,
-    stack: &Stack,
-    region: &str,
-) -> Result<Physical, LocalError> {
-    let alias = props.req_str("AliasName")?;
-    let target = props.req_str("TargetKeyId")?;
-    client
-        .create_alias()
-        .alias_name(alias)
-        .target_key_id(target)
-        .send()
-        .await
-        .map_err(|e| aws_error("CreateAlias", alias, e))?;
-    // An alias ARN is its key's ARN with `key/<id>` replaced by the alias name.
-    let arn = stack
-        .resources
-        .values()
-        .find(|p| p.kind == ResourceKind::Key && (p.name == target || p.arn == target))
-        .and_then(|key| key.arn.rsplit_once(":key/"))
-        .map(|(prefix, _)| format!("{prefix}:{alias}"))
-        .unwrap_or_else(|| format!("arn:aws:kms:{region}:{}:{alias}", crate::resolve::ACCOUNT_ID));
-    Ok(Physical { kind: ResourceKind::Alias, name: alias.to_owned(), arn, url: None, stream_arn: None })
-}
-
-async fn create_queue(
-    client: &aws_sdk_sqs::Client,
-    props: Props<'_>,
-    name: &str,
-) -> Result<Physical, LocalError> {
-    use aws_sdk_sqs::types::QueueAttributeName as A;
-
-    let fifo = props.bool("FifoQueue")?.unwrap_or(false);
-    let name = if fifo { format!("{name}.fifo") } else { name.to_owned() };
-    let mut attributes: HashMap<A, String> = HashMap::new();
-    if fifo {
-        attributes.insert(A::FifoQueue, "true".to_owned());
-    }
-    for (key, attribute) in [
-        ("ContentBasedDeduplication", A::ContentBasedDeduplication),
-        ("SqsManagedSseEnabled", A::SqsManagedSseEnabled),
-    ] {
-        if let Some(b) = props.bool(key)? {
-            attributes.insert(attribute, b.to_string());
-        }
-    }
-    for (key, attribute) in [
-        ("VisibilityTimeout", A::VisibilityTimeout),
-        ("MessageRetentionPeriod", A::MessageRetentionPeriod),
-        ("DelaySeconds", A::DelaySeconds),
-        ("MaximumMessageSize", A::MaximumMessageSize),
-        ("ReceiveMessageWaitTimeSeconds", A::ReceiveMessageWaitTimeSeconds),
-        ("KmsDataKeyReusePeriodSeconds", A::KmsDataKeyReusePeriodSeconds),
-    ] {
-        if let Some(n) = props.int(key)? {
-            attributes.insert(attribute, n.to_string());
-        }
-    }
-    for (key, attribute) in [
-        ("KmsMasterKeyId", A::KmsMasterKeyId),
-        ("DeduplicationScope", A::DeduplicationScope),
-        ("FifoThroughputLimit", A::FifoThroughputLimit),
-    ] {
-        if let Some(s) = props.str(key)? {
-            attributes.insert(attribute, s.to_owned());
-        }
-    }
-    for (key, attribute) in
-        [("RedrivePolicy", A::RedrivePolicy), ("RedriveAllowPolicy", A::RedriveAllowPolicy)]
-    {
-        match props.get(key) {
-            None => {}
-            Some(Value::String(s)) => {
-                attributes.insert(attribute, s.clone());
-            }
-            Some(policy) => {
-                attributes.insert(attribute, policy.to_string());
-            }
-        }
-    }
-
-    let created = client
-        .create_queue()
-        .queue_name(&name)
-        .set_attributes(Some(attributes))
-        .send()
-        .await
-        .map_err(|e| aws_error("CreateQueue", &name, e))?;
-    let url = created.queue_url().unwrap_or_default().to_owned();
-    let described = client
-        .get_queue_attributes()
-        .queue_url(&url)
-        .attribute_names(A::QueueArn)
-        .send()
-        .await
-        .map_err(|e| aws_error("GetQueueAttributes", &name, e))?;
-    let arn = described.attributes().and_then(|a| a.get(&A::QueueArn)).cloned().unwrap_or_default();
-    Ok(Physical { kind: ResourceKind::Queue, name, arn, url: Some(url), stream_arn: None })
 }

@@ -2,24 +2,10 @@
 //! Errors are plain reasons; callers wrap them with the function/variable or
 //! resource/property they were resolving.
 
-use std::collections::BTreeMap;
-
 use serde_json::{Map, Value};
 
-use crate::provision::{Physical, ResourceKind};
-use crate::template::{Template, get_att_parts, scalar_string};
-
-/// The account every locally provisioned resource claims to live in (the emulator's default).
-pub const ACCOUNT_ID: &str = "123456789012";
-
-pub(crate) struct Context<'a> {
-    pub template: &'a Template,
-    pub resources: &'a BTreeMap<String, Physical>,
-    /// Parameter values: defaults, then overrides.
-    pub params: BTreeMap<String, String>,
-    pub region: String,
-    pub stack_name: String,
-}
+use crate::stack::{ACCOUNT_ID, Context, Physical, ResourceKind};
+use crate::template::{get_att_parts, scalar_string};
 
 impl Context<'_> {
     /// Resolves every intrinsic inside `value`.

@@ -4,21 +4,21 @@
 //! `/{id}/error`, `/runtime/init/error`); an instance handles one invocation at a
 //! time, like a Lambda execution environment.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Stdio;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use http::StatusCode;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
-use crate::http::{self as web, Request, Response};
+mod server;
 
-const PREFIX: &str = "/2018-06-01/runtime";
+use server::{Invocation, RuntimeState};
 
 /// What the function answered.
 #[derive(Debug, Clone)]
@@ -49,20 +49,6 @@ pub struct Launch {
     pub arn: String,
 }
 
-struct Invocation {
-    request_id: String,
-    payload: Bytes,
-    deadline_ms: u128,
-    reply: oneshot::Sender<Reply>,
-}
-
-struct RuntimeState {
-    arn: String,
-    next: tokio::sync::Mutex<mpsc::Receiver<Invocation>>,
-    in_flight: Mutex<HashMap<String, oneshot::Sender<Reply>>>,
-    init_error: Mutex<Option<String>>,
-}
-
 /// A running instance. Dropping it kills the process.
 pub struct Instance {
     pub number: u32,
@@ -89,37 +75,9 @@ impl Instance {
         let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
         let addr = listener.local_addr()?;
         let (invocations, receiver) = mpsc::channel(1);
-        let state = Arc::new(RuntimeState {
-            arn: launch.arn.clone(),
-            next: tokio::sync::Mutex::new(receiver),
-            in_flight: Mutex::new(HashMap::new()),
-            init_error: Mutex::new(None),
-        });
-        let server = {
-            let state = state.clone();
-            tokio::spawn(web::serve(listener, move |request| {
-                let state = state.clone();
-                async move { runtime_api(&state, request).await }
-            }))
-        };
-
-        let log = open_log(&launch.log_file)?;
-        let mut command = tokio::process::Command::new(&launch.binary);
-        command
-            .env_clear()
-            .envs(passthrough_env())
-            .envs(&launch.env)
-            .env("AWS_LAMBDA_RUNTIME_API", addr.to_string())
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .kill_on_drop(true);
-        // Its own process group: a terminal's Ctrl-C reaches only the runner, which
-        // then stops every instance itself (and can tell an invocation apart from a
-        // shutdown).
-        #[cfg(unix)]
-        command.process_group(0);
-        let mut child = match command.spawn() {
+        let state = Arc::new(RuntimeState::new(launch.arn.clone(), receiver));
+        let server = server::serve(listener, state.clone());
+        let mut child = match command(launch, addr).and_then(|mut command| command.spawn()) {
             Ok(child) => child,
             Err(e) => {
                 server.abort();
@@ -192,7 +150,7 @@ impl Instance {
 
     fn exit_reply(&self, what: &str) -> Reply {
         let status = self.exited.borrow().clone().unwrap_or_else(|| "still running".to_owned());
-        let init = self.state.init_error.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let init = self.state.init_error();
         let message = match init {
             Some(init) => format!("Runtime {what} ({status}); init error: {init}"),
             None => format!("Runtime {what} ({status}); see the function's log"),
@@ -217,6 +175,28 @@ fn open_log(path: &Path) -> Result<std::fs::File, std::io::Error> {
     std::fs::OpenOptions::new().create(true).append(true).open(path)
 }
 
+/// The function's process: its binary with the template's environment, talking to the
+/// Runtime API at `addr`, its output appended to its log.
+fn command(launch: &Launch, addr: SocketAddr) -> Result<tokio::process::Command, std::io::Error> {
+    let log = open_log(&launch.log_file)?;
+    let mut command = tokio::process::Command::new(&launch.binary);
+    command
+        .env_clear()
+        .envs(passthrough_env())
+        .envs(&launch.env)
+        .env("AWS_LAMBDA_RUNTIME_API", addr.to_string())
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .kill_on_drop(true);
+    // Its own process group: a terminal's Ctrl-C reaches only the runner, which
+    // then stops every instance itself (and can tell an invocation apart from a
+    // shutdown).
+    #[cfg(unix)]
+    command.process_group(0);
+    Ok(command)
+}
+
 /// What a Lambda process inherits from the machine: a PATH, and the AWS SDK settings
 /// the local stack runs with (endpoint, region, credentials). Everything else comes
 /// from the template.
@@ -227,94 +207,6 @@ fn passthrough_env() -> Vec<(String, String)> {
                 || (name.starts_with("AWS_") && !name.starts_with("AWS_LAMBDA_"))
         })
         .collect()
-}
-
-async fn runtime_api(state: &RuntimeState, request: Request) -> Response {
-    let path = request.uri.path();
-    let Some(rest) = path.strip_prefix(PREFIX) else {
-        return web::text(StatusCode::NOT_FOUND, "not a Runtime API path");
-    };
-    let segments: Vec<&str> = rest.trim_start_matches('/').split('/').collect();
-    match (request.method.as_str(), segments.as_slice()) {
-        ("GET", ["invocation", "next"]) => next(state).await,
-        ("POST", ["invocation", id, "response"]) => settle(state, id, Reply::Success(request.body)),
-        ("POST", ["invocation", id, "error"]) => {
-            let error_type = request
-                .headers
-                .get("lambda-runtime-function-error-type")
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("Unhandled")
-                .to_owned();
-            let payload = if request.body.is_empty() {
-                Bytes::from(serde_json::json!({ "errorType": error_type }).to_string())
-            } else {
-                request.body
-            };
-            settle(state, id, Reply::Failure { error_type, payload })
-        }
-        ("POST", ["init", "error"]) => {
-            let text = String::from_utf8_lossy(&request.body).into_owned();
-            *state.init_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(text);
-            accepted()
-        }
-        _ => web::text(StatusCode::NOT_FOUND, "unknown Runtime API path"),
-    }
-}
-
-async fn next(state: &RuntimeState) -> Response {
-    let invocation = state.next.lock().await.recv().await;
-    let Some(invocation) = invocation else {
-        return web::text(StatusCode::GONE, "this instance is shutting down");
-    };
-    state
-        .in_flight
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .insert(invocation.request_id.clone(), invocation.reply);
-    let deadline = invocation.deadline_ms.to_string();
-    let trace = format!(
-        "Root=1-{}-{};Sampled=0",
-        short_hex_time(),
-        uuid::Uuid::new_v4().simple().to_string().get(..24).unwrap_or_default()
-    );
-    web::response(
-        StatusCode::OK,
-        &[
-            ("content-type", "application/json"),
-            ("lambda-runtime-aws-request-id", &invocation.request_id),
-            ("lambda-runtime-deadline-ms", &deadline),
-            ("lambda-runtime-invoked-function-arn", &state.arn),
-            ("lambda-runtime-trace-id", &trace),
-        ],
-        invocation.payload,
-    )
-}
-
-fn settle(state: &RuntimeState, request_id: &str, reply: Reply) -> Response {
-    let waiting = state.in_flight.lock().unwrap_or_else(|p| p.into_inner()).remove(request_id);
-    match waiting {
-        Some(sender) => {
-            // The caller may have given up (timeout); nothing else to do then.
-            let _ = sender.send(reply);
-            accepted()
-        }
-        None => web::json(
-            StatusCode::BAD_REQUEST,
-            &serde_json::json!({
-                "errorType": "InvalidRequestID",
-                "errorMessage": format!("no invocation {request_id} is in flight"),
-            }),
-        ),
-    }
-}
-
-fn accepted() -> Response {
-    web::json(StatusCode::ACCEPTED, &serde_json::json!({ "status": "OK" }))
-}
-
-fn short_hex_time() -> String {
-    let secs = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default();
-    format!("{secs:08x}")
 }
 
 #[cfg(test)]

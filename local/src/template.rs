@@ -9,13 +9,10 @@ use serde_json::{Map, Value};
 
 use crate::error::LocalError;
 
-pub(crate) const FUNCTION_TYPE: &str = "AWS::Serverless::Function";
+mod functions;
+mod yaml;
 
-/// SAM's defaults when neither the function nor `Globals.Function` sets a value.
-const DEFAULT_TIMEOUT_SECONDS: u64 = 3;
-const DEFAULT_MEMORY_MB: u64 = 128;
-const DEFAULT_STREAM_BATCH_SIZE: u32 = 100;
-const DEFAULT_SQS_BATCH_SIZE: u32 = 10;
+pub(crate) const FUNCTION_TYPE: &str = "AWS::Serverless::Function";
 
 /// A parsed SAM template.
 #[derive(Debug, Clone)]
@@ -82,9 +79,8 @@ impl Template {
         Self::parse(&text)
     }
 
-    pub fn parse(yaml: &str) -> Result<Self, LocalError> {
-        let doc: serde_yaml::Value = serde_yaml::from_str(yaml)?;
-        let root = to_json(&doc, "template")?;
+    pub fn parse(text: &str) -> Result<Self, LocalError> {
+        let root = yaml::parse(text)?;
         if !root.get("Resources").is_some_and(Value::is_object) {
             return Err(LocalError::invalid("Resources", "missing or not a mapping"));
         }
@@ -182,178 +178,6 @@ impl Template {
         self.root.get("Globals")?.get("Function")?.as_object()
     }
 
-    fn parse_functions(&self) -> Result<Vec<FunctionSpec>, LocalError> {
-        let globals = self.globals_function();
-        let mut out = Vec::new();
-        for (id, resource) in self.resources() {
-            let at = format!("Resources.{id}");
-            let Some(kind) = resource.get("Type") else {
-                return Err(LocalError::invalid(at, "resource has no Type"));
-            };
-            if kind.as_str() != Some(FUNCTION_TYPE) {
-                continue;
-            }
-            let empty = Map::new();
-            let props = match resource.get("Properties") {
-                None => &empty,
-                Some(Value::Object(p)) => p,
-                Some(_) => {
-                    return Err(LocalError::invalid(format!("{at}.Properties"), "not a mapping"));
-                }
-            };
-            let setting = |key: &str| props.get(key).or_else(|| globals.and_then(|g| g.get(key)));
-
-            let code_uri = match setting("CodeUri") {
-                Some(Value::String(s)) => s.clone(),
-                Some(_) => {
-                    return Err(LocalError::invalid(
-                        format!("{at}.Properties.CodeUri"),
-                        "only a local directory (a string) is supported",
-                    ));
-                }
-                None => {
-                    return Err(LocalError::invalid(format!("{at}.Properties"), "no CodeUri"));
-                }
-            };
-            let binary = match resource.pointer("/Metadata/BuildProperties/Binary") {
-                Some(Value::String(b)) => b.clone(),
-                Some(_) => {
-                    return Err(LocalError::invalid(
-                        format!("{at}.Metadata.BuildProperties.Binary"),
-                        "not a string",
-                    ));
-                }
-                None => code_uri
-                    .trim_end_matches('/')
-                    .rsplit('/')
-                    .next()
-                    .filter(|s| !s.is_empty() && *s != ".")
-                    .map(str::to_owned)
-                    .ok_or_else(|| {
-                        LocalError::invalid(
-                            format!("{at}.Metadata"),
-                            "no BuildProperties.Binary and CodeUri names no directory",
-                        )
-                    })?,
-            };
-            let timeout_seconds = match setting("Timeout") {
-                Some(v) => self.static_u64(v, &format!("{at}.Timeout"))?,
-                None => DEFAULT_TIMEOUT_SECONDS,
-            };
-            let memory_mb = match setting("MemorySize") {
-                Some(v) => self.static_u64(v, &format!("{at}.MemorySize"))?,
-                None => DEFAULT_MEMORY_MB,
-            };
-            let events = match props.get("Events") {
-                None => Vec::new(),
-                Some(Value::Object(events)) => events
-                    .iter()
-                    .map(|(name, e)| self.parse_event(name, e, &format!("{at}.Properties.Events.{name}")))
-                    .collect::<Result<_, _>>()?,
-                Some(_) => {
-                    return Err(LocalError::invalid(format!("{at}.Properties.Events"), "not a mapping"));
-                }
-            };
-            out.push(FunctionSpec {
-                logical_id: id.clone(),
-                binary,
-                code_uri,
-                timeout_seconds,
-                memory_mb,
-                events,
-            });
-        }
-        Ok(out)
-    }
-
-    fn parse_event(&self, name: &str, event: &Value, at: &str) -> Result<EventSource, LocalError> {
-        let kind = event
-            .get("Type")
-            .and_then(Value::as_str)
-            .ok_or_else(|| LocalError::invalid(at, "event has no Type"))?;
-        let empty = Value::Object(Map::new());
-        let props = event.get("Properties").unwrap_or(&empty);
-        let at = format!("{at}.Properties");
-        let opt_str = |key: &str| -> Result<Option<String>, LocalError> {
-            match props.get(key) {
-                None => Ok(None),
-                Some(Value::String(s)) => Ok(Some(s.clone())),
-                Some(_) => Err(LocalError::invalid(format!("{at}.{key}"), "must be a plain string")),
-            }
-        };
-        let batch_size = |default: u32| -> Result<u32, LocalError> {
-            match props.get("BatchSize") {
-                None => Ok(default),
-                Some(v) => {
-                    let n = self.static_u64(v, &format!("{at}.BatchSize"))?;
-                    u32::try_from(n).map_err(|_| LocalError::invalid(format!("{at}.BatchSize"), "too large"))
-                }
-            }
-        };
-        match kind {
-            "HttpApi" => Ok(EventSource::HttpApi {
-                method: opt_str("Method")?.map_or_else(|| "ANY".to_owned(), |m| m.to_ascii_uppercase()),
-                path: opt_str("Path")?.unwrap_or_else(|| "$default".to_owned()),
-            }),
-            "Schedule" | "ScheduleV2" => {
-                let key = if kind == "Schedule" { "Schedule" } else { "ScheduleExpression" };
-                let expression =
-                    opt_str(key)?.ok_or_else(|| LocalError::invalid(&at, format!("no {key}")))?;
-                let input =
-                    match props.get("Input") {
-                        None => None,
-                        Some(Value::String(text)) => Some(serde_json::from_str(text).map_err(|e| {
-                            LocalError::invalid(format!("{at}.Input"), format!("not JSON: {e}"))
-                        })?),
-                        Some(other) => Some(other.clone()),
-                    };
-                Ok(EventSource::Schedule { name: name.to_owned(), expression, input })
-            }
-            "DynamoDB" => {
-                let table_logical_id =
-                    self.get_att_target(props.get("Stream"), "StreamArn", &format!("{at}.Stream"))?;
-                let filters = match props.pointer("/FilterCriteria/Filters") {
-                    None => Vec::new(),
-                    Some(Value::Array(filters)) => filters.clone(),
-                    Some(_) => {
-                        return Err(LocalError::invalid(
-                            format!("{at}.FilterCriteria.Filters"),
-                            "not a list",
-                        ));
-                    }
-                };
-                let filter_patterns = filters
-                    .iter()
-                    .enumerate()
-                    .map(|(i, f)| {
-                        let at = format!("{at}.FilterCriteria.Filters[{i}].Pattern");
-                        match f.get("Pattern") {
-                            Some(Value::String(text)) => serde_json::from_str(text)
-                                .map_err(|e| LocalError::invalid(&at, format!("not JSON: {e}"))),
-                            Some(pattern @ Value::Object(_)) => Ok(pattern.clone()),
-                            _ => Err(LocalError::invalid(&at, "missing or not a JSON string")),
-                        }
-                    })
-                    .collect::<Result<_, _>>()?;
-                Ok(EventSource::DynamoDbStream {
-                    table_logical_id,
-                    batch_size: batch_size(DEFAULT_STREAM_BATCH_SIZE)?,
-                    filter_patterns,
-                })
-            }
-            "SQS" => Ok(EventSource::Sqs {
-                queue_logical_id: self.get_att_target(props.get("Queue"), "Arn", &format!("{at}.Queue"))?,
-                batch_size: batch_size(DEFAULT_SQS_BATCH_SIZE)?,
-            }),
-            other => Err(LocalError::invalid(
-                at,
-                format!(
-                    "event type {other} is not supported (HttpApi, Schedule, ScheduleV2, DynamoDB, SQS are)"
-                ),
-            )),
-        }
-    }
-
     /// `!GetAtt X.<attribute>` naming a resource of the template → `X`.
     fn get_att_target(&self, value: Option<&Value>, attribute: &str, at: &str) -> Result<String, LocalError> {
         let target = value
@@ -404,75 +228,4 @@ pub(crate) fn scalar_string(value: &Value) -> Option<String> {
         Value::Bool(b) => Some(b.to_string()),
         _ => None,
     }
-}
-
-/// YAML → JSON, with short-form intrinsics (`!Ref X`, `!GetAtt A.B`, `!Sub ..`, `!Join ..`)
-/// rewritten to their long form.
-fn to_json(value: &serde_yaml::Value, at: &str) -> Result<Value, LocalError> {
-    use serde_yaml::Value as Y;
-    Ok(match value {
-        Y::Null => Value::Null,
-        Y::Bool(b) => Value::Bool(*b),
-        Y::Number(n) => {
-            if let Some(u) = n.as_u64() {
-                Value::from(u)
-            } else if let Some(i) = n.as_i64() {
-                Value::from(i)
-            } else {
-                n.as_f64()
-                    .and_then(serde_json::Number::from_f64)
-                    .map(Value::Number)
-                    .ok_or_else(|| LocalError::invalid(at, format!("number {n} has no JSON form")))?
-            }
-        }
-        Y::String(s) => Value::String(s.clone()),
-        Y::Sequence(items) => Value::Array(
-            items
-                .iter()
-                .enumerate()
-                .map(|(i, v)| to_json(v, &format!("{at}[{i}]")))
-                .collect::<Result<_, _>>()?,
-        ),
-        Y::Mapping(map) => {
-            let mut out = Map::new();
-            for (k, v) in map {
-                let key = match k {
-                    Y::String(s) => s.clone(),
-                    Y::Number(n) => n.to_string(),
-                    Y::Bool(b) => b.to_string(),
-                    _ => return Err(LocalError::invalid(at, "mapping key is not a scalar")),
-                };
-                let child = to_json(v, &format!("{at}.{key}"))?;
-                out.insert(key, child);
-            }
-            Value::Object(out)
-        }
-        Y::Tagged(tagged) => {
-            let tag = tagged.tag.to_string();
-            let name = tag.trim_start_matches('!');
-            let inner = to_json(&tagged.value, &format!("{at}.{tag}"))?;
-            let (key, arg) = match name {
-                "Ref" | "Condition" => (name.to_owned(), inner),
-                "GetAtt" => {
-                    let arg = match &inner {
-                        Value::String(s) => match s.split_once('.') {
-                            Some((id, attr)) => Value::from(vec![id, attr]),
-                            None => {
-                                return Err(LocalError::invalid(
-                                    at,
-                                    format!("!GetAtt {s}: expected Resource.Attribute"),
-                                ));
-                            }
-                        },
-                        _ => inner,
-                    };
-                    ("Fn::GetAtt".to_owned(), arg)
-                }
-                other => (format!("Fn::{other}"), inner),
-            };
-            let mut out = Map::new();
-            out.insert(key, arg);
-            Value::Object(out)
-        }
-    })
 }

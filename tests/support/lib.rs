@@ -1,7 +1,7 @@
 //! Test support: a per-test stack provisioned from template.yaml on the
 //! emulator, apps configured exactly as template.yaml configures each
 //! function, a round-trip counter on every AWS client, a manual clock, log
-//! capture, and helpers to build API Gateway events.
+//! and metric capture, and helpers to build API Gateway events.
 
 pub mod api;
 pub mod triggers;
@@ -55,9 +55,26 @@ impl Write for CaptureWriter {
     }
 }
 
+/// Every EMF document the process emitted, in order. The harness captures them
+/// (they would reach CloudWatch through stdout) so they stay out of the test log.
+pub fn captured_metrics() -> Vec<serde_json::Value> {
+    let lines = metric_buffer().lock().unwrap_or_else(|p| p.into_inner());
+    lines.iter().map(|line| serde_json::from_str(line).expect("EMF lines are JSON")).collect()
+}
+
+fn metric_buffer() -> &'static Mutex<Vec<String>> {
+    static LINES: OnceLock<Mutex<Vec<String>>> = OnceLock::new();
+    LINES.get_or_init(|| Mutex::new(Vec::new()))
+}
+
 fn init_logging() {
     static ONCE: OnceLock<()> = OnceLock::new();
-    ONCE.get_or_init(|| caas::telemetry::init_with_writer(|| CaptureWriter));
+    ONCE.get_or_init(|| {
+        caas::telemetry::init_with_writer(|| CaptureWriter);
+        caas::metrics::set_sink(|line| {
+            metric_buffer().lock().unwrap_or_else(|p| p.into_inner()).push(line.to_owned());
+        });
+    });
 }
 
 /// Counts requests (attempts on the wire) per AWS service and operation.

@@ -5,13 +5,14 @@
 //! into the `aws_lambda_events` DynamoDB event; a queue is read with
 //! ReceiveMessage into an `SqsEvent`, and after the handler answered, the
 //! messages it did not report as failed are deleted, the failed ones released.
+//!
+//! Records and messages become events, and pass or fail the filter, through
+//! `caas_local::events`: the same code the local stack's pollers deliver with.
 
 use crate::TestStack;
-use aws_lambda_events::event::dynamodb::{self, EventRecord, StreamRecord};
+use aws_lambda_events::event::dynamodb::{self, EventRecord};
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
-use aws_sdk_dynamodbstreams::types::ShardIteratorType;
-use aws_sdk_sqs::types::MessageSystemAttributeName;
-use caas_local::EventSource;
+use caas_local::{EventSource, events};
 use lambda_runtime::{Context, LambdaEvent};
 use serde_json::Value;
 use std::collections::HashSet;
@@ -26,6 +27,7 @@ pub fn lambda_event<T>(payload: T) -> LambdaEvent<T> {
 pub struct StreamTrigger {
     client: aws_sdk_dynamodbstreams::Client,
     stream_arn: String,
+    region: String,
     filters: Vec<Value>,
     /// Records already returned by [`poll`](Self::poll), by event id.
     seen: Mutex<HashSet<String>>,
@@ -57,6 +59,7 @@ impl StreamTrigger {
         Self {
             client: aws_sdk_dynamodbstreams::Client::new(&stack.sdk),
             stream_arn,
+            region: stack.stack.region(),
             filters,
             seen: Mutex::new(HashSet::new()),
         }
@@ -98,28 +101,13 @@ impl StreamTrigger {
     }
 
     async fn shards(&self) -> Vec<String> {
-        let description = self
-            .client
-            .describe_stream()
-            .stream_arn(&self.stream_arn)
-            .send()
-            .await
-            .expect("describe stream")
-            .stream_description
-            .expect("stream description");
-        description.shards().iter().filter_map(|s| s.shard_id().map(str::to_owned)).collect()
+        events::shard_ids(&self.client, &self.stream_arn).await.expect("describe stream")
     }
 
     async fn trim_horizon(&self, shard: &str) -> String {
-        self.client
-            .get_shard_iterator()
-            .stream_arn(&self.stream_arn)
-            .shard_id(shard)
-            .shard_iterator_type(ShardIteratorType::TrimHorizon)
-            .send()
+        events::trim_horizon(&self.client, &self.stream_arn, shard)
             .await
             .expect("get shard iterator")
-            .shard_iterator
             .expect("a shard iterator")
     }
 
@@ -131,7 +119,7 @@ impl StreamTrigger {
                 self.client.get_records().shard_iterator(&iterator).send().await.expect("get records");
             let batch = output.records.unwrap_or_default();
             let done = batch.is_empty();
-            records.extend(batch.into_iter().map(|r| self.convert(r)));
+            records.extend(batch.iter().map(|r| events::stream_record(r, &self.stream_arn, &self.region)));
             match output.next_shard_iterator {
                 Some(next) if !done => iterator = next,
                 _ => return records,
@@ -139,45 +127,9 @@ impl StreamTrigger {
         }
     }
 
-    fn convert(&self, record: aws_sdk_dynamodbstreams::types::Record) -> EventRecord {
-        let change = record.dynamodb.expect("a stream record has a dynamodb part");
-        let mut stream = StreamRecord::default();
-        stream.keys = change.keys.unwrap_or_default().into();
-        stream.new_image = change.new_image.unwrap_or_default().into();
-        stream.old_image = change.old_image.unwrap_or_default().into();
-        stream.sequence_number = change.sequence_number;
-        stream.size_bytes = change.size_bytes.unwrap_or_default();
-        stream.stream_view_type = Some(dynamodb::StreamViewType::NewAndOldImages);
-        let mut out = EventRecord::default();
-        out.aws_region = record.aws_region.unwrap_or_else(|| "us-east-1".to_owned());
-        out.change = stream;
-        out.event_id = record.event_id.unwrap_or_default();
-        out.event_name = record.event_name.map(|n| n.as_str().to_owned()).unwrap_or_default();
-        out.event_source = record.event_source;
-        out.event_version = record.event_version;
-        out.event_source_arn = Some(self.stream_arn.clone());
-        out
-    }
-
-    /// Lambda's filter rule: a record passes if any pattern matches its JSON form.
+    /// Lambda's filter rule, with the template's `FilterCriteria`.
     fn matches(&self, record: &EventRecord) -> bool {
-        if self.filters.is_empty() {
-            return true;
-        }
-        let json = serde_json::to_value(record).expect("record as JSON");
-        self.filters.iter().any(|pattern| pattern_matches(pattern, &json))
-    }
-}
-
-/// The subset of EventBridge-style patterns the template uses: objects nest,
-/// arrays list the allowed values.
-pub fn pattern_matches(pattern: &Value, value: &Value) -> bool {
-    match pattern {
-        Value::Object(fields) => {
-            fields.iter().all(|(key, sub)| value.get(key).is_some_and(|v| pattern_matches(sub, v)))
-        }
-        Value::Array(allowed) => allowed.iter().any(|a| a == value),
-        other => other == value,
+        events::passes(&self.filters, record)
     }
 }
 
@@ -185,50 +137,30 @@ pub fn pattern_matches(pattern: &Value, value: &Value) -> bool {
 pub struct QueueTrigger {
     pub sqs: aws_sdk_sqs::Client,
     pub queue_url: String,
+    queue_arn: String,
+    region: String,
 }
 
 impl QueueTrigger {
     pub fn new(stack: &TestStack, queue: &str) -> Self {
         let queue_url = stack.stack.queue_url(queue).unwrap_or_else(|| panic!("no queue {queue}")).to_owned();
-        Self { sqs: aws_sdk_sqs::Client::new(&stack.sdk), queue_url }
+        let queue_arn = stack.stack.resources[queue].arn.clone();
+        Self { sqs: aws_sdk_sqs::Client::new(&stack.sdk), queue_url, queue_arn, region: stack.stack.region() }
     }
 
     /// Up to `max` (1..=10) visible messages as Lambda's SQS event, with the
-    /// system attributes (MessageGroupId, SequenceNumber, ...). Received
+    /// system attributes (MessageGroupId, SequenceNumber, ...) and message
+    /// attributes, as the event source mapping reads them. Received
     /// messages stay invisible until [`settle`](Self::settle).
     pub async fn receive(&self, max: i32) -> SqsEvent {
-        let output = self
-            .sqs
-            .receive_message()
-            .queue_url(&self.queue_url)
-            .max_number_of_messages(max)
+        let output = events::receive_messages(&self.sqs, &self.queue_url, max)
             .visibility_timeout(300)
-            .message_system_attribute_names(MessageSystemAttributeName::All)
             .send()
             .await
             .expect("receive messages");
         let mut event = SqsEvent::default();
-        event.records = output
-            .messages
-            .unwrap_or_default()
-            .into_iter()
-            .map(|m| {
-                let mut message = SqsMessage::default();
-                message.message_id = m.message_id;
-                message.receipt_handle = m.receipt_handle;
-                message.body = m.body;
-                message.md5_of_body = m.md5_of_body;
-                message.attributes = m
-                    .attributes
-                    .unwrap_or_default()
-                    .into_iter()
-                    .map(|(k, v)| (k.as_str().to_owned(), v))
-                    .collect();
-                message.event_source = Some("aws:sqs".to_owned());
-                message.aws_region = Some("us-east-1".to_owned());
-                message
-            })
-            .collect();
+        event.records =
+            output.messages().iter().map(|m| events::sqs_message(m, &self.queue_arn, &self.region)).collect();
         event
     }
 

@@ -140,9 +140,9 @@ async fn already_appended(
 
 /// Jittered exponential backoff before retrying a lost append race.
 async fn backoff(attempt: u32) {
-    use rand::Rng;
+    use rand::RngExt;
     let base = 10u64 << attempt.min(6);
-    let jitter = rand::thread_rng().gen_range(0..=base);
+    let jitter = rand::rng().random_range(0..=base);
     tokio::time::sleep(std::time::Duration::from_millis(base + jitter)).await;
 }
 

@@ -184,7 +184,7 @@ mod tests {
     use p256::pkcs8::EncodePublicKey;
 
     fn key_pair() -> (SigningKey, TokenKey) {
-        let signing = SigningKey::random(&mut rand::rngs::OsRng);
+        let signing = SigningKey::random(&mut p256::elliptic_curve::rand_core::OsRng);
         let der = signing.verifying_key().to_public_key_der().unwrap();
         (signing.clone(), TokenKey::from_spki_der("k1", der.as_bytes()).unwrap())
     }

@@ -5,7 +5,7 @@
 use crate::tenant::TenantId;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
-use rand::RngCore;
+use rand::TryRng;
 use sha2::{Digest, Sha256};
 
 const PREFIX: &str = "rt1";
@@ -13,7 +13,7 @@ const PREFIX: &str = "rt1";
 /// A new token and the hash to store.
 pub fn generate(tenant: &TenantId) -> (String, String) {
     let mut secret = [0u8; 32];
-    rand::rngs::OsRng.fill_bytes(&mut secret);
+    rand::rngs::SysRng.try_fill_bytes(&mut secret).expect("the operating system's random source");
     let token = format!("{PREFIX}.{tenant}.{}", B64.encode(secret));
     let hash = hash(&token);
     (token, hash)

@@ -10,7 +10,7 @@ use super::{Action, Item, to_item};
 use crate::error::AppError;
 use crate::outbox::OutboxEvent;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use rand::Rng;
+use rand::RngExt;
 use serde::Serialize;
 use std::time::Duration;
 
@@ -213,7 +213,7 @@ impl<L: Label> Tx<L> {
             }
             if attempt < CONFLICT_ATTEMPTS {
                 let base = 20u64 << attempt;
-                let jitter = rand::thread_rng().gen_range(0..=base);
+                let jitter = rand::rng().random_range(0..=base);
                 tokio::time::sleep(Duration::from_millis(base + jitter)).await;
             }
         }

@@ -248,7 +248,8 @@ pub async fn create_account(
                 now,
                 &ctx.correlation_id,
                 json!({ "account_id": account.account_id, "currency": account.currency, "allow_overdraft": account.allow_overdraft }),
-            );
+            )
+            .by(&request.who.principal.actor());
             let tx = Tx::new(table, &event)?.push(ledger_store::insert_account(table, &account)?);
             Ok(Prepared { tx, status: 201, body: to_json(AccountView::from(&account))? })
         },
@@ -453,7 +454,8 @@ fn record_movement(
             "payee_account_id": payment.payee_account_id,
             "ledger_tx_id": tx_id,
         }),
-    );
+    )
+    .by(&who.principal.actor());
     let ledger_event = OutboxEvent::new(
         tenant,
         "ledger_transaction",
@@ -462,7 +464,8 @@ fn record_movement(
         now,
         &ctx.correlation_id,
         to_json(&transaction)?,
-    );
+    )
+    .by(&who.principal.actor());
     let history = PaymentEventRecord {
         tenant_id: tenant.to_string(),
         payment_id: payment.payment_id.clone(),

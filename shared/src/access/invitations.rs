@@ -7,10 +7,10 @@
 //! an owner can invite an owner.
 
 use crate::app::App;
+use crate::auth::Authenticated;
 use crate::auth::credentials::Email;
 use crate::auth::invitation_token;
 use crate::auth::principal::{ADMINISTRATORS, Actor, Role};
-use crate::auth::Authenticated;
 use crate::clock::rfc3339;
 use crate::error::AppError;
 use crate::http::RequestContext;
@@ -114,7 +114,8 @@ pub async fn invite(
     }
     let table = &app.config.table_name;
     let tenant = caller.tenant.as_str();
-    let prepared = prepare(app, &ctx.correlation_id, &caller.tenant, &email, role, &caller.actor(), app.now());
+    let prepared =
+        prepare(app, &ctx.correlation_id, &caller.tenant, &email, role, &caller.actor(), app.now());
     Tx::new(table, &prepared.event)?
         .push(store::insert(table, &prepared.token_hash, &prepared.record)?)
         .push(tenants::require_active(table, tenant)?)
@@ -122,10 +123,10 @@ pub async fn invite(
         .commit(&app.clients.dynamodb)
         .await
         .map_err(|error| {
-            if let Some(failure) = error.failed("tenant") {
-                crate::auth::service::tenant_refusal(failure)
-            } else if error.failed("caller").is_some() {
+            if error.failed("caller").is_some() {
                 AppError::forbidden("your current role does not allow this invitation")
+            } else if let Some(failure) = error.failed("tenant") {
+                crate::auth::service::tenant_refusal(failure)
             } else {
                 error.into_app_error()
             }

@@ -34,8 +34,9 @@ pub enum Command {
     Create {
         tenant_id: String,
         name: String,
+        /// `invite_only` (the default) or `open`.
         #[serde(default)]
-        signup: Signup,
+        signup: Option<String>,
         owner_email: String,
     },
     Get {
@@ -52,7 +53,7 @@ pub enum Command {
         #[serde(default)]
         name: Option<String>,
         #[serde(default)]
-        signup: Option<Signup>,
+        signup: Option<String>,
     },
     Suspend {
         tenant_id: String,
@@ -87,11 +88,13 @@ pub struct Page {
 pub async fn run(app: &App, correlation_id: &str, command: Command) -> Result<Value, AppError> {
     match command {
         Command::Create { tenant_id, name, signup, owner_email } => {
+            let signup = signup.as_deref().map(signup_of).transpose()?.unwrap_or_default();
             encode(create(app, correlation_id, &tenant_id, &name, signup, &owner_email).await)
         }
         Command::Get { tenant_id } => encode(get(app, &tenant_id).await),
         Command::List { limit, cursor } => encode(list(app, limit, cursor.as_deref()).await),
         Command::Update { tenant_id, name, signup } => {
+            let signup = signup.as_deref().map(signup_of).transpose()?;
             encode(update(app, correlation_id, &tenant_id, name.as_deref(), signup).await)
         }
         Command::Suspend { tenant_id } => {
@@ -101,7 +104,8 @@ pub async fn run(app: &App, correlation_id: &str, command: Command) -> Result<Va
             encode(set_status(app, correlation_id, &tenant_id, TenantStatus::Active).await)
         }
         Command::Invite { tenant_id, email, role } => {
-            let role = role.as_deref().map(|r| Role::from_field("role", r)).transpose()?.unwrap_or(Role::Owner);
+            let role =
+                role.as_deref().map(|r| Role::from_field("role", r)).transpose()?.unwrap_or(Role::Owner);
             encode(invite(app, correlation_id, &tenant_id, &email, role).await)
         }
     }
@@ -109,6 +113,16 @@ pub async fn run(app: &App, correlation_id: &str, command: Command) -> Result<Va
 
 fn encode(answer: Result<impl Serialize, AppError>) -> Result<Value, AppError> {
     serde_json::to_value(answer?).map_err(|e| AppError::internal("encode answer", e))
+}
+
+/// Parsed here rather than by serde, so a wrong value is named by its field
+/// (the tagged command loses serde's field path) without being echoed.
+fn signup_of(text: &str) -> Result<Signup, AppError> {
+    match text {
+        "invite_only" => Ok(Signup::InviteOnly),
+        "open" => Ok(Signup::Open),
+        _ => Err(AppError::bad_request("signup", "signup: must be invite_only or open")),
+    }
 }
 
 fn tenant_id(raw: &str) -> Result<TenantId, AppError> {
@@ -127,7 +141,8 @@ fn tenant_name(raw: &str) -> Result<String, AppError> {
 }
 
 fn owner_email(raw: &str, field: &str) -> Result<Email, AppError> {
-    Email::parse(raw).map_err(|_| AppError::bad_request(field, format!("{field}: is not a valid email address")))
+    Email::parse(raw)
+        .map_err(|_| AppError::bad_request(field, format!("{field}: is not a valid email address")))
 }
 
 pub async fn create(
@@ -194,12 +209,17 @@ pub async fn list(app: &App, limit: Option<u32>, cursor: Option<&str>) -> Result
     let limit = super::page_limit(limit.map(|l| l.to_string()).as_deref(), DEFAULT_PAGE, MAX_PAGE)?;
     let after = cursor
         .map(|c| {
-            TenantId::parse(c).map_err(|_| AppError::bad_request("cursor", "cursor: is not a cursor of this list"))
+            TenantId::parse(c)
+                .map_err(|_| AppError::bad_request("cursor", "cursor: is not a cursor of this list"))
         })
         .transpose()?;
-    let (tenants, next_cursor) =
-        store::page(&app.clients.dynamodb, &app.config.table_name, limit, after.as_ref().map(TenantId::as_str))
-            .await?;
+    let (tenants, next_cursor) = store::page(
+        &app.clients.dynamodb,
+        &app.config.table_name,
+        limit,
+        after.as_ref().map(TenantId::as_str),
+    )
+    .await?;
     Ok(Page { tenants, next_cursor })
 }
 
@@ -303,7 +323,8 @@ pub async fn invite(
     let tenant = tenant_id(tenant_id_raw)?;
     let email = owner_email(email, "email")?;
     let table = &app.config.table_name;
-    let invitation = invitations::prepare(app, correlation_id, &tenant, &email, role, &Actor::operator(), app.now());
+    let invitation =
+        invitations::prepare(app, correlation_id, &tenant, &email, role, &Actor::operator(), app.now());
     Tx::new(table, &invitation.event)?
         .push(crate::store::invitations::insert(table, &invitation.token_hash, &invitation.record)?)
         .push(store::require_active(table, tenant.as_str())?)
@@ -334,23 +355,34 @@ mod tests {
             Command::Create {
                 tenant_id: "acme".into(),
                 name: "Acme".into(),
-                signup: Signup::InviteOnly,
+                signup: None,
                 owner_email: "o@example.com".into(),
             }
         );
         assert_eq!(
             parse(json!({"action": "update", "tenant_id": "acme", "signup": "open"})).unwrap(),
-            Command::Update { tenant_id: "acme".into(), name: None, signup: Some(Signup::Open) }
+            Command::Update { tenant_id: "acme".into(), name: None, signup: Some("open".into()) }
         );
         assert_eq!(parse(json!({"action": "list"})).unwrap(), Command::List { limit: None, cursor: None });
         for bad in [
             json!({"action": "create", "tenant_id": "acme", "name": "Acme"}),
             json!({"action": "get", "tenant_id": "acme", "extra": 1}),
-            json!({"action": "update", "tenant_id": "acme", "signup": "everyone"}),
             json!({"action": "delete", "tenant_id": "acme"}),
             json!({"tenant_id": "acme"}),
         ] {
             assert!(matches!(parse(bad.clone()), Err(AppError::BadRequest { .. })), "{bad}");
+        }
+    }
+
+    #[test]
+    fn signup_modes_are_named_without_echoing_values() {
+        assert_eq!(signup_of("open").unwrap(), Signup::Open);
+        match signup_of("everyone") {
+            Err(AppError::BadRequest { field, detail }) => {
+                assert_eq!(field.as_deref(), Some("signup"));
+                assert!(!detail.contains("everyone"));
+            }
+            other => panic!("{other:?}"),
         }
     }
 

@@ -90,7 +90,8 @@ pub async fn list(
         return Err(AppError::bad_request("cursor", "cursor: is not a cursor of this list"));
     }
     let (members, next_cursor) =
-        members::page(&app.clients.dynamodb, &app.config.table_name, who.tenant.as_str(), limit, cursor).await?;
+        members::page(&app.clients.dynamodb, &app.config.table_name, who.tenant.as_str(), limit, cursor)
+            .await?;
     Ok(UsersPage { users: members.into_iter().map(UserView::from).collect(), next_cursor })
 }
 
@@ -142,8 +143,9 @@ pub async fn update(
     }
     let table = &app.config.table_name;
     let tenant = caller.tenant.as_str();
-    let before =
-        members::find(&app.clients.dynamodb, table, tenant, user_id).await?.ok_or(AppError::NotFound("user"))?;
+    let before = members::find(&app.clients.dynamodb, table, tenant, user_id)
+        .await?
+        .ok_or(AppError::NotFound("user"))?;
     let touches_owner = before.role == Role::Owner || role == Some(Role::Owner);
     if touches_owner && !caller.is_owner() {
         return Err(AppError::forbidden("an admin cannot change an owner or make someone an owner"));
@@ -189,8 +191,16 @@ pub async fn update(
             UserStatus::Active => "user.enabled",
         };
         events.push(
-            OutboxEvent::new(&caller.tenant, "user", user_id, event_type, now, &ctx.correlation_id, json!({ "user_id": user_id }))
-                .by(&actor),
+            OutboxEvent::new(
+                &caller.tenant,
+                "user",
+                user_id,
+                event_type,
+                now,
+                &ctx.correlation_id,
+                json!({ "user_id": user_id }),
+            )
+            .by(&actor),
         );
     }
     let owner_delta = i32::from(counts_as_owner(&after)) - i32::from(counts_as_owner(&before));
@@ -198,7 +208,8 @@ pub async fn update(
         0 => tenants::require_active(table, tenant)?,
         delta => tenants::change_owner_count(table, tenant, delta)?,
     };
-    let (first, rest) = events.split_first().ok_or_else(|| AppError::Internal("a change without an event".into()))?;
+    let (first, rest) =
+        events.split_first().ok_or_else(|| AppError::Internal("a change without an event".into()))?;
     let mut tx = Tx::new(table, first)?;
     for event in rest {
         tx = tx.event(event)?;
@@ -211,6 +222,10 @@ pub async fn update(
         tx = tx.push(members::require_role(table, caller, required)?);
     }
     tx.commit(&app.clients.dynamodb).await.map_err(|error| {
+        // Authorization first: a caller who may not do this learns nothing more.
+        if error.failed("caller").is_some() {
+            return AppError::forbidden("your current role does not allow this change");
+        }
         if let Some(failure) = error.failed("tenant") {
             let active = failure
                 .item
@@ -223,11 +238,10 @@ pub async fn update(
                 crate::auth::service::tenant_refusal(failure)
             };
         }
-        if error.failed("caller").is_some() {
-            return AppError::forbidden("your current role does not allow this change");
-        }
         if error.failed("member").is_some() {
-            return AppError::Conflict("the user was changed at the same time; read it again and retry".into());
+            return AppError::Conflict(
+                "the user was changed at the same time; read it again and retry".into(),
+            );
         }
         error.into_app_error()
     })?;

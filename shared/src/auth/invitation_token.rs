@@ -67,7 +67,10 @@ mod tests {
         assert!(!stored.contains(token.rsplit('.').next().unwrap()));
         let ada = Email::parse("Ada@Example.com").unwrap();
         let bob = Email::parse("bob@example.com").unwrap();
-        assert_eq!(email_binding(&token, &ada), email_binding(&token, &Email::parse("ada@example.com").unwrap()));
+        assert_eq!(
+            email_binding(&token, &ada),
+            email_binding(&token, &Email::parse("ada@example.com").unwrap())
+        );
         assert_ne!(email_binding(&token, &ada), email_binding(&token, &bob));
         let (other, _) = generate(&tenant);
         assert_ne!(email_binding(&token, &ada), email_binding(&other, &ada), "keyed by the token");

@@ -45,8 +45,9 @@ impl Role {
 
     /// Parses a role given in a request body field.
     pub fn from_field(field: &str, text: &str) -> Result<Self, AppError> {
-        Self::parse(text)
-            .ok_or_else(|| AppError::bad_request(field, format!("{field}: must be owner, admin, member or auditor")))
+        Self::parse(text).ok_or_else(|| {
+            AppError::bad_request(field, format!("{field}: must be owner, admin, member or auditor"))
+        })
     }
 }
 
@@ -81,12 +82,7 @@ impl Principal {
     /// The principal of the token claims `sub`, `tenant`, `roles` and
     /// `client_id`. Unknown role names are ignored (least privilege), so a
     /// token from a newer release never grants more than its known roles.
-    pub fn from_claims(
-        sub: &str,
-        tenant: TenantId,
-        roles: &[String],
-        client_id: Option<&str>,
-    ) -> Self {
+    pub fn from_claims(sub: &str, tenant: TenantId, roles: &[String], client_id: Option<&str>) -> Self {
         let kind = if client_id == Some(sub) { PrincipalKind::Client } else { PrincipalKind::User };
         let mut roles: Vec<Role> = roles.iter().filter_map(|r| Role::parse(r)).collect();
         roles.sort();

@@ -159,7 +159,8 @@ pub async fn register(
         json!({ "user_id": user.user_id, "role": role, "invitation_id": invitation_id }),
     )
     .by(&actor);
-    let mut tx = Tx::new(table, &event)?.push(users::insert(table, &user)?).push(members::insert(table, &member)?);
+    let mut tx =
+        Tx::new(table, &event)?.push(users::insert(table, &user)?).push(members::insert(table, &member)?);
     tx = match &invitation {
         // Open signup: the tenant exists, is active and open, all in one condition.
         None => tx.push(tenants::require_open_signup(table, tenant.as_str())?),
@@ -397,16 +398,18 @@ async fn record_failure(
         let mut tx = Tx::new(table, &failed)?;
         if locked {
             let until = next.locked_until.and_then(|t| time::OffsetDateTime::from_unix_timestamp(t).ok());
-            tx = tx.event(&OutboxEvent::new(
-                tenant,
-                "user",
-                &user.user_id,
-                "user.account_locked",
-                now,
-                &ctx.correlation_id,
-                json!({ "user_id": user.user_id, "locked_until": until.map(rfc3339) }),
-            )
-            .by(&Actor::user(&user.user_id)))?;
+            tx = tx.event(
+                &OutboxEvent::new(
+                    tenant,
+                    "user",
+                    &user.user_id,
+                    "user.account_locked",
+                    now,
+                    &ctx.correlation_id,
+                    json!({ "user_id": user.user_id, "locked_until": until.map(rfc3339) }),
+                )
+                .by(&Actor::user(&user.user_id)),
+            )?;
         }
         let action =
             users::record_failure(table, &user, next.failed, next.window_started_at, next.locked_until)?;
@@ -646,6 +649,7 @@ pub async fn authenticate(app: &App, request: &lambda_http::Request) -> Result<A
     })?;
     let tenant = TenantId::parse(&claims.tenant)
         .map_err(|_| AppError::Unauthorized("the access token is invalid or expired"))?;
-    let principal = Principal::from_claims(&claims.sub, tenant.clone(), &claims.roles, claims.client_id.as_deref());
+    let principal =
+        Principal::from_claims(&claims.sub, tenant.clone(), &claims.roles, claims.client_id.as_deref());
     Ok(Authenticated { tenant, user_id: claims.sub.clone(), claims, principal })
 }

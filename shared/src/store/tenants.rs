@@ -100,10 +100,7 @@ pub async fn page(
             .expression_attribute_values(":after", AttributeValue::S(after.to_owned())),
         None => query.key_condition_expression("gsi1pk = :registry"),
     };
-    let output = query
-        .send()
-        .await
-        .map_err(|e| AppError::from_sdk("list tenants", e))?;
+    let output = query.send().await.map_err(|e| AppError::from_sdk("list tenants", e))?;
     let tenants: Vec<TenantRecord> =
         output.items.unwrap_or_default().into_iter().map(decode_item).collect::<Result<_, _>>()?;
     let next = output.last_evaluated_key.and(tenants.last().map(|t| t.tenant_id.clone()));

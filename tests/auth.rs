@@ -6,6 +6,7 @@ use serde_json::{Value, json};
 const PASSWORD: &str = "correct horse battery staple";
 
 async fn register(stack: &TestStack, tenant: &str, email: &str, password: &str) -> (u16, Value) {
+    open_tenant(stack, tenant).await;
     let app = stack.app("RegisterFunction");
     let request = json_request(
         "POST",
@@ -256,6 +257,7 @@ async fn concurrent_failures_are_all_counted() {
 async fn legacy_bcrypt_user_logs_in_and_is_rehashed() {
     use caas::store::{tx::Tx, users};
     let stack = TestStack::new().await;
+    open_tenant(&stack, "acme").await;
     let table = stack.table();
     let legacy = users::UserRecord {
         tenant_id: "acme".into(),
@@ -268,6 +270,9 @@ async fn legacy_bcrypt_user_logs_in_and_is_rehashed() {
         failed_logins: 0,
         failed_window_started_at: None,
         locked_until: None,
+        role: caas::auth::Role::Member,
+        status: users::UserStatus::Active,
+        session_epoch: 0,
     };
     let tenant = caas::tenant::TenantId::parse("acme").unwrap();
     let event = caas::outbox::OutboxEvent::new(

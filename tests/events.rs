@@ -3,10 +3,11 @@
 //! fails the test, so the samples cannot rot.
 //!
 //! API samples carry placeholders (`{{ACCESS_TOKEN}}`, `{{ACCOUNT_ID}}`,
-//! `{{PAYER_ACCOUNT_ID}}`, `{{PAYEE_ACCOUNT_ID}}`, `{{PAYMENT_ID}}`) that the
+//! `{{PAYER_ACCOUNT_ID}}`, `{{PAYEE_ACCOUNT_ID}}`, `{{PAYMENT_ID}}`,
+//! `{{OWNER_ACCESS_TOKEN}}`, `{{INVITATION_TOKEN}}`, `{{USER_ID}}`) that the
 //! test fills with live values, as a user of `sam local invoke` would.
 
-use caas_tests::api::{Api, dispatch};
+use caas_tests::api::{Api, api_event, dispatch};
 use caas_tests::*;
 use lambda_http::{Body, Response};
 use serde_json::json;
@@ -42,6 +43,12 @@ const API_EVENTS: &[(&str, &str, u16)] = &[
     ("verify-audit.json", "VerifyAuditFunction", 200),
     ("list-audit.json", "ListAuditFunction", 200),
     ("list-audit-bad-limit.json", "ListAuditFunction", 400),
+    ("me.json", "MeFunction", 200),
+    ("create-invitation.json", "CreateInvitationFunction", 201),
+    ("create-invitation-owner-by-member.json", "CreateInvitationFunction", 403),
+    ("register-invited.json", "RegisterFunction", 201),
+    ("list-users.json", "ListUsersFunction", 200),
+    ("update-user.json", "UpdateUserFunction", 200),
 ];
 
 /// Job samples, run by their own tests below (or in the job's test file).
@@ -50,10 +57,17 @@ const JOB_EVENTS: &[&str] = &[
     "outbox-drain.json",
     "outbox-drain-sweep.json",
     "audit-writer.json",
-    // Run in tests/backup.rs and tests/migrate.rs.
+    // Run in tests/backup.rs, tests/migrate.rs and tests/access.rs.
     "backup.json",
     "migrate.json",
     "migrate-status.json",
+    "tenants-create.json",
+    "tenants-get.json",
+    "tenants-list.json",
+    "tenants-update.json",
+    "tenants-suspend.json",
+    "tenants-reactivate.json",
+    "tenants-invite.json",
 ];
 
 fn fill(template: &str, values: &HashMap<&str, String>) -> String {
@@ -95,9 +109,27 @@ async fn every_api_sample_gives_its_documented_status() {
     let stack = TestStack::new().await;
     let api = Api::new(&stack);
     let mut values: HashMap<&str, String> = HashMap::new();
+    // The operator's step: the samples' tenant, open to signup, and its owner.
+    let owner_invitation = open_tenant(&stack, "acme").await.expect("a new tenant");
     for (file, function, status) in API_EVENTS {
         // Fresh live values for the samples that need them.
         match *file {
+            "me.json" => {
+                let credentials = json!({
+                    "tenant_id": "acme",
+                    "email": owner_invitation.email,
+                    "password": caas_tests::api::PASSWORD,
+                });
+                let mut registration = credentials.clone();
+                registration["invitation"] = owner_invitation.token.clone().into();
+                let request = api_event("POST", "/v1/users", &[], &[], &[], Some(&registration.to_string()));
+                assert_eq!(api.call("RegisterFunction", request).await.status(), 201);
+                let request =
+                    api_event("POST", "/v1/auth/login", &[], &[], &[], Some(&credentials.to_string()));
+                let (status, tokens) = parts(&api.call("LoginFunction", request).await);
+                assert_eq!(status, 200, "{tokens}");
+                values.insert("OWNER_ACCESS_TOKEN", tokens["access_token"].as_str().unwrap().to_owned());
+            }
             "create-account.json" => {
                 let token = api.token("acme", "ada@example.com").await;
                 values.insert("ACCESS_TOKEN", token);
@@ -137,6 +169,16 @@ async fn every_api_sample_gives_its_documented_status() {
         assert_eq!(actual, *status, "events/{file}: {body}");
         if actual >= 400 {
             assert_eq!(header(&response, "content-type"), Some("application/problem+json"), "events/{file}");
+        }
+        // Live values the next samples need from this one's answer.
+        match *file {
+            "create-invitation.json" => {
+                values.insert("INVITATION_TOKEN", body["token"].as_str().unwrap().to_owned());
+            }
+            "register-invited.json" => {
+                values.insert("USER_ID", body["user_id"].as_str().unwrap().to_owned());
+            }
+            _ => {}
         }
     }
 

@@ -191,6 +191,13 @@ async fn the_run_command_serves_the_demo_flow_and_stops_cleanly() {
     let template = Template::load(repo_root().join("template.yaml")).expect("template.yaml");
     let tenant = format!("demo-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
 
+    // The operator's step: the tenant, open to signup, through the Invoke API.
+    let create = json!({ "action": "create", "tenant_id": tenant, "name": "Demo", "signup": "open", "owner_email": "owner@example.com" });
+    let created = stack.invoke("TenantsFunction", &create).await;
+    assert_eq!(created.status, 200);
+    assert_eq!(created.header("x-amz-function-error"), None, "tenant create failed: {:?}", created.json());
+    assert_eq!(created.json()["tenant"]["signup"], "open");
+
     // Register and log in.
     let user = json!({ "tenant_id": tenant, "email": "ada@example.com", "password": "correct horse battery staple" });
     let registered = stack.api("POST", "/v1/users", None, Some(&user)).await;

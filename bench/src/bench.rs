@@ -125,7 +125,7 @@ pub fn refund_call(token: &str, payment: &str, amount: i64) -> Call<'static> {
         .json(&json!({ "amount": amount }))
 }
 
-/// The data every request of the bench runs against: a user registered at the
+/// The data every request of the bench runs against: its tenant, a user registered at the
 /// template's Argon2 cost, its access token, a funded payer and a payee.
 pub struct Fixture {
     pub email: String,
@@ -136,6 +136,8 @@ pub struct Fixture {
 
 impl Fixture {
     pub async fn new(bench: &Bench) -> Result<Self> {
+        // The operator's step: the bench's tenant, open to signup.
+        caas_tests::open_tenant(&bench.stack, TENANT).await;
         let email = format!("bench-{}@example.com", uuid::Uuid::new_v4().simple());
         let registered = bench.call("RegisterFunction", &register_call(TENANT, &email)).await?;
         expect("RegisterFunction", &registered, 201)?;

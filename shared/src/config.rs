@@ -55,6 +55,8 @@ pub struct Config {
     pub refresh_token_ttl_seconds: i64,
     pub lockout: LockoutPolicy,
     pub idempotency_ttl_seconds: i64,
+    /// How long an invitation can be accepted (default 7 days).
+    pub invitation_ttl_seconds: i64,
     pub backup: BackupSettings,
     pub migrate: MigrateSettings,
 }
@@ -131,6 +133,7 @@ impl Config {
                 )?,
             },
             idempotency_ttl_seconds: number(&text, "IDEMPOTENCY_TTL_SECONDS", 86_400, 86_400..=2_592_000)?,
+            invitation_ttl_seconds: number(&text, "INVITATION_TTL_SECONDS", 604_800, 3_600..=2_592_000)?,
             backup: BackupSettings {
                 tables: match text("BACKUP_TABLES") {
                     Some(list) => {
@@ -209,6 +212,7 @@ mod tests {
         assert_eq!(c.lockout, LockoutPolicy { threshold: 5, window_seconds: 900, duration_seconds: 900 });
         assert_eq!(c.access_token_ttl_seconds, 900);
         assert_eq!(c.refresh_token_ttl_seconds, 30 * 86_400);
+        assert_eq!(c.invitation_ttl_seconds, 7 * 86_400);
         assert_eq!(c.backup.tables, vec!["t".to_owned()]);
         assert_eq!((c.backup.retention_days, c.backup.keep_newest), (30, 7));
         assert_eq!(c.migrate.fail_after_pages, None);

@@ -13,6 +13,10 @@ pub enum AppError {
     /// Authentication failed. The detail is deliberately generic.
     #[error("{0}")]
     Unauthorized(&'static str),
+    /// Authenticated, but not allowed: a role-gated route, a resource the
+    /// caller may see but not change, or a suspended tenant.
+    #[error("{0}")]
+    Forbidden(String),
     #[error("{0} not found")]
     NotFound(&'static str),
     /// The request conflicts with the current state (duplicate, invalid transition).
@@ -37,6 +41,10 @@ pub enum AppError {
 impl AppError {
     pub fn bad_request(field: impl Into<String>, detail: impl Into<String>) -> Self {
         Self::BadRequest { field: Some(field.into()), detail: detail.into() }
+    }
+
+    pub fn forbidden(detail: impl Into<String>) -> Self {
+        Self::Forbidden(detail.into())
     }
 
     pub fn internal(context: &str, error: impl std::fmt::Display) -> Self {

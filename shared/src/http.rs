@@ -267,6 +267,7 @@ fn classify(error: &AppError) -> (StatusCode, &'static str, &'static str) {
             (StatusCode::PAYLOAD_TOO_LARGE, "payload-too-large", "Request body too large")
         }
         AppError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized", "Unauthorized"),
+        AppError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden", "Forbidden"),
         AppError::NotFound(_) => (StatusCode::NOT_FOUND, "not-found", "Not found"),
         AppError::Conflict(_) => (StatusCode::CONFLICT, "conflict", "Conflict"),
         AppError::Unprocessable(_) => {

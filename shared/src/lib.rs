@@ -4,9 +4,10 @@
 //! - pure domain: [`tenant`], [`auth::password`], [`auth::jwt`], [`auth::lockout`]
 //! - the store: [`store`] (the only module that knows item layouts and expressions)
 //!   with its one transaction builder [`store::tx`]
-//! - services: [`auth::service`]
+//! - services: [`auth::service`], [`access`] (tenants, invitations, users)
 //! - platform glue: [`config`], [`clients`], [`app`], [`telemetry`], [`http`], [`error`]
 
+pub mod access;
 pub mod app;
 pub mod audit;
 pub mod auth;

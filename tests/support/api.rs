@@ -67,6 +67,10 @@ pub async fn try_dispatch(
         "GetPaymentFunction" => get_payment::handler(app, request).await,
         "ListAuditFunction" => list_audit::handler(app, request).await,
         "VerifyAuditFunction" => verify_audit::handler(app, request).await,
+        "MeFunction" => me::handler(app, request).await,
+        "CreateInvitationFunction" => create_invitation::handler(app, request).await,
+        "ListUsersFunction" => list_users::handler(app, request).await,
+        "UpdateUserFunction" => update_user::handler(app, request).await,
         _ => return None,
     })
 }
@@ -101,8 +105,10 @@ impl<'a> Api<'a> {
         dispatch(&app, function, request).await
     }
 
-    /// Registers and logs in a user; returns the access token.
+    /// Registers (in `tenant`, created open to signup if need be) and logs
+    /// in a user; returns the access token.
     pub async fn token(&self, tenant: &str, email: &str) -> String {
+        crate::open_tenant(self.stack, tenant).await;
         let body = json!({ "tenant_id": tenant, "email": email, "password": PASSWORD }).to_string();
         let registered =
             self.call("RegisterFunction", api_event("POST", "/v1/users", &[], &[], &[], Some(&body))).await;

@@ -273,3 +273,31 @@ pub fn assert_problem(response: &Response<Body>, status: u16) -> serde_json::Val
     assert_eq!(body["status"], status);
     body
 }
+
+/// The correlation id of the operator steps tests make as setup
+/// ([`open_tenant`]), so event assertions can tell them from the operations
+/// under test.
+pub const SETUP_CORRELATION_ID: &str = "test-setup";
+
+/// Creates `tenant`, open to signup, through the tenants service (as the
+/// operator would), so tests can register users in it; a tenant that exists
+/// already is left as it is. Returns its first owner's invitation (for
+/// `owner@<tenant>.example.com`) when it created the tenant.
+pub async fn open_tenant(
+    stack: &TestStack,
+    tenant: &str,
+) -> Option<caas::access::invitations::IssuedInvitation> {
+    let app = stack.app("TenantsFunction");
+    let owner = format!("owner@{tenant}.example.com");
+    let open = caas::store::tenants::Signup::Open;
+    match caas::access::tenants::create(&app, SETUP_CORRELATION_ID, tenant, tenant, open, &owner).await {
+        Ok(created) => Some(created.owner_invitation),
+        Err(caas::AppError::Conflict(_)) => None,
+        Err(error) => panic!("create tenant {tenant}: {error}"),
+    }
+}
+
+/// True for the events of [`open_tenant`].
+pub fn is_setup(event: &caas::outbox::OutboxEvent) -> bool {
+    event.correlation_id == SETUP_CORRELATION_ID
+}

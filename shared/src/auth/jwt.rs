@@ -22,6 +22,13 @@ pub struct AccessClaims {
     pub iat: i64,
     pub exp: i64,
     pub jti: String,
+    /// RFC 9068 §7.2. Absent in tokens issued before roles existed: no role.
+    #[serde(default)]
+    pub roles: Vec<String>,
+    /// RFC 9068 §2.2: the OAuth client the token was issued to; machine
+    /// tokens (client credentials) have `sub` = `client_id`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -198,6 +205,8 @@ mod tests {
             iat: 1_000,
             exp: 1_900,
             jti: "j".into(),
+            roles: vec!["admin".into()],
+            client_id: None,
         }
     }
 

@@ -1,6 +1,7 @@
 //! The outbox event envelope. Events are written in the same transaction as
 //! the change they describe (see [`crate::store::tx`]); the envelope is what
-//! reaches the events queue and the audit chain. Payloads never carry secrets.
+//! reaches the events queue and the audit chain. Payloads never carry secrets
+//! or personal data (ids only), and name their actor ([`OutboxEvent::by`]).
 //! The catalogue of event types and their payloads is `docs/EVENTS.md`.
 //!
 //! - [`publish`]: the envelope as an SQS FIFO message, batched within the limits
@@ -9,6 +10,7 @@
 pub mod drain;
 pub mod publish;
 
+use crate::auth::principal::Actor;
 use crate::clock::rfc3339;
 use crate::tenant::TenantId;
 use serde::{Deserialize, Serialize};
@@ -52,6 +54,21 @@ impl OutboxEvent {
             schema_version: SCHEMA_VERSION,
             payload,
         }
+    }
+
+    /// Names who made the change: the payload's `actor` (`{type, id}`, an id
+    /// only, never personal data). Every domain event carries one, so the
+    /// audit chain (which hashes the payload) records it too.
+    pub fn by(mut self, actor: &Actor) -> Self {
+        if let serde_json::Value::Object(payload) = &mut self.payload {
+            payload.insert("actor".to_owned(), serde_json::json!({ "type": actor.kind, "id": actor.id }));
+        }
+        self
+    }
+
+    /// The actor named by [`by`](Self::by), if any.
+    pub fn actor(&self) -> Option<Actor> {
+        self.payload.get("actor").and_then(|actor| serde_json::from_value(actor.clone()).ok())
     }
 
     /// The message body on the events queue: the envelope as JSON.

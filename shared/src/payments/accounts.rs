@@ -49,7 +49,8 @@ pub async fn create_account(
                 now,
                 &ctx.correlation_id,
                 json!({ "account_id": account.account_id, "currency": account.currency, "allow_overdraft": account.allow_overdraft }),
-            );
+            )
+            .by(&request.who.principal.actor());
             let tx = Tx::new(table, &event)?.push(ledger_store::insert_account(table, &account)?);
             Ok(Prepared { tx, status: 201, body: to_json(AccountView::from(&account))? })
         },

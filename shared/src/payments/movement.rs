@@ -62,7 +62,8 @@ pub(super) fn record_movement(scope: &Scope<'_>, change: &Change<'_>) -> Result<
         scope.now,
         &scope.ctx.correlation_id,
         to_json(&transaction)?,
-    );
+    )
+    .by(&scope.who.principal.actor());
     let mut tx = Tx::new(table, &payment_event)?
         .event(&ledger_event)?
         .push(payment_store::insert_event(table, &history(scope, change, &tx_id, &at))?)
@@ -127,6 +128,7 @@ fn payment_event(scope: &Scope<'_>, change: &Change<'_>, tx_id: &str) -> OutboxE
             "ledger_tx_id": tx_id,
         }),
     )
+    .by(&scope.who.principal.actor())
 }
 
 /// The payment's history item of this transition (its seq is the payment's version).

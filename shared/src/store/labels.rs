@@ -5,7 +5,8 @@
 //! kind of transaction, does not compile.
 //!
 //! One enum per family of transactions built from the same store writes:
-//! auth ([`super::users`], [`super::sessions`]), the idempotent payments API
+//! auth and access ([`super::users`], [`super::sessions`], [`super::tenants`],
+//! [`super::invitations`], [`super::members`]), the idempotent payments API
 //! ([`super::ledger`], [`super::payments`], [`super::idempotency`]) and the
 //! audit chain ([`super::audit`]).
 
@@ -34,6 +35,14 @@ pub enum AuthLabel {
     Token,
     /// The refresh token issued.
     NewToken,
+    /// The tenant item: "exists and is active" (or open to signup), its owner count.
+    Tenant,
+    /// The invitation consumed by a registration, or created by an admin.
+    Invitation,
+    /// The target's directory entry (role, status, session epoch).
+    Member,
+    /// The caller's own directory entry: "still holds a role allowed to do this".
+    Caller,
 }
 
 impl Label for AuthLabel {
@@ -44,6 +53,10 @@ impl Label for AuthLabel {
             AuthLabel::Session => "session",
             AuthLabel::Token => "token",
             AuthLabel::NewToken => "new_token",
+            AuthLabel::Tenant => "tenant",
+            AuthLabel::Invitation => "invitation",
+            AuthLabel::Member => "member",
+            AuthLabel::Caller => "caller",
         }
     }
 }

@@ -20,19 +20,23 @@
 pub mod audit;
 pub mod census;
 pub mod idempotency;
+pub mod invitations;
 pub mod labels;
 pub mod ledger;
+pub mod members;
 pub mod migrations;
 pub mod outbox;
 pub mod payments;
 pub mod sessions;
+pub mod tenants;
 pub mod tx;
 pub mod user_layouts;
 pub mod users;
 
 use crate::error::AppError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, Put, ReturnValuesOnConditionCheckFailure, StreamViewType, TransactWriteItem, Update,
+    AttributeValue, ConditionCheck, Put, ReturnValuesOnConditionCheckFailure, StreamViewType,
+    TransactWriteItem, Update,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -183,6 +187,27 @@ impl<L> Action<L> {
             .build()
             .map_err(|e| AppError::internal("build update", e))?;
         Ok(Self { label, write: TransactWriteItem::builder().update(update).build() })
+    }
+
+    /// A condition on an item the transaction does not change (e.g. "the
+    /// tenant is active"): it rides in the same round trip as the writes.
+    pub(crate) fn condition_check(
+        table: &str,
+        label: L,
+        key: Item,
+        condition: &str,
+        expr: Expr,
+    ) -> Result<Self, AppError> {
+        let check = ConditionCheck::builder()
+            .table_name(table)
+            .set_key(Some(key))
+            .condition_expression(condition)
+            .set_expression_attribute_names(non_empty(expr.names))
+            .set_expression_attribute_values(non_empty(expr.values))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .build()
+            .map_err(|e| AppError::internal("build condition check", e))?;
+        Ok(Self { label, write: TransactWriteItem::builder().condition_check(check).build() })
     }
 }
 

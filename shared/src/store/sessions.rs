@@ -1,8 +1,14 @@
 //! Sessions (refresh-token families) and refresh tokens. A refresh token is
 //! stored only as its SHA-256 hash, in the key; rotation marks it spent.
+//!
+//! A family keeps the roles it was issued with and the user's session epoch
+//! at the time; every token of the family carries both, so a refresh needs
+//! no other read. That is sound because any role or status change bumps the
+//! user's epoch, and a refresh requires the epoch to be unchanged.
 
 use super::labels::AuthLabel;
 use super::{Action, Expr, Item, Keyed, TTL_ATTRIBUTE, from_item, get, key, tenant_pk, value};
+use crate::auth::principal::Role;
 use crate::error::AppError;
 use serde::{Deserialize, Serialize};
 
@@ -24,6 +30,12 @@ pub struct RefreshTokenRecord {
     pub created_at: String,
     /// Epoch seconds; also the TTL attribute. Checked in code: TTL deletes late.
     pub expires_at: i64,
+    /// The family's roles (absent in tokens issued before roles: none).
+    #[serde(default)]
+    pub roles: Vec<Role>,
+    /// The user's session epoch the family was issued under.
+    #[serde(default)]
+    pub session_epoch: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -35,6 +47,10 @@ pub struct SessionRecord {
     pub expires_at: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revoked_at: Option<String>,
+    #[serde(default)]
+    pub roles: Vec<Role>,
+    #[serde(default)]
+    pub session_epoch: u64,
 }
 
 fn token_key(tenant: &str, token_hash: &str) -> Item {

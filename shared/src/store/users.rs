@@ -4,6 +4,7 @@
 
 use super::labels::AuthLabel;
 use super::{Action, Expr, Item, Keyed, from_item, get, key, tenant_pk, value};
+use crate::auth::principal::Role;
 use crate::error::AppError;
 use serde::{Deserialize, Serialize};
 
@@ -15,6 +16,20 @@ pub const SCHEMA_VERSION: u32 = 2;
 
 /// The label of every write of a user item.
 const LABEL: AuthLabel = AuthLabel::User;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UserStatus {
+    #[default]
+    Active,
+    /// Cannot log in or refresh; set by an owner or admin.
+    Disabled,
+}
+
+/// Users stored before roles existed read as members (least privilege).
+fn legacy_role() -> Role {
+    Role::Member
+}
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct UserRecord {
@@ -35,6 +50,16 @@ pub struct UserRecord {
     pub failed_window_started_at: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub locked_until: Option<i64>,
+    /// The access state, kept equal to the user's directory entry
+    /// ([`super::members`]) by every write that changes it.
+    #[serde(default = "legacy_role")]
+    pub role: Role,
+    #[serde(default)]
+    pub status: UserStatus,
+    /// Bumped by every role or status change: refresh-token families issued
+    /// under an older epoch no longer refresh.
+    #[serde(default)]
+    pub session_epoch: u64,
 }
 
 fn user_key(tenant: &str, email: &str) -> Item {
@@ -90,16 +115,62 @@ pub fn record_login(
         "SET last_login_at = :at, failed_logins = :zero REMOVE failed_window_started_at, locked_until",
     );
     let mut expr = Expr::default().value(":at", value(at)?).value(":zero", value(0u32)?);
+    // The session is issued with the role and epoch we read: a role or status
+    // change committed since then fails this login instead of being missed.
+    let (access, access_expr) = access_unchanged(user)?;
+    expr.names.extend(access_expr.names);
+    expr.values.extend(access_expr.values);
     let condition = match new_hash {
         Some(hash) => {
             // The legacy-hash flag (migration v4) goes with the legacy hash.
             update = update.replacen("SET ", "SET password_hash = :new_hash, ", 1) + ", needs_rehash";
             expr = expr.value(":new_hash", value(hash)?).value(":old_hash", value(&user.password_hash)?);
-            "password_hash = :old_hash"
+            format!("password_hash = :old_hash AND {access}")
         }
-        None => "attribute_exists(pk)",
+        None => format!("attribute_exists(pk) AND {access}"),
     };
-    Action::update(table, LABEL, user_key(&user.tenant_id, &user.email), &update, Some(condition), expr)
+    Action::update(table, LABEL, user_key(&user.tenant_id, &user.email), &update, Some(&condition), expr)
+}
+
+/// "The user is active and its access is as we read it": every role or
+/// status change bumps the epoch, so comparing it covers both. Items stored
+/// before these attributes existed match with their defaults.
+fn access_unchanged(user: &UserRecord) -> Result<(String, Expr), AppError> {
+    let expr = Expr::default()
+        .name("#status", "status")
+        .value(":active", value(UserStatus::Active)?)
+        .value(":epoch", value(user.session_epoch)?);
+    let epoch = if user.session_epoch == 0 {
+        "(attribute_not_exists(session_epoch) OR session_epoch = :epoch)"
+    } else {
+        "session_epoch = :epoch"
+    };
+    Ok((format!("(attribute_not_exists(#status) OR #status = :active) AND {epoch}"), expr))
+}
+
+/// Sets the user's role, status and session epoch (the same values as the
+/// directory entry, in the same transaction).
+pub fn set_access(
+    table: &str,
+    tenant: &str,
+    email: &str,
+    role: Role,
+    status: UserStatus,
+    session_epoch: u64,
+) -> Result<Action<AuthLabel>, AppError> {
+    Action::update(
+        table,
+        LABEL,
+        user_key(tenant, email),
+        "SET #role = :role, #status = :status, session_epoch = :epoch",
+        Some("attribute_exists(pk)"),
+        Expr::default()
+            .name("#role", "role")
+            .name("#status", "status")
+            .value(":role", value(role)?)
+            .value(":status", value(status)?)
+            .value(":epoch", value(session_epoch)?),
+    )
 }
 
 /// Records a failed login with the counters the lockout policy computed,

@@ -1,0 +1,24 @@
+//! Access administration: tenants (the operator's `tenants` job), invitations
+//! and the tenant's users (its owners' and admins' routes), and `GET /v1/me`.
+//!
+//! Every check on stored state rides in the operation's own read or
+//! transaction: an admin write re-checks the caller's role on their directory
+//! entry, the tenant's status (and, for owners, its owner count) on the
+//! tenant item, and the target's state on what was read, all as conditions
+//! of the one `TransactWriteItems` that makes the change.
+
+pub mod invitations;
+pub mod tenants;
+pub mod users;
+
+use crate::error::AppError;
+
+/// A page size from a query string or job input: 1 to `max`, `default` when absent.
+pub(crate) fn page_limit(raw: Option<&str>, default: u32, max: u32) -> Result<i32, AppError> {
+    let invalid = || AppError::bad_request("limit", format!("limit: must be an integer from 1 to {max}"));
+    let limit = match raw {
+        None => default,
+        Some(text) => text.trim().parse::<u32>().map_err(|_| invalid())?,
+    };
+    if (1..=max).contains(&limit) { i32::try_from(limit).map_err(|_| invalid()) } else { Err(invalid()) }
+}

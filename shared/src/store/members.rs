@@ -1,0 +1,169 @@
+//! The tenant's directory of principals: one item per user in the tenant's
+//! partition `T#<tenant>#MEMBERS`, sort key `USER#<user_id>` (machine
+//! clients can join the same directory under `CLIENT#<client_id>`).
+//!
+//! It holds the access state by user id: role, status and the session epoch.
+//! The user item (keyed by email, for login) carries the same three, written
+//! in the same transaction; this one is what the id-addressed operations use:
+//! refresh checks "still active, same epoch" with a ConditionCheck on it, the
+//! admin routes read and change it, and writes that need a role re-check the
+//! caller's entry. One partition per tenant lists the users in one
+//! consistent Query.
+
+use super::labels::AuthLabel;
+use super::users::UserStatus;
+use super::{Action, Expr, Item, Keyed, from_item, get, key, tenant_pk, value};
+use crate::auth::principal::{Principal, PrincipalKind, Role};
+use crate::error::AppError;
+use aws_sdk_dynamodb::types::AttributeValue;
+use serde::{Deserialize, Serialize};
+
+pub const KIND: &str = "member";
+pub const SCHEMA_VERSION: u32 = 1;
+const USER_PREFIX: &str = "USER#";
+const CLIENT_PREFIX: &str = "CLIENT#";
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberRecord {
+    pub tenant_id: String,
+    pub user_id: String,
+    /// For the tenant's administrators (`GET /v1/users`); never in events.
+    pub email: String,
+    pub role: Role,
+    pub status: UserStatus,
+    pub session_epoch: u64,
+    pub created_at: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub updated_at: Option<String>,
+}
+
+fn directory(tenant: &str) -> String {
+    tenant_pk(tenant, "MEMBERS")
+}
+
+fn member_key(tenant: &str, user_id: &str) -> Item {
+    key(directory(tenant), &format!("{USER_PREFIX}{user_id}"))
+}
+
+/// The directory entry of any principal.
+fn principal_key(principal: &Principal) -> Item {
+    let prefix = match principal.kind {
+        PrincipalKind::User => USER_PREFIX,
+        PrincipalKind::Client => CLIENT_PREFIX,
+    };
+    key(directory(principal.tenant.as_str()), &format!("{prefix}{}", principal.id))
+}
+
+/// Adds a user to the directory; fails (label `member`) if present.
+pub fn insert(table: &str, member: &MemberRecord) -> Result<Action<AuthLabel>, AppError> {
+    Keyed::new(directory(&member.tenant_id), format!("{USER_PREFIX}{}", member.user_id), KIND, member)
+        .version(SCHEMA_VERSION)
+        .insert(table, AuthLabel::Member)
+}
+
+/// A user's entry (strongly consistent).
+pub async fn find(
+    dynamodb: &aws_sdk_dynamodb::Client,
+    table: &str,
+    tenant: &str,
+    user_id: &str,
+) -> Result<Option<MemberRecord>, AppError> {
+    get(dynamodb, table, member_key(tenant, user_id)).await?.map(from_item).transpose()
+}
+
+/// One page of the tenant's users in id order (so creation order: UUIDv7),
+/// strongly consistent, after the user id `after`. Returns the users and the
+/// id to continue after, when there may be more.
+pub async fn page(
+    dynamodb: &aws_sdk_dynamodb::Client,
+    table: &str,
+    tenant: &str,
+    limit: i32,
+    after: Option<&str>,
+) -> Result<(Vec<MemberRecord>, Option<String>), AppError> {
+    let start = format!("{USER_PREFIX}{}", after.unwrap_or_default());
+    let output = dynamodb
+        .query()
+        .table_name(table)
+        .key_condition_expression("pk = :pk AND sk BETWEEN :start AND :end")
+        .expression_attribute_values(":pk", AttributeValue::S(directory(tenant)))
+        // After `start` and still a user: '$' sorts right after '#'.
+        .expression_attribute_values(":start", AttributeValue::S(format!("{start}\u{1}")))
+        .expression_attribute_values(":end", AttributeValue::S("USER$".to_owned()))
+        .consistent_read(true)
+        .limit(limit)
+        .send()
+        .await
+        .map_err(|e| AppError::from_sdk("list users", e))?;
+    let members: Vec<MemberRecord> =
+        output.items.unwrap_or_default().into_iter().map(from_item).collect::<Result<_, _>>()?;
+    let next = output.last_evaluated_key.and(members.last().map(|m| m.user_id.clone()));
+    Ok((members, next))
+}
+
+fn user_status_expr(expr: Expr) -> Result<Expr, AppError> {
+    Ok(expr.name("#status", "status").value(":active", value(UserStatus::Active)?))
+}
+
+/// The user is active and its sessions belong to `session_epoch` (label
+/// `member`): what a refresh must find.
+pub fn require_session_epoch(
+    table: &str,
+    tenant: &str,
+    user_id: &str,
+    session_epoch: u64,
+) -> Result<Action<AuthLabel>, AppError> {
+    Action::condition_check(
+        table,
+        AuthLabel::Member,
+        member_key(tenant, user_id),
+        "#status = :active AND session_epoch = :epoch",
+        user_status_expr(Expr::default().value(":epoch", value(session_epoch)?))?,
+    )
+}
+
+/// The caller is active and holds one of `roles` now (label `caller`): the
+/// stored-state half of an authorization whose token half was checked first.
+pub fn require_role(table: &str, caller: &Principal, roles: &[Role]) -> Result<Action<AuthLabel>, AppError> {
+    let mut expr = user_status_expr(Expr::default().name("#role", "role"))?;
+    let mut placeholders = Vec::new();
+    for (n, role) in roles.iter().enumerate() {
+        let placeholder = format!(":role{n}");
+        expr = expr.value(&placeholder, value(role)?);
+        placeholders.push(placeholder);
+    }
+    Action::condition_check(
+        table,
+        AuthLabel::Caller,
+        principal_key(caller),
+        &format!("#status = :active AND #role IN ({})", placeholders.join(", ")),
+        expr,
+    )
+}
+
+/// Changes a user's role and status from what was read (`before`) and bumps
+/// the session epoch (revoking every refresh-token family of the user);
+/// fails (label `member`) if the entry changed since it was read.
+pub fn change_access(
+    table: &str,
+    before: &MemberRecord,
+    after: &MemberRecord,
+) -> Result<Action<AuthLabel>, AppError> {
+    Action::update(
+        table,
+        AuthLabel::Member,
+        member_key(&before.tenant_id, &before.user_id),
+        "SET #role = :role, #status = :status, session_epoch = :epoch, updated_at = :at",
+        Some("#role = :old_role AND #status = :old_status AND session_epoch = :old_epoch"),
+        Expr::default()
+            .name("#role", "role")
+            .name("#status", "status")
+            .value(":role", value(after.role)?)
+            .value(":status", value(after.status)?)
+            .value(":epoch", value(after.session_epoch)?)
+            .value(":at", value(&after.updated_at)?)
+            .value(":old_role", value(before.role)?)
+            .value(":old_status", value(before.status)?)
+            .value(":old_epoch", value(before.session_epoch)?),
+    )
+}

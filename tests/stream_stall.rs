@@ -96,7 +96,8 @@ fn outbox_drain_trigger(stack: &TestStack) -> (impl Future<Output = ()> + use<>,
                 })
                 .min()
                 .unwrap_or(events.len());
-            taken.lock().unwrap().extend(events.into_iter().take(done).flatten());
+            // The tenant's own setup events (created before the steps) are not the steps'.
+            taken.lock().unwrap().extend(events.into_iter().take(done).flatten().filter(|e| !is_setup(e)));
             reader.checkpoint(&batch.shard_id, done);
             if done < batch.sequence_numbers.len() {
                 tokio::time::sleep(Duration::from_secs(1)).await;
@@ -110,12 +111,9 @@ fn registered(event: &OutboxEvent, user_id: &str) -> bool {
     event.event_type == "user.registered" && event.aggregate_id == user_id
 }
 
-fn summary(drained: &Drained) -> Vec<(String, String, Value)> {
+fn summary(drained: &Drained) -> Vec<(String, String)> {
     let events = drained.lock().unwrap();
-    events
-        .iter()
-        .map(|e| (e.event_type.clone(), e.aggregate_id.clone(), e.payload["email"].clone()))
-        .collect()
+    events.iter().map(|e| (e.event_type.clone(), e.aggregate_id.clone())).collect()
 }
 
 /// Waits until outbox-drain has taken `user_id`'s `user.registered`.
@@ -151,7 +149,9 @@ async fn events_queue(stack: &TestStack) -> Vec<String> {
         for message in received.messages() {
             let body: Value =
                 serde_json::from_str(message.body().unwrap_or_default()).expect("JSON envelope");
-            ids.push(body["event_id"].as_str().unwrap_or_default().to_owned());
+            if body["correlation_id"] != SETUP_CORRELATION_ID {
+                ids.push(body["event_id"].as_str().unwrap_or_default().to_owned());
+            }
             let handle = message.receipt_handle().expect("receipt handle");
             sqs.delete_message().queue_url(url).receipt_handle(handle).send().await.expect("delete");
         }
@@ -179,6 +179,7 @@ async fn register_twice_then_another(stack: &TestStack, drained: &Drained) -> (S
 #[tokio::test]
 async fn the_stream_keeps_flowing_after_a_cancelled_transaction() {
     let stack = TestStack::new().await;
+    open_tenant(&stack, TENANT).await;
     let (trigger, drained) = outbox_drain_trigger(&stack);
     let (a_id, b_id) = tokio::select! {
         () = trigger => unreachable!("the trigger polls until it is dropped"),
@@ -188,10 +189,7 @@ async fn the_stream_keeps_flowing_after_a_cancelled_transaction() {
     // The stream in order, and nothing of the cancelled transaction.
     assert_eq!(
         summary(&drained),
-        [
-            ("user.registered".to_owned(), a_id, json!("a@x.io")),
-            ("user.registered".to_owned(), b_id, json!("b@x.io")),
-        ]
+        [("user.registered".to_owned(), a_id), ("user.registered".to_owned(), b_id),]
     );
     let events = drained.lock().unwrap().clone();
     for event in &events {

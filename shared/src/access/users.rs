@@ -9,7 +9,7 @@
 
 use crate::app::App;
 use crate::auth::Authenticated;
-use crate::auth::principal::{ADMINISTRATORS, PrincipalKind, Role};
+use crate::auth::principal::{ADMINISTRATORS, Principal, PrincipalKind, Role};
 use crate::clock::rfc3339;
 use crate::error::AppError;
 use crate::http::RequestContext;
@@ -17,7 +17,7 @@ use crate::outbox::OutboxEvent;
 use crate::store::labels::AuthLabel;
 use crate::store::members::{self, MemberRecord};
 use crate::store::tenants::{self, TenantStatus};
-use crate::store::tx::Tx;
+use crate::store::tx::{Tx, TxError};
 use crate::store::users::{self, UserStatus};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -170,40 +170,7 @@ pub async fn update(
         return Err(AppError::forbidden("your current role does not allow this change"));
     }
 
-    let actor = caller.actor();
-    let mut events = Vec::new();
-    if after.role != before.role {
-        events.push(
-            OutboxEvent::new(
-                &caller.tenant,
-                "user",
-                user_id,
-                "user.role_changed",
-                now,
-                &ctx.correlation_id,
-                json!({ "user_id": user_id, "role": after.role, "previous_role": before.role }),
-            )
-            .by(&actor),
-        );
-    }
-    if after.status != before.status {
-        let event_type = match after.status {
-            UserStatus::Disabled => "user.disabled",
-            UserStatus::Active => "user.enabled",
-        };
-        events.push(
-            OutboxEvent::new(
-                &caller.tenant,
-                "user",
-                user_id,
-                event_type,
-                now,
-                &ctx.correlation_id,
-                json!({ "user_id": user_id }),
-            )
-            .by(&actor),
-        );
-    }
+    let events = change_events(ctx, caller, &before, &after, now);
     let owner_delta = i32::from(counts_as_owner(&after)) - i32::from(counts_as_owner(&before));
     let tenant_action = match owner_delta {
         0 => tenants::require_active(table, tenant)?,
@@ -222,30 +189,7 @@ pub async fn update(
     if !changes_self {
         tx = tx.push(members::require_role(table, caller, required)?);
     }
-    tx.commit(&app.clients.dynamodb).await.map_err(|error| {
-        // Authorization first: a caller who may not do this learns nothing more.
-        if error.failed(AuthLabel::Caller).is_some() {
-            return AppError::forbidden("your current role does not allow this change");
-        }
-        if let Some(failure) = error.failed(AuthLabel::Tenant) {
-            let active = failure
-                .item
-                .clone()
-                .and_then(|item| tenants::decode_item(item).ok())
-                .is_some_and(|t| t.status == TenantStatus::Active);
-            return if active && owner_delta < 0 {
-                AppError::Conflict(LAST_OWNER.into())
-            } else {
-                crate::auth::service::tenant_refusal(failure)
-            };
-        }
-        if error.failed(AuthLabel::Member).is_some() {
-            return AppError::Conflict(
-                "the user was changed at the same time; read it again and retry".into(),
-            );
-        }
-        error.into_app_error()
-    })?;
+    tx.commit(&app.clients.dynamodb).await.map_err(|error| change_refused(error, owner_delta))?;
     tracing::info!(
         tenant = %tenant,
         user_id = %user_id,
@@ -254,4 +198,58 @@ pub async fn update(
         "user access changed; sessions revoked"
     );
     Ok(after.into())
+}
+
+/// `user.role_changed` and/or `user.enabled` / `user.disabled`, by the caller.
+fn change_events(
+    ctx: &RequestContext,
+    caller: &Principal,
+    before: &MemberRecord,
+    after: &MemberRecord,
+    now: time::OffsetDateTime,
+) -> Vec<OutboxEvent> {
+    let user_id = before.user_id.as_str();
+    let event = |event_type: &str, payload: serde_json::Value| {
+        OutboxEvent::new(&caller.tenant, "user", user_id, event_type, now, &ctx.correlation_id, payload)
+            .by(&caller.actor())
+    };
+    let mut events = Vec::new();
+    if after.role != before.role {
+        events.push(event(
+            "user.role_changed",
+            json!({ "user_id": user_id, "role": after.role, "previous_role": before.role }),
+        ));
+    }
+    if after.status != before.status {
+        let event_type = match after.status {
+            UserStatus::Disabled => "user.disabled",
+            UserStatus::Active => "user.enabled",
+        };
+        events.push(event(event_type, json!({ "user_id": user_id })));
+    }
+    events
+}
+
+/// The answer to a cancelled change, by the action that failed.
+fn change_refused(error: TxError<AuthLabel>, owner_delta: i32) -> AppError {
+    // Authorization first: a caller who may not do this learns nothing more.
+    if error.failed(AuthLabel::Caller).is_some() {
+        return AppError::forbidden("your current role does not allow this change");
+    }
+    if let Some(failure) = error.failed(AuthLabel::Tenant) {
+        let active = failure
+            .item
+            .clone()
+            .and_then(|item| tenants::decode_item(item).ok())
+            .is_some_and(|t| t.status == TenantStatus::Active);
+        return if active && owner_delta < 0 {
+            AppError::Conflict(LAST_OWNER.into())
+        } else {
+            crate::auth::service::tenant_refusal(failure)
+        };
+    }
+    if error.failed(AuthLabel::Member).is_some() {
+        return AppError::Conflict("the user was changed at the same time; read it again and retry".into());
+    }
+    error.into_app_error()
 }

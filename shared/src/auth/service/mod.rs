@@ -1,0 +1,120 @@
+//! The auth services behind register, login, refresh, logout and jwks, and
+//! the bearer-token check every authenticated function uses.
+//!
+//! Round trips: open registration one transaction, registration with an
+//! invitation one GetItem (the invitation, for its role) and one transaction;
+//! login one GetItem, one transaction, one KMS Sign; refresh the same. The
+//! tenant's status, the invitation's validity and the user's session epoch
+//! are conditions inside those transactions, never reads of their own.
+//!
+//! - [`register`]: registration, open or by invitation;
+//! - [`login`]: password login, the lockout counters, the first session;
+//! - [`refresh`]: refresh-token rotation, reuse detection, logout;
+//! - [`tokens`]: access tokens (KMS-signed), the JWKS, the bearer check.
+
+mod login;
+mod refresh;
+mod register;
+mod tokens;
+
+pub use login::login;
+pub use refresh::{logout, refresh};
+pub use register::register;
+pub(crate) use register::tenant_refusal;
+pub use tokens::{authenticate, issue_access_token, jwks, token_key};
+
+use super::credentials::{Email, check_new_password, check_password_size};
+use super::jwt::{self, AccessClaims, Expected, TokenKey};
+use super::lockout::{Attempts, FailureOutcome};
+use super::password::{self, Verdict};
+use super::principal::{Actor, Principal, PrincipalKind, Role};
+use super::{invitation_token, refresh_token};
+use crate::app::App;
+use crate::clock::rfc3339;
+use crate::error::AppError;
+use crate::http::RequestContext;
+use crate::outbox::OutboxEvent;
+use crate::store::invitations::{self, InvitationRecord};
+use crate::store::labels::AuthLabel;
+use crate::store::members::{self, MemberRecord};
+use crate::store::sessions::{self, RefreshTokenRecord, SessionRecord, TokenStatus};
+use crate::store::tenants::{self, TenantStatus};
+use crate::store::tx::{Failure, Tx};
+use crate::store::users::{self, UserRecord, UserStatus};
+use crate::tenant::TenantId;
+use aws_sdk_kms::primitives::Blob;
+use aws_sdk_kms::types::{MessageType, SigningAlgorithmSpec};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+const INVALID_CREDENTIALS: &str = "invalid email or password";
+/// The one answer for every registration the tenant does not admit.
+pub const REGISTRATION_REFUSED: &str =
+    "registration needs a valid invitation for this email, or a tenant open to signup";
+const TENANT_SUSPENDED: &str = "the tenant is suspended";
+const TENANT_INACTIVE: &str = "the tenant is not active";
+const USER_DISABLED: &str = "the user is disabled";
+const INVALID_REFRESH_TOKEN: &str = "invalid refresh token";
+const MAX_REFRESH_TOKEN_BYTES: usize = 256;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Credentials {
+    pub tenant_id: String,
+    pub email: String,
+    pub password: String,
+}
+
+/// `POST /v1/users`: the credentials, and the invitation when the tenant
+/// is invite-only (or to join with the invitation's role).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Registration {
+    pub tenant_id: String,
+    pub email: String,
+    pub password: String,
+    #[serde(default)]
+    pub invitation: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct RegisteredUser {
+    pub user_id: String,
+    pub tenant_id: String,
+    pub email: String,
+    pub role: Role,
+    pub created_at: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RefreshRequest {
+    pub refresh_token: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct TokenPair {
+    pub access_token: String,
+    pub token_type: &'static str,
+    pub expires_in: i64,
+    pub refresh_token: String,
+}
+
+/// A verified bearer: the tenant every data access of the request is scoped
+/// to, and the principal with its roles. `tenant` and `user_id` are the
+/// principal's tenant and id, kept for the callers that predate it.
+#[derive(Debug, Clone)]
+pub struct Authenticated {
+    pub tenant: TenantId,
+    pub user_id: String,
+    pub claims: AccessClaims,
+    pub principal: Principal,
+}
+
+fn tenant_of(raw: &str) -> Result<TenantId, AppError> {
+    TenantId::parse(raw).map_err(|e| AppError::bad_request("tenant_id", format!("tenant_id: {e}")))
+}
+
+async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T, AppError> {
+    tokio::task::spawn_blocking(work).await.map_err(|e| AppError::internal("blocking task", e))
+}

@@ -1,0 +1,154 @@
+//! Refresh-token rotation with reuse detection, and logout.
+
+use super::*;
+use crate::store::tx::TxError;
+
+pub async fn refresh(
+    app: &App,
+    ctx: &RequestContext,
+    request: RefreshRequest,
+) -> Result<TokenPair, AppError> {
+    if request.refresh_token.len() > MAX_REFRESH_TOKEN_BYTES {
+        return Err(AppError::bad_request("refresh_token", "refresh_token: is too long"));
+    }
+    let (tenant, token_hash) =
+        refresh_token::parse(&request.refresh_token).ok_or(AppError::Unauthorized(INVALID_REFRESH_TOKEN))?;
+    let table = &app.config.table_name;
+    let now = app.now();
+    let token = sessions::find_token(&app.clients.dynamodb, table, tenant.as_str(), &token_hash)
+        .await?
+        .filter(|t| t.expires_at > now.unix_timestamp())
+        .ok_or(AppError::Unauthorized(INVALID_REFRESH_TOKEN))?;
+    if token.status == TokenStatus::Spent {
+        revoke_family(app, ctx, &tenant, &token, "refresh_token_reuse").await?;
+        return Err(AppError::Unauthorized(INVALID_REFRESH_TOKEN));
+    }
+    let (new_token, new_hash) = refresh_token::generate(&tenant);
+    let expires_at = now.unix_timestamp() + app.config.refresh_token_ttl_seconds;
+    // The family's roles and epoch travel with each of its tokens, so the
+    // token read above is the only read.
+    let record = RefreshTokenRecord {
+        tenant_id: tenant.to_string(),
+        family_id: token.family_id.clone(),
+        user_id: token.user_id.clone(),
+        status: TokenStatus::Active,
+        created_at: rfc3339(now),
+        expires_at,
+        roles: token.roles.clone(),
+        session_epoch: token.session_epoch,
+    };
+    let event = OutboxEvent::new(
+        &tenant,
+        "session",
+        &token.family_id,
+        "session.refreshed",
+        now,
+        &ctx.correlation_id,
+        json!({ "user_id": token.user_id, "session_id": token.family_id }),
+    )
+    .by(&Actor::user(&token.user_id));
+    // The tenant is active, and the user is active with the epoch the family
+    // was issued under (a role or status change bumped it): two conditions
+    // in the rotation's own transaction.
+    let committed = Tx::new(table, &event)?
+        .push(sessions::spend_token(table, tenant.as_str(), &token_hash)?)
+        .push(sessions::touch_session(table, tenant.as_str(), &token.family_id, expires_at)?)
+        .push(sessions::insert_token(table, &new_hash, &record)?)
+        .push(tenants::require_active(table, tenant.as_str())?)
+        .push(members::require_session_epoch(table, tenant.as_str(), &token.user_id, token.session_epoch)?)
+        .commit(&app.clients.dynamodb)
+        .await;
+    if let Err(error) = committed {
+        return Err(rotation_refused(app, ctx, &tenant, &token, error).await);
+    }
+    let principal = Principal {
+        kind: PrincipalKind::User,
+        id: token.user_id.clone(),
+        tenant: tenant.clone(),
+        roles: token.roles.clone(),
+    };
+    let (access_token, expires_in) = issue_access_token(app, &principal).await?;
+    Ok(TokenPair { access_token, token_type: "Bearer", expires_in, refresh_token: new_token })
+}
+
+/// The answer to a rotation whose transaction was cancelled, by the action
+/// that failed.
+async fn rotation_refused(
+    app: &App,
+    ctx: &RequestContext,
+    tenant: &TenantId,
+    token: &RefreshTokenRecord,
+    error: TxError<AuthLabel>,
+) -> AppError {
+    if let Some(failure) = error.failed(AuthLabel::Tenant) {
+        tracing::info!(tenant = %tenant, session_id = %token.family_id, "refresh refused: tenant not active");
+        return tenant_refusal(failure);
+    }
+    if error.failed(AuthLabel::Member).is_some() {
+        tracing::info!(
+            tenant = %tenant,
+            session_id = %token.family_id,
+            "refresh refused: the user's access changed since the session began"
+        );
+        return AppError::Unauthorized(INVALID_REFRESH_TOKEN);
+    }
+    if error.failed(AuthLabel::Token).is_some() {
+        // Spent by a concurrent request between our read and write: reuse.
+        if let Err(revoke) = revoke_family(app, ctx, tenant, token, "refresh_token_reuse").await {
+            return revoke;
+        }
+        return AppError::Unauthorized(INVALID_REFRESH_TOKEN);
+    }
+    if error.failed(AuthLabel::Session).is_some() {
+        return AppError::Unauthorized(INVALID_REFRESH_TOKEN);
+    }
+    error.into_app_error()
+}
+
+/// Revokes the token family (session). Presenting a spent token does this
+/// (RFC 9700 §4.14.2), as does logout. Already revoked is not an error.
+async fn revoke_family(
+    app: &App,
+    ctx: &RequestContext,
+    tenant: &TenantId,
+    token: &RefreshTokenRecord,
+    reason: &str,
+) -> Result<(), AppError> {
+    let table = &app.config.table_name;
+    let now = app.now();
+    let event = OutboxEvent::new(
+        tenant,
+        "session",
+        &token.family_id,
+        "session.revoked",
+        now,
+        &ctx.correlation_id,
+        json!({ "user_id": token.user_id, "session_id": token.family_id, "reason": reason }),
+    )
+    .by(&Actor::user(&token.user_id));
+    let result = Tx::new(table, &event)?
+        .push(sessions::revoke_session(table, tenant.as_str(), &token.family_id, &rfc3339(now))?)
+        .commit(&app.clients.dynamodb)
+        .await;
+    match result {
+        Ok(()) => {
+            tracing::warn!(tenant = %tenant, session_id = %token.family_id, reason, "session revoked");
+            Ok(())
+        }
+        Err(error) if error.failed(AuthLabel::Session).is_some() => Ok(()),
+        Err(error) => Err(error.into_app_error()),
+    }
+}
+
+pub async fn logout(app: &App, ctx: &RequestContext, request: RefreshRequest) -> Result<(), AppError> {
+    if request.refresh_token.len() > MAX_REFRESH_TOKEN_BYTES {
+        return Err(AppError::bad_request("refresh_token", "refresh_token: is too long"));
+    }
+    // Like token revocation (RFC 7009): an unknown token needs no action.
+    let Some((tenant, token_hash)) = refresh_token::parse(&request.refresh_token) else { return Ok(()) };
+    let table = &app.config.table_name;
+    match sessions::find_token(&app.clients.dynamodb, table, tenant.as_str(), &token_hash).await? {
+        Some(token) => revoke_family(app, ctx, &tenant, &token, "logout").await,
+        None => Ok(()),
+    }
+}

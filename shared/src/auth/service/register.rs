@@ -1,0 +1,186 @@
+//! Registration into an existing, active tenant: open signup, or an invitation
+//! consumed in the same transaction.
+
+use super::*;
+
+pub async fn register(
+    app: &App,
+    ctx: &RequestContext,
+    request: Registration,
+) -> Result<RegisteredUser, AppError> {
+    let tenant = tenant_of(&request.tenant_id)?;
+    let email = Email::parse(&request.email)?;
+    check_new_password(&request.password)?;
+    let table = &app.config.table_name;
+    let now = app.now();
+    // An invitation is read first (one GetItem) to learn its role; the
+    // transaction below consumes it under the conditions that make it valid.
+    let invitation = match request.invitation.as_deref() {
+        Some(token) => Some(invitation_of(app, &tenant, &email, token, now.unix_timestamp()).await?),
+        None => None,
+    };
+    let cost = app.config.argon2;
+    let password = request.password;
+    let password_hash = blocking(move || password::hash(cost, &password)).await??;
+    let role = invitation.as_ref().map_or(Role::Member, |i| i.record.role);
+    let user = new_user(&tenant, &email, password_hash, role, now);
+    let invitation_id = invitation.as_ref().map(|i| i.record.invitation_id.clone());
+    let event = OutboxEvent::new(
+        &tenant,
+        "user",
+        &user.user_id,
+        "user.registered",
+        now,
+        &ctx.correlation_id,
+        json!({ "user_id": user.user_id, "role": role, "invitation_id": invitation_id }),
+    )
+    .by(&Actor::user(&user.user_id));
+    let tx = Tx::new(table, &event)?
+        .push(users::insert(table, &user)?)
+        .push(members::insert(table, &member_of(&user))?);
+    let tx = admitted(tx, table, ctx, &user, invitation.as_ref(), now)?;
+    tx.commit(&app.clients.dynamodb).await.map_err(|error| {
+        if error.failed(AuthLabel::Tenant).is_some() || error.failed(AuthLabel::Invitation).is_some() {
+            tracing::info!(tenant = %tenant, "registration refused");
+            AppError::forbidden(REGISTRATION_REFUSED)
+        } else if error.failed(AuthLabel::User).is_some() {
+            AppError::Conflict("a user with this email already exists in this tenant".into())
+        } else {
+            error.into_app_error()
+        }
+    })?;
+    tracing::info!(user_id = %user.user_id, tenant = %tenant, role = %role, "user registered");
+    Ok(RegisteredUser {
+        user_id: user.user_id,
+        tenant_id: user.tenant_id,
+        email: user.email,
+        role,
+        created_at: user.created_at,
+    })
+}
+
+fn new_user(
+    tenant: &TenantId,
+    email: &Email,
+    password_hash: String,
+    role: Role,
+    now: time::OffsetDateTime,
+) -> UserRecord {
+    UserRecord {
+        tenant_id: tenant.to_string(),
+        user_id: crate::ids::new_id(),
+        email: email.as_str().to_owned(),
+        password_hash,
+        created_at: rfc3339(now),
+        created_at_ms: Some(now.unix_timestamp() * 1000),
+        last_login_at: None,
+        failed_logins: 0,
+        failed_window_started_at: None,
+        locked_until: None,
+        role,
+        status: UserStatus::Active,
+        session_epoch: 0,
+    }
+}
+
+/// The new user's directory entry (same role, status and epoch).
+fn member_of(user: &UserRecord) -> MemberRecord {
+    MemberRecord {
+        tenant_id: user.tenant_id.clone(),
+        user_id: user.user_id.clone(),
+        email: user.email.clone(),
+        role: user.role,
+        status: user.status,
+        session_epoch: user.session_epoch,
+        created_at: user.created_at.clone(),
+        updated_at: None,
+    }
+}
+
+/// Adds what admits the user to the registration's transaction: for open
+/// signup, "the tenant exists, is active and open" in one condition; with an
+/// invitation, the invitation consumed under the conditions that make it
+/// valid, the tenant active (an owner also counted), and `invitation.accepted`.
+fn admitted(
+    tx: Tx<AuthLabel>,
+    table: &str,
+    ctx: &RequestContext,
+    user: &UserRecord,
+    invitation: Option<&PresentedInvitation>,
+    now: time::OffsetDateTime,
+) -> Result<Tx<AuthLabel>, AppError> {
+    let tenant = user.tenant_id.as_str();
+    let Some(invitation) = invitation else {
+        return Ok(tx.push(tenants::require_open_signup(table, tenant)?));
+    };
+    let accepted = OutboxEvent::new(
+        &tenant_of(tenant)?,
+        "invitation",
+        &invitation.record.invitation_id,
+        "invitation.accepted",
+        now,
+        &ctx.correlation_id,
+        json!({ "invitation_id": invitation.record.invitation_id, "user_id": user.user_id, "role": user.role }),
+    )
+    .by(&Actor::user(&user.user_id));
+    let tenant_check = if user.role == Role::Owner {
+        tenants::change_owner_count(table, tenant, 1)?
+    } else {
+        tenants::require_active(table, tenant)?
+    };
+    Ok(tx.event(&accepted)?.push(tenant_check).push(invitations::consume(
+        table,
+        tenant,
+        &invitation.token_hash,
+        &invitation.email_binding,
+        &user.user_id,
+        now.unix_timestamp(),
+        &user.created_at,
+    )?))
+}
+
+/// A presented invitation, checked against its stored item.
+struct PresentedInvitation {
+    token_hash: String,
+    email_binding: String,
+    record: InvitationRecord,
+}
+
+/// Reads the invitation `token` is for. Every way of not being a valid
+/// invitation for this tenant and email (malformed, another tenant's, unknown,
+/// used, expired, another email) gets the same answer, which is also the
+/// answer for an unknown tenant: registration reveals no tenant.
+async fn invitation_of(
+    app: &App,
+    tenant: &TenantId,
+    email: &Email,
+    token: &str,
+    now: i64,
+) -> Result<PresentedInvitation, AppError> {
+    let refused = || AppError::forbidden(REGISTRATION_REFUSED);
+    let (token_tenant, token_hash) = invitation_token::parse(token).ok_or_else(refused)?;
+    if &token_tenant != tenant {
+        return Err(refused());
+    }
+    let table = &app.config.table_name;
+    let record = invitations::find(&app.clients.dynamodb, table, tenant.as_str(), &token_hash)
+        .await?
+        .ok_or_else(refused)?;
+    let email_binding = invitation_token::email_binding(token, email);
+    if record.used_at.is_some() || record.expires_at <= now || record.email_binding != email_binding {
+        tracing::info!(tenant = %tenant, invitation_id = %record.invitation_id, "invitation refused");
+        return Err(refused());
+    }
+    Ok(PresentedInvitation { token_hash, email_binding, record })
+}
+
+/// The answer to a login, refresh or admin write in a tenant that is not
+/// active, from the tenant item its failed condition returned.
+pub(crate) fn tenant_refusal(failure: &Failure<AuthLabel>) -> AppError {
+    let suspended = failure
+        .item
+        .clone()
+        .and_then(|item| tenants::decode_item(item).ok())
+        .is_some_and(|t| t.status == TenantStatus::Suspended);
+    AppError::forbidden(if suspended { TENANT_SUSPENDED } else { TENANT_INACTIVE })
+}

@@ -1,14 +1,14 @@
-//! The hash chain, pure: entry content, canonical bytes, hashes, and the
+//! The hash chain, pure: entry content, hashed bytes, hashes, and the
 //! verifier that walks a chain and names its first broken link.
 //!
 //! Entry `n` (from 1) of a tenant's chain:
 //!
 //! ```text
-//! hash(n) = SHA-256( raw32(prev_hash) ‖ canonical_bytes(entry n) )
+//! hash(n) = SHA-256( raw32(prev_hash) ‖ hashed_bytes(entry n) )
 //! prev_hash(1) = GENESIS_HASH (64 zeros), prev_hash(n) = hash(n - 1)
 //! ```
 //!
-//! `raw32` is the 32 bytes the lowercase hex digest stands for. The canonical
+//! `raw32` is the 32 bytes the lowercase hex digest stands for. The hashed
 //! bytes (format 1) are the UTF-8 JSON of the object with the members
 //! `aggregate_id, aggregate_type, correlation_id, event_id, occurred_at,
 //! payload, recorded_at, schema_version, seq, tenant_id, type` — every object
@@ -84,8 +84,8 @@ impl AuditEntry {
         Checkpoint { seq: self.seq, hash: self.hash.clone() }
     }
 
-    /// The canonical bytes of the entry's content (see the module doc).
-    pub fn canonical_bytes(&self) -> Vec<u8> {
+    /// The hashed bytes of the entry's content (see the module doc).
+    pub fn hashed_bytes(&self) -> Vec<u8> {
         let content = serde_json::json!({
             "aggregate_id": self.aggregate_id,
             "aggregate_type": self.aggregate_type,
@@ -99,14 +99,14 @@ impl AuditEntry {
             "tenant_id": self.tenant_id,
             "type": self.event_type,
         });
-        crate::canonical::canonical_json(&content).into_bytes()
+        crate::sorted_json::encode(&content).into_bytes()
     }
 
     /// The hash this entry must have after `prev_hash`.
     pub fn expected_hash(&self, prev_hash: &str) -> String {
         let mut hasher = Sha256::new();
         hasher.update(hex_decode(prev_hash).unwrap_or_default());
-        hasher.update(self.canonical_bytes());
+        hasher.update(self.hashed_bytes());
         hex_encode(&hasher.finalize())
     }
 }
@@ -273,23 +273,23 @@ mod tests {
     }
 
     #[test]
-    fn canonical_json_sorts_keys_and_is_stable() {
-        use crate::canonical::canonical_json;
+    fn sorted_json_sorts_keys_and_is_stable() {
+        use crate::sorted_json::encode as sorted;
         let value = json!({"b": 1, "a": {"d": [true, null, 1.5], "c": "x\u{0001}y"}});
-        assert_eq!(canonical_json(&value), r#"{"a":{"c":"x\u0001y","d":[true,null,1.5]},"b":1}"#);
-        let reparsed: Value = serde_json::from_str(&canonical_json(&value)).unwrap();
-        assert_eq!(canonical_json(&reparsed), canonical_json(&value));
+        assert_eq!(sorted(&value), r#"{"a":{"c":"x\u0001y","d":[true,null,1.5]},"b":1}"#);
+        let reparsed: Value = serde_json::from_str(&sorted(&value)).unwrap();
+        assert_eq!(sorted(&reparsed), sorted(&value));
     }
 
     #[test]
-    fn hash_is_sha256_of_prev_and_canonical_bytes() {
+    fn hash_is_sha256_of_prev_and_hashed_bytes() {
         let entry = &chain(1)[0];
         let mut input = vec![0u8; 32];
-        input.extend(entry.canonical_bytes());
+        input.extend(entry.hashed_bytes());
         assert_eq!(entry.hash, hex_encode(&Sha256::digest(&input)));
         assert_eq!(entry.prev_hash, GENESIS_HASH);
         assert!(
-            String::from_utf8(entry.canonical_bytes())
+            String::from_utf8(entry.hashed_bytes())
                 .unwrap()
                 .starts_with(r#"{"aggregate_id":"u1","aggregate_type":"user","#)
         );

@@ -1,7 +1,7 @@
 //! The tamper-evident audit log: a per-tenant hash chain of the events the
 //! outbox published.
 //!
-//! - [`chain`]: pure — entry content, canonical bytes, hashes, the verifier
+//! - [`chain`]: pure — entry content, hashed bytes, hashes, the verifier
 //! - [`service`]: append (audit-writer), verify (verify-audit, backup drills),
 //!   list (list-audit)
 //!

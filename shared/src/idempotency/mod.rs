@@ -34,10 +34,10 @@ pub fn key_from(request: &lambda_http::Request) -> Result<String, AppError> {
     Ok(key.to_owned())
 }
 
-/// The request fingerprint: operation, target and the canonical body.
+/// The request fingerprint: operation, target and the body as sorted JSON.
 pub fn fingerprint(operation: &str, target: &str, body: &serde_json::Value) -> String {
     let mut hasher = Sha256::new();
-    for part in [operation, "\n", target, "\n", &crate::canonical::canonical_json(body)] {
+    for part in [operation, "\n", target, "\n", &crate::sorted_json::encode(body)] {
         hasher.update(part.as_bytes());
     }
     hex(&hasher.finalize())

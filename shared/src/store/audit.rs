@@ -1,7 +1,7 @@
 //! Audit chain items. Per tenant:
 //!
 //! - entries: pk `T#<tenant>#AUDIT`, sk `E#<seq, 20 digits>` (`kind = audit_entry`),
-//!   the entry's fields with `payload` stored as its canonical JSON text (so
+//!   the entry's fields with `payload` stored as its sorted JSON text (`crate::sorted_json`) (so
 //!   what is verified is exactly what was hashed) and the envelope's
 //!   `schema_version` as `event_schema_version`;
 //! - the chain head: same pk, sk `HEAD` (`kind = audit_head`), `seq` and `hash`
@@ -13,8 +13,8 @@
 use super::labels::AuditLabel;
 use super::{Action, Expr, Item, Keyed, from_item, key, tenant_pk, to_item, value};
 use crate::audit::chain::{AuditEntry, Checkpoint};
-use crate::canonical::canonical_json;
 use crate::error::AppError;
+use crate::sorted_json;
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
@@ -94,7 +94,7 @@ fn entry_item(entry: &AuditEntry) -> EntryItem {
         occurred_at: entry.occurred_at.clone(),
         correlation_id: entry.correlation_id.clone(),
         event_schema_version: entry.schema_version,
-        payload: canonical_json(&entry.payload),
+        payload: sorted_json::encode(&entry.payload),
         recorded_at: entry.recorded_at.clone(),
         prev_hash: entry.prev_hash.clone(),
         hash: entry.hash.clone(),

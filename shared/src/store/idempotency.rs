@@ -23,7 +23,7 @@ pub struct IdempotencyRecord {
     pub operation: String,
     pub idempotency_key: String,
     pub status: RecordStatus,
-    /// SHA-256 of the canonical request; a different request under the same key is refused.
+    /// SHA-256 of the request (body as sorted JSON); a different request under the same key is refused.
     pub fingerprint: String,
     #[serde(default)]
     pub response_status: u16,

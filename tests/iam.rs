@@ -49,8 +49,7 @@ const UNEXERCISED: &[(&str, &str, &str, &str)] = &[
     ),
 ];
 
-const RESTORE_WRITES: &str =
-    "the restore APIs require the write actions on the target table (DynamoDB writes the restored items itself)";
+const RESTORE_WRITES: &str = "the restore APIs require the write actions on the target table (DynamoDB writes the restored items itself)";
 
 fn repo_root() -> PathBuf {
     caas_tests::repo_root()
@@ -846,4 +845,149 @@ fn requests_become_the_authorizations_iam_checks() {
     assert!(glob("arn:*:table/Table-restore-*", "arn:x:table/Table-restore-1"));
     assert!(!glob("arn:*:table/Table", "arn:x:table/Table/index/gsi1"));
     assert!(action_matches("kms:GenerateDataKey*", "kms:GenerateDataKeyWithoutPlaintext"));
+}
+
+// ------------------------------------------------------------------ operations rules
+
+/// `{"Ref": id}` or `{"Fn::GetAtt": [id, attribute]}` naming `id`.
+fn names(value: &Value, id: &str, attribute: Option<&str>) -> bool {
+    match attribute {
+        None => value.get("Ref").and_then(Value::as_str) == Some(id),
+        Some(attr) => value.get("Fn::GetAtt") == Some(&json!([id, attr])),
+    }
+}
+
+fn alarms(template: &Value) -> Vec<(&String, &Value)> {
+    of_type(template, "AWS::CloudWatch::Alarm").map(|(id, a)| (id, &a["Properties"])).collect()
+}
+
+/// An alarm on `metric` whose dimension `dimension` names `target`.
+fn has_alarm(template: &Value, metric: &str, dimension: &str, target: &Value) -> bool {
+    alarms(template).iter().any(|(_, p)| {
+        p["MetricName"] == metric
+            && as_list(&p["Dimensions"]).iter().any(|d| d["Name"] == dimension && &d["Value"] == target)
+    })
+}
+
+#[test]
+fn every_function_logs_with_retention_and_alarms_on_errors_and_throttles() {
+    let template = load_template(&template_path());
+    let mut problems = Vec::new();
+    for (function, spec) in of_type(&template, FUNCTION) {
+        let log_name = json!({ "Fn::Sub": format!("/aws/lambda/${{{function}}}") });
+        let logs = of_type(&template, "AWS::Logs::LogGroup").any(|(_, g)| {
+            g["Properties"]["LogGroupName"] == log_name
+                && names(&g["Properties"]["RetentionInDays"], "LogRetentionDays", None)
+        });
+        if !logs {
+            problems.push(format!("{function}: no log group {log_name} kept LogRetentionDays"));
+        }
+        for metric in ["Errors", "Throttles"] {
+            if !has_alarm(&template, metric, "FunctionName", &json!({ "Ref": function })) {
+                problems.push(format!("{function}: no {metric} alarm"));
+            }
+        }
+        let events = spec["Properties"]["Events"].as_object().cloned().unwrap_or_default();
+        if events.values().any(|e| e["Type"] == "Schedule" || e["Type"] == "ScheduleV2") {
+            let on_failure = &spec["Properties"]["EventInvokeConfig"]["DestinationConfig"]["OnFailure"];
+            if on_failure["Destination"].is_null() {
+                problems
+                    .push(format!("{function}: scheduled, but no EventInvokeConfig on-failure destination"));
+            }
+        }
+        if events.values().any(|e| e["Type"] == "DynamoDB" || e["Type"] == "Kinesis")
+            && !has_alarm(&template, "IteratorAge", "FunctionName", &json!({ "Ref": function }))
+        {
+            problems.push(format!("{function}: reads a stream, but no IteratorAge alarm"));
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+#[test]
+fn every_alarm_notifies_and_says_how_it_treats_missing_data() {
+    let template = load_template(&template_path());
+    let topics: Vec<&String> = of_type(&template, "AWS::SNS::Topic").map(|(id, _)| id).collect();
+    let mut problems = Vec::new();
+    for (id, props) in alarms(&template) {
+        if !as_list(&props["AlarmActions"]).iter().any(|a| topics.iter().any(|t| names(a, t, None))) {
+            problems.push(format!("{id}: no AlarmActions to the stack's topic"));
+        }
+        if props["TreatMissingData"].as_str().is_none() {
+            problems.push(format!("{id}: TreatMissingData is not chosen"));
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+/// CloudWatch cannot publish to a topic under `alias/aws/sns`: the topic's key is
+/// the stack's own, and its policy lets CloudWatch use it.
+#[test]
+fn alarm_notifications_can_be_delivered() {
+    let template = load_template(&template_path());
+    let resolver = Resolver { template: &template };
+    for (topic, spec) in of_type(&template, "AWS::SNS::Topic") {
+        let key = &spec["Properties"]["KmsMasterKeyId"];
+        if key.is_null() {
+            continue;
+        }
+        let key_id = key["Ref"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{topic}: encrypted with {key}, not a key of the stack"));
+        let policy = resolver.resolve(&resources(&template)[key_id]["Properties"]["KeyPolicy"]).unwrap();
+        let cloudwatch = as_list(&policy["Statement"]).into_iter().any(|s| {
+            s["Effect"] == "Allow"
+                && as_list(&s["Principal"]["Service"]).contains(&json!("cloudwatch.amazonaws.com"))
+                && ["kms:Decrypt", "kms:GenerateDataKey"].iter().all(|needed| {
+                    as_list(&s["Action"])
+                        .iter()
+                        .any(|a| a.as_str().is_some_and(|a| action_matches(a, needed)))
+                })
+        });
+        assert!(cloudwatch, "{topic}: the key policy of {key_id} does not let CloudWatch publish");
+    }
+    assert!(
+        of_type(&template, "AWS::SNS::Subscription")
+            .any(|(_, s)| s["Properties"]["Endpoint"] == json!({ "Ref": "AlarmEmail" })),
+        "no email subscription from the AlarmEmail parameter"
+    );
+}
+
+/// Every queue something fails into (a redrive target, an on-failure destination)
+/// alarms on its first message.
+#[test]
+fn every_dead_letter_queue_has_a_depth_alarm() {
+    let template = load_template(&template_path());
+    let mut dead_letter = BTreeSet::new();
+    let mut collect = |value: &Value| {
+        if let Some(id) = value.get("Fn::GetAtt").and_then(|g| g.get(0)).and_then(Value::as_str) {
+            if resources(&template).get(id).is_some_and(|r| r["Type"] == "AWS::SQS::Queue") {
+                dead_letter.insert(id.to_owned());
+            }
+        }
+    };
+    for (_, queue) in of_type(&template, "AWS::SQS::Queue") {
+        collect(&queue["Properties"]["RedrivePolicy"]["deadLetterTargetArn"]);
+    }
+    for (_, function) in of_type(&template, FUNCTION) {
+        collect(
+            &function["Properties"]["EventInvokeConfig"]["DestinationConfig"]["OnFailure"]["Destination"],
+        );
+        for event in function["Properties"]["Events"].as_object().into_iter().flat_map(|e| e.values()) {
+            collect(&event["Properties"]["DestinationConfig"]["OnFailure"]["Destination"]);
+        }
+    }
+    assert!(dead_letter.contains("EventsDLQ"), "{dead_letter:?}");
+    let missing: Vec<&String> = dead_letter
+        .iter()
+        .filter(|q| {
+            !has_alarm(
+                &template,
+                "ApproximateNumberOfMessagesVisible",
+                "QueueName",
+                &json!({ "Fn::GetAtt": [q, "QueueName"] }),
+            )
+        })
+        .collect();
+    assert!(missing.is_empty(), "dead-letter queues without a depth alarm: {missing:?}");
 }

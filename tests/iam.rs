@@ -408,13 +408,13 @@ fn sam_policy_templates() -> Value {
 fn substitute(definition: &Value, parameters: &Map<String, Value>, values: &Map<String, Value>) -> Value {
     match definition {
         Value::Object(map) => {
-            if let Some(Value::String(name)) = map.get("Ref").filter(|_| map.len() == 1) {
-                if parameters.contains_key(name) {
-                    return values
-                        .get(name)
-                        .cloned()
-                        .unwrap_or_else(|| panic!("SAM policy template parameter {name} not given"));
-                }
+            if let Some(Value::String(name)) = map.get("Ref").filter(|_| map.len() == 1)
+                && parameters.contains_key(name)
+            {
+                return values
+                    .get(name)
+                    .cloned()
+                    .unwrap_or_else(|| panic!("SAM policy template parameter {name} not given"));
             }
             Value::Object(map.iter().map(|(k, v)| (k.clone(), substitute(v, parameters, values))).collect())
         }
@@ -960,10 +960,10 @@ fn every_dead_letter_queue_has_a_depth_alarm() {
     let template = load_template(&template_path());
     let mut dead_letter = BTreeSet::new();
     let mut collect = |value: &Value| {
-        if let Some(id) = value.get("Fn::GetAtt").and_then(|g| g.get(0)).and_then(Value::as_str) {
-            if resources(&template).get(id).is_some_and(|r| r["Type"] == "AWS::SQS::Queue") {
-                dead_letter.insert(id.to_owned());
-            }
+        if let Some(id) = value.get("Fn::GetAtt").and_then(|g| g.get(0)).and_then(Value::as_str)
+            && resources(&template).get(id).is_some_and(|r| r["Type"] == "AWS::SQS::Queue")
+        {
+            dead_letter.insert(id.to_owned());
         }
     };
     for (_, queue) in of_type(&template, "AWS::SQS::Queue") {

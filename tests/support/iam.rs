@@ -101,10 +101,10 @@ impl Names {
             if name == physical {
                 return logical.clone();
             }
-            if let Some(rest) = name.strip_prefix(physical.as_str()) {
-                if rest.starts_with('-') {
-                    return format!("{logical}{rest}");
-                }
+            if let Some(rest) = name.strip_prefix(physical.as_str())
+                && rest.starts_with('-')
+            {
+                return format!("{logical}{rest}");
             }
         }
         name.to_owned()

@@ -145,7 +145,7 @@ async fn transition(
     let scope = Scope { table: &app.config.table_name, ctx, who, now: app.now() };
     let keys = vec![payment_store::payment_key(who.tenant.as_str(), &payment_id)];
     // What the transition moves, for telling a refused balance update apart.
-    let movement = std::cell::Cell::new(None);
+    let movement = std::sync::OnceLock::new();
     execute(
         app,
         request,
@@ -159,12 +159,12 @@ async fn transition(
                 .transpose()?
                 .ok_or(AppError::NotFound("payment"))?;
             let change = decide(&current, &rfc3339(scope.now)).map_err(transition_error)?;
-            movement.set(Some(change.movement));
+            let _ = movement.set(change.movement);
             let tx = record_movement(&scope, &Change::from(&change))?
                 .push(payment_store::transition(scope.table, &change.next)?);
             Ok(Prepared { tx, status, body: payment_view(&change.next) })
         },
-        |error| transition_cancelled(error, movement.get()),
+        |error| transition_cancelled(error, movement.get().copied()),
     )
     .await
 }

@@ -4,6 +4,7 @@
 //! and metric capture, and helpers to build API Gateway events.
 
 pub mod api;
+pub mod iam;
 pub mod triggers;
 
 use aws_config::SdkConfig;
@@ -200,7 +201,10 @@ impl TestStack {
         let env = self.env(function, overrides);
         let config = Config::from_lookup(|name| env.get(name).cloned())
             .unwrap_or_else(|e| panic!("config of {function}: {e}"));
-        App::with_clock(config, self.clients.clone(), self.clock.clone())
+        // Counted like every client, and attributed to `function` (tests/iam.rs).
+        let recorder = iam::CallRecorder::new(function, &self.stack);
+        let clients = iam::handler_clients(&self.sdk, &self.round_trips, recorder);
+        App::with_clock(config, clients, self.clock.clone())
     }
 
     pub fn table(&self) -> String {

@@ -60,7 +60,7 @@ fn repo_root() -> PathBuf {
 /// template.yaml as JSON, short-form intrinsics in long form.
 fn load_template(path: &std::path::Path) -> Value {
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let doc: serde_yaml::Value = serde_yaml::from_str(&text).expect("template.yaml parses");
+    let doc: serde_norway::Value = serde_norway::from_str(&text).expect("template.yaml parses");
     yaml_to_json(&doc)
 }
 
@@ -68,8 +68,8 @@ fn template_path() -> PathBuf {
     std::env::var_os("CAAS_IAM_TEMPLATE").map_or_else(|| repo_root().join("template.yaml"), PathBuf::from)
 }
 
-fn yaml_to_json(value: &serde_yaml::Value) -> Value {
-    use serde_yaml::Value as Y;
+fn yaml_to_json(value: &serde_norway::Value) -> Value {
+    use serde_norway::Value as Y;
     match value {
         Y::Null => Value::Null,
         Y::Bool(b) => Value::Bool(*b),
@@ -83,7 +83,7 @@ fn yaml_to_json(value: &serde_yaml::Value) -> Value {
                 .map(|(k, v)| {
                     let key = match k {
                         Y::String(s) => s.clone(),
-                        other => serde_yaml::to_string(other).unwrap_or_default().trim().to_owned(),
+                        other => serde_norway::to_string(other).unwrap_or_default().trim().to_owned(),
                     };
                     (key, yaml_to_json(v))
                 })

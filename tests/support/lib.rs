@@ -4,6 +4,7 @@
 //! capture, and helpers to build API Gateway events.
 
 pub mod api;
+pub mod faults;
 pub mod triggers;
 
 use aws_config::SdkConfig;

@@ -288,6 +288,105 @@ async fn a_lost_answer_is_answered_from_the_idempotency_record_by_the_sdk_retry(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_fault_reaches_the_sdk_as_dynamodb_would_send_it() {
+    use aws_sdk_dynamodb::error::SdkError;
+    let stack = TestStack::new().await;
+    let proxy = FaultProxy::start(&emulator(), FaultPlan::quiet()).await.expect("start the fault proxy");
+    // No SDK retries: each request meets its fault.
+    let sdk = stack.sdk.to_builder().retry_config(aws_config::retry::RetryConfig::disabled()).build();
+    let dynamodb = proxy.clients(&sdk, &Attempts::default()).dynamodb;
+    let table = stack.table();
+    let put = |pk: &str| {
+        dynamodb
+            .put_item()
+            .table_name(&table)
+            .item("pk", AttributeValue::S(pk.to_owned()))
+            .item("sk", AttributeValue::S("FAULT".into()))
+            .send()
+    };
+    let stored = |pk: &'static str| {
+        let direct = stack.clients.dynamodb.clone();
+        let table = table.clone();
+        async move {
+            let key =
+                [("pk", pk), ("sk", "FAULT")].map(|(k, v)| (k.to_owned(), AttributeValue::S(v.to_owned())));
+            let item =
+                direct.get_item().table_name(table).set_key(Some(key.into())).consistent_read(true).send();
+            item.await.expect("direct read").item.is_some()
+        }
+    };
+    let all = |fault| FaultPlan::new(3).inject(fault, 1.0, Scope::Any);
+
+    proxy.set_plan(all(Fault::Throttling));
+    let error = put("T#f#1").await.expect_err("throttled");
+    assert_eq!(error.as_service_error().and_then(|e| e.meta().code()), Some("ThrottlingException"));
+    proxy.set_plan(all(Fault::ThroughputExceeded));
+    let error = put("T#f#2").await.expect_err("throttled");
+    assert!(error.as_service_error().is_some_and(|e| e.is_provisioned_throughput_exceeded_exception()));
+    for (fault, status, code) in
+        [(Fault::InternalError, 500, "InternalServerError"), (Fault::Unavailable, 503, "ServiceUnavailable")]
+    {
+        proxy.set_plan(all(fault));
+        let error = put("T#f#3").await.expect_err("server error");
+        let SdkError::ServiceError(service) = &error else { panic!("{fault}: {error:?}") };
+        assert_eq!((service.raw().status().as_u16(), service.err().meta().code()), (status, Some(code)));
+    }
+    assert!(!stored("T#f#1").await && !stored("T#f#2").await && !stored("T#f#3").await, "nothing forwarded");
+
+    // Drops: no answer at all; after forwarding, the write happened.
+    proxy.set_plan(all(Fault::DropBeforeForward));
+    let error = put("T#f#4").await.expect_err("dropped");
+    assert!(matches!(error, SdkError::DispatchFailure(_)), "{error:?}");
+    assert!(!stored("T#f#4").await);
+    proxy.set_plan(all(Fault::DropAfterForward));
+    let error = put("T#f#5").await.expect_err("dropped");
+    assert!(matches!(error, SdkError::DispatchFailure(_)), "{error:?}");
+    assert!(stored("T#f#5").await, "the write happened, the client never heard");
+
+    // A conflict cancels the transaction with one reason per action.
+    proxy.set_plan(all(Fault::TransactionConflict));
+    let action = |pk: &str| {
+        aws_sdk_dynamodb::types::TransactWriteItem::builder()
+            .put(
+                aws_sdk_dynamodb::types::Put::builder()
+                    .table_name(&table)
+                    .item("pk", AttributeValue::S(pk.into()))
+                    .item("sk", AttributeValue::S("FAULT".into()))
+                    .build()
+                    .expect("put"),
+            )
+            .build()
+    };
+    let error = dynamodb
+        .transact_write_items()
+        .transact_items(action("T#f#6"))
+        .transact_items(action("T#f#7"))
+        .transact_items(action("T#f#8"))
+        .send()
+        .await
+        .expect_err("cancelled");
+    let Some(aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(
+        cancelled,
+    )) = error.as_service_error()
+    else {
+        panic!("expected a cancelled transaction: {error:?}");
+    };
+    let mut codes: Vec<_> =
+        cancelled.cancellation_reasons().iter().map(|r| r.code().unwrap_or_default()).collect();
+    codes.sort();
+    assert_eq!(codes, ["None", "None", "TransactionConflict"]);
+
+    // Latency delays, and the counters add up.
+    proxy.set_plan(FaultPlan::new(3).latency(1.0, Duration::from_millis(30), Duration::from_millis(30)));
+    put("T#f#9").await.expect("delayed, then forwarded");
+    let stats = proxy.stats();
+    assert_eq!(stats.delayed, 1);
+    assert_eq!(stats.injected(), 7, "{stats:?}");
+    assert_eq!(stats.requests, 8);
+    assert_eq!(stats.forwarded, 2, "the drop after forwarding and the delayed put");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_hot_item_limit_throttles_writes_to_one_item_like_dynamodb() {
     let stack = TestStack::new().await;
     let proxy = FaultProxy::start(&emulator(), FaultPlan::quiet()).await.expect("start the fault proxy");
@@ -925,7 +1024,6 @@ async fn random_walk_and_pipeline_under_faults_conserve_money_and_chain_every_ch
     let steps = env_number("FAULTS_STEPS", 40);
     let rig = Rig::new().await;
     let direct = rig.direct();
-    let tenant = TenantId::parse(TENANT).expect("tenant");
 
     // A handful of accounts in two currencies, funded before the faults start.
     let mut accounts: Vec<(&'static str, Vec<String>)> = Vec::new();
@@ -979,7 +1077,9 @@ async fn random_walk_and_pipeline_under_faults_conserve_money_and_chain_every_ch
     // every account holds exactly what the accepted answers moved; no account
     // without overdraft is below zero.
     let mut problems = walk.client.borrow().violations.clone();
-    let integrity = caas::integrity::verify(&rig.stack.clients.dynamodb, &rig.stack.table(), Some(&tenant))
+    // The verify job itself (ledger replay and audit re-hash), on direct clients.
+    let verify_app = rig.stack.app("VerifyFunction");
+    let integrity = verify::handler(&verify_app, lambda_event(json!({ "tenant_id": TENANT })))
         .await
         .expect("verify runs");
     if !integrity.ok {

@@ -16,8 +16,10 @@
 //!   (docs/FAULTS.md); `FAULTS_SEED`, `FAULTS_TASKS` and `FAULTS_STEPS` change
 //!   the run.
 //!
-//! The test's own reads (verification, the triggers' stream and queue reads,
-//! which Lambda does, not the handlers) go to the emulator directly.
+//! The test's own reads go to the emulator directly: verification, and the
+//! event source mappings' reads, which Lambda does, not the handlers (the
+//! stream through caas-local's `StreamReader`, as tests/stream_stall.rs reads
+//! it; the queue through `triggers::QueueTrigger`).
 
 use aws_lambda_events::event::dynamodb;
 use aws_lambda_events::event::sqs::SqsBatchResponse;

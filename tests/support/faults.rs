@@ -491,24 +491,41 @@ impl FaultProxy {
 
     /// DynamoDB, KMS and SQS clients that go through the proxy (with `sdk`'s
     /// retry and timeout settings), each request counted by `attempts`.
+    ///
+    /// The SDK keeps its retry quota (standard mode: a token bucket of 500,
+    /// a retry costs 5, 10 after a transient error) per retry partition, which
+    /// is process-wide and named after the service by default: these clients
+    /// get a partition of their own, like a Lambda container, so one test's
+    /// faults do not spend another's quota.
     pub fn clients(&self, sdk: &SdkConfig, attempts: &Attempts) -> Clients {
+        static PARTITIONS: AtomicU64 = AtomicU64::new(0);
+        let n = PARTITIONS.fetch_add(1, Ordering::Relaxed);
+        let partition = |service: &str| {
+            aws_sdk_dynamodb::config::retry::RetryPartition::new(format!(
+                "{service}-fault-proxy-{}-{n}",
+                self.addr.port()
+            ))
+        };
         let url = self.url();
         Clients {
             dynamodb: aws_sdk_dynamodb::Client::from_conf(
                 aws_sdk_dynamodb::config::Builder::from(sdk)
                     .endpoint_url(&url)
+                    .retry_partition(partition("dynamodb"))
                     .interceptor(attempts.clone())
                     .build(),
             ),
             kms: aws_sdk_kms::Client::from_conf(
                 aws_sdk_kms::config::Builder::from(sdk)
                     .endpoint_url(&url)
+                    .retry_partition(partition("kms"))
                     .interceptor(attempts.clone())
                     .build(),
             ),
             sqs: aws_sdk_sqs::Client::from_conf(
                 aws_sdk_sqs::config::Builder::from(sdk)
                     .endpoint_url(&url)
+                    .retry_partition(partition("sqs"))
                     .interceptor(attempts.clone())
                     .build(),
             ),

@@ -904,11 +904,12 @@ impl OutboxStream {
 }
 
 /// Lambda's event source mappings for outbox-drain (the table's stream: a
-/// batch's failed record and the rest of the batch retried, at most 10
-/// times, then skipped) and audit-writer (the events queue: batches of 10,
-/// failed messages released for redelivery), with the handlers' clients
-/// behind the proxy. Runs until `done` and then until every committed change
-/// went through; a sweep at the end publishes what the stream skipped.
+/// batch's failed record and the rest of the batch retried with backoff, at
+/// most 10 times, then skipped) and audit-writer (the events queue: batches of
+/// 10, failed messages redelivered after the visibility timeout), with the
+/// handlers' clients behind the proxy. Runs until `done` and then until every
+/// committed change went through; a sweep at the end publishes what the
+/// stream skipped.
 async fn pipeline(
     drain: &App,
     writer: &App,
@@ -917,13 +918,23 @@ async fn pipeline(
     done: &Cell<bool>,
 ) -> PipelineFigures {
     const MAX_RETRIES: u32 = 10;
+    // Lambda retries a failed stream batch with backoff; a failed message comes
+    // back after the queue's visibility timeout (60 s). Both scaled down.
+    const STREAM_BACKOFF: Duration = Duration::from_millis(250);
+    const VISIBILITY: Duration = Duration::from_secs(1);
     let mut figures = PipelineFigures::default();
-    let mut retries = 0;
+    let mut retries: u32 = 0;
+    let mut stream_after = Instant::now();
+    let mut queue_after = Instant::now();
     let started = Instant::now();
     loop {
         let walk_over = done.get();
         let mut idle = true;
-        while let Some(batch) = stream.reader.next_batch(&stream.client).await.expect("describe the stream") {
+        while Instant::now() >= stream_after {
+            let Some(batch) = stream.reader.next_batch(&stream.client).await.expect("describe the stream")
+            else {
+                break;
+            };
             idle = false;
             let size = batch.records.len();
             figures.stream_invocations += 1;
@@ -953,10 +964,11 @@ async fn pipeline(
                 figures.stream_records_given_up += (size - processed) as u64;
                 stream.reader.checkpoint(&batch.shard_id, size - processed);
                 retries = 0;
+            } else {
+                stream_after = Instant::now() + STREAM_BACKOFF * retries.min(4);
             }
-            break;
         }
-        loop {
+        while Instant::now() >= queue_after {
             let batch = queue.receive(10).await;
             if batch.records.is_empty() {
                 break;
@@ -977,10 +989,11 @@ async fn pipeline(
             figures.queue_messages_failed += response.batch_item_failures.len() as u64;
             queue.settle(&batch, &response).await;
             if !response.batch_item_failures.is_empty() {
-                break;
+                queue_after = Instant::now() + VISIBILITY;
             }
         }
-        if walk_over && idle {
+        let waiting = Instant::now() < stream_after || Instant::now() < queue_after;
+        if walk_over && idle && !waiting {
             figures.sweeps += 1;
             match outbox_drain::sweep(drain, lambda_event(SweepRequest::new(0))).await {
                 Ok(report) if report.found == 0 && report.failed == 0 => return figures,
@@ -989,8 +1002,24 @@ async fn pipeline(
             }
         }
         assert!(started.elapsed() < Duration::from_secs(600), "the pipeline did not settle: {figures:?}");
-        tokio::time::sleep(Duration::from_millis(if walk_over { 50 } else { 300 })).await;
+        tokio::time::sleep(Duration::from_millis(if walk_over { 50 } else { 250 })).await;
     }
+}
+
+/// The handlers' logged failures with this message, by cause (the error
+/// text up to its first colon-separated detail, digits and ids left out).
+fn logged_causes(message: &str) -> BTreeMap<String, u64> {
+    let mut causes = BTreeMap::new();
+    for line in captured_logs().lines() {
+        let Ok(log) = serde_json::from_str::<Value>(line) else { continue };
+        if log["message"] != message {
+            continue;
+        }
+        let error = log["error"].as_str().unwrap_or("(no error field)");
+        let cause: String = error.chars().filter(|c| !c.is_ascii_digit()).collect();
+        *causes.entry(cause).or_default() += 1;
+    }
+    causes
 }
 
 /// Every item of `kind` in the table (direct, consistent scan).
@@ -1336,16 +1365,36 @@ fn report(r: &Report<'_>) {
             chain.chain.entries_checked, chain.chain.ok
         ));
     }
-    if let Some(item) = r.hottest.first() {
+    for (title, message) in [
+        ("503 answers by cause", "request failed"),
+        ("audit-writer group failures by cause", "audit append failed; the group is retried"),
+        ("outbox-drain: events queue unavailable", "events queue unavailable"),
+        ("outbox-drain: published, not marked", "published event not marked"),
+    ] {
+        let causes = logged_causes(message);
+        if causes.is_empty() {
+            continue;
+        }
         line(String::new());
-        line(format!(
-            "hottest item: `{}`, {} writes, {} throttled ({} items limited, {} throttled at least once)",
-            item.key.rsplit('/').take(2).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("/"),
-            item.writes,
-            item.throttled,
-            r.hottest.len(),
-            r.hottest.iter().filter(|i| i.throttled > 0).count()
-        ));
+        line(format!("| {title} | count |"));
+        line("| --- | ---: |".into());
+        for (cause, count) in causes {
+            line(format!("| {} | {count} |", cause.replace('|', "/")));
+        }
+    }
+    let throttled: Vec<_> = r.hottest.iter().filter(|i| i.throttled > 0).collect();
+    line(String::new());
+    line(format!(
+        "hot-item limit: {} items written, {} of them throttled at least once",
+        r.hottest.len(),
+        throttled.len()
+    ));
+    line(String::new());
+    line("| item (table/pk/sk, table left out) | writes | units | throttled |".into());
+    line("| --- | ---: | ---: | ---: |".into());
+    for item in throttled {
+        let key = item.key.split_once('/').map_or(item.key.as_str(), |(_, key)| key);
+        line(format!("| `{key}` | {} | {} | {} |", item.writes, item.units, item.throttled));
     }
     println!("{out}");
 }

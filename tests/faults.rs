@@ -1392,9 +1392,19 @@ fn report(r: &Report<'_>) {
     line(String::new());
     line("| item (table/pk/sk, table left out) | writes | units | throttled |".into());
     line("| --- | ---: | ---: | ---: |".into());
-    for item in throttled {
+    for item in throttled.iter().take(8) {
         let key = item.key.split_once('/').map_or(item.key.as_str(), |(_, key)| key);
         line(format!("| `{key}` | {} | {} | {} |", item.writes, item.units, item.throttled));
+    }
+    if throttled.len() > 8 {
+        let rest = &throttled[8..];
+        line(format!(
+            "| {} more | {} | {} | {} |",
+            rest.len(),
+            rest.iter().map(|i| i.writes).sum::<u64>(),
+            rest.iter().map(|i| i.units).sum::<f64>(),
+            rest.iter().map(|i| i.throttled).sum::<u64>()
+        ));
     }
     println!("{out}");
 }

@@ -863,6 +863,8 @@ struct PipelineFigures {
     queue_invocations: u64,
     queue_messages: u64,
     queue_messages_failed: u64,
+    /// Deliveries of an event audit-writer had already been given.
+    queue_duplicates: u64,
     sweeps: u64,
     swept: u64,
 }
@@ -926,6 +928,7 @@ async fn pipeline(
     let mut retries: u32 = 0;
     let mut stream_after = Instant::now();
     let mut queue_after = Instant::now();
+    let mut delivered: HashSet<String> = HashSet::new();
     let started = Instant::now();
     loop {
         let walk_over = done.get();
@@ -976,6 +979,13 @@ async fn pipeline(
             idle = false;
             figures.queue_invocations += 1;
             figures.queue_messages += batch.records.len() as u64;
+            for message in &batch.records {
+                let body: Value =
+                    message.body.as_deref().and_then(|b| serde_json::from_str(b).ok()).unwrap_or_default();
+                if !delivered.insert(body["event_id"].as_str().unwrap_or_default().to_owned()) {
+                    figures.queue_duplicates += 1;
+                }
+            }
             let response = match audit_writer::handler(writer, lambda_event(batch.clone())).await {
                 Ok(response) => response,
                 Err(_) => {
@@ -1335,6 +1345,10 @@ fn report(r: &Report<'_>) {
     line(format!("| - records given up after 10 retries | {} |", p.stream_records_given_up));
     line(format!("| audit-writer invocations | {} ({} messages) |", p.queue_invocations, p.queue_messages));
     line(format!("| - messages failed, redelivered | {} |", p.queue_messages_failed));
+    line(format!(
+        "| - deliveries of an event delivered before (skipped by audit-writer) | {} |",
+        p.queue_duplicates
+    ));
     line(format!("| sweeps | {} ({} events published) |", p.sweeps, p.swept));
     line(String::new());
     let ledger = &r.integrity.ledger;

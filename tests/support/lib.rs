@@ -4,6 +4,7 @@
 //! and metric capture, and helpers to build API Gateway events.
 
 pub mod api;
+pub mod faults;
 pub mod iam;
 pub mod triggers;
 

@@ -4,6 +4,7 @@
 //! and metric capture, and helpers to build API Gateway events.
 
 pub mod api;
+pub mod http_server;
 pub mod triggers;
 
 use aws_config::SdkConfig;

@@ -56,6 +56,24 @@ async fn tenant_with_owner(stack: &TestStack, api: &Api<'_>, tenant: &str) -> (S
     join(api, tenant, &invitation.email, &invitation.token).await
 }
 
+/// A new tenant `acme` with its owner (logged in), one client of theirs and
+/// the HTTP API.
+struct Acme<'a> {
+    api: Api<'a>,
+    owner: String,
+    client_id: String,
+    secret: String,
+    server: HttpApi,
+}
+
+async fn acme<'a>(stack: &'a TestStack, roles: &[&str]) -> Acme<'a> {
+    let api = Api::new(stack);
+    let (_, owner) = tenant_with_owner(stack, &api, "acme").await;
+    let (client_id, secret) = new_client(&api, &owner, roles).await;
+    let server = HttpApi::start(stack).await;
+    Acme { api, owner, client_id, secret, server }
+}
+
 async fn create_client(api: &Api<'_>, token: &str, body: &Value) -> Response<Body> {
     let auth = bearer(token);
     let headers = [("authorization", auth.as_str()), ("content-type", "application/json")];
@@ -184,42 +202,12 @@ async fn me_over_http(server: &HttpApi, token: &str) -> ClientResponse {
 
 /// Every stored client entry (kind `client`).
 async fn stored_clients(stack: &TestStack) -> Vec<serde_json::Map<String, Value>> {
-    use aws_sdk_dynamodb::types::AttributeValue;
-    let scan = stack
-        .clients
-        .dynamodb
-        .scan()
-        .table_name(stack.table())
-        .filter_expression("kind = :client")
-        .expression_attribute_values(":client", AttributeValue::S("client".into()))
-        .consistent_read(true)
-        .send()
-        .await
-        .unwrap();
-    scan.items().iter().map(|item| serde_dynamo::from_item(item.clone()).unwrap()).collect()
+    scan_items(stack, "kind = :client", &[(":client", "client")]).await
 }
 
 /// The tenant's outbox events of `type` (oldest first).
 async fn events_of(stack: &TestStack, tenant: &str, event_type: &str) -> Vec<caas::outbox::OutboxEvent> {
-    use aws_sdk_dynamodb::types::AttributeValue;
-    let scan = stack
-        .clients
-        .dynamodb
-        .scan()
-        .table_name(stack.table())
-        .filter_expression("kind = :outbox AND tenant_id = :tenant AND #type = :type")
-        .expression_attribute_names("#type", "type")
-        .expression_attribute_values(":outbox", AttributeValue::S("outbox".into()))
-        .expression_attribute_values(":tenant", AttributeValue::S(tenant.into()))
-        .expression_attribute_values(":type", AttributeValue::S(event_type.into()))
-        .consistent_read(true)
-        .send()
-        .await
-        .unwrap();
-    let mut events: Vec<caas::outbox::OutboxEvent> =
-        scan.items().iter().map(|item| serde_dynamo::from_item(item.clone()).unwrap()).collect();
-    events.sort_by(|a, b| a.event_id.cmp(&b.event_id));
-    events
+    stored_events(stack, tenant).await.into_iter().filter(|e| e.event_type == event_type).collect()
 }
 
 async fn set_tenant_status(stack: &TestStack, tenant: &str, to: caas::store::tenants::TenantStatus) {
@@ -348,10 +336,7 @@ async fn owners_and_admins_administer_clients_whose_secrets_are_shown_once() {
 #[tokio::test]
 async fn the_oauth2_crate_gets_tokens_over_http_with_basic_and_body_authentication() {
     let stack = TestStack::new().await;
-    let api = Api::new(&stack);
-    let (_, owner) = tenant_with_owner(&stack, &api, "acme").await;
-    let (client_id, secret) = new_client(&api, &owner, &["member", "auditor"]).await;
-    let server = HttpApi::start(&stack).await;
+    let Acme { api, owner, client_id, secret, server } = acme(&stack, &["member", "auditor"]).await;
 
     // HTTP Basic (the crate's default): one BatchGetItem and one Sign.
     stack.round_trips.reset();
@@ -421,10 +406,7 @@ async fn the_oauth2_crate_gets_tokens_over_http_with_basic_and_body_authenticati
 async fn the_token_endpoint_answers_rfc_6749_errors_and_never_fails() {
     use base64::Engine;
     let stack = TestStack::new().await;
-    let api = Api::new(&stack);
-    let (_, owner) = tenant_with_owner(&stack, &api, "acme").await;
-    let (client_id, secret) = new_client(&api, &owner, &["member"]).await;
-    let server = HttpApi::start(&stack).await;
+    let Acme { client_id, secret, server, .. } = acme(&stack, &["member"]).await;
     let basic = |id: &str, secret: &str| {
         format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}")))
     };
@@ -508,10 +490,7 @@ async fn the_token_endpoint_answers_rfc_6749_errors_and_never_fails() {
 #[tokio::test]
 async fn a_rotated_secret_works_for_the_grace_period_and_not_after() {
     let stack = TestStack::new().await;
-    let api = Api::new(&stack);
-    let (_, owner) = tenant_with_owner(&stack, &api, "acme").await;
-    let (client_id, first) = new_client(&api, &owner, &["member"]).await;
-    let server = HttpApi::start(&stack).await;
+    let Acme { api, owner, client_id, secret: first, server } = acme(&stack, &["member"]).await;
 
     let (status, rotated) = parts(&rotate(&api, &owner, &client_id).await);
     assert_eq!(status, 200);
@@ -546,10 +525,7 @@ async fn a_rotated_secret_works_for_the_grace_period_and_not_after() {
 async fn a_suspended_tenant_issues_no_tokens_and_changes_no_clients() {
     use caas::store::tenants::TenantStatus;
     let stack = TestStack::new().await;
-    let api = Api::new(&stack);
-    let (_, owner) = tenant_with_owner(&stack, &api, "acme").await;
-    let (client_id, secret) = new_client(&api, &owner, &["member"]).await;
-    let server = HttpApi::start(&stack).await;
+    let Acme { api, owner, client_id, secret, server } = acme(&stack, &["member"]).await;
 
     set_tenant_status(&stack, "acme", TenantStatus::Suspended).await;
     stack.round_trips.reset();
@@ -577,11 +553,9 @@ async fn a_suspended_tenant_issues_no_tokens_and_changes_no_clients() {
 #[tokio::test]
 async fn an_admin_client_manages_clients_checked_on_its_stored_state() {
     let stack = TestStack::new().await;
-    let api = Api::new(&stack);
-    let (_, owner) = tenant_with_owner(&stack, &api, "acme").await;
-    let (admin_id, admin_secret) = new_client(&api, &owner, &["admin"]).await;
+    let Acme { api, owner, client_id: admin_id, secret: admin_secret, server } =
+        acme(&stack, &["admin"]).await;
     let (member_id, member_secret) = new_client(&api, &owner, &["member"]).await;
-    let server = HttpApi::start(&stack).await;
     let admin = token_for(&server, &admin_id, &admin_secret).await.json()["access_token"]
         .as_str()
         .unwrap()

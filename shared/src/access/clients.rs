@@ -20,7 +20,7 @@ use crate::clock::rfc3339;
 use crate::error::AppError;
 use crate::http::RequestContext;
 use crate::outbox::OutboxEvent;
-use crate::store::clients::{self, ClientRecord, ClientStatus};
+use crate::store::clients::{self, ClientRecord, ClientStatus, Target};
 use crate::store::labels::AuthLabel;
 use crate::store::tx::{Tx, TxError};
 use crate::store::{Action, members, tenants};
@@ -113,7 +113,7 @@ pub async fn create(
     };
     let payload = json!({ "client_id": record.client_id, "name": record.name, "roles": record.roles });
     let event = client_event(ctx, caller, &record.client_id, "client.created", now, payload);
-    commit(app, caller, &event, clients::insert(&app.config.table_name, &record)?, false).await?;
+    commit(app, caller, &event, clients::insert(&app.config.table_name, &record)?, None).await?;
     tracing::info!(tenant = %caller.tenant, client_id = %record.client_id, roles = ?record.roles, "client created");
     Ok(IssuedClient {
         client_id: record.client_id,
@@ -133,23 +133,15 @@ pub async fn rotate_secret(
     who: &Authenticated,
     client_id: &str,
 ) -> Result<RotatedSecret, AppError> {
-    let caller = target_of(who, client_id)?;
+    let (caller, target) = target_of(who, client_id)?;
     let now = app.now();
     let until = now + time::Duration::seconds(app.config.client_secret_grace_seconds);
     let (client_secret, secret_hash) = client_secret::generate(&caller.tenant);
-    let on_itself = acts_on_itself(caller, client_id);
-    let action = clients::rotate_secret(
-        &app.config.table_name,
-        caller.tenant.as_str(),
-        client_id,
-        &secret_hash,
-        until.unix_timestamp(),
-        &rfc3339(now),
-        on_itself.then_some(&ADMINISTRATORS[..]),
-    )?;
+    let table = &app.config.table_name;
+    let action = clients::rotate_secret(table, &target, &secret_hash, until.unix_timestamp(), &rfc3339(now))?;
     let payload = json!({ "client_id": client_id, "previous_secret_expires_at": rfc3339(until) });
     let event = client_event(ctx, caller, client_id, "client.secret_rotated", now, payload);
-    commit(app, caller, &event, action, on_itself).await?;
+    commit(app, caller, &event, action, Some(&target)).await?;
     tracing::info!(tenant = %caller.tenant, client_id = %client_id, "client secret rotated");
     Ok(RotatedSecret {
         client_id: client_id.to_owned(),
@@ -166,44 +158,44 @@ pub async fn revoke(
     who: &Authenticated,
     client_id: &str,
 ) -> Result<(), AppError> {
-    let caller = target_of(who, client_id)?;
+    let (caller, target) = target_of(who, client_id)?;
     let now = app.now();
-    let on_itself = acts_on_itself(caller, client_id);
-    let action = clients::revoke(
-        &app.config.table_name,
-        caller.tenant.as_str(),
-        client_id,
-        &rfc3339(now),
-        on_itself.then_some(&ADMINISTRATORS[..]),
-    )?;
+    let action = clients::revoke(&app.config.table_name, &target, &rfc3339(now))?;
     let event =
         client_event(ctx, caller, client_id, "client.revoked", now, json!({ "client_id": client_id }));
-    commit(app, caller, &event, action, on_itself).await?;
+    commit(app, caller, &event, action, Some(&target)).await?;
     tracing::info!(tenant = %caller.tenant, client_id = %client_id, "client revoked");
     Ok(())
 }
 
-/// The caller of a change of an existing client, allowed by its token; an id
-/// that cannot be a client's is not found.
-fn target_of<'a>(who: &'a Authenticated, client_id: &str) -> Result<&'a Principal, AppError> {
-    who.principal.require_any(&ADMINISTRATORS)?;
-    if crate::ids::is_valid_id(client_id) { Ok(&who.principal) } else { Err(AppError::NotFound("client")) }
-}
-
-/// A client changing itself: its role check rides on the changed entry.
-fn acts_on_itself(caller: &Principal, client_id: &str) -> bool {
-    caller.kind == PrincipalKind::Client && caller.id == client_id
+/// The caller of a change of `client_id`, allowed by its token, and the
+/// entry the change applies to (an id that cannot be a client's is not
+/// found). A client changing itself has its role checked on that entry.
+fn target_of<'a>(
+    who: &'a Authenticated,
+    client_id: &'a str,
+) -> Result<(&'a Principal, Target<'a>), AppError> {
+    let caller = &who.principal;
+    caller.require_any(&ADMINISTRATORS)?;
+    if !crate::ids::is_valid_id(client_id) {
+        return Err(AppError::NotFound("client"));
+    }
+    let on_itself = caller.kind == PrincipalKind::Client && caller.id == client_id;
+    let caller_roles = on_itself.then_some(&ADMINISTRATORS[..]);
+    Ok((caller, Target { tenant: caller.tenant.as_str(), client_id, caller_roles }))
 }
 
 /// Commits `action` on a client's entry with its event, the tenant active
-/// and (unless the client acts on itself) the caller's role.
+/// and (unless the client acts on itself) the caller's role. `target`:
+/// the changed entry, if any (none when creating).
 async fn commit(
     app: &App,
     caller: &Principal,
     event: &OutboxEvent,
     action: Action<AuthLabel>,
-    on_itself: bool,
+    target: Option<&Target<'_>>,
 ) -> Result<(), AppError> {
+    let on_itself = target.is_some_and(|t| t.caller_roles.is_some());
     let table = &app.config.table_name;
     let mut tx =
         Tx::new(table, event)?.push(action).push(tenants::require_active(table, caller.tenant.as_str())?);

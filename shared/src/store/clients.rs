@@ -17,6 +17,7 @@ use super::tenants::{self, TenantRecord};
 use super::{Action, Expr, Item, Keyed, from_item, get_many, key, value};
 use crate::auth::principal::{Actor, Principal, Role};
 use crate::error::AppError;
+use aws_sdk_dynamodb::types::AttributeValue;
 use serde::{Deserialize, Serialize};
 
 pub const KIND: &str = "client";
@@ -111,51 +112,62 @@ pub fn require_role(table: &str, caller: &Principal, roles: &[Role]) -> Result<A
     Action::condition_check(table, AuthLabel::Caller, key, &condition, expr)
 }
 
-/// Replaces an active client's secret (label `client`): the current hash
-/// becomes the previous one, accepted until `previous_until`. No read: the
-/// update moves the stored hash itself. `caller_roles`: the caller is this
-/// client, which must still hold one of them (a second action on the same
-/// item is not allowed in one transaction).
+/// The entry a change applies to: an active client's, and when the caller
+/// is that client itself, one still holding one of `caller_roles` (its
+/// role check cannot be a second action on the same item).
+pub struct Target<'a> {
+    pub tenant: &'a str,
+    pub client_id: &'a str,
+    pub caller_roles: Option<&'a [Role]>,
+}
+
+impl Target<'_> {
+    /// An update of the entry under the target's condition (label `client`).
+    fn update(
+        &self,
+        table: &str,
+        update: &str,
+        values: &[(&str, AttributeValue)],
+    ) -> Result<Action<AuthLabel>, AppError> {
+        let (condition, mut expr) = guard(self.caller_roles)?;
+        for (placeholder, value) in values {
+            expr = expr.value(placeholder, value.clone());
+        }
+        Action::update(
+            table,
+            AuthLabel::Client,
+            client_key(self.tenant, self.client_id),
+            update,
+            Some(&condition),
+            expr,
+        )
+    }
+}
+
+/// Replaces the target's secret: the current hash becomes the previous one,
+/// accepted until `previous_until`. No read: the update moves the stored
+/// hash itself.
 pub fn rotate_secret(
     table: &str,
-    tenant: &str,
-    client_id: &str,
+    target: &Target<'_>,
     secret_hash: &str,
     previous_until: i64,
     at: &str,
-    caller_roles: Option<&[Role]>,
 ) -> Result<Action<AuthLabel>, AppError> {
-    let (condition, expr) = guard(caller_roles)?;
-    Action::update(
+    target.update(
         table,
-        AuthLabel::Client,
-        client_key(tenant, client_id),
         "SET previous_secret_hash = secret_hash, previous_secret_expires_at = :until, \
          secret_hash = :hash, updated_at = :at",
-        Some(&condition),
-        expr.value(":until", value(previous_until)?)
-            .value(":hash", value(secret_hash)?)
-            .value(":at", value(at)?),
+        &[(":until", value(previous_until)?), (":hash", value(secret_hash)?), (":at", value(at)?)],
     )
 }
 
-/// Revokes an active client (label `client`): no secret is kept.
-/// `caller_roles` as for [`rotate_secret`].
-pub fn revoke(
-    table: &str,
-    tenant: &str,
-    client_id: &str,
-    at: &str,
-    caller_roles: Option<&[Role]>,
-) -> Result<Action<AuthLabel>, AppError> {
-    let (condition, expr) = guard(caller_roles)?;
-    Action::update(
+/// Revokes the target: no secret is kept.
+pub fn revoke(table: &str, target: &Target<'_>, at: &str) -> Result<Action<AuthLabel>, AppError> {
+    target.update(
         table,
-        AuthLabel::Client,
-        client_key(tenant, client_id),
         "SET #status = :revoked, revoked_at = :at, updated_at = :at \
          REMOVE secret_hash, previous_secret_hash, previous_secret_expires_at",
-        Some(&condition),
-        expr.value(":revoked", value(ClientStatus::Revoked)?).value(":at", value(at)?),
+        &[(":revoked", value(ClientStatus::Revoked)?), (":at", value(at)?)],
     )
 }

@@ -1,7 +1,7 @@
 //! The tenant's directory of principals: one item per user in the tenant's
 //! partition `T#<tenant>#MEMBERS`, sort key `USER#<user_id>`; the tenant's
 //! machine clients are in the same partition under `CLIENT#<client_id>`
-//! (their layout is [`super::clients`]').
+//! (their layout is in [`super::clients`]).
 //!
 //! It holds the access state by user id: role, status and the session epoch.
 //! The user item (keyed by email, for login) carries the same three, written

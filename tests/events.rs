@@ -4,8 +4,10 @@
 //!
 //! API samples carry placeholders (`{{ACCESS_TOKEN}}`, `{{ACCOUNT_ID}}`,
 //! `{{PAYER_ACCOUNT_ID}}`, `{{PAYEE_ACCOUNT_ID}}`, `{{PAYMENT_ID}}`,
-//! `{{OWNER_ACCESS_TOKEN}}`, `{{INVITATION_TOKEN}}`, `{{USER_ID}}`) that the
-//! test fills with live values, as a user of `sam local invoke` would.
+//! `{{OWNER_ACCESS_TOKEN}}`, `{{INVITATION_TOKEN}}`, `{{USER_ID}}`,
+//! `{{CLIENT_ID}}`, `{{CLIENT_SECRET}}`) that the test fills with live
+//! values, as a user of `sam local invoke` would. Errors are problem
+//! documents, but the OAuth token endpoint's (RFC 6749 JSON).
 
 use caas_tests::api::{Api, api_event, dispatch};
 use caas_tests::*;
@@ -49,6 +51,12 @@ const API_EVENTS: &[(&str, &str, u16)] = &[
     ("register-invited.json", "RegisterFunction", 201),
     ("list-users.json", "ListUsersFunction", 200),
     ("update-user.json", "UpdateUserFunction", 200),
+    ("create-client.json", "CreateClientFunction", 201),
+    ("create-client-owner-role.json", "CreateClientFunction", 400),
+    ("rotate-client-secret.json", "RotateClientSecretFunction", 200),
+    ("oauth-token.json", "OAuthTokenFunction", 200),
+    ("oauth-token-unsupported-grant.json", "OAuthTokenFunction", 400),
+    ("revoke-client.json", "RevokeClientFunction", 204),
 ];
 
 /// Job samples, run by their own tests below (or in the job's test file).
@@ -168,7 +176,9 @@ async fn every_api_sample_gives_its_documented_status() {
         let (actual, body) = parts(&response);
         assert_eq!(actual, *status, "events/{file}: {body}");
         if actual >= 400 {
-            assert_eq!(header(&response, "content-type"), Some("application/problem+json"), "events/{file}");
+            let oauth = *function == "OAuthTokenFunction";
+            let content_type = if oauth { "application/json" } else { "application/problem+json" };
+            assert_eq!(header(&response, "content-type"), Some(content_type), "events/{file}");
         }
         // Live values the next samples need from this one's answer.
         match *file {
@@ -178,6 +188,15 @@ async fn every_api_sample_gives_its_documented_status() {
             "register-invited.json" => {
                 values.insert("USER_ID", body["user_id"].as_str().unwrap().to_owned());
             }
+            "create-client.json" => {
+                values.insert("CLIENT_ID", body["client_id"].as_str().unwrap().to_owned());
+                values.insert("CLIENT_SECRET", body["client_secret"].as_str().unwrap().to_owned());
+            }
+            "rotate-client-secret.json" => {
+                values.insert("CLIENT_SECRET", body["client_secret"].as_str().unwrap().to_owned());
+            }
+            "oauth-token.json" => assert_eq!(body["scope"], "member"),
+            "oauth-token-unsupported-grant.json" => assert_eq!(body["error"], "unsupported_grant_type"),
             _ => {}
         }
     }

@@ -71,6 +71,10 @@ pub async fn try_dispatch(
         "CreateInvitationFunction" => create_invitation::handler(app, request).await,
         "ListUsersFunction" => list_users::handler(app, request).await,
         "UpdateUserFunction" => update_user::handler(app, request).await,
+        "CreateClientFunction" => create_client::handler(app, request).await,
+        "RotateClientSecretFunction" => rotate_client_secret::handler(app, request).await,
+        "RevokeClientFunction" => revoke_client::handler(app, request).await,
+        "OAuthTokenFunction" => oauth_token::handler(app, request).await,
         _ => return None,
     })
 }

@@ -199,6 +199,7 @@ async fn an_abandoned_in_flight_key_blocks_only_until_it_expires() {
     let now_ms = (now.unix_timestamp_nanos() / 1_000_000) as i64;
     let record = IdempotencyRecord {
         tenant_id: "acme".into(),
+        principal: format!("user:{}", caas_tests::api::claims(&token)["sub"].as_str().unwrap()),
         operation: "capture-payment".into(),
         idempotency_key: "reserved".into(),
         status: RecordStatus::InProgress,

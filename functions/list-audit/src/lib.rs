@@ -9,6 +9,7 @@ use lambda_http::{Body, Error, Request, RequestExt, Response};
 pub async fn handler(app: &App, request: Request) -> Result<Response<Body>, Error> {
     http::serve(request, |_context, request| async move {
         let caller = caas::auth::service::authenticate(app, &request).await?;
+        caas::audit::require_reader(&caller)?;
         let params = request.query_string_parameters_ref();
         let query = ListQuery::parse(
             params.and_then(|p| p.first("after_seq")),

@@ -8,6 +8,7 @@ use lambda_http::{Body, Error, Request, Response};
 pub async fn handler(app: &App, request: Request) -> Result<Response<Body>, Error> {
     http::serve(request, |_context, request| async move {
         let caller = caas::auth::service::authenticate(app, &request).await?;
+        caas::audit::require_reader(&caller)?;
         let report =
             caas::audit::verify_chain(&app.clients.dynamodb, &app.config.table_name, &caller.tenant).await?;
         Ok(Reply::ok(report)?.with_header("cache-control", "no-store"))

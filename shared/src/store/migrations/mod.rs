@@ -30,8 +30,11 @@ mod lock;
 mod runs;
 mod scan;
 
-pub use apply::{Applied, apply_plan};
-pub use change::{BASE_VERSION, ItemPlan, LayoutChange, Transform, TransformError, item_kind, item_version};
+pub use apply::{Applied, apply_plan, create_companions};
+pub use change::{
+    BASE_VERSION, Companions, ItemPlan, LayoutChange, Transform, TransformError, item_kind, item_version,
+    no_companions,
+};
 pub use checkpoints::{Checkpoint, Counters, checkpoints, get_checkpoint, save_checkpoint};
 pub use history::{HistoryRecord, MigrationRef, history, put_history};
 pub use lock::{Acquire, Lease, acquire_lock, read_lock, release_lock, renew_lock};

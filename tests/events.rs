@@ -4,7 +4,8 @@
 //!
 //! API samples carry placeholders (`{{ACCESS_TOKEN}}`, `{{ACCOUNT_ID}}`,
 //! `{{PAYER_ACCOUNT_ID}}`, `{{PAYEE_ACCOUNT_ID}}`, `{{PAYMENT_ID}}`,
-//! `{{OWNER_ACCESS_TOKEN}}`, `{{INVITATION_TOKEN}}`, `{{USER_ID}}`) that the
+//! `{{OWNER_ACCESS_TOKEN}}`, `{{AUDITOR_ACCESS_TOKEN}}`, `{{INVITATION_TOKEN}}`,
+//! `{{USER_ID}}`) that the
 //! test fills with live values, as a user of `sam local invoke` would.
 
 use caas_tests::api::{Api, api_event, dispatch};
@@ -43,12 +44,17 @@ const API_EVENTS: &[(&str, &str, u16)] = &[
     ("verify-audit.json", "VerifyAuditFunction", 200),
     ("list-audit.json", "ListAuditFunction", 200),
     ("list-audit-bad-limit.json", "ListAuditFunction", 400),
+    // The audit routes are for owners, admins and auditors; ada is a member.
+    ("list-audit-by-member.json", "ListAuditFunction", 403),
     ("me.json", "MeFunction", 200),
     ("create-invitation.json", "CreateInvitationFunction", 201),
     ("create-invitation-owner-by-member.json", "CreateInvitationFunction", 403),
     ("register-invited.json", "RegisterFunction", 201),
     ("list-users.json", "ListUsersFunction", 200),
     ("update-user.json", "UpdateUserFunction", 200),
+    ("create-account-overdraft.json", "CreateAccountFunction", 201),
+    // An overdraft needs the owner or admin role.
+    ("create-account-overdraft-by-member.json", "CreateAccountFunction", 403),
 ];
 
 /// Job samples, run by their own tests below (or in the job's test file).
@@ -68,6 +74,8 @@ const JOB_EVENTS: &[&str] = &[
     "tenants-suspend.json",
     "tenants-reactivate.json",
     "tenants-invite.json",
+    // Run in tests/migrate.rs, on a migrated legacy overdraft account.
+    "tenants-set-overdraft-limit.json",
 ];
 
 fn fill(template: &str, values: &HashMap<&str, String>) -> String {
@@ -114,6 +122,10 @@ async fn every_api_sample_gives_its_documented_status() {
     for (file, function, status) in API_EVENTS {
         // Fresh live values for the samples that need them.
         match *file {
+            "verify-audit.json" => {
+                let auditor = api.invited("acme", "auditor@example.com", caas::auth::Role::Auditor).await;
+                values.insert("AUDITOR_ACCESS_TOKEN", auditor);
+            }
             "me.json" => {
                 let credentials = json!({
                     "tenant_id": "acme",

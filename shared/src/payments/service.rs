@@ -17,7 +17,7 @@
 use super::input::{self, NewPayment, path_id};
 use super::movement::{Change, Scope, record_movement};
 use super::ownership::{self, Grant, Owner, Side};
-use std::cell::Cell;
+use std::sync::OnceLock;
 use super::views::{payment_view, to_json};
 use super::{Payment, PaymentStatus, Transition, TransitionError};
 use crate::app::App;
@@ -81,7 +81,7 @@ pub async fn create_payment(
         ledger_store::account_key(tenant, &input.payee_id),
     ];
     let caller = Owner::of(&who.principal);
-    let granted = Cell::new(None);
+    let granted = OnceLock::new();
     execute(
         app,
         request,
@@ -89,7 +89,7 @@ pub async fn create_payment(
         |items| authorize(&scope, input, items, &granted),
         |error| {
             let payer = (Side::Payer, PaymentLabel::Payer);
-            role_refused(error).or_else(|| refused_update(error, payer, granted.get(), &caller))
+            role_refused(error).or_else(|| refused_update(error, payer, granted.get().copied(), &caller))
         },
     )
     .await
@@ -102,12 +102,12 @@ fn authorize(
     scope: &Scope<'_>,
     input: NewPayment,
     items: Vec<Option<Item>>,
-    granted: &Cell<Option<Grant>>,
+    granted: &OnceLock<Grant>,
 ) -> Result<Prepared, AppError> {
     let mut accounts = items.into_iter().map(|item| item.map(ledger_store::decode_account).transpose());
     let payer = accounts.next().transpose()?.flatten().ok_or(AppError::NotFound("payer account"))?;
     let grant = ownership::may_authorize(&scope.who.principal, &payer.owner)?;
-    granted.set(Some(grant));
+    let _ = granted.set(grant);
     let payee = accounts.next().transpose()?.flatten().ok_or(AppError::NotFound("payee account"))?;
     check_currency(&input, &payer, &payee)?;
     let at = rfc3339(scope.now);
@@ -169,7 +169,7 @@ async fn transition(
     let scope = Scope { table: &app.config.table_name, ctx, who, now: app.now() };
     let keys = vec![payment_store::payment_key(who.tenant.as_str(), &payment_id)];
     let caller = Owner::of(&who.principal);
-    let granted = Cell::new(None);
+    let granted = OnceLock::new();
     execute(
         app,
         request,
@@ -183,13 +183,13 @@ async fn transition(
                 .transpose()?
                 .ok_or(AppError::NotFound("payment"))?;
             let grant = rule(&who.principal, &current.payer_owner, &current.payee_owner)?;
-            granted.set(Some(grant));
+            let _ = granted.set(grant);
             let change = decide(&current, &rfc3339(scope.now)).map_err(transition_error)?;
             let tx = record_movement(&scope, &Change::from(&change), grant)?
                 .push(payment_store::transition(scope.table, &change.next)?);
             Ok(Prepared { tx, status, body: payment_view(&change.next) })
         },
-        |error| transition_cancelled(error, granted.get(), &caller),
+        |error| transition_cancelled(error, granted.get().copied(), &caller),
     )
     .await
 }

@@ -161,7 +161,7 @@ pub fn account_owner(
     requested: Option<Owner>,
     overdraft: bool,
 ) -> Result<(Owner, Option<Grant>), AppError> {
-    let privileged = requested.is_some() || overdraft;
+    let privileged = requested.as_ref().is_some_and(|owner| !owner.is(principal)) || overdraft;
     if privileged && !principal.has_any_role(&ADMINISTRATORS) {
         let what = if overdraft { "an overdraft" } else { "an owner" };
         return Err(AppError::forbidden(format!("only owners and admins may give an account {what}")));
@@ -227,6 +227,8 @@ mod tests {
         assert_eq!(account_owner(&member, None, false).unwrap(), (Owner::User("m".into()), None));
         assert!(matches!(account_owner(&member, None, true), Err(AppError::Forbidden(_))));
         assert!(matches!(account_owner(&member, Some(Owner::Tenant), false), Err(AppError::Forbidden(_))));
+        let itself = Some(Owner::User("m".into()));
+        assert_eq!(account_owner(&member, itself, false).unwrap(), (Owner::User("m".into()), None));
         let admin = principal("a", &["admin"], false);
         assert_eq!(
             account_owner(&admin, Some(Owner::Tenant), true).unwrap(),

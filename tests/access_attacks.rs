@@ -78,7 +78,8 @@ async fn a_member_cannot_pay_themselves_from_another_users_account() {
     // The victim's account is not even visible: 404, as for an unknown id.
     let (status, _) = parts(&api.authorize(&mallory, &savings, &own, 5_000, "USD").await);
     assert_eq!(status, 404);
-    let (status, _) = parts(&api.get("GetAccountFunction", "/v1/accounts/{id}", &savings, &mallory, &[]).await);
+    let (status, _) =
+        parts(&api.get("GetAccountFunction", "/v1/accounts/{id}", &savings, &mallory, &[]).await);
     assert_eq!(status, 404);
     // Nor can they capture a payment of the victim's they learnt the id of.
     let bystander = api.token("acme", "bystander@acme.example").await;
@@ -98,20 +99,24 @@ async fn a_member_cannot_give_themselves_credit_and_overdrafts_are_bounded() {
     let api = Api::new(&stack);
     let mallory = api.token("acme", "mallory@acme.example").await;
     let key = uuid::Uuid::new_v4().to_string();
-    let unlimited = json!({"currency": "USD", "allow_overdraft": true, "overdraft_limit": 1_000_000_000_000i64});
-    let refused = api.post("CreateAccountFunction", "/v1/accounts", None, &mallory, Some(&key), &unlimited).await;
+    let unlimited =
+        json!({"currency": "USD", "allow_overdraft": true, "overdraft_limit": 1_000_000_000_000i64});
+    let refused =
+        api.post("CreateAccountFunction", "/v1/accounts", None, &mallory, Some(&key), &unlimited).await;
     assert_eq!(assert_problem(&refused, 403)["status"], 403);
     // Without a limit there is no overdraft at all, for anyone.
     let owner = api.treasurer("acme").await;
     let key = uuid::Uuid::new_v4().to_string();
     let unbounded = json!({"currency": "USD", "allow_overdraft": true});
-    let response = api.post("CreateAccountFunction", "/v1/accounts", None, &owner, Some(&key), &unbounded).await;
+    let response =
+        api.post("CreateAccountFunction", "/v1/accounts", None, &owner, Some(&key), &unbounded).await;
     assert_eq!(assert_problem(&response, 400)["field"], "overdraft_limit");
 
     // An owner's overdraft account spends down to −limit, not a unit further.
     let key = uuid::Uuid::new_v4().to_string();
     let bounded = json!({"currency": "USD", "allow_overdraft": true, "overdraft_limit": 1_000, "owner": {"type": "tenant"}});
-    let response = api.post("CreateAccountFunction", "/v1/accounts", None, &owner, Some(&key), &bounded).await;
+    let response =
+        api.post("CreateAccountFunction", "/v1/accounts", None, &owner, Some(&key), &bounded).await;
     let (status, account) = parts(&response);
     assert_eq!((status, account["overdraft_limit"].as_i64()), (201, Some(1_000)), "{account}");
     let credit = account["account_id"].as_str().unwrap().to_owned();

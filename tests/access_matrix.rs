@@ -27,7 +27,6 @@ use caas::tenant::TenantId;
 use caas_tests::api::{Api, api_event};
 use caas_tests::*;
 use lambda_http::{Body, Response};
-use serde_json::Value;
 use std::collections::{BTreeSet, HashMap};
 
 /// Who calls, one column each.
@@ -94,10 +93,11 @@ const fn public(route: &'static str, body: Option<&'static str>, status: u16) ->
 use Fixture as F;
 
 const PAY: &str = r#"{"amount": 100, "currency": "USD", "payer_account_id": "{{OWN_ACCOUNT}}", "payee_account_id": "{{PEER_ACCOUNT}}"}"#;
-const REGISTER: &str =
-    r#"{"tenant_id": "acme", "email": "newcomer-{{N}}@acme.example", "password": "correct horse battery staple"}"#;
-const LOGIN: &str = r#"{"tenant_id": "acme", "email": "{{OWN_EMAIL}}", "password": "correct horse battery staple"}"#;
-const UNKNOWN_REFRESH: &str = r#"{"refresh_token": "rt1.acme.REPLACE_WITH_A_REFRESH_TOKEN_FROM_LOGIN_000000000"}"#;
+const REGISTER: &str = r#"{"tenant_id": "acme", "email": "newcomer-{{N}}@acme.example", "password": "correct horse battery staple"}"#;
+const LOGIN: &str =
+    r#"{"tenant_id": "acme", "email": "{{OWN_EMAIL}}", "password": "correct horse battery staple"}"#;
+const UNKNOWN_REFRESH: &str =
+    r#"{"refresh_token": "rt1.acme.REPLACE_WITH_A_REFRESH_TOKEN_FROM_LOGIN_000000000"}"#;
 
 #[rustfmt::skip]
 const ROWS: &[Row] = &[
@@ -168,7 +168,8 @@ async fn world(stack: &TestStack, api: &Api<'_>) -> World {
     api.fund(&own, &own_account, 1_000_000_000, "USD").await;
     let key = uuid::Uuid::new_v4().to_string();
     let tenant_owned = serde_json::json!({"currency": "USD", "owner": {"type": "tenant"}});
-    let created = api.post("CreateAccountFunction", "/v1/accounts", None, &owner, Some(&key), &tenant_owned).await;
+    let created =
+        api.post("CreateAccountFunction", "/v1/accounts", None, &owner, Some(&key), &tenant_owned).await;
     let sub = |token: &str| caas_tests::api::claims(token)["sub"].as_str().unwrap().to_owned();
     let values = HashMap::from([
         ("OWN_ACCOUNT", own_account),
@@ -185,7 +186,8 @@ async fn world(stack: &TestStack, api: &Api<'_>) -> World {
 async fn fixture_id(api: &Api<'_>, world: &World, fixture: Fixture) -> Option<String> {
     let (own, values) = (&world.tokens[&Own], &world.values);
     let payment = || async {
-        let authorized = api.authorize(own, &values["OWN_ACCOUNT"], &values["PEER_ACCOUNT"], 100, "USD").await;
+        let authorized =
+            api.authorize(own, &values["OWN_ACCOUNT"], &values["PEER_ACCOUNT"], 100, "USD").await;
         let (status, body) = parts(&authorized);
         assert_eq!(status, 201, "fixture payment: {body}");
         body["payment_id"].as_str().unwrap().to_owned()
@@ -210,12 +212,9 @@ async fn call(api: &Api<'_>, world: &World, function: &str, row: &Row, who: Who,
     let id = fixture_id(api, world, row.fixture).await;
     let params: Vec<(&str, &str)> = id.as_deref().map(|id| vec![("id", id)]).unwrap_or_default();
     let body = row.body.map(|body| {
-        world
-            .values
-            .iter()
-            .fold(body.replace("{{N}}", &n.to_string()), |text, (name, value)| {
-                text.replace(&format!("{{{{{name}}}}}"), value)
-            })
+        world.values.iter().fold(body.replace("{{N}}", &n.to_string()), |text, (name, value)| {
+            text.replace(&format!("{{{{{name}}}}}"), value)
+        })
     });
     let bearer = world.tokens.get(&who).map(|token| format!("Bearer {token}"));
     let key = uuid::Uuid::new_v4().to_string();
@@ -230,11 +229,17 @@ async fn call(api: &Api<'_>, world: &World, function: &str, row: &Row, who: Who,
 #[test]
 fn every_template_route_has_rows_and_every_row_a_route() {
     let template = caas_local::Template::load(repo_root().join("template.yaml")).unwrap();
-    let served: BTreeSet<String> =
-        template.http_routes().into_iter().map(|r| format!("{} {}", r.method.to_uppercase(), r.path)).collect();
+    let served: BTreeSet<String> = template
+        .http_routes()
+        .into_iter()
+        .map(|r| format!("{} {}", r.method.to_uppercase(), r.path))
+        .collect();
     let covered: BTreeSet<String> = ROWS.iter().map(|row| row.route.to_owned()).collect();
     let missing: Vec<&String> = served.difference(&covered).collect();
-    assert!(missing.is_empty(), "routes of template.yaml without a row in the authorization matrix: {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "routes of template.yaml without a row in the authorization matrix: {missing:?}"
+    );
     let unknown: Vec<&String> = covered.difference(&served).collect();
     assert!(unknown.is_empty(), "rows for routes template.yaml does not serve: {unknown:?}");
 }
@@ -253,7 +258,8 @@ async fn every_route_answers_every_principal_as_the_access_model_says() {
     let mut mismatches = Vec::new();
     let mut cells = 0;
     for row in ROWS {
-        let function = functions.get(row.route).unwrap_or_else(|| panic!("{} is not a template route", row.route));
+        let function =
+            functions.get(row.route).unwrap_or_else(|| panic!("{} is not a template route", row.route));
         let expected: Vec<(Who, u16)> = match row.expect {
             Expect::Each(statuses) => COLUMNS.into_iter().zip(statuses).collect(),
             Expect::Public(status) => vec![(Anon, status)],
@@ -263,9 +269,17 @@ async fn every_route_answers_every_principal_as_the_access_model_says() {
             let response = call(&api, &world, function, row, who, cells).await;
             let (actual, body) = parts(&response);
             if actual != status {
-                mismatches.push(format!("{} {:?} as {who:?}: {actual}, expected {status}: {body}", row.route, row.body));
+                mismatches.push(format!(
+                    "{} {:?} as {who:?}: {actual}, expected {status}: {body}",
+                    row.route, row.body
+                ));
             }
         }
     }
-    assert!(mismatches.is_empty(), "{} of {cells} cells differ:\n{}", mismatches.len(), mismatches.join("\n"));
+    assert!(
+        mismatches.is_empty(),
+        "{} of {cells} cells differ:\n{}",
+        mismatches.len(),
+        mismatches.join("\n")
+    );
 }

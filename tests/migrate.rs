@@ -555,7 +555,10 @@ async fn legacy_tenants_users_and_accounts_get_the_access_model() {
     let credentials = serde_json::json!({"tenant_id": TENANT, "email": email(0), "password": PASSWORD});
     let login = || {
         let body = credentials.to_string();
-        api.call("LoginFunction", caas_tests::api::api_event("POST", "/v1/auth/login", &[], &[], &[], Some(&body)))
+        api.call(
+            "LoginFunction",
+            caas_tests::api::api_event("POST", "/v1/auth/login", &[], &[], &[], Some(&body)),
+        )
     };
     assert_eq!(login().await.status(), 403, "no tenant record yet");
 
@@ -587,7 +590,11 @@ async fn legacy_tenants_users_and_accounts_get_the_access_model() {
     let migrated = &items[&(format!("T#{TENANT}#ACCOUNT#{funding}"), "ACCOUNT".to_owned())];
     assert_eq!(
         (&migrated["owner"], &migrated["overdraft_limit"], &migrated["spendable"]),
-        (&s("tenant"), &AttributeValue::N(LEGACY_OVERDRAFT_LIMIT.to_string()), &AttributeValue::N("0".into()))
+        (
+            &s("tenant"),
+            &AttributeValue::N(LEGACY_OVERDRAFT_LIMIT.to_string()),
+            &AttributeValue::N("0".into())
+        )
     );
     assert_eq!(api.authorize(&owner, funding, wallet, 1, "USD").await.status(), 422, "the same bound");
 

@@ -367,7 +367,12 @@ async fn round_trips_hold_when_a_role_or_a_named_owner_is_checked() {
     let create =
         json!({"amount": 100, "currency": "USD", "payer_account_id": alice, "payee_account_id": bob});
     let cases: Vec<(&str, &str, Option<&str>, Value)> = vec![
-        ("CreateAccountFunction", "/v1/accounts", None, json!({"currency": "USD", "owner": {"type": "user", "id": user}})),
+        (
+            "CreateAccountFunction",
+            "/v1/accounts",
+            None,
+            json!({"currency": "USD", "owner": {"type": "user", "id": user}}),
+        ),
         ("CreatePaymentFunction", "/v1/payments", None, create),
         ("CapturePaymentFunction", "/v1/payments/{id}/capture", Some(p1), json!({"amount": 200})),
         ("VoidPaymentFunction", "/v1/payments/{id}/void", Some(p2), json!({})),
@@ -378,7 +383,11 @@ async fn round_trips_hold_when_a_role_or_a_named_owner_is_checked() {
         counter.reset();
         let fresh = api.post(function, route, id, &owner, Some(&key), &body).await;
         assert!(fresh.status().is_success(), "{function}: {:?}", status_and_body(&fresh));
-        assert_eq!(counter.operations("dynamodb"), ["BatchGetItem", "TransactWriteItems"], "{function} fresh");
+        assert_eq!(
+            counter.operations("dynamodb"),
+            ["BatchGetItem", "TransactWriteItems"],
+            "{function} fresh"
+        );
         counter.reset();
         let replay = api.post(function, route, id, &owner, Some(&key), &body).await;
         assert_eq!(header(&replay, "idempotent-replayed"), Some("true"), "{function}");

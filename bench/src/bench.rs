@@ -144,9 +144,10 @@ impl Fixture {
         let email = format!("bench-{}@example.com", uuid::Uuid::new_v4().simple());
         let operator = bench.stack.app("TenantsFunction");
         let setup = caas_tests::SETUP_CORRELATION_ID;
-        let invitation = caas::access::tenants::invite(&operator, setup, TENANT, &email, caas::auth::Role::Owner)
-            .await
-            .map_err(|e| crate::error::BenchError::Setup(format!("invite the fixture's owner: {e}")))?;
+        let invitation =
+            caas::access::tenants::invite(&operator, setup, TENANT, &email, caas::auth::Role::Owner)
+                .await
+                .map_err(|e| crate::error::BenchError::Setup(format!("invite the fixture's owner: {e}")))?;
         let registration = Call::new("POST", "/v1/users").json(
             &json!({ "tenant_id": TENANT, "email": email, "password": PASSWORD, "invitation": invitation.token }),
         );

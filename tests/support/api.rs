@@ -125,9 +125,10 @@ impl<'a> Api<'a> {
     async fn register_invited(&self, tenant: &str, email: &str, role: caas::auth::Role) -> Response<Body> {
         crate::open_tenant(self.stack, tenant).await;
         let app = self.stack.app("TenantsFunction");
-        let invitation = caas::access::tenants::invite(&app, crate::SETUP_CORRELATION_ID, tenant, email, role)
-            .await
-            .unwrap_or_else(|e| panic!("invite {email} into {tenant}: {e}"));
+        let invitation =
+            caas::access::tenants::invite(&app, crate::SETUP_CORRELATION_ID, tenant, email, role)
+                .await
+                .unwrap_or_else(|e| panic!("invite {email} into {tenant}: {e}"));
         let body =
             json!({ "tenant_id": tenant, "email": email, "password": PASSWORD, "invitation": invitation.token })
                 .to_string();

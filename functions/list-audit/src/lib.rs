@@ -1,5 +1,6 @@
 //! `GET /v1/audit/events?after_seq=&limit=`: a page of the caller's tenant's
-//! audit entries in seq order (limit 1..=200, default 50).
+//! audit entries in seq order (limit 1..=200, default 50); owners, admins and
+//! auditors only (403).
 
 use caas::App;
 use caas::audit::ListQuery;

@@ -1,5 +1,6 @@
 //! `GET /v1/audit/verify`: re-hashes the caller's tenant's audit chain and
-//! answers `{ok, entries_checked, first_broken_seq?, ...}`.
+//! answers `{ok, entries_checked, first_broken_seq?, ...}`; owners, admins and
+//! auditors only (403).
 
 use caas::App;
 use caas::http::{self, Reply};

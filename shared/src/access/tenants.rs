@@ -119,8 +119,14 @@ pub async fn run(app: &App, correlation_id: &str, command: Command) -> Result<Va
         }
         Command::SetOverdraftLimit { tenant_id: tenant, account_id, overdraft_limit } => {
             let tenant = tenant_id(&tenant)?;
-            crate::payments::accounts::set_overdraft_limit(app, correlation_id, &tenant, &account_id, &overdraft_limit)
-                .await
+            crate::payments::accounts::set_overdraft_limit(
+                app,
+                correlation_id,
+                &tenant,
+                &account_id,
+                &overdraft_limit,
+            )
+            .await
         }
     }
 }

@@ -142,7 +142,10 @@ mod tests {
             (s("member"), s("active"), s("ada@example.com"))
         );
         assert_eq!(entry.get("created_at").cloned(), s("2026-01-02T03:04:05Z"), "rebuilt after the contract");
-        assert_eq!((tenant.get("pk").cloned(), tenant.get("signup").cloned()), (s("T#acme#TENANT"), s("open")));
+        assert_eq!(
+            (tenant.get("pk").cloned(), tenant.get("signup").cloned()),
+            (s("T#acme#TENANT"), s("open"))
+        );
         assert_eq!(tenant.get("gsi1pk").cloned(), s("TENANTS"), "listed for the operator");
         let down = plan_item(all(), Direction::Down, 1, &up.after).unwrap().unwrap();
         assert!(down.companions.is_empty(), "down creates nothing and removes nothing");

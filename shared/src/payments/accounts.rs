@@ -86,7 +86,12 @@ pub async fn create_account(
                 tx = tx.push(check);
             }
             if grant == Some(Grant::Role) {
-                tx = tx.push(members::require_role_as(table, PaymentLabel::Caller, principal, &ADMINISTRATORS)?);
+                tx = tx.push(members::require_role_as(
+                    table,
+                    PaymentLabel::Caller,
+                    principal,
+                    &ADMINISTRATORS,
+                )?);
             }
             Ok(Prepared { tx, status: 201, body: to_json(AccountView::from(&account))? })
         },
@@ -100,9 +105,9 @@ fn creation_refused(error: &TxError<PaymentLabel>) -> Option<AppError> {
     if error.failed(PaymentLabel::Caller).is_some() {
         return Some(AppError::forbidden("your current role does not allow this account"));
     }
-    error.failed(PaymentLabel::Owner).map(|_| {
-        AppError::Unprocessable("owner: there is no such user or client in this tenant".into())
-    })
+    error
+        .failed(PaymentLabel::Owner)
+        .map(|_| AppError::Unprocessable("owner: there is no such user or client in this tenant".into()))
 }
 
 /// The account, if the caller may see it (404 otherwise: its existence is not revealed).

@@ -59,9 +59,10 @@ pub(super) fn overdraft_limit(allow_overdraft: bool, limit: Option<&Value>) -> R
             "overdraft_limit: is required with allow_overdraft: true (minor units)",
         )),
         (false, None) => Ok(0),
-        (false, Some(_)) => {
-            Err(AppError::bad_request(field, "overdraft_limit: only accounts with allow_overdraft: true have one"))
-        }
+        (false, Some(_)) => Err(AppError::bad_request(
+            field,
+            "overdraft_limit: only accounts with allow_overdraft: true have one",
+        )),
     }
 }
 

@@ -16,7 +16,9 @@ use crate::http::RequestContext;
 use crate::ledger::Movement;
 use crate::outbox::OutboxEvent;
 use crate::store::labels::PaymentLabel;
-use crate::store::ledger::{self as ledger_store, BalanceUpdate, EntryRecord, LedgerTransactionRecord, Posting};
+use crate::store::ledger::{
+    self as ledger_store, BalanceUpdate, EntryRecord, LedgerTransactionRecord, Posting,
+};
 use crate::store::members;
 use crate::store::payments::{self as payment_store, PaymentEventRecord};
 use crate::store::tx::Tx;
@@ -93,7 +95,12 @@ pub(super) fn record_movement(
             .push(ledger_store::apply_delta(table, &update)?);
     }
     if grant == Grant::Role {
-        tx = tx.push(members::require_role_as(table, PaymentLabel::Caller, &scope.who.principal, &ADMINISTRATORS)?);
+        tx = tx.push(members::require_role_as(
+            table,
+            PaymentLabel::Caller,
+            &scope.who.principal,
+            &ADMINISTRATORS,
+        )?);
     }
     Ok(tx)
 }

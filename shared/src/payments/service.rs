@@ -17,7 +17,6 @@
 use super::input::{self, NewPayment, path_id};
 use super::movement::{Change, Scope, record_movement};
 use super::ownership::{self, Grant, Owner, Side};
-use std::sync::OnceLock;
 use super::views::{payment_view, to_json};
 use super::{Payment, PaymentStatus, Transition, TransitionError};
 use crate::app::App;
@@ -33,6 +32,7 @@ use crate::store::ledger::{self as ledger_store, AccountRecord};
 use crate::store::payments as payment_store;
 use crate::store::tx::TxError;
 use serde_json::Value;
+use std::sync::OnceLock;
 
 fn transition_error(error: TransitionError) -> AppError {
     match error {
@@ -219,7 +219,8 @@ pub async fn capture_payment(
     body: Value,
 ) -> Result<Outcome, AppError> {
     let amount = input::capture_amount(body)?;
-    transition(app, ctx, request, payment_id, (200, ownership::may_settle), |p, at| p.capture(amount, at)).await
+    transition(app, ctx, request, payment_id, (200, ownership::may_settle), |p, at| p.capture(amount, at))
+        .await
 }
 
 pub async fn void_payment(
@@ -241,7 +242,8 @@ pub async fn refund_payment(
     body: Value,
 ) -> Result<Outcome, AppError> {
     let amount = input::refund_amount(body)?;
-    transition(app, ctx, request, payment_id, (201, ownership::may_refund), |p, at| p.refund(amount, at)).await
+    transition(app, ctx, request, payment_id, (201, ownership::may_refund), |p, at| p.refund(amount, at))
+        .await
 }
 
 pub async fn get_payment(app: &App, who: &Authenticated, payment_id: &str) -> Result<Value, AppError> {
@@ -253,9 +255,7 @@ pub async fn get_payment(app: &App, who: &Authenticated, payment_id: &str) -> Re
         &payment_id,
     )
     .await?
-    .filter(|(payment, _)| {
-        ownership::can_read(&who.principal, &[&payment.payer_owner, &payment.payee_owner])
-    })
+    .filter(|(payment, _)| ownership::can_read(&who.principal, &[&payment.payer_owner, &payment.payee_owner]))
     .ok_or(AppError::NotFound("payment"))?;
     let mut view = payment_view(&payment);
     view["events"] = to_json(events)?;

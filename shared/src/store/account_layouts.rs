@@ -89,7 +89,9 @@ fn remove_owner_and_limit(item: &mut Item) -> Result<(), TransformError> {
     }
     let limit = number(item, "overdraft_limit")?.unwrap_or_else(|| legacy_limit(item));
     if limit != legacy_limit(item) {
-        return Err(TransformError::new("the account's overdraft limit is not the default; v1 would lose it"));
+        return Err(TransformError::new(
+            "the account's overdraft limit is not the default; v1 would lose it",
+        ));
     }
     for name in ["owner", "overdraft_limit", "spendable"] {
         item.remove(name);

@@ -5,8 +5,8 @@
 //!   history ([`HistoryRecord`]);
 //! - the change of one item: its layout version, the store's reversible
 //!   [`LayoutChange`]s and the [`ItemPlan`] a run computes from them;
-//! - the data items: segment pages ([`scan_page`]) and the conditional write
-//!   of a plan ([`apply_plan`]).
+//! - the data items: segment pages ([`scan_page`]), the conditional write
+//!   of a plan ([`apply_plan`]) and of its companions ([`create_companions`]).
 //!
 //! Bookkeeping items live under the reserved tenant [`SYSTEM_TENANT`] (not a
 //! valid tenant id, so it can never collide with one):

@@ -20,6 +20,14 @@ async fn get(api: &Api<'_>, function: &str, route: &str, token: &str) -> (u16, V
     parts(&Box::pin(api.call(function, request)).await)
 }
 
+/// A member of `acme` with a funded account of theirs: (token, account).
+async fn victim(api: &Api<'_>, amount: i64) -> (String, String) {
+    let token = api.token("acme", "victim@acme.example").await;
+    let savings = api.account(&token, "USD", false).await;
+    api.fund(&token, &savings, amount, "USD").await;
+    (token, savings)
+}
+
 async fn payment_id(response: lambda_http::Response<lambda_http::Body>) -> String {
     let (status, body) = parts(&response);
     assert_eq!(status, 201, "{body}");
@@ -69,9 +77,7 @@ async fn a_member_cannot_read_the_audit_trail_and_it_holds_no_email() {
 async fn a_member_cannot_pay_themselves_from_another_users_account() {
     let stack = TestStack::new().await;
     let api = Api::new(&stack);
-    let victim = api.token("acme", "victim@acme.example").await;
-    let savings = api.account(&victim, "USD", false).await;
-    api.fund(&victim, &savings, 5_000, "USD").await;
+    let (victim, savings) = victim(&api, 5_000).await;
     let mallory = api.token("acme", "mallory@acme.example").await;
     let own = api.account(&mallory, "USD", false).await;
 
@@ -207,9 +213,7 @@ async fn idempotency_keys_belong_to_their_caller() {
 async fn a_demoted_admins_token_moves_no_money() {
     let stack = TestStack::new().await;
     let api = Api::new(&stack);
-    let victim = api.token("acme", "victim@acme.example").await;
-    let savings = api.account(&victim, "USD", false).await;
-    api.fund(&victim, &savings, 1_000, "USD").await;
+    let (victim, savings) = victim(&api, 1_000).await;
     let admin = api.invited("acme", "admin@acme.example", Role::Admin).await;
     let wallet = api.account(&admin, "USD", false).await;
     let shop = api.account(&api.token("acme", "shop@acme.example").await, "USD", false).await;

@@ -8,6 +8,7 @@
 //! 404 unless the caller owns the account or is an owner, admin or auditor.
 
 use super::input::{self, path_id};
+use super::movement::Scope;
 use super::ownership::{self, Grant, Owner};
 use super::views::{AccountView, EntryView, to_json};
 use crate::app::App;
@@ -36,9 +37,8 @@ pub async fn create_account(
     body: Value,
 ) -> Result<Outcome, AppError> {
     let input = input::new_account(body)?;
-    let principal = &request.who.principal;
-    let (owner, grant) = ownership::account_owner(principal, input.owner, input.allow_overdraft)?;
-    let table = &app.config.table_name;
+    let (owner, grant) =
+        ownership::account_owner(&request.who.principal, input.owner, input.allow_overdraft)?;
     let tenant = &request.who.tenant;
     let now = app.now();
     let account = AccountRecord {
@@ -53,51 +53,45 @@ pub async fn create_account(
         spendable: None,
         created_at: rfc3339(now),
     };
-    execute(
-        app,
-        request,
-        Vec::new(),
-        |_| {
-            let payload = json!({
-                "account_id": account.account_id,
-                "currency": account.currency,
-                "allow_overdraft": account.allow_overdraft,
-                "overdraft_limit": account.overdraft_limit(),
-                "owner": account.owner.view(),
-            });
-            let event = OutboxEvent::new(
-                tenant,
-                "account",
-                &account.account_id,
-                "account.created",
-                now,
-                &ctx.correlation_id,
-                payload,
-            )
-            .by(&principal.actor());
-            let mut tx = Tx::new(table, &event)?.push(ledger_store::insert_account(table, &account)?);
-            // The caller's own entry is checked by the role check when it applies.
-            let named = (account.owner != Owner::of(principal)).then_some(&account.owner);
-            if let Some(check) = named
-                .map(|owner| members::require_listed(table, PaymentLabel::Owner, tenant.as_str(), owner))
-                .transpose()?
-                .flatten()
-            {
-                tx = tx.push(check);
-            }
-            if grant == Some(Grant::Role) {
-                tx = tx.push(members::require_role_as(
-                    table,
-                    PaymentLabel::Caller,
-                    principal,
-                    &ADMINISTRATORS,
-                )?);
-            }
-            Ok(Prepared { tx, status: 201, body: to_json(AccountView::from(&account))? })
-        },
-        creation_refused,
+    let scope = Scope { table: &app.config.table_name, ctx, who: request.who, now };
+    execute(app, request, Vec::new(), |_| creation(&scope, &account, grant), creation_refused).await
+}
+
+/// The account's creation: its item, its event, the named owner's directory
+/// entry (unless it is the caller's), and the caller's role when `grant` needs it.
+fn creation(scope: &Scope<'_>, account: &AccountRecord, grant: Option<Grant>) -> Result<Prepared, AppError> {
+    let (table, principal) = (scope.table, &scope.who.principal);
+    let payload = json!({
+        "account_id": account.account_id,
+        "currency": account.currency,
+        "allow_overdraft": account.allow_overdraft,
+        "overdraft_limit": account.overdraft_limit(),
+        "owner": account.owner.view(),
+    });
+    let event = OutboxEvent::new(
+        &scope.who.tenant,
+        "account",
+        &account.account_id,
+        "account.created",
+        scope.now,
+        &scope.ctx.correlation_id,
+        payload,
     )
-    .await
+    .by(&principal.actor());
+    let mut tx = Tx::new(table, &event)?.push(ledger_store::insert_account(table, account)?);
+    // The caller's own entry is checked by the role check when it applies.
+    let named = if account.owner == Owner::of(principal) {
+        None
+    } else {
+        members::require_listed(table, PaymentLabel::Owner, &account.tenant_id, &account.owner)?
+    };
+    if let Some(check) = named {
+        tx = tx.push(check);
+    }
+    if grant == Some(Grant::Role) {
+        tx = tx.push(members::require_role_as(table, PaymentLabel::Caller, principal, &ADMINISTRATORS)?);
+    }
+    Ok(Prepared { tx, status: 201, body: to_json(AccountView::from(account))? })
 }
 
 /// A role no longer held, or an owner that is not in the tenant's directory.

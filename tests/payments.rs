@@ -578,6 +578,22 @@ async fn verify_reports_exactly_the_tampered_account() {
         report.currency_totals.iter().any(|t| t.posted_sum == 1),
         "the sum is off by the tampered amount"
     );
+    assert!(report.spendable_mismatch.is_empty(), "spendable moved with available");
+
+    // What a debit may take is checked against the totals too.
+    stack
+        .clients
+        .dynamodb
+        .update_item()
+        .table_name(stack.table())
+        .set_key(Some(caas::store::ledger::account_key("acme", &alice)))
+        .update_expression("ADD spendable :x")
+        .expression_attribute_values(":x", aws_sdk_dynamodb::types::AttributeValue::N("1000".into()))
+        .send()
+        .await
+        .unwrap();
+    let report = verify(&stack, None).await;
+    assert_eq!(report.spendable_mismatch, [alice.clone()]);
 }
 
 mod property {

@@ -36,6 +36,10 @@ pub struct LedgerReport {
     pub entries_checked: usize,
     pub transactions_checked: usize,
     pub drift: Vec<AccountDrift>,
+    /// Accounts whose stored `spendable` is not `available + overdraft_limit`
+    /// (the overdraft condition reads it; legacy accounts without a limit
+    /// have none to check).
+    pub spendable_mismatch: Vec<String>,
     pub unbalanced_transactions: Vec<String>,
     pub currency_totals: Vec<CurrencyTotal>,
 }
@@ -57,6 +61,7 @@ pub async fn verify_ledger(
     }
     report.tenants_checked = tenants.len();
     report.ok = report.drift.is_empty()
+        && report.spendable_mismatch.is_empty()
         && report.unbalanced_transactions.is_empty()
         && report.currency_totals.iter().all(|t| t.posted_sum == 0 && t.pending_difference == 0);
     Ok(report)
@@ -89,6 +94,10 @@ async fn verify_tenant(
                 stored,
                 replayed,
             });
+        }
+        let expected = account.stored_overdraft_limit.map(|limit| stored.available.checked_add(limit));
+        if expected.is_some_and(|spendable| spendable != account.spendable) {
+            report.spendable_mismatch.push(account.account_id.clone());
         }
         let total = totals.entry(account.currency.clone()).or_default();
         total.0 += stored.posted();

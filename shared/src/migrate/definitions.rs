@@ -168,7 +168,36 @@ mod tests {
         assert_eq!(contracted.get("created_at"), fine.get("created_at"));
     }
 
+    fn account(overdraft: bool, available: i64) -> Item {
+        let s = |v: &str| AttributeValue::S(v.to_owned());
+        Item::from([
+            ("pk".into(), s("T#acme#ACCOUNT#a")),
+            ("sk".into(), s("ACCOUNT")),
+            ("kind".into(), s("account")),
+            ("schema_version".into(), AttributeValue::N("1".into())),
+            ("tenant_id".into(), s("acme")),
+            ("created_at".into(), s("2026-01-02T03:04:05Z")),
+            ("allow_overdraft".into(), AttributeValue::Bool(overdraft)),
+            ("available".into(), AttributeValue::N(available.to_string())),
+        ])
+    }
+
     proptest! {
+        #[test]
+        fn accounts_round_trip_and_get_their_tenant(
+            overdraft in any::<bool>(),
+            available in -1_000_000_000_000i64..1_000_000_000_000,
+            target in 1u32..=6,
+        ) {
+            let original = account(overdraft, available);
+            let up = plan_item(all(), Direction::Up, target, &original).unwrap();
+            prop_assert_eq!(up.is_some(), target == 6, "only v6 touches accounts");
+            let Some(up) = up else { return Ok(()) };
+            prop_assert_eq!(up.companions.len(), 1, "the tenant record");
+            let down = plan_item(all(), Direction::Down, 1, &up.after).unwrap().unwrap();
+            prop_assert_eq!(down.after, original);
+        }
+
         #[test]
         fn down_of_up_is_identity(
             seconds in 0i64..4_000_000_000,

@@ -593,7 +593,7 @@ async fn verify_reports_exactly_the_tampered_account() {
         .await
         .unwrap();
     let report = verify(&stack, None).await;
-    assert_eq!(report.spendable_mismatch, [alice.clone()]);
+    assert_eq!(report.spendable_mismatch, [alice]);
 }
 
 mod property {

@@ -62,6 +62,8 @@ enum Fixture {
     Captured,
     /// The user `other` (for the user administration routes).
     OtherUser,
+    /// A machine client of the tenant, created by its owner (fresh per cell).
+    Client,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -105,6 +107,10 @@ const ROWS: &[Row] = &[
     row("GET /v1/me", F::None, None,                                                      [401, 200, 200, 200, 200, 200, 200, 200, 200, 200]),
     row("POST /v1/invitations", F::None, Some(r#"{"email": "i-{{N}}@x.example", "role": "member"}"#),
                                                                                           [401, 403, 403, 403, 201, 201, 403, 403, 403, 201]),
+    row("POST /v1/clients", F::None, Some(r#"{"name": "c-{{N}}", "roles": ["member"]}"#),
+                                                                                          [401, 403, 403, 403, 201, 201, 403, 403, 403, 201]),
+    row("POST /v1/clients/{id}/secret", F::Client, None,                                  [401, 403, 403, 403, 200, 200, 403, 403, 403, 404]),
+    row("DELETE /v1/clients/{id}", F::Client, None,                                       [401, 403, 403, 403, 204, 204, 403, 403, 403, 404]),
     row("GET /v1/users", F::None, None,                                                   [401, 403, 403, 403, 200, 200, 403, 403, 403, 200]),
     row("PATCH /v1/users/{id}", F::OtherUser, Some(r#"{"role": "member"}"#),              [401, 403, 403, 403, 200, 200, 403, 403, 403, 404]),
     row("GET /v1/audit/verify", F::None, None,                                            [401, 403, 403, 403, 200, 200, 200, 403, 200, 200]),
@@ -129,6 +135,8 @@ const ROWS: &[Row] = &[
     public("POST /v1/auth/refresh", Some(UNKNOWN_REFRESH), 401),
     public("POST /v1/auth/logout", Some(UNKNOWN_REFRESH), 204),
     public("GET /.well-known/jwks.json", None, 200),
+    // No client authentication: RFC 6749's invalid_client.
+    public("POST /v1/oauth/token", Some("grant_type=client_credentials"), 401),
 ];
 
 /// The principals' tokens and the standing resources.
@@ -197,6 +205,13 @@ async fn fixture_id(api: &Api<'_>, world: &World, fixture: Fixture) -> Option<St
         F::OwnAccount => values["OWN_ACCOUNT"].clone(),
         F::TenantAccount => values["TENANT_ACCOUNT"].clone(),
         F::OtherUser => values["OTHER_USER_ID"].clone(),
+        F::Client => {
+            let body = serde_json::json!({"name": "fixture", "roles": ["member"]});
+            let created = api.post("CreateClientFunction", "/v1/clients", None, &world.tokens[&Owner], None, &body).await;
+            let (status, body) = parts(&created);
+            assert_eq!(status, 201, "fixture client: {body}");
+            body["client_id"].as_str().unwrap().to_owned()
+        }
         F::Authorized => payment().await,
         F::Captured => {
             let id = payment().await;

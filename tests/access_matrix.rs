@@ -207,7 +207,9 @@ async fn fixture_id(api: &Api<'_>, world: &World, fixture: Fixture) -> Option<St
         F::OtherUser => values["OTHER_USER_ID"].clone(),
         F::Client => {
             let body = serde_json::json!({"name": "fixture", "roles": ["member"]});
-            let created = api.post("CreateClientFunction", "/v1/clients", None, &world.tokens[&Owner], None, &body).await;
+            let created = api
+                .post("CreateClientFunction", "/v1/clients", None, &world.tokens[&Owner], None, &body)
+                .await;
             let (status, body) = parts(&created);
             assert_eq!(status, 201, "fixture client: {body}");
             body["client_id"].as_str().unwrap().to_owned()

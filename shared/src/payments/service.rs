@@ -27,7 +27,7 @@ use crate::http::RequestContext;
 use crate::idempotency::{Idempotent, Outcome, Prepared, execute};
 use crate::ledger::{Delta, Movement};
 use crate::store::Item;
-use crate::store::labels::{Label, PaymentLabel};
+use crate::store::labels::PaymentLabel;
 use crate::store::ledger::{self as ledger_store, AccountRecord};
 use crate::store::payments as payment_store;
 use crate::store::tx::TxError;
@@ -60,9 +60,13 @@ fn refused_update(
         return Some(AppError::forbidden("the account is not yours"));
     }
     let whose = if side == Side::Payer { "payer" } else { "payee" };
-    let beyond = delta.is_some_and(|delta| failure.item.as_ref().is_some_and(|old| ledger_store::exceeds_range(old, delta)));
+    let beyond = delta.is_some_and(|delta| {
+        failure.item.as_ref().is_some_and(|old| ledger_store::exceeds_range(old, delta))
+    });
     Some(AppError::Unprocessable(if beyond {
-        format!("the {whose} account's totals would exceed what the ledger holds (9223372036854775807 minor units)")
+        format!(
+            "the {whose} account's totals would exceed what the ledger holds (9223372036854775807 minor units)"
+        )
     } else {
         format!("insufficient funds: the {whose}'s available balance is too low")
     }))

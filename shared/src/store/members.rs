@@ -167,7 +167,7 @@ pub fn require_listed<L>(
     let sort_key = match owner {
         Owner::Tenant => return Ok(None),
         Owner::User(id) => format!("{USER_PREFIX}{id}"),
-        Owner::Client(id) => format!("{CLIENT_PREFIX}{id}"),
+        Owner::Client(id) => format!("{}{id}", super::clients::PREFIX),
     };
     let key = key(directory(tenant), &sort_key);
     Action::condition_check(table, label, key, "attribute_exists(pk)", Expr::default()).map(Some)

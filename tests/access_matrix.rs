@@ -135,8 +135,9 @@ const ROWS: &[Row] = &[
     public("POST /v1/auth/refresh", Some(UNKNOWN_REFRESH), 401),
     public("POST /v1/auth/logout", Some(UNKNOWN_REFRESH), 204),
     public("GET /.well-known/jwks.json", None, 200),
-    // No client authentication: RFC 6749's invalid_client.
-    public("POST /v1/oauth/token", Some("grant_type=client_credentials"), 401),
+    // The matrix sends JSON; the token endpoint takes only a form body (RFC 6749
+    // invalid_request). Its client authentication is tested in tests/clients.rs.
+    public("POST /v1/oauth/token", Some("grant_type=client_credentials"), 400),
 ];
 
 /// The principals' tokens and the standing resources.

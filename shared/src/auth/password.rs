@@ -54,14 +54,16 @@ pub fn verify(cost: Argon2Cost, password: &str, stored: &str) -> Verdict {
         };
     }
     let Ok(parsed) = PasswordHash::new(stored) else { return Verdict::Mismatch };
-    let Ok(params) = Params::try_from(&parsed) else { return Verdict::Mismatch };
-    let affordable = params.m_cost() <= MAX_STORED.memory_kib.max(cost.memory_kib)
-        && params.t_cost() <= MAX_STORED.iterations.max(cost.iterations)
-        && params.p_cost() <= MAX_STORED.parallelism.max(cost.parallelism);
+    // Bounded before argon2 reads them: its own checks overflow on a huge `p`.
+    let within = |name: &str, ceiling: u32| parsed.params.get_decimal(name).is_some_and(|v| v <= ceiling);
+    let affordable = within("m", MAX_STORED.memory_kib.max(cost.memory_kib))
+        && within("t", MAX_STORED.iterations.max(cost.iterations))
+        && within("p", MAX_STORED.parallelism.max(cost.parallelism));
     if !affordable {
-        tracing::warn!("stored password hash exceeds the verification cost ceiling");
+        tracing::warn!("stored password hash without its cost or beyond the verification ceiling");
         return Verdict::Mismatch;
     }
+    let Ok(params) = Params::try_from(&parsed) else { return Verdict::Mismatch };
     if Argon2::default().verify_password(password.as_bytes(), &parsed).is_err() {
         return Verdict::Mismatch;
     }

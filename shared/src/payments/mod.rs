@@ -10,6 +10,8 @@
 pub mod accounts;
 pub mod http;
 mod input;
+#[cfg(test)]
+mod input_tests;
 mod movement;
 pub mod service;
 pub mod views;

@@ -3,7 +3,8 @@
 Starts the local stack (scripts/run --profile dev, free ports, schedules on demand,
 the cheapest Argon2id the template allows, one-hour access tokens), creates a
 tenant as the operator (the tenants job through the Lambda Invoke API), registers
-its owner with the owner invitation and logs in, then runs schemathesis on
+its owner with the owner invitation and logs in, seeds accounts, payments and a
+member (scripts/api-fuzz-hooks.py makes them examples), then runs schemathesis on
 openapi.yaml against the stack's HTTP API with that bearer token and every check
 (scripts/schemathesis.toml says which are off and why), and stops the stack.
 Exits with schemathesis's status.
@@ -94,10 +95,11 @@ class Stack:
                 self.process.wait()
 
 
-def call(method: str, url: str, body: dict) -> tuple[int, dict]:
-    request = urllib.request.Request(
-        url, method=method, data=json.dumps(body).encode(), headers={"content-type": "application/json"}
-    )
+def call(method: str, url: str, body: dict, token: str | None = None) -> tuple[int, dict]:
+    headers = {"content-type": "application/json", "idempotency-key": uuid.uuid4().hex}
+    if token:
+        headers["authorization"] = f"Bearer {token}"
+    request = urllib.request.Request(url, method=method, data=json.dumps(body).encode(), headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=60) as response:
             return response.status, json.loads(response.read() or b"null")
@@ -105,13 +107,17 @@ def call(method: str, url: str, body: dict) -> tuple[int, dict]:
         return error.code, json.loads(error.read() or b"null")
 
 
-def owner_token(api: str, invoke: str) -> str:
+def expect(status: int, wanted: int, what: str, body) -> None:
+    if status != wanted:
+        sys.exit(f"api-fuzz: {what} answered {status}: {body}")
+
+
+def owner_token(api: str, invoke: str) -> tuple[str, str]:
     """A fresh tenant (the operator's job), its owner registered with the owner invitation, logged in."""
     tenant = f"fuzz-{uuid.uuid4().hex[:12]}"
     command = {"action": "create", "tenant_id": tenant, "name": "API fuzz", "owner_email": OWNER_EMAIL}
     status, created = call("POST", f"{invoke}/2015-03-31/functions/TenantsFunction/invocations", command)
-    if status != 200 or "owner_invitation" not in (created or {}):
-        sys.exit(f"api-fuzz: creating the tenant answered {status}: {created}")
+    expect(status if "owner_invitation" in (created or {}) else -1, 200, "creating the tenant", created)
     registration = {
         "tenant_id": tenant,
         "email": OWNER_EMAIL,
@@ -119,17 +125,42 @@ def owner_token(api: str, invoke: str) -> str:
         "invitation": created["owner_invitation"]["token"],
     }
     status, body = call("POST", f"{api}/v1/users", registration)
-    if status != 201:
-        sys.exit(f"api-fuzz: registering the owner answered {status}: {body}")
+    expect(status, 201, "registering the owner", body)
     credentials = {"tenant_id": tenant, "email": OWNER_EMAIL, "password": OWNER_PASSWORD}
     status, body = call("POST", f"{api}/v1/auth/login", credentials)
-    if status != 200:
-        sys.exit(f"api-fuzz: logging in answered {status}: {body}")
+    expect(status, 200, "logging in", body)
     print(f"api-fuzz: tenant {tenant}, its owner logged in", flush=True)
-    return body["access_token"]
+    return tenant, body["access_token"]
 
 
-def schemathesis(api: str, token: str, args) -> int:
+def seed(api: str, tenant: str, token: str) -> dict:
+    """Data for the operations that need some (scripts/api-fuzz-hooks.py makes them examples):
+    a funding account and a customer account, payments to capture, void, refund and read,
+    and a member to administer."""
+    seeds = {}
+    for name, overdraft in (("payer", True), ("payee", False)):
+        status, body = call("POST", f"{api}/v1/accounts", {"currency": "USD", "allow_overdraft": overdraft}, token)
+        expect(status, 201, "opening an account", body)
+        seeds[name] = body["account_id"]
+    for name in ("authorized", "to_capture", "to_void", "captured"):
+        payment = {"amount": 1000, "currency": "USD", "payer_account_id": seeds["payer"], "payee_account_id": seeds["payee"]}
+        status, body = call("POST", f"{api}/v1/payments", payment, token)
+        expect(status, 201, "authorizing a payment", body)
+        seeds[name] = body["payment_id"]
+    status, body = call("POST", f"{api}/v1/payments/{seeds['captured']}/capture", {}, token)
+    expect(status, 200, "capturing a payment", body)
+    status, invitation = call("POST", f"{api}/v1/invitations", {"email": "member@example.com", "role": "member"}, token)
+    expect(status, 201, "inviting a member", invitation)
+    registration = {
+        "tenant_id": tenant, "email": "member@example.com", "password": OWNER_PASSWORD, "invitation": invitation["token"]
+    }
+    status, body = call("POST", f"{api}/v1/users", registration)
+    expect(status, 201, "registering the member", body)
+    seeds["member"] = body["user_id"]
+    return seeds
+
+
+def schemathesis(api: str, token: str, seeds: dict, args) -> int:
     tool = ROOT / ".venv/tools/schemathesis/bin/schemathesis"
     command = [str(tool), "--config-file", str(ROOT / "scripts/schemathesis.toml"), "run", str(ROOT / "openapi.yaml")]
     command += ["--url", api, "--header", f"Authorization: Bearer {token}"]
@@ -140,7 +171,7 @@ def schemathesis(api: str, token: str, args) -> int:
     command += ["--max-examples", str(args.max_examples), "--workers", args.workers]
     command += ["--no-color", *args.extra]
     started = time.monotonic()
-    status = subprocess.call(command, cwd=ROOT)
+    status = subprocess.call(command, cwd=ROOT, env={**os.environ, "CAAS_API_FUZZ_SEEDS": json.dumps(seeds)})
     print(f"api-fuzz: schemathesis finished in {time.monotonic() - started:.0f} s (exit {status})", flush=True)
     return status
 
@@ -153,7 +184,8 @@ def main() -> int:
     try:
         api, invoke = stack.wait_ready()
         print(f"api-fuzz: stack ready, api={api} (function logs: {data_dir}/logs)", flush=True)
-        return schemathesis(api, owner_token(api, invoke), args)
+        tenant, token = owner_token(api, invoke)
+        return schemathesis(api, token, seed(api, tenant, token), args)
     finally:
         stack.stop()
 

@@ -218,7 +218,7 @@ pub async fn get(app: &App, tenant_id_raw: &str) -> Result<TenantRecord, AppErro
 }
 
 pub async fn list(app: &App, limit: Option<u32>, cursor: Option<&str>) -> Result<Page, AppError> {
-    let limit = super::page_limit(limit.map(|l| l.to_string()).as_deref(), DEFAULT_PAGE, MAX_PAGE)?;
+    let limit = crate::paging::page_limit(limit.map(|l| l.to_string()).as_deref(), DEFAULT_PAGE, MAX_PAGE)?;
     let after = cursor
         .map(|c| {
             TenantId::parse(c)

@@ -21,14 +21,15 @@ use crate::idempotency::{Idempotent, Outcome, Prepared, execute};
 use crate::ledger::Balances;
 use crate::outbox::OutboxEvent;
 use crate::store::labels::PaymentLabel;
+use crate::paging::PageQuery;
 use crate::store::ledger::{self as ledger_store, AccountRecord};
 use crate::store::members;
 use crate::store::tx::{Tx, TxError};
 use crate::tenant::TenantId;
 use serde_json::{Value, json};
 
-pub const DEFAULT_PAGE: i32 = 25;
-pub const MAX_PAGE: i32 = 100;
+pub const DEFAULT_PAGE: u32 = 25;
+pub const MAX_PAGE: u32 = 100;
 
 pub async fn create_account(
     app: &App,
@@ -153,7 +154,7 @@ pub async fn set_overdraft_limit(
     Ok(payload)
 }
 
-/// An account's ledger entries, newest first; the cursor is opaque to clients.
+/// An account's ledger entries, newest first; the cursor is the last entry's tx id.
 pub async fn list_transactions(
     app: &App,
     who: &Authenticated,
@@ -161,32 +162,17 @@ pub async fn list_transactions(
     limit: Option<&str>,
     cursor: Option<&str>,
 ) -> Result<Value, AppError> {
-    use base64::Engine;
-    use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
-    let limit = match limit {
-        None => DEFAULT_PAGE,
-        Some(raw) => raw.parse::<i32>().ok().filter(|n| (1..=MAX_PAGE).contains(n)).ok_or_else(|| {
-            AppError::bad_request("limit", format!("limit: must be an integer from 1 to {MAX_PAGE}"))
-        })?,
-    };
-    let bad_cursor = || AppError::bad_request("cursor", "cursor: is not a cursor returned by this API");
-    let cursor = cursor
-        .map(|raw| {
-            let bytes = B64.decode(raw).map_err(|_| bad_cursor())?;
-            let sk = String::from_utf8(bytes).map_err(|_| bad_cursor())?;
-            if ledger_store::is_entry_sort_key(&sk) { Ok(sk) } else { Err(bad_cursor()) }
-        })
-        .transpose()?;
+    let page = PageQuery::parse(limit, cursor, DEFAULT_PAGE, MAX_PAGE)?;
     let account = get_account(app, who, account_id).await?;
     let (entries, next) = ledger_store::list_entries(
         &app.clients.dynamodb,
         &app.config.table_name,
         who.tenant.as_str(),
         &account.account_id,
-        limit,
-        cursor.as_deref(),
+        page.limit,
+        page.after.as_deref(),
     )
     .await?;
     let items: Vec<EntryView> = entries.into_iter().map(EntryView::from).collect();
-    Ok(json!({ "items": items, "next_cursor": next.map(|sk| B64.encode(sk)) }))
+    Ok(json!({ "items": items, "next_cursor": next }))
 }

@@ -11,6 +11,8 @@
 pub mod accounts;
 pub mod http;
 mod input;
+#[cfg(test)]
+mod input_tests;
 mod movement;
 pub mod ownership;
 pub mod service;

@@ -288,25 +288,20 @@ pub fn insert_transaction(
         .insert(table, PaymentLabel::LedgerTransaction)
 }
 
-/// Whether `sk` is an entry's sort key: what [`list_entries`] takes as the
-/// cursor of the next page (clients hand it back, so it is checked).
-pub fn is_entry_sort_key(sk: &str) -> bool {
-    sk.strip_prefix(ENTRY_PREFIX).is_some_and(crate::ids::is_valid_id)
-}
-
-/// One page of an account's entries, newest first, after `cursor` (an entry
-/// sort key from a previous page). An explicit cursor, not a paginator: the
-/// page boundary is the API's own pagination cursor.
+/// One page of an account's entries, newest first, after the entry of
+/// transaction `after` (the cursor: the last entry's tx id of a previous
+/// page; clients hand it back, so callers check it is an id). An explicit
+/// cursor, not a paginator: the page boundary is the API's own pagination.
 pub async fn list_entries(
     dynamodb: &aws_sdk_dynamodb::Client,
     table: &str,
     tenant: &str,
     account_id: &str,
     limit: i32,
-    cursor: Option<&str>,
+    after: Option<&str>,
 ) -> Result<(Vec<EntryRecord>, Option<String>), AppError> {
     let pk = account_pk(tenant, account_id);
-    let start = cursor.map(|sk| key(pk.clone(), sk));
+    let start = after.map(|tx_id| key(pk.clone(), &format!("{ENTRY_PREFIX}{tx_id}")));
     let output = dynamodb
         .query()
         .table_name(table)
@@ -320,7 +315,12 @@ pub async fn list_entries(
         .send()
         .await
         .map_err(|e| AppError::from_sdk("list entries", e))?;
-    let next = output.last_evaluated_key().and_then(|k| k.get("sk")).and_then(|v| v.as_s().ok()).cloned();
+    let next = output
+        .last_evaluated_key()
+        .and_then(|k| k.get("sk"))
+        .and_then(|v| v.as_s().ok())
+        .and_then(|sk| sk.strip_prefix(ENTRY_PREFIX))
+        .map(str::to_owned);
     let entries = output.items.unwrap_or_default().into_iter().map(decode_entry).collect::<Result<_, _>>()?;
     Ok((entries, next))
 }

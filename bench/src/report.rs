@@ -563,6 +563,6 @@ pub const NOT_MEASURED: &str = "
 ran over the number of items their command line gives (`--migrate-items`). At the emulator's rate of about 100 items/s, \
 three runs over 100,000 items take about an hour on this machine; run `scripts/bench --only migrate` for them.
 - **outbox-drain's rate** is the emulator's: of the time per event, the drain's own CPU is the figure in the CPU \
-column; the rest is moto answering UpdateItem and SendMessageBatch.
+column; the rest is moto answering BatchWriteItem and SendMessageBatch.
 - **AWS's own latency and throughput**: no AWS account is reachable; every wall time and rate here is the emulator's.
 ";

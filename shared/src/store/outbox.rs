@@ -4,8 +4,8 @@
 //! `OUTBOX#PENDING#<shard>`, sort key the event id) that the sweep uses.
 //!
 //! Layout: pk `T#<tenant>#OUTBOX#<event_id>`, sk `OUTBOX`, `kind = "outbox"`, the
-//! envelope's fields flattened (its `schema_version` is the layout's too),
-//! `gsi2pk`/`gsi2sk` while unpublished. Publishing puts the item back without
+//! envelope's fields flattened but for the tenant and event id the key holds
+//! (its `schema_version` is the layout's too), `gsi2pk`/`gsi2sk` while unpublished. Publishing puts the item back without
 //! the index keys and with `published_at`, 25 items to a BatchWriteItem.
 
 use super::{Item, key, tenant_pk};
@@ -59,7 +59,7 @@ fn shard(event_id: &str) -> u32 {
 
 /// The item of a new event, in the pending index (what the transaction inserts).
 pub(crate) fn pending_item(event: &OutboxEvent) -> Result<Item, AppError> {
-    super::to_item(&Stored {
+    stored(Stored {
         pk: outbox_pk(&event.tenant_id, &event.event_id),
         sk: SORT_KEY,
         kind: KIND,
@@ -72,7 +72,7 @@ pub(crate) fn pending_item(event: &OutboxEvent) -> Result<Item, AppError> {
 
 /// The item of a published event: out of the pending index, with its time.
 fn published_item(event: &OutboxEvent, at: &str) -> Result<Item, AppError> {
-    super::to_item(&Stored {
+    stored(Stored {
         pk: outbox_pk(&event.tenant_id, &event.event_id),
         sk: SORT_KEY,
         kind: KIND,
@@ -81,6 +81,37 @@ fn published_item(event: &OutboxEvent, at: &str) -> Result<Item, AppError> {
         published_at: Some(at),
         event,
     })
+}
+
+/// The envelope's tenant and event id are the key's (`T#<tenant>#OUTBOX#<id>`):
+/// stored once, there, and put back into the envelope when it is read.
+const KEYED_FIELDS: [&str; 2] = ["tenant_id", "event_id"];
+
+fn stored(item: Stored<'_>) -> Result<Item, AppError> {
+    let mut item = super::to_item(&item)?;
+    for field in KEYED_FIELDS {
+        item.remove(field);
+    }
+    Ok(item)
+}
+
+/// The tenant and event id a key `T#<tenant>#OUTBOX#<event_id>` names.
+fn ids_of(pk: &str) -> Option<(&str, &str)> {
+    let (tenant, event_id) = pk.strip_prefix("T#")?.split_once("#OUTBOX#")?;
+    Some((tenant, event_id))
+}
+
+/// The image with the envelope fields its key holds (items written before
+/// the key held them only keep their own copies).
+fn with_keyed_fields(mut image: serde_dynamo::Item) -> serde_dynamo::Item {
+    let ids = match image.get("pk") {
+        Some(serde_dynamo::AttributeValue::S(pk)) => ids_of(pk).map(|(t, e)| [t.to_owned(), e.to_owned()]),
+        _ => None,
+    };
+    for (field, value) in KEYED_FIELDS.into_iter().zip(ids.into_iter().flatten()) {
+        image.entry(field.to_owned()).or_insert(serde_dynamo::AttributeValue::S(value));
+    }
+    image
 }
 
 #[derive(Deserialize)]
@@ -98,12 +129,15 @@ pub fn event_from_image(image: serde_dynamo::Item) -> Result<Option<OutboxEvent>
     if kind.kind.as_deref() != Some(KIND) {
         return Ok(None);
     }
-    serde_dynamo::from_item(image).map(Some).map_err(|e| AppError::internal("decode outbox image", e))
+    serde_dynamo::from_item(with_keyed_fields(image))
+        .map(Some)
+        .map_err(|e| AppError::internal("decode outbox image", e))
 }
 
 /// Extra attributes of the item (keys, kind, index keys) are ignored.
 fn event_from_item(item: Item) -> Result<OutboxEvent, AppError> {
-    serde_dynamo::from_item(item).map_err(|e| AppError::internal("decode outbox item", e))
+    serde_dynamo::from_item(with_keyed_fields(item.into()))
+        .map_err(|e| AppError::internal("decode outbox item", e))
 }
 
 /// The stored outbox item of an event, if any (strongly consistent).
@@ -278,5 +312,33 @@ mod tests {
         assert!(v7_floor(now - time::Duration::seconds(1)) < id);
         assert!(v7_floor(now + time::Duration::seconds(1)) > id);
         assert_eq!(v7_floor(now).len(), 36);
+    }
+
+    #[test]
+    fn the_key_holds_tenant_and_event_id_and_both_layouts_decode() {
+        let tenant = crate::tenant::TenantId::parse("acme-corp").unwrap();
+        let event = OutboxEvent::new(
+            &tenant,
+            "user",
+            "u1",
+            "user.registered",
+            OffsetDateTime::now_utc(),
+            "c1",
+            serde_json::json!({"user_id": "u1", "n": 3}),
+        );
+        let pending = pending_item(&event).unwrap();
+        assert!(!pending.contains_key("tenant_id") && !pending.contains_key("event_id"));
+        assert_eq!(pending["gsi2sk"], AttributeValue::S(event.event_id.clone()));
+        assert_eq!(event_from_item(pending.clone()).unwrap(), event);
+        let image: serde_dynamo::Item = pending.into();
+        assert_eq!(event_from_image(image).unwrap(), Some(event.clone()));
+        let published = published_item(&event, "2026-01-01T00:00:00Z").unwrap();
+        assert!(!published.contains_key("gsi2pk"));
+        assert_eq!(event_from_item(published).unwrap(), event);
+        // Items written with their own copies decode as they are.
+        let mut old = super::super::to_item(&event).unwrap();
+        old.insert("pk".into(), AttributeValue::S(outbox_pk("acme-corp", &event.event_id)));
+        old.insert("kind".into(), AttributeValue::S(KIND.into()));
+        assert_eq!(event_from_item(old).unwrap(), event);
     }
 }

@@ -25,6 +25,10 @@ pub struct Durations {
     /// outbox-drain and audit-writer: CPU per event (ms).
     pub drain_cpu_per_event: Option<f64>,
     pub audit_cpu_per_event: Option<f64>,
+    /// Section 3: CPU medians (ms) of a verification with a fresh and with a reused block buffer.
+    pub argon2_fresh_reused: Option<(f64, f64)>,
+    /// Section 4: peak RSS (MiB, median) per function.
+    pub peak_rss: BTreeMap<String, f64>,
     pub source: String,
 }
 
@@ -60,6 +64,23 @@ impl Durations {
             if in_jobs && row.first().is_some_and(|c| c.starts_with("audit-writer, one tenant")) {
                 durations.audit_cpu_per_event = number(4);
             }
+            if section.starts_with("## 3.") {
+                let (fresh, reused) = durations.argon2_fresh_reused.unwrap_or_default();
+                match row.first() {
+                    Some(c) if c.starts_with("ours (") => {
+                        durations.argon2_fresh_reused = number(1).map(|f| (f, reused))
+                    }
+                    Some(c) if c.starts_with("ours, one buffer") => {
+                        durations.argon2_fresh_reused = number(1).map(|r| (fresh, r));
+                    }
+                    _ => {}
+                }
+            }
+            let function =
+                row.first().filter(|_| section.starts_with("## 4.")).and_then(|c| c.split_once(" ("));
+            if let (Some((logical_id, _)), Some(rss)) = (function, number(7)) {
+                durations.peak_rss.insert(logical_id.to_owned(), rss);
+            }
         }
         durations.source = format!("sections 2 and 5 of this file ({})", stamps.join("; "));
         durations
@@ -81,6 +102,8 @@ pub struct Priced {
     pub memory_mb: f64,
     /// Lambda duration (ms) and GB-seconds of one invocation, when measured.
     pub lambda: Option<(f64, f64)>,
+    /// The handler's CPU on a full vCPU and its wait (ms) behind `lambda`.
+    pub work: Option<(f64, f64)>,
 }
 
 /// Dollars per million operations (or events, for the jobs).
@@ -219,6 +242,7 @@ pub fn price(
                 events,
                 memory_mb: memory.get(&row.function).copied().unwrap_or(128) as f64,
                 lambda: None,
+                work: None,
             }
         })
         .collect();
@@ -247,6 +271,7 @@ pub fn price(
             _ => continue,
         };
         row.lambda = Some(prices::lambda(cpu, wait, row.memory_mb));
+        row.work = Some((cpu, wait));
     }
     priced
 }

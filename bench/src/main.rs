@@ -210,7 +210,11 @@ async fn run(options: &Options) -> Result<()> {
     }
     let existing = std::fs::read_to_string(&options.out).ok();
     if let Some((rows, load)) = &report.roundtrips {
-        report.costs = Some(cost_section(&bench, &report, rows, load, existing.as_deref()).await?);
+        let section = cost_section(&bench, &report, rows, load, existing.as_deref()).await?;
+        let memory =
+            bench.stack.template.functions().into_iter().map(|f| (f.logical_id, f.memory_mb)).collect();
+        report.memory = Some(report::workloads(&section, &memory));
+        report.costs = Some(section);
     }
     let text = report.render_merged(existing.as_deref(), &|section| options.runs(section));
     if let Some(dir) = options.out.parent().filter(|d| !d.as_os_str().is_empty()) {

@@ -25,9 +25,9 @@ use std::path::PathBuf;
 
 const USAGE: &str = "caas-bench [--out FILE] [--only SECTIONS] [--requests N] [--argon2-requests N] \
 [--argon2-rounds N] [--cold-starts N] [--outbox-events N] [--audit-entries N] [--migrate-items N] \
-[--migrate-segments LIST] [--bin-dir DIR] [--python PATH] [--command TEXT]\n  SECTIONS: comma-separated of roundtrips,cpu,argon2,cold,jobs,migrate (default: all)";
+[--migrate-segments LIST] [--bin-dir DIR] [--python PATH] [--command TEXT]\n  SECTIONS: comma-separated of roundtrips,cpu,argon2,cold,jobs,migrate,bundles (default: all)";
 
-const SECTIONS: [&str; 6] = ["roundtrips", "cpu", "argon2", "cold", "jobs", "migrate"];
+const SECTIONS: [&str; 7] = ["roundtrips", "cpu", "argon2", "cold", "jobs", "migrate", "bundles"];
 
 pub struct Options {
     pub out: PathBuf,
@@ -100,7 +100,7 @@ impl Options {
             if !SECTIONS.contains(&section.as_str()) {
                 return Err(BenchError::Usage(format!("unknown section {section}\n{USAGE}")));
             }
-            if cfg!(debug_assertions) && section != "roundtrips" {
+            if cfg!(debug_assertions) && !["roundtrips", "bundles"].contains(&section.as_str()) {
                 return Err(BenchError::Usage(format!(
                     "{section} is timed: run it from a release build (scripts/bench without --dev)"
                 )));
@@ -207,6 +207,13 @@ async fn run(options: &Options) -> Result<()> {
             let run = jobs::migrate(options.migrate_items, segments).await?;
             report.migrate.push((run, load));
         }
+    }
+    if options.runs("bundles") {
+        let target = std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".to_owned());
+        let record = PathBuf::from(target).join("lambda").join("bundles.tsv");
+        let mut all: Vec<String> = bench.stack.template.functions().into_iter().map(|f| f.binary).collect();
+        all.sort();
+        report.bundles = Some((report::read_bundles(&record), all));
     }
     let existing = std::fs::read_to_string(&options.out).ok();
     if let Some((rows, load)) = &report.roundtrips {

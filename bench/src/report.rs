@@ -592,6 +592,13 @@ from a release build.
 - **Section 3 before the buffer reuse**: the committed section 3 was measured when login still allocated per call; \
 its second row is the bench's own reuse loop without the wipe, not `password::verify` (`--only argon2` from a \
 release build measures the shipped code).
+- **A newcomer's first `scripts/run`** on a fresh machine with a quiet CPU: estimated, not measured. Measured \
+here on 2026-12-01 with other work running: `cargo build --profile dev` of the runner and every function into an \
+empty target directory, 4 min 18 s (crates already downloaded); a started stack answering its first request \
+(`GET /.well-known/jwks.json`, a cold start) 26 s after `scripts/run` began with the build in place. With the crate \
+downloads and the venv's installs (moto, cfn-lint) on top, a first run is estimated at 6 to 8 minutes, under the \
+10-minute goal; that is why `scripts/run` builds the dev profile by default. The `local` profile's first build \
+(optimized, tens of minutes on 2 cores) was not timed.
 - **Capacity units from AWS itself** (section 7): computed from the bytes by the published rules; the emulator's \
 `ConsumedCapacity` figures are placeholders.
 ";

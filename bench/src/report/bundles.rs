@@ -104,8 +104,10 @@ impl Report {
 const BUNDLE_NOTES: &str = "
 Measured here on 2026-12-01: the first arm64 build after the trimming, jwks and capture-payment in one \
 `cargo lambda build` from an empty aarch64 target directory, took 15 min 45 s of wall time (7 min 53 s of user \
-CPU) with the load average between 6 and 10 from other work; later lines of the record re-zip what cargo had \
-already built. Before the trimming, `sam build JwksFunction` (the same cargo-lambda command) gave 8.64 MiB stripped and 4.15 MB \
+CPU) with the load average between 6 and 10 from other work; then backup took 141 s, and login and migrate \
+together 2 min 43 s (dependencies built). The record's lines were written again at the commit above, from what \
+cargo had built (it rebuilt nothing: the functions' code had not changed), hence build times of 0 to 1 s. \
+Before the trimming, `sam build JwksFunction` (the same cargo-lambda command) gave 8.64 MiB stripped and 4.15 MB \
 zipped for arm64 in 7 min 19 s on 2 cores, and 10.57 MiB / 4.59 MB for x86_64 (section 4 has every function's \
 x86_64 size from before). What was dropped, checked with `cargo tree -e features -p <function>`:
 

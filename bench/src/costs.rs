@@ -298,67 +298,22 @@ pub fn downstream_per_event(priced: &[Priced]) -> f64 {
 /// and our key scheme.
 pub async fn powertools_capture(bench: &Bench, fixture: &Fixture) -> Result<Row> {
     let payment = fixture.payment(bench, 1).await?;
-    let dynamodb = bench.recorded_dynamodb();
-    let table = bench.stack.table();
-    let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    let hash = || uuid::Uuid::new_v4().simple().to_string();
-    let pk = format!("T#{}#IDEM#capture-payment#{}", crate::bench::TENANT, hash());
-    let key = |pk: &str| {
-        HashMap::from([
-            ("pk".to_owned(), AttributeValue::S(pk.to_owned())),
-            ("sk".to_owned(), AttributeValue::S("IDEM".into())),
-        ])
-    };
-    let s = |v: &str| AttributeValue::S(v.to_owned());
-    let n = |v: i64| AttributeValue::N(v.to_string());
+    let record = Powertools::new(bench);
     bench.reset().await?;
-    let mut item = key(&pk);
-    item.extend([
-        ("expiration".to_owned(), n(now + 3600)),
-        ("in_progress_expiration".to_owned(), n(now * 1000 + 29_000)),
-        ("status".to_owned(), s("INPROGRESS")),
-        ("validation".to_owned(), s(&hash())),
-    ]);
-    let sdk = |e: &dyn std::fmt::Display| BenchError::Setup(format!("Powertools capture: {e}"));
-    dynamodb
-        .put_item()
-        .table_name(&table)
-        .set_item(Some(item))
-        .condition_expression(
-            "attribute_not_exists(pk) OR expiration < :now OR (#status = :inprogress AND in_progress_expiration < :now_ms)",
-        )
-        .expression_attribute_names("#status", "status")
-        .expression_attribute_values(":now", n(now))
-        .expression_attribute_values(":now_ms", n(now * 1000))
-        .expression_attribute_values(":inprogress", s("INPROGRESS"))
-        .send()
-        .await
-        .map_err(|e| sdk(&e))?;
-    dynamodb
+    record.reserve().await?;
+    record
+        .dynamodb
         .get_item()
-        .table_name(&table)
+        .table_name(&record.table)
         .set_key(Some(caas::store::payments::payment_key(crate::bench::TENANT, &payment)))
         .consistent_read(true)
         .send()
         .await
-        .map_err(|e| sdk(&e))?;
+        .map_err(|e| powertools_error(&e))?;
     let app = bench.app("CapturePaymentFunction", Cost::Template, true)?;
     let response =
         dispatch(&app, "CapturePaymentFunction", capture_call(&fixture.token, &payment).request()?).await?;
-    let body = expect("CapturePaymentFunction", &response, 200)?;
-    dynamodb
-        .update_item()
-        .table_name(&table)
-        .set_key(Some(key(&pk)))
-        .update_expression("SET #data = :data, expiration = :exp, #status = :completed")
-        .expression_attribute_names("#data", "data")
-        .expression_attribute_names("#status", "status")
-        .expression_attribute_values(":data", s(&body.to_string()))
-        .expression_attribute_values(":exp", n(now + 3600))
-        .expression_attribute_values(":completed", s("COMPLETED"))
-        .send()
-        .await
-        .map_err(|e| sdk(&e))?;
+    record.complete(&expect("CapturePaymentFunction", &response, 200)?.to_string()).await?;
     let mut row =
         take(bench, "CapturePaymentFunction", "capture-payment, the Powertools way (for comparison)", 1)
             .await?;
@@ -374,4 +329,84 @@ pub async fn powertools_capture(bench: &Bench, fixture: &Fixture) -> Result<Row>
         ops.retain(|op| op != "BatchGetItem");
     }
     Ok(row)
+}
+
+fn powertools_error(error: &dyn std::fmt::Display) -> BenchError {
+    BenchError::Setup(format!("Powertools capture: {error}"))
+}
+
+fn s(value: &str) -> AttributeValue {
+    AttributeValue::S(value.to_owned())
+}
+
+fn n(value: i64) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
+/// A Powertools idempotency record of one capture, on the recorded client.
+struct Powertools<'a> {
+    dynamodb: &'a aws_sdk_dynamodb::Client,
+    table: String,
+    pk: String,
+    now: i64,
+}
+
+impl<'a> Powertools<'a> {
+    fn new(bench: &'a Bench) -> Self {
+        let hash = uuid::Uuid::new_v4().simple().to_string();
+        Self {
+            dynamodb: bench.recorded_dynamodb(),
+            table: bench.stack.table(),
+            pk: format!("T#{}#IDEM#capture-payment#{hash}", crate::bench::TENANT),
+            now: time::OffsetDateTime::now_utc().unix_timestamp(),
+        }
+    }
+
+    fn key(&self) -> HashMap<String, AttributeValue> {
+        HashMap::from([("pk".to_owned(), s(&self.pk)), ("sk".to_owned(), s("IDEM"))])
+    }
+
+    /// The conditional put of the INPROGRESS record (Powertools' algorithm).
+    async fn reserve(&self) -> Result<()> {
+        let mut item = self.key();
+        item.extend([
+            ("expiration".to_owned(), n(self.now + 3600)),
+            ("in_progress_expiration".to_owned(), n(self.now * 1000 + 29_000)),
+            ("status".to_owned(), s("INPROGRESS")),
+            ("validation".to_owned(), s(&uuid::Uuid::new_v4().simple().to_string())),
+        ]);
+        self.dynamodb
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression(
+                "attribute_not_exists(pk) OR expiration < :now OR (#status = :inprogress AND in_progress_expiration < :now_ms)",
+            )
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":now", n(self.now))
+            .expression_attribute_values(":now_ms", n(self.now * 1000))
+            .expression_attribute_values(":inprogress", s("INPROGRESS"))
+            .send()
+            .await
+            .map_err(|e| powertools_error(&e))?;
+        Ok(())
+    }
+
+    /// The update to COMPLETED with the response as `data`.
+    async fn complete(&self, response: &str) -> Result<()> {
+        self.dynamodb
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(self.key()))
+            .update_expression("SET #data = :data, expiration = :exp, #status = :completed")
+            .expression_attribute_names("#data", "data")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":data", s(response))
+            .expression_attribute_values(":exp", n(self.now + 3600))
+            .expression_attribute_values(":completed", s("COMPLETED"))
+            .send()
+            .await
+            .map_err(|e| powertools_error(&e))?;
+        Ok(())
+    }
 }

@@ -138,15 +138,18 @@ async fn stored_events(stack: &TestStack, tenant: &str) -> Vec<OutboxEvent> {
             .dynamodb
             .scan()
             .table_name(stack.table())
-            .filter_expression("kind = :outbox AND tenant_id = :tenant")
+            .filter_expression("kind = :outbox AND begins_with(pk, :tenant)")
             .expression_attribute_values(":outbox", AttributeValue::S("outbox".into()))
-            .expression_attribute_values(":tenant", AttributeValue::S(tenant.into()))
+            .expression_attribute_values(":tenant", AttributeValue::S(format!("T#{tenant}#")))
             .consistent_read(true)
             .set_exclusive_start_key(start)
             .send()
             .await
             .unwrap();
-        events.extend(page.items().iter().map(|item| serde_dynamo::from_item(item.clone()).unwrap()));
+        // Decoded by the store: the item's key holds the tenant and event id.
+        events.extend(page.items().iter().map(|item| {
+            caas::store::outbox::event_from_image(item.clone().into()).unwrap().expect("an outbox item")
+        }));
         start = page.last_evaluated_key;
         if start.is_none() {
             break;

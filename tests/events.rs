@@ -4,8 +4,10 @@
 //!
 //! API samples carry placeholders (`{{ACCESS_TOKEN}}`, `{{ACCOUNT_ID}}`,
 //! `{{PAYER_ACCOUNT_ID}}`, `{{PAYEE_ACCOUNT_ID}}`, `{{PAYMENT_ID}}`,
-//! `{{OWNER_ACCESS_TOKEN}}`, `{{INVITATION_TOKEN}}`, `{{USER_ID}}`) that the
-//! test fills with live values, as a user of `sam local invoke` would.
+//! `{{OWNER_ACCESS_TOKEN}}`, `{{AUDITOR_ACCESS_TOKEN}}`, `{{INVITATION_TOKEN}}`,
+//! `{{USER_ID}}`, `{{CLIENT_ID}}`, `{{CLIENT_SECRET}}`) that the test fills with
+//! live values, as a user of `sam local invoke` would. Errors are problem
+//! documents, but the OAuth token endpoint's (RFC 6749 JSON).
 
 use caas_tests::api::{Api, api_event, dispatch};
 use caas_tests::*;
@@ -43,12 +45,23 @@ const API_EVENTS: &[(&str, &str, u16)] = &[
     ("verify-audit.json", "VerifyAuditFunction", 200),
     ("list-audit.json", "ListAuditFunction", 200),
     ("list-audit-bad-limit.json", "ListAuditFunction", 400),
+    // The audit routes are for owners, admins and auditors; ada is a member.
+    ("list-audit-by-member.json", "ListAuditFunction", 403),
     ("me.json", "MeFunction", 200),
     ("create-invitation.json", "CreateInvitationFunction", 201),
     ("create-invitation-owner-by-member.json", "CreateInvitationFunction", 403),
     ("register-invited.json", "RegisterFunction", 201),
     ("list-users.json", "ListUsersFunction", 200),
     ("update-user.json", "UpdateUserFunction", 200),
+    ("create-client.json", "CreateClientFunction", 201),
+    ("create-client-owner-role.json", "CreateClientFunction", 400),
+    ("rotate-client-secret.json", "RotateClientSecretFunction", 200),
+    ("oauth-token.json", "OAuthTokenFunction", 200),
+    ("oauth-token-unsupported-grant.json", "OAuthTokenFunction", 400),
+    ("revoke-client.json", "RevokeClientFunction", 204),
+    ("create-account-overdraft.json", "CreateAccountFunction", 201),
+    // An overdraft needs the owner or admin role.
+    ("create-account-overdraft-by-member.json", "CreateAccountFunction", 403),
 ];
 
 /// Job samples, run by their own tests below (or in the job's test file).
@@ -68,6 +81,8 @@ const JOB_EVENTS: &[&str] = &[
     "tenants-suspend.json",
     "tenants-reactivate.json",
     "tenants-invite.json",
+    // Run in tests/migrate.rs, on a migrated legacy overdraft account.
+    "tenants-set-overdraft-limit.json",
 ];
 
 fn fill(template: &str, values: &HashMap<&str, String>) -> String {
@@ -114,6 +129,10 @@ async fn every_api_sample_gives_its_documented_status() {
     for (file, function, status) in API_EVENTS {
         // Fresh live values for the samples that need them.
         match *file {
+            "verify-audit.json" => {
+                let auditor = api.invited("acme", "auditor@example.com", caas::auth::Role::Auditor).await;
+                values.insert("AUDITOR_ACCESS_TOKEN", auditor);
+            }
             "me.json" => {
                 let credentials = json!({
                     "tenant_id": "acme",
@@ -168,7 +187,9 @@ async fn every_api_sample_gives_its_documented_status() {
         let (actual, body) = parts(&response);
         assert_eq!(actual, *status, "events/{file}: {body}");
         if actual >= 400 {
-            assert_eq!(header(&response, "content-type"), Some("application/problem+json"), "events/{file}");
+            let oauth = *function == "OAuthTokenFunction";
+            let content_type = if oauth { "application/json" } else { "application/problem+json" };
+            assert_eq!(header(&response, "content-type"), Some(content_type), "events/{file}");
         }
         // Live values the next samples need from this one's answer.
         match *file {
@@ -178,6 +199,15 @@ async fn every_api_sample_gives_its_documented_status() {
             "register-invited.json" => {
                 values.insert("USER_ID", body["user_id"].as_str().unwrap().to_owned());
             }
+            "create-client.json" => {
+                values.insert("CLIENT_ID", body["client_id"].as_str().unwrap().to_owned());
+                values.insert("CLIENT_SECRET", body["client_secret"].as_str().unwrap().to_owned());
+            }
+            "rotate-client-secret.json" => {
+                values.insert("CLIENT_SECRET", body["client_secret"].as_str().unwrap().to_owned());
+            }
+            "oauth-token.json" => assert_eq!(body["scope"], "member"),
+            "oauth-token-unsupported-grant.json" => assert_eq!(body["error"], "unsupported_grant_type"),
             _ => {}
         }
     }

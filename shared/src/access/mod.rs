@@ -1,5 +1,6 @@
-//! Access administration: tenants (the operator's `tenants` job), invitations
-//! and the tenant's users (its owners' and admins' routes), and `GET /v1/me`.
+//! Access administration: tenants (the operator's `tenants` job), invitations,
+//! the tenant's users and machine clients (its owners' and admins' routes),
+//! and `GET /v1/me`.
 //!
 //! Every check on stored state rides in the operation's own read or
 //! transaction: an admin write re-checks the caller's role on their directory
@@ -7,18 +8,25 @@
 //! tenant item, and the target's state on what was read, all as conditions
 //! of the one `TransactWriteItems` that makes the change.
 
+pub mod clients;
 pub mod invitations;
 pub mod tenants;
 pub mod users;
 
 use crate::error::AppError;
 
-/// A page size from a query string or job input: 1 to `max`, `default` when absent.
-pub(crate) fn page_limit(raw: Option<&str>, default: u32, max: u32) -> Result<i32, AppError> {
-    let invalid = || AppError::bad_request("limit", format!("limit: must be an integer from 1 to {max}"));
-    let limit = match raw {
-        None => default,
-        Some(text) => text.trim().parse::<u32>().map_err(|_| invalid())?,
-    };
-    if (1..=max).contains(&limit) { i32::try_from(limit).map_err(|_| invalid()) } else { Err(invalid()) }
+/// Longest name of a tenant or a machine client.
+pub(crate) const MAX_NAME_CHARS: usize = 200;
+
+/// A display name in `field`: trimmed, 1 to [`MAX_NAME_CHARS`] characters, no
+/// control characters; refused without echoing it.
+pub(crate) fn display_name(field: &str, raw: &str) -> Result<String, AppError> {
+    let name = raw.trim();
+    if name.is_empty() || name.chars().count() > MAX_NAME_CHARS || name.chars().any(char::is_control) {
+        return Err(AppError::bad_request(
+            field,
+            format!("{field}: must be 1 to {MAX_NAME_CHARS} printable characters"),
+        ));
+    }
+    Ok(name.to_owned())
 }

@@ -119,9 +119,13 @@ pub fn signing_input(kid: &str, claims: &AccessClaims) -> String {
     format!("{}.{}", B64.encode(header), B64.encode(claims))
 }
 
-/// Joins the signing input with a DER signature converted to raw R‖S.
+/// Joins the signing input with a DER signature converted to raw R‖S, with
+/// S in the lower half of the order: KMS returns either half, and [`verify`]
+/// accepts only the low one (s and n − s both verify; taking one closes the
+/// malleability).
 pub fn assemble(signing_input: &str, der_signature: &[u8]) -> Result<String, KeyError> {
     let signature = Signature::from_der(der_signature).map_err(|_| KeyError::BadDerSignature)?;
+    let signature = signature.normalize_s().unwrap_or(signature);
     Ok(format!("{signing_input}.{}", B64.encode(signature.to_bytes())))
 }
 
@@ -157,6 +161,11 @@ pub fn verify(token: &str, key: &TokenKey, expected: &Expected<'_>) -> Result<Ac
     }
     let signature_bytes = B64.decode(signature_b64).map_err(|_| TokenError::Malformed)?;
     let signature = Signature::from_slice(&signature_bytes).map_err(|_| TokenError::BadSignature)?;
+    // A high S (s > n/2) is the other of the two valid signatures of the
+    // same token: refused, so a token has exactly one encoding.
+    if signature.normalize_s().is_some() {
+        return Err(TokenError::BadSignature);
+    }
     let signed = &token[..header_b64.len() + 1 + claims_b64.len()];
     key.verifying_key.verify(signed.as_bytes(), &signature).map_err(|_| TokenError::BadSignature)?;
     let claims: AccessClaims = decode_json(claims_b64)?;
@@ -260,5 +269,39 @@ mod tests {
         for garbage in ["", "a.b", "a.b.c.d", "!!.!!.!!"] {
             assert_eq!(verify(garbage, &key, &EXPECTED), Err(TokenError::Malformed), "{garbage}");
         }
+    }
+
+    /// (r, s) → (r, n − s): the same token with the high-S twin of its signature.
+    fn high_s_twin(token: &str) -> String {
+        let (input, signature_b64) = token.rsplit_once('.').unwrap();
+        let signature = Signature::from_slice(&B64.decode(signature_b64).unwrap()).unwrap();
+        let (r, s) = signature.split_scalars();
+        let twin = Signature::from_scalars(r, -*s).unwrap();
+        assert!(twin.normalize_s().is_some(), "the twin has the high S");
+        format!("{input}.{}", B64.encode(twin.to_bytes()))
+    }
+
+    #[test]
+    fn high_s_signatures_are_refused_and_never_issued() {
+        let (signing, key) = key_pair();
+        let input = signing_input("k1", &claims());
+        for _ in 0..8 {
+            let token = sign(&signing, &input);
+            assert_eq!(verify(&token, &key, &EXPECTED), Ok(claims()));
+            let twin = high_s_twin(&token);
+            // The twin is a mathematically valid ECDSA signature of the same input...
+            let signature =
+                Signature::from_slice(&B64.decode(twin.rsplit('.').next().unwrap()).unwrap()).unwrap();
+            assert!(key.verifying_key.verify(input.as_bytes(), &signature).is_ok());
+            // ...and the verifier refuses it.
+            assert_eq!(verify(&twin, &key, &EXPECTED), Err(TokenError::BadSignature));
+        }
+        // assemble normalizes a high-S DER signature (KMS returns either half).
+        let token = sign(&signing, &input);
+        let twin = high_s_twin(&token);
+        let high = Signature::from_slice(&B64.decode(twin.rsplit('.').next().unwrap()).unwrap()).unwrap();
+        let reassembled = assemble(&input, high.to_der().as_bytes()).unwrap();
+        assert_eq!(reassembled, token);
+        assert_eq!(verify(&reassembled, &key, &EXPECTED), Ok(claims()));
     }
 }

@@ -36,15 +36,34 @@ pub fn is_bcrypt(stored: &str) -> bool {
     ["$2a$", "$2b$", "$2y$"].iter().any(|prefix| stored.starts_with(prefix))
 }
 
+/// The most a stored hash may cost: the template's largest Argon2id parameters
+/// (or the configured ones, if larger) and bcrypt cost 14. A stored string
+/// beyond them was written by no configuration of ours, so it is a mismatch
+/// without hashing: a corrupt or planted PHC string (`m=4294967295`, bcrypt
+/// cost 31) cannot take the function's memory or time.
+const MAX_STORED: Argon2Cost = Argon2Cost { memory_kib: 131_072, iterations: 10, parallelism: 4 };
+const MAX_BCRYPT_COST: u32 = 14;
+
 pub fn verify(cost: Argon2Cost, password: &str, stored: &str) -> Verdict {
     if is_bcrypt(stored) {
+        let affordable =
+            stored.get(4..6).and_then(|c| c.parse::<u32>().ok()).is_some_and(|c| c <= MAX_BCRYPT_COST);
         // bcrypt only reads 72 bytes; a longer password cannot be one we stored.
-        return match password.len() <= 72 && bcrypt::verify(password, stored).unwrap_or(false) {
+        return match affordable && password.len() <= 72 && bcrypt::verify(password, stored).unwrap_or(false) {
             true => Verdict::Match { rehash: true },
             false => Verdict::Mismatch,
         };
     }
     let Ok(parsed) = PasswordHash::new(stored) else { return Verdict::Mismatch };
+    // Bounded before argon2 reads them: its own checks overflow on a huge `p`.
+    let within = |name: &str, ceiling: u32| parsed.params.get_decimal(name).is_some_and(|v| v <= ceiling);
+    let affordable = within("m", MAX_STORED.memory_kib.max(cost.memory_kib))
+        && within("t", MAX_STORED.iterations.max(cost.iterations))
+        && within("p", MAX_STORED.parallelism.max(cost.parallelism));
+    if !affordable {
+        tracing::warn!("stored password hash without its cost or beyond the verification ceiling");
+        return Verdict::Mismatch;
+    }
     if !argon2_matches(cost, password.as_bytes(), &parsed) {
         return Verdict::Mismatch;
     }
@@ -153,5 +172,26 @@ mod tests {
         assert_eq!(verify(CHEAP, "", &dummy), Verdict::Mismatch);
         assert_eq!(verify(CHEAP, "anything at all", &dummy), Verdict::Mismatch);
         assert_eq!(verify(CHEAP, "x", "not a hash"), Verdict::Mismatch);
+    }
+
+    #[test]
+    fn stored_hashes_beyond_the_cost_ceiling_are_mismatches_without_hashing() {
+        let started = std::time::Instant::now();
+        let real = hash(CHEAP, "correct horse battery").unwrap();
+        let (_, tail) = real.split_once("$m=64,t=1,p=1$").unwrap();
+        for params in ["m=4294967295,t=1,p=1", "m=64,t=4294967295,p=1", "m=64,t=1,p=255", "m=131073,t=1,p=1"]
+        {
+            let planted = format!("$argon2id$v=19${params}${tail}");
+            assert_eq!(verify(CHEAP, "correct horse battery", &planted), Verdict::Mismatch, "{params}");
+        }
+        let legacy = bcrypt::hash("legacy password 1", 4).unwrap();
+        for cost in ["15", "31", "99"] {
+            let planted = format!("$2b${cost}{}", &legacy[6..]);
+            assert_eq!(verify(CHEAP, "legacy password 1", &planted), Verdict::Mismatch, "{cost}");
+        }
+        assert!(started.elapsed() < std::time::Duration::from_secs(5), "{:?}", started.elapsed());
+        // Within the ceiling, a costlier stored hash still verifies (and is flagged).
+        let stored = hash(Argon2Cost { memory_kib: 128, ..CHEAP }, "correct horse battery").unwrap();
+        assert_eq!(verify(CHEAP, "correct horse battery", &stored), Verdict::Match { rehash: true });
     }
 }

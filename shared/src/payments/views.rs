@@ -14,6 +14,10 @@ pub struct AccountView {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     pub allow_overdraft: bool,
+    /// Minor units `available` may go below zero (0 without overdraft).
+    pub overdraft_limit: i64,
+    /// `{"type": "tenant"}` or `{"type": "user" | "client", "id"}`.
+    pub owner: Value,
     pub balance: BalanceView,
     pub totals: Balances,
     pub created_at: String,
@@ -29,23 +33,35 @@ pub struct BalanceView {
     pub available: i64,
 }
 
-impl From<&AccountRecord> for AccountView {
-    fn from(account: &AccountRecord) -> Self {
+impl TryFrom<&AccountRecord> for AccountView {
+    type Error = AppError;
+
+    /// Fails (409) only for totals whose posted balance leaves i64, which the
+    /// bounded balance updates never store.
+    fn try_from(account: &AccountRecord) -> Result<Self, AppError> {
         let b = &account.balances;
-        AccountView {
+        let posted = b.posted().ok_or_else(|| {
+            AppError::Conflict(format!(
+                "account {}: its posted balance is beyond what the ledger holds; contact support",
+                account.account_id
+            ))
+        })?;
+        Ok(AccountView {
             account_id: account.account_id.clone(),
             currency: account.currency.clone(),
             name: account.name.clone(),
             allow_overdraft: account.allow_overdraft,
+            overdraft_limit: account.overdraft_limit(),
+            owner: account.owner.view(),
             balance: BalanceView {
-                posted: b.posted(),
+                posted,
                 pending_debits: b.debits_pending,
                 pending_credits: b.credits_pending,
                 available: b.available,
             },
             totals: *b,
             created_at: account.created_at.clone(),
-        }
+        })
     }
 }
 

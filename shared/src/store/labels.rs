@@ -6,7 +6,7 @@
 //!
 //! One enum per family of transactions built from the same store writes:
 //! auth and access ([`super::users`], [`super::sessions`], [`super::tenants`],
-//! [`super::invitations`], [`super::members`]), the idempotent payments API
+//! [`super::invitations`], [`super::members`], [`super::clients`]), the idempotent payments API
 //! ([`super::ledger`], [`super::payments`], [`super::idempotency`]) and the
 //! audit chain ([`super::audit`]).
 
@@ -23,7 +23,8 @@ pub trait OutboxLabel: Label {
     const OUTBOX: Self;
 }
 
-/// Register, login, failed login, refresh and revocation.
+/// Register, login, failed login, refresh and revocation; the admin writes
+/// (invitations, users, machine clients).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AuthLabel {
     Outbox,
@@ -43,6 +44,8 @@ pub enum AuthLabel {
     Member,
     /// The caller's own directory entry: "still holds a role allowed to do this".
     Caller,
+    /// A machine client's entry: created, its secret rotated, revoked.
+    Client,
 }
 
 impl Label for AuthLabel {
@@ -57,6 +60,7 @@ impl Label for AuthLabel {
             AuthLabel::Invitation => "invitation",
             AuthLabel::Member => "member",
             AuthLabel::Caller => "caller",
+            AuthLabel::Client => "client",
         }
     }
 }
@@ -85,6 +89,11 @@ pub enum PaymentLabel {
     Payer,
     /// The payee account's balance update.
     Payee,
+    /// The caller's own directory entry: "still holds the role that permits
+    /// this" (when a role, not owning the account, is what permits it).
+    Caller,
+    /// The directory entry of the user or client named as a new account's owner.
+    Owner,
 }
 
 impl Label for PaymentLabel {
@@ -99,6 +108,8 @@ impl Label for PaymentLabel {
             PaymentLabel::Entry => "entry",
             PaymentLabel::Payer => "payer",
             PaymentLabel::Payee => "payee",
+            PaymentLabel::Caller => "caller",
+            PaymentLabel::Owner => "owner",
         }
     }
 }

@@ -1,16 +1,27 @@
 //! Ledger accounts, their per-account entries and ledger transactions.
 //! Entries live in the account's partition (`ENTRY#<tx id>`, time-ordered),
 //! so an account and its history are read with one strongly consistent query.
+//!
+//! An account carries its `owner` (immutable) and its `overdraft_limit`, and
+//! beside `available` the derived `spendable = available + overdraft_limit`,
+//! moved by the same `ADD` as `available`: conditions cannot do arithmetic,
+//! so "available may not fall below −overdraft_limit" is the condition
+//! `spendable >= amount` on the update that debits. Accounts stored before
+//! owners and limits existed ([`super::account_layouts`]) have neither
+//! attribute until the migration adds them; until then they keep the old
+//! rule, with the documented default limit for overdraft accounts.
 
+use super::account_layouts::{self, LEGACY_OVERDRAFT_LIMIT};
 use super::labels::PaymentLabel;
 use super::{Action, Expr, Item, Keyed, from_item, key, tenant_pk, value};
 use crate::error::AppError;
 use crate::ledger::{Balances, Delta};
+use crate::payments::ownership::Owner;
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde::{Deserialize, Serialize};
 
 /// The `kind` of account items.
-const ACCOUNT_KIND: &str = "account";
+const ACCOUNT_KIND: &str = account_layouts::KIND;
 const ENTRY_KIND: &str = "ledger_entry";
 /// Entries' sort keys: the prefix, then the ledger transaction id.
 const ENTRY_PREFIX: &str = "ENTRY#";
@@ -23,9 +34,27 @@ pub struct AccountRecord {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     pub allow_overdraft: bool,
+    /// Legacy accounts (no `owner`) read as tenant-owned, as the migration writes them.
+    #[serde(default)]
+    pub owner: Owner,
+    /// Minor units `available` may go below zero; 0 without overdraft.
+    /// Absent on legacy accounts: see [`AccountRecord::overdraft_limit`].
+    #[serde(default, rename = "overdraft_limit", skip_serializing_if = "Option::is_none")]
+    pub stored_overdraft_limit: Option<i64>,
     #[serde(flatten)]
     pub balances: Balances,
+    /// `available + overdraft_limit`, what a debit may take (absent on legacy accounts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spendable: Option<i64>,
     pub created_at: String,
+}
+
+impl AccountRecord {
+    /// The limit in force: the stored one, or on a legacy account the one the
+    /// migration will give it (the default for overdraft accounts, else 0).
+    pub fn overdraft_limit(&self) -> i64 {
+        self.stored_overdraft_limit.unwrap_or(if self.allow_overdraft { LEGACY_OVERDRAFT_LIMIT } else { 0 })
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -72,13 +101,63 @@ pub fn accounts_index_pk(tenant: &str) -> String {
     tenant_pk(tenant, "ACCOUNTS")
 }
 
+/// A new account in the current layout: its limit and `spendable` are
+/// written explicitly (`spendable` = the balance plus the limit).
 pub fn insert_account(table: &str, account: &AccountRecord) -> Result<Action<PaymentLabel>, AppError> {
-    Keyed::new(account_pk(&account.tenant_id, &account.account_id), "ACCOUNT", ACCOUNT_KIND, account)
+    let limit = account.overdraft_limit();
+    let spendable = account.balances.available.checked_add(limit);
+    let account = AccountRecord {
+        stored_overdraft_limit: Some(limit),
+        spendable: Some(spendable.ok_or_else(|| AppError::Internal("overdraft limit out of range".into()))?),
+        ..account.clone()
+    };
+    Keyed::new(account_pk(&account.tenant_id, &account.account_id), "ACCOUNT", ACCOUNT_KIND, &account)
         .indexed(accounts_index_pk(&account.tenant_id), &account.account_id)
+        .version(account_layouts::SCHEMA_VERSION)
         .insert(table, PaymentLabel::Account)
 }
 
+/// The stored totals of an account (and `available`), by attribute name.
+const BALANCE_ATTRIBUTES: [&str; 5] =
+    ["debits_pending", "credits_pending", "debits_posted", "credits_posted", "available"];
+
+/// A stored total outside i64: written before balance updates were bounded
+/// (DynamoDB numbers hold 38 digits, so ADD went on past i64).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OutOfRange {
+    pub account_id: String,
+    pub attribute: String,
+    /// The stored number, as DynamoDB returns it.
+    pub value: String,
+}
+
+impl OutOfRange {
+    fn of(item: &Item) -> Option<OutOfRange> {
+        BALANCE_ATTRIBUTES.iter().find_map(|attribute| {
+            let stored = item.get(*attribute)?.as_n().ok()?;
+            stored.parse::<i64>().is_err().then(|| OutOfRange {
+                account_id: item.get("account_id").and_then(|v| v.as_s().ok()).cloned().unwrap_or_default(),
+                attribute: (*attribute).to_owned(),
+                value: stored.clone(),
+            })
+        })
+    }
+
+    /// The API's answer: a conflict with the account's state, never a 500.
+    pub fn into_app_error(self) -> AppError {
+        AppError::Conflict(format!(
+            "account {}: its {} ({}) is beyond what the ledger holds (at most 9223372036854775807 \
+             minor units); the account takes no further movements, contact support",
+            self.account_id, self.attribute, self.value
+        ))
+    }
+}
+
+/// An account item; a total beyond i64 answers 409 (see [`OutOfRange`]).
 pub fn decode_account(item: Item) -> Result<AccountRecord, AppError> {
+    if let Some(out_of_range) = OutOfRange::of(&item) {
+        return Err(out_of_range.into_app_error());
+    }
     from_item(item)
 }
 
@@ -86,43 +165,107 @@ pub fn decode_entry(item: Item) -> Result<EntryRecord, AppError> {
     from_item(item)
 }
 
+/// One account's side of a ledger movement.
+#[derive(Debug, Clone, Copy)]
+pub struct BalanceUpdate<'a> {
+    /// The account's side ([`PaymentLabel::Payer`] or [`PaymentLabel::Payee`]).
+    pub label: PaymentLabel,
+    pub tenant: &'a str,
+    pub account_id: &'a str,
+    pub currency: &'a str,
+    pub delta: Delta,
+    /// The owner the account must have: the caller, when owning it is what
+    /// permits the change (owners never change, so this pins what was decided).
+    pub owner: Option<&'a Owner>,
+}
+
+/// The overdraft rule when a debit of `:need` lowers the available balance:
+/// the limit on accounts that have one; on legacy accounts the old rule with
+/// the default limit (their `spendable` is meaningless until migrated).
+const OVERDRAFT_RULE: &str = "((attribute_exists(overdraft_limit) AND spendable >= :need) \
+     OR (attribute_not_exists(overdraft_limit) AND (available >= :need \
+     OR (allow_overdraft = :yes AND available >= :legacy_need))))";
+
 /// Applies a delta to an account's totals with ADD (no read-modify-write).
-/// The condition checks the currency (and so existence) and, when the delta
-/// lowers the available balance, the overdraft rule, atomically. `label` names
-/// the account's side ([`PaymentLabel::Payer`] or [`PaymentLabel::Payee`]).
-pub fn apply_delta(
-    table: &str,
-    label: PaymentLabel,
-    tenant: &str,
-    account_id: &str,
-    currency: &str,
-    delta: &Delta,
-) -> Result<Action<PaymentLabel>, AppError> {
+/// The condition checks the currency (and so existence), the owner when
+/// given, bounds every total the update changes so it stays within i64
+/// (`credits_posted <= :max - amount`), and, when the delta lowers the
+/// available balance, the overdraft rule, atomically.
+pub fn apply_delta(table: &str, change: &BalanceUpdate<'_>) -> Result<Action<PaymentLabel>, AppError> {
+    let delta = &change.delta;
+    let overflow = || AppError::Internal(format!("ledger delta out of range: {delta:?}"));
+    let available = delta.available().ok_or_else(overflow)?;
     let mut terms = Vec::new();
-    let mut expr = Expr::default().value(":currency", value(currency)?);
-    for (attribute, amount) in [
-        ("debits_pending", delta.debits_pending),
-        ("credits_pending", delta.credits_pending),
-        ("debits_posted", delta.debits_posted),
-        ("credits_posted", delta.credits_posted),
-        ("available", delta.available()),
-    ] {
-        if amount != 0 {
-            terms.push(format!("{attribute} :{attribute}"));
-            expr = expr.value(&format!(":{attribute}"), value(amount)?);
+    let mut conditions = vec!["currency = :currency".to_owned()];
+    let mut expr = Expr::default().value(":currency", value(change.currency)?);
+    for (attribute, amount) in delta.terms().ok_or_else(overflow)? {
+        if amount == 0 {
+            continue;
         }
+        terms.push(format!("{attribute} :{attribute}"));
+        expr = expr.value(&format!(":{attribute}"), value(amount)?);
+        // The bound: the total after the ADD stays within i64.
+        let (comparison, bound) = if amount > 0 {
+            ("<=", i64::MAX - amount)
+        } else {
+            (">=", i64::MIN.checked_sub(amount).ok_or_else(overflow)?)
+        };
+        conditions.push(format!("{attribute} {comparison} :bound_{attribute}"));
+        expr = expr.value(&format!(":bound_{attribute}"), value(bound)?);
     }
-    let mut condition = String::from("currency = :currency");
-    if delta.available() < 0 {
-        condition.push_str(" AND (allow_overdraft = :yes OR available >= :need)");
-        expr = expr.value(":yes", AttributeValue::Bool(true)).value(":need", value(-delta.available())?);
+    if available != 0 {
+        // `spendable` (available + overdraft limit) moves with `available`.
+        terms.push("spendable :available".to_owned());
+    }
+    if let Some(owner) = change.owner {
+        conditions.push("#owner = :owner".to_owned());
+        expr = expr.name("#owner", "owner").value(":owner", value(owner)?);
+    }
+    if available < 0 {
+        let need = available.checked_neg().ok_or_else(overflow)?;
+        conditions.push(OVERDRAFT_RULE.to_owned());
+        expr = expr
+            .value(":yes", AttributeValue::Bool(true))
+            .value(":need", value(need)?)
+            .value(":legacy_need", value(need - LEGACY_OVERDRAFT_LIMIT)?);
     }
     let update = if terms.is_empty() {
         "SET currency = :currency".to_owned()
     } else {
         format!("ADD {}", terms.join(", "))
     };
-    Action::update(table, label, account_key(tenant, account_id), &update, Some(&condition), expr)
+    let key = account_key(change.tenant, change.account_id);
+    Action::update(table, change.label, key, &update, Some(&conditions.join(" AND ")), expr)
+}
+
+/// Whether `delta` on the account stored as `old` (the item a cancelled
+/// transaction returns) would take a total beyond i64: the bound of
+/// [`apply_delta`] refused it, rather than the overdraft rule.
+pub fn exceeds_range(old: &Item, delta: &Delta) -> bool {
+    let Some(terms) = delta.terms() else { return true };
+    terms.iter().filter(|(_, amount)| *amount != 0).any(|(attribute, amount)| {
+        let stored = old.get(*attribute).and_then(|v| v.as_n().ok()).and_then(|n| n.parse::<i128>().ok());
+        stored.is_none_or(|stored| i64::try_from(stored + i128::from(*amount)).is_err())
+    })
+}
+
+/// Gives an overdraft account a new limit, `spendable` following from the
+/// balance at that moment (one atomic update); fails (label `account`) if
+/// the account is missing or does not allow overdraft.
+pub fn set_overdraft_limit(
+    table: &str,
+    tenant: &str,
+    account_id: &str,
+    limit: i64,
+) -> Result<Action<PaymentLabel>, AppError> {
+    Action::update(
+        table,
+        PaymentLabel::Account,
+        account_key(tenant, account_id),
+        "SET overdraft_limit = :limit, spendable = available + :limit",
+        Some("allow_overdraft = :yes"),
+        Expr::default().value(":limit", value(limit)?).value(":yes", AttributeValue::Bool(true)),
+    )
 }
 
 pub fn insert_entry(table: &str, entry: &EntryRecord) -> Result<Action<PaymentLabel>, AppError> {
@@ -145,25 +288,20 @@ pub fn insert_transaction(
         .insert(table, PaymentLabel::LedgerTransaction)
 }
 
-/// Whether `sk` is an entry's sort key: what [`list_entries`] takes as the
-/// cursor of the next page (clients hand it back, so it is checked).
-pub fn is_entry_sort_key(sk: &str) -> bool {
-    sk.strip_prefix(ENTRY_PREFIX).is_some_and(crate::ids::is_valid_id)
-}
-
-/// One page of an account's entries, newest first, after `cursor` (an entry
-/// sort key from a previous page). An explicit cursor, not a paginator: the
-/// page boundary is the API's own pagination cursor.
+/// One page of an account's entries, newest first, after the entry of
+/// transaction `after` (the cursor: the last entry's tx id of a previous
+/// page; clients hand it back, so callers check it is an id). An explicit
+/// cursor, not a paginator: the page boundary is the API's own pagination.
 pub async fn list_entries(
     dynamodb: &aws_sdk_dynamodb::Client,
     table: &str,
     tenant: &str,
     account_id: &str,
     limit: i32,
-    cursor: Option<&str>,
+    after: Option<&str>,
 ) -> Result<(Vec<EntryRecord>, Option<String>), AppError> {
     let pk = account_pk(tenant, account_id);
-    let start = cursor.map(|sk| key(pk.clone(), sk));
+    let start = after.map(|tx_id| key(pk.clone(), &format!("{ENTRY_PREFIX}{tx_id}")));
     let output = dynamodb
         .query()
         .table_name(table)
@@ -177,9 +315,22 @@ pub async fn list_entries(
         .send()
         .await
         .map_err(|e| AppError::from_sdk("list entries", e))?;
-    let next = output.last_evaluated_key().and_then(|k| k.get("sk")).and_then(|v| v.as_s().ok()).cloned();
+    let next = output
+        .last_evaluated_key()
+        .and_then(|k| k.get("sk"))
+        .and_then(|v| v.as_s().ok())
+        .and_then(|sk| sk.strip_prefix(ENTRY_PREFIX))
+        .map(str::to_owned);
     let entries = output.items.unwrap_or_default().into_iter().map(decode_entry).collect::<Result<_, _>>()?;
     Ok((entries, next))
+}
+
+/// An account as the verify job reads it.
+#[derive(Debug, Clone)]
+pub enum StoredAccount {
+    Valid(AccountRecord),
+    /// A total beyond i64: reported, not decoded.
+    OutOfRange(OutOfRange),
 }
 
 /// An account item and all its entries, read together (strongly consistent).
@@ -188,13 +339,18 @@ pub async fn account_with_entries(
     table: &str,
     tenant: &str,
     account_id: &str,
-) -> Result<(Option<AccountRecord>, Vec<EntryRecord>), AppError> {
+) -> Result<(Option<StoredAccount>, Vec<EntryRecord>), AppError> {
     let mut account = None;
     let mut entries = Vec::new();
     let items = super::query_all(dynamodb, table, account_pk(tenant, account_id), true).await?;
     for item in items {
         match item.get("kind").and_then(|k| k.as_s().ok()).map(String::as_str) {
-            Some(ACCOUNT_KIND) => account = Some(decode_account(item)?),
+            Some(ACCOUNT_KIND) => {
+                account = Some(match OutOfRange::of(&item) {
+                    Some(out_of_range) => StoredAccount::OutOfRange(out_of_range),
+                    None => StoredAccount::Valid(decode_account(item)?),
+                })
+            }
             Some(ENTRY_KIND) => entries.push(decode_entry(item)?),
             _ => {}
         }
@@ -229,4 +385,64 @@ pub async fn tenant_account_ids(
         .await
         .map_err(|e| AppError::from_sdk("list accounts", e))?;
     Ok(items.iter().filter_map(|i| i.get("account_id")?.as_s().ok().cloned()).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ledger::Movement;
+
+    fn account(credits_posted: &str) -> Item {
+        let n = |v: &str| AttributeValue::N(v.to_owned());
+        Item::from([
+            ("account_id".to_owned(), AttributeValue::S("a1".into())),
+            ("debits_pending".to_owned(), n("0")),
+            ("credits_pending".to_owned(), n("0")),
+            ("debits_posted".to_owned(), n("0")),
+            ("credits_posted".to_owned(), n(credits_posted)),
+            ("available".to_owned(), n(credits_posted)),
+        ])
+    }
+
+    #[test]
+    fn every_total_an_update_changes_is_bounded() {
+        let (payer, _) = Movement::Capture { authorized: 700, captured: 500 }.deltas();
+        let change = BalanceUpdate {
+            label: PaymentLabel::Payer,
+            tenant: "acme",
+            account_id: "a1",
+            currency: "USD",
+            delta: payer,
+            owner: None,
+        };
+        let action = apply_delta("t", &change).unwrap();
+        let update = action.write.update().expect("an update");
+        let condition = update.condition_expression().unwrap();
+        assert!(condition.contains("debits_pending >= :bound_debits_pending"), "{condition}");
+        assert!(condition.contains("debits_posted <= :bound_debits_posted"), "{condition}");
+        assert!(condition.contains("available <= :bound_available"), "{condition}");
+        let values = update.expression_attribute_values().unwrap();
+        assert_eq!(values[":bound_debits_posted"], AttributeValue::N((i64::MAX - 500).to_string()));
+        assert_eq!(values[":bound_debits_pending"], AttributeValue::N((i64::MIN + 700).to_string()));
+    }
+
+    #[test]
+    fn a_refused_update_is_told_apart_from_an_overdraft() {
+        let (_, payee) = Movement::Capture { authorized: 10, captured: 10 }.deltas();
+        assert!(exceeds_range(&account(&(i64::MAX - 9).to_string()), &payee));
+        assert!(!exceeds_range(&account(&(i64::MAX - 10).to_string()), &payee));
+        let (payer, _) = Movement::Authorize { amount: 10 }.deltas();
+        assert!(!exceeds_range(&account("5"), &payer), "an overdraft, not the range");
+    }
+
+    #[test]
+    fn a_stored_total_beyond_i64_is_a_conflict_not_an_internal_error() {
+        let incomplete = decode_account(account("100")).unwrap_err();
+        assert!(matches!(incomplete, AppError::Internal(_)), "in range, only incomplete: {incomplete:?}");
+        let error = decode_account(account("9223372036854775808")).unwrap_err();
+        assert!(matches!(error, AppError::Conflict(_)), "{error:?}");
+        assert_eq!(OutOfRange::of(&account("9223372036854775807")), None);
+        let out = OutOfRange::of(&account("-9223372036854775809")).unwrap();
+        assert_eq!((out.attribute.as_str(), out.value.as_str()), ("credits_posted", "-9223372036854775809"));
+    }
 }

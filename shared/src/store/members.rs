@@ -1,6 +1,7 @@
 //! The tenant's directory of principals: one item per user in the tenant's
-//! partition `T#<tenant>#MEMBERS`, sort key `USER#<user_id>` (machine
-//! clients can join the same directory under `CLIENT#<client_id>`).
+//! partition `T#<tenant>#MEMBERS`, sort key `USER#<user_id>`; the tenant's
+//! machine clients are in the same partition under `CLIENT#<client_id>`
+//! (their layout is in [`super::clients`]).
 //!
 //! It holds the access state by user id: role, status and the session epoch.
 //! The user item (keyed by email, for login) carries the same three, written
@@ -15,13 +16,13 @@ use super::users::UserStatus;
 use super::{Action, Expr, Item, Keyed, from_item, get, key, tenant_pk, value};
 use crate::auth::principal::{Principal, PrincipalKind, Role};
 use crate::error::AppError;
+use crate::payments::ownership::Owner;
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde::{Deserialize, Serialize};
 
 pub const KIND: &str = "member";
 pub const SCHEMA_VERSION: u32 = 1;
 const USER_PREFIX: &str = "USER#";
-const CLIENT_PREFIX: &str = "CLIENT#";
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MemberRecord {
@@ -37,7 +38,7 @@ pub struct MemberRecord {
     pub updated_at: Option<String>,
 }
 
-fn directory(tenant: &str) -> String {
+pub(super) fn directory(tenant: &str) -> String {
     tenant_pk(tenant, "MEMBERS")
 }
 
@@ -45,20 +46,20 @@ fn member_key(tenant: &str, user_id: &str) -> Item {
     key(directory(tenant), &format!("{USER_PREFIX}{user_id}"))
 }
 
-/// The directory entry of any principal.
-fn principal_key(principal: &Principal) -> Item {
-    let prefix = match principal.kind {
-        PrincipalKind::User => USER_PREFIX,
-        PrincipalKind::Client => CLIENT_PREFIX,
-    };
-    key(directory(principal.tenant.as_str()), &format!("{prefix}{}", principal.id))
+fn keyed(member: &MemberRecord) -> Keyed<'_, MemberRecord> {
+    Keyed::new(directory(&member.tenant_id), format!("{USER_PREFIX}{}", member.user_id), KIND, member)
+        .version(SCHEMA_VERSION)
 }
 
 /// Adds a user to the directory; fails (label `member`) if present.
 pub fn insert(table: &str, member: &MemberRecord) -> Result<Action<AuthLabel>, AppError> {
-    Keyed::new(directory(&member.tenant_id), format!("{USER_PREFIX}{}", member.user_id), KIND, member)
-        .version(SCHEMA_VERSION)
-        .insert(table, AuthLabel::Member)
+    keyed(member).insert(table, AuthLabel::Member)
+}
+
+/// A user's entry as an item (the migration creates it for users that
+/// predate the directory).
+pub(crate) fn item(member: &MemberRecord) -> Result<Item, AppError> {
+    keyed(member).item()
 }
 
 /// A user's entry (strongly consistent).
@@ -124,7 +125,21 @@ pub fn require_session_epoch(
 
 /// The caller is active and holds one of `roles` now (label `caller`): the
 /// stored-state half of an authorization whose token half was checked first.
+/// A machine client is checked on its own entry ([`super::clients::require_role`]).
 pub fn require_role(table: &str, caller: &Principal, roles: &[Role]) -> Result<Action<AuthLabel>, AppError> {
+    require_role_as(table, AuthLabel::Caller, caller, roles)
+}
+
+/// [`require_role`] in a transaction of another kind, labelled `label`.
+pub fn require_role_as<L>(
+    table: &str,
+    label: L,
+    caller: &Principal,
+    roles: &[Role],
+) -> Result<Action<L>, AppError> {
+    if caller.kind == PrincipalKind::Client {
+        return super::clients::require_role_as(table, label, caller, roles);
+    }
     let mut expr = user_status_expr(Expr::default().name("#role", "role"))?;
     let mut placeholders = Vec::new();
     for (n, role) in roles.iter().enumerate() {
@@ -134,11 +149,28 @@ pub fn require_role(table: &str, caller: &Principal, roles: &[Role]) -> Result<A
     }
     Action::condition_check(
         table,
-        AuthLabel::Caller,
-        principal_key(caller),
+        label,
+        member_key(caller.tenant.as_str(), &caller.id),
         &format!("#status = :active AND #role IN ({})", placeholders.join(", ")),
         expr,
     )
+}
+
+/// The user or client `owner` names is in the tenant's directory (label
+/// `label`); `None` for the tenant itself, which needs no entry.
+pub fn require_listed<L>(
+    table: &str,
+    label: L,
+    tenant: &str,
+    owner: &Owner,
+) -> Result<Option<Action<L>>, AppError> {
+    let sort_key = match owner {
+        Owner::Tenant => return Ok(None),
+        Owner::User(id) => format!("{USER_PREFIX}{id}"),
+        Owner::Client(id) => format!("{}{id}", super::clients::PREFIX),
+    };
+    let key = key(directory(tenant), &sort_key);
+    Action::condition_check(table, label, key, "attribute_exists(pk)", Expr::default()).map(Some)
 }
 
 /// Changes a user's role and status from what was read (`before`) and bumps

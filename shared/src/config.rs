@@ -59,6 +59,7 @@ pub struct Config {
     pub invitation_ttl_seconds: i64,
     pub backup: BackupSettings,
     pub migrate: MigrateSettings,
+    pub rate_limits: crate::ratelimit::RateLimits,
 }
 
 /// The backup job: which tables, how long on-demand backups are kept, and
@@ -134,6 +135,7 @@ impl Config {
             },
             idempotency_ttl_seconds: number(&text, "IDEMPOTENCY_TTL_SECONDS", 86_400, 86_400..=2_592_000)?,
             invitation_ttl_seconds: number(&text, "INVITATION_TTL_SECONDS", 604_800, 3_600..=2_592_000)?,
+            rate_limits: crate::ratelimit::RateLimits::from_lookup(&text)?,
             backup: BackupSettings {
                 tables: match text("BACKUP_TABLES") {
                     Some(list) => {

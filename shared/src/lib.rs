@@ -26,6 +26,7 @@ pub mod migrate;
 pub mod money;
 pub mod outbox;
 pub mod payments;
+pub mod ratelimit;
 pub mod runtime;
 pub mod sorted_json;
 pub mod store;

@@ -236,6 +236,16 @@ pub fn api_request(method: &str, path: &str, headers: &[(&str, &str)], body: Opt
     lambda_http::request::from_str(&event.to_string()).expect("valid API Gateway event")
 }
 
+/// `request` as sent from `ip` (API Gateway's `requestContext.http.sourceIp`).
+pub fn from_source(mut request: Request, ip: &str) -> Request {
+    use lambda_http::request::RequestContext;
+    if let Some(RequestContext::ApiGatewayV2(context)) = request.extensions_mut().get_mut::<RequestContext>()
+    {
+        context.http.source_ip = Some(ip.to_owned());
+    }
+    request
+}
+
 pub fn json_request(method: &str, path: &str, body: &serde_json::Value) -> Request {
     api_request(method, path, &[("content-type", "application/json")], Some(&body.to_string()))
 }

@@ -29,6 +29,9 @@ pub struct AccessClaims {
     /// tokens (client credentials) have `sub` = `client_id`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_id: Option<String>,
+    /// The session (refresh-token family) a user's token was issued in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -207,6 +210,7 @@ mod tests {
             jti: "j".into(),
             roles: vec!["admin".into()],
             client_id: None,
+            sid: None,
         }
     }
 

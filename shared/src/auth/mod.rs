@@ -3,6 +3,7 @@
 //! a token stands for, and the services combining them.
 
 pub mod credentials;
+pub mod device_token;
 pub mod invitation_token;
 pub mod jwt;
 pub mod lockout;

@@ -43,6 +43,8 @@ pub enum AuthLabel {
     Member,
     /// The caller's own directory entry: "still holds a role allowed to do this".
     Caller,
+    /// A rate-limit counter's hit (see `crate::ratelimit`).
+    RateLimit,
 }
 
 impl Label for AuthLabel {
@@ -57,6 +59,7 @@ impl Label for AuthLabel {
             AuthLabel::Invitation => "invitation",
             AuthLabel::Member => "member",
             AuthLabel::Caller => "caller",
+            AuthLabel::RateLimit => "rate_limit",
         }
     }
 }

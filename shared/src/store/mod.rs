@@ -19,6 +19,7 @@
 
 pub mod audit;
 pub mod census;
+pub mod devices;
 pub mod idempotency;
 pub mod invitations;
 pub mod labels;
@@ -27,6 +28,7 @@ pub mod members;
 pub mod migrations;
 pub mod outbox;
 pub mod payments;
+pub mod ratelimits;
 pub mod sessions;
 pub mod tenants;
 pub mod tx;

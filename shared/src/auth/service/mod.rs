@@ -12,6 +12,7 @@
 //! - [`refresh`]: refresh-token rotation, reuse detection, logout;
 //! - [`tokens`]: access tokens (KMS-signed), the JWKS, the bearer check.
 
+mod failures;
 mod login;
 mod refresh;
 mod register;
@@ -21,7 +22,7 @@ pub use login::login;
 pub use refresh::{logout, refresh};
 pub use register::register;
 pub(crate) use register::tenant_refusal;
-pub use tokens::{authenticate, issue_access_token, jwks, token_key};
+pub use tokens::{authenticate, issue_access_token, issue_session_token, jwks, token_key};
 
 use super::credentials::{Email, check_new_password, check_password_size};
 use super::jwt::{self, AccessClaims, Expected, TokenKey};
@@ -63,6 +64,9 @@ pub struct Credentials {
     pub tenant_id: String,
     pub email: String,
     pub password: String,
+    /// The device token a previous login on this device returned.
+    #[serde(default)]
+    pub device_token: Option<String>,
 }
 
 /// `POST /v1/users`: the credentials, and the invitation when the tenant
@@ -98,6 +102,9 @@ pub struct TokenPair {
     pub token_type: &'static str,
     pub expires_in: i64,
     pub refresh_token: String,
+    /// From a sign-in: this device's token for the next login.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub device_token: Option<String>,
 }
 
 /// A verified bearer: the tenant every data access of the request is scoped

@@ -68,7 +68,13 @@ pub async fn refresh(
         roles: token.roles.clone(),
     };
     let (access_token, expires_in) = issue_access_token(app, &principal).await?;
-    Ok(TokenPair { access_token, token_type: "Bearer", expires_in, refresh_token: new_token })
+    Ok(TokenPair {
+        access_token,
+        token_type: "Bearer",
+        expires_in,
+        refresh_token: new_token,
+        device_token: None,
+    })
 }
 
 /// The answer to a rotation whose transaction was cancelled, by the action

@@ -80,6 +80,7 @@ fn new_user(
         role,
         status: UserStatus::Active,
         session_epoch: 0,
+        devices: Some(Default::default()),
     }
 }
 

@@ -5,6 +5,24 @@ use super::*;
 /// Signs an access token for `principal` with the KMS key; returns it and
 /// its lifetime. Machine clients get `client_id` = `sub` (RFC 9068).
 pub async fn issue_access_token(app: &App, principal: &Principal) -> Result<(String, i64), AppError> {
+    sign_access_token(app, principal, None).await
+}
+
+/// [`issue_access_token`] for a user's session: the token names it (`sid`),
+/// so the session routes know which one is the caller's.
+pub async fn issue_session_token(
+    app: &App,
+    principal: &Principal,
+    session_id: &str,
+) -> Result<(String, i64), AppError> {
+    sign_access_token(app, principal, Some(session_id)).await
+}
+
+async fn sign_access_token(
+    app: &App,
+    principal: &Principal,
+    session_id: Option<&str>,
+) -> Result<(String, i64), AppError> {
     let key_id = app.config.token_signing_key_id()?;
     let iat = app.now().unix_timestamp();
     let ttl = app.config.access_token_ttl_seconds;
@@ -18,6 +36,7 @@ pub async fn issue_access_token(app: &App, principal: &Principal) -> Result<(Str
         jti: crate::ids::new_id(),
         roles: principal.role_names().into_iter().map(str::to_owned).collect(),
         client_id: (principal.kind == PrincipalKind::Client).then(|| principal.id.clone()),
+        sid: session_id.map(str::to_owned),
     };
     let input = jwt::signing_input(key_id, &claims);
     // RAW: KMS hashes the message itself (SHA-256), as ES256 requires.

@@ -9,9 +9,11 @@
 //! (Argon2) starts. Either way a refusal is [`AppError::TooManyRequests`]
 //! with the seconds until the window ends (`Retry-After`).
 //!
-//! Wiring a route takes a [`Counter`] and one call:
+//! Wiring a route takes a [`Counter`] and one call (and, in a transaction,
+//! one line in its cancellation's mapping):
 //! - before work: `ratelimit::consume(app, &Counter::per_source(LOGIN, &ctx.source_ip, limit, now)).await?`
-//! - inside a transaction: `tx.push(ratelimit::action(table, Label::RateLimit, &counter)?)`, and
+//! - inside a transaction: `let counter = Counter::for_write(app, "capture", &who.principal);`,
+//!   `tx.push(ratelimit::action(table, Label::RateLimit, &counter)?)`, and
 //!   `ratelimit::refused(&error, Label::RateLimit, &counter, now)` on its cancellation.
 
 use crate::app::App;
@@ -133,6 +135,12 @@ impl Counter {
     ) -> Self {
         let subject = format!("{:?}:{}", principal.kind, principal.id).to_lowercase();
         Self::new(principal.tenant.as_str(), name, subject, limit, now.unix_timestamp())
+    }
+
+    /// The caller's hits of the authenticated write `operation` (the
+    /// configured write limit, now).
+    pub fn for_write(app: &App, operation: &'static str, principal: &Principal) -> Self {
+        Self::per_principal(operation, principal, app.config.rate_limits.writes, app.now())
     }
 
     /// Epoch seconds the window ends at; the counter item expires then.

@@ -4,7 +4,8 @@
 //!
 //! API samples carry placeholders (`{{ACCESS_TOKEN}}`, `{{ACCOUNT_ID}}`,
 //! `{{PAYER_ACCOUNT_ID}}`, `{{PAYEE_ACCOUNT_ID}}`, `{{PAYMENT_ID}}`,
-//! `{{OWNER_ACCESS_TOKEN}}`, `{{INVITATION_TOKEN}}`, `{{USER_ID}}`) that the
+//! `{{OWNER_ACCESS_TOKEN}}`, `{{INVITATION_TOKEN}}`, `{{USER_ID}}`,
+//! `{{SESSION_ID}}`, `{{PASSWORD_USER_ACCESS_TOKEN}}`) that the
 //! test fills with live values, as a user of `sam local invoke` would.
 
 use caas_tests::api::{Api, api_event, dispatch};
@@ -49,6 +50,11 @@ const API_EVENTS: &[(&str, &str, u16)] = &[
     ("register-invited.json", "RegisterFunction", 201),
     ("list-users.json", "ListUsersFunction", 200),
     ("update-user.json", "UpdateUserFunction", 200),
+    ("list-sessions.json", "ListSessionsFunction", 200),
+    ("revoke-session.json", "RevokeSessionFunction", 204),
+    ("change-password-weak.json", "ChangePasswordFunction", 400),
+    ("change-password.json", "ChangePasswordFunction", 200),
+    ("logout-all.json", "LogoutAllFunction", 204),
 ];
 
 /// Job samples, run by their own tests below (or in the job's test file).
@@ -69,6 +75,13 @@ const JOB_EVENTS: &[&str] = &[
     "tenants-reactivate.json",
     "tenants-invite.json",
 ];
+
+fn claims_of(access_token: &str) -> serde_json::Value {
+    use base64::Engine;
+    let claims = access_token.split('.').nth(1).expect("a JWS");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(claims).expect("base64url");
+    serde_json::from_slice(&bytes).expect("JSON claims")
+}
 
 fn fill(template: &str, values: &HashMap<&str, String>) -> String {
     values
@@ -152,6 +165,15 @@ async fn every_api_sample_gives_its_documented_status() {
                     .authorize(token, &values["PAYER_ACCOUNT_ID"], &values["PAYEE_ACCOUNT_ID"], 1_250, "USD")
                     .await;
                 values.insert("PAYMENT_ID", parts(&response).1["payment_id"].as_str().unwrap().to_owned());
+            }
+            "revoke-session.json" => {
+                // Another session of the samples' user, to end.
+                let token = api.token("acme", "ada@example.com").await;
+                values.insert("SESSION_ID", claims_of(&token)["sid"].as_str().unwrap().to_owned());
+            }
+            "change-password-weak.json" => {
+                let token = api.token("acme", "pat@example.com").await;
+                values.insert("PASSWORD_USER_ACCESS_TOKEN", token);
             }
             "refund-payment.json" => {
                 let token = &values["ACCESS_TOKEN"];

@@ -53,6 +53,9 @@ pub struct Config {
     pub argon2: Argon2Cost,
     pub access_token_ttl_seconds: i64,
     pub refresh_token_ttl_seconds: i64,
+    /// A session's absolute lifetime: rotations extend its idle expiry
+    /// (`refresh_token_ttl_seconds`) never past this.
+    pub session_max_lifetime_seconds: i64,
     pub lockout: LockoutPolicy,
     pub idempotency_ttl_seconds: i64,
     /// How long an invitation can be accepted (default 7 days).
@@ -116,6 +119,12 @@ impl Config {
                 &text,
                 "REFRESH_TOKEN_TTL_SECONDS",
                 2_592_000,
+                300..=31_536_000,
+            )?,
+            session_max_lifetime_seconds: number(
+                &text,
+                "SESSION_MAX_LIFETIME_SECONDS",
+                7_776_000,
                 300..=31_536_000,
             )?,
             lockout: LockoutPolicy {

@@ -71,6 +71,10 @@ pub async fn try_dispatch(
         "CreateInvitationFunction" => create_invitation::handler(app, request).await,
         "ListUsersFunction" => list_users::handler(app, request).await,
         "UpdateUserFunction" => update_user::handler(app, request).await,
+        "ListSessionsFunction" => list_sessions::handler(app, request).await,
+        "RevokeSessionFunction" => revoke_session::handler(app, request).await,
+        "LogoutAllFunction" => logout_all::handler(app, request).await,
+        "ChangePasswordFunction" => change_password::handler(app, request).await,
         _ => return None,
     })
 }

@@ -147,6 +147,32 @@ pub fn record_login(
     Action::update(table, LABEL, user_key(&user.tenant_id, &user.email), &update, Some(&condition), expr)
 }
 
+/// Replaces the password hash and moves the user to `session_epoch`
+/// (revoking the refresh-token families of the old one), if the hash and the
+/// access are still as read.
+pub fn set_password(
+    table: &str,
+    user: &UserRecord,
+    new_hash: &str,
+    session_epoch: u64,
+) -> Result<Action<AuthLabel>, AppError> {
+    let (access, access_expr) = access_unchanged(user)?;
+    let mut expr = Expr::default()
+        .value(":new_hash", value(new_hash)?)
+        .value(":old_hash", value(&user.password_hash)?)
+        .value(":new_epoch", value(session_epoch)?);
+    expr.names.extend(access_expr.names);
+    expr.values.extend(access_expr.values);
+    Action::update(
+        table,
+        LABEL,
+        user_key(&user.tenant_id, &user.email),
+        "SET password_hash = :new_hash, session_epoch = :new_epoch REMOVE needs_rehash",
+        Some(&format!("password_hash = :old_hash AND {access}")),
+        expr,
+    )
+}
+
 /// "The user is active and its access is as we read it": every role or
 /// status change bumps the epoch, so comparing it covers both. Items stored
 /// before these attributes existed match with their defaults.

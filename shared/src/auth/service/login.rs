@@ -118,7 +118,7 @@ pub(super) async fn open_session(
     let (access_token, expires_in) = issue_session_token(app, &principal, &family_id).await?;
     let (refresh_token, token_hash) = refresh_token::generate(tenant);
     let (device_token, device_hash) = device_token::generate(tenant);
-    let (session, token) = new_session(app, user, &family_id, now);
+    let (session, token) = new_session(app, ctx, user, &family_id, now);
     let at = rfc3339(now);
     let device = DeviceChange {
         add: (
@@ -177,11 +177,13 @@ pub(super) async fn open_session(
 /// A new session (token family) of `user` and its first refresh token.
 fn new_session(
     app: &App,
+    ctx: &RequestContext,
     user: &UserRecord,
     family_id: &str,
     now: time::OffsetDateTime,
 ) -> (SessionRecord, RefreshTokenRecord) {
-    let expires_at = now.unix_timestamp() + app.config.refresh_token_ttl_seconds;
+    let absolute = now.unix_timestamp() + app.config.session_max_lifetime_seconds;
+    let expires_at = (now.unix_timestamp() + app.config.refresh_token_ttl_seconds).min(absolute);
     let at = rfc3339(now);
     let session = SessionRecord {
         tenant_id: user.tenant_id.clone(),
@@ -192,6 +194,9 @@ fn new_session(
         revoked_at: None,
         roles: vec![user.role],
         session_epoch: user.session_epoch,
+        absolute_expires_at: Some(absolute),
+        last_used_at: Some(at.clone()),
+        user_agent: ctx.user_agent.as_deref().map(shortened),
     };
     let token = RefreshTokenRecord {
         tenant_id: user.tenant_id.clone(),
@@ -202,6 +207,12 @@ fn new_session(
         expires_at,
         roles: vec![user.role],
         session_epoch: user.session_epoch,
+        absolute_expires_at: Some(absolute),
     };
     (session, token)
+}
+
+/// A user agent as stored: printable, at most 200 characters.
+fn shortened(agent: &str) -> String {
+    agent.chars().filter(|c| !c.is_control()).take(200).collect()
 }

@@ -12,13 +12,17 @@
 //! - [`refresh`]: refresh-token rotation, reuse detection, logout;
 //! - [`tokens`]: access tokens (KMS-signed), the JWKS, the bearer check.
 
+mod account;
 mod failures;
 mod login;
+mod password_change;
 mod refresh;
 mod register;
 mod tokens;
 
+pub use account::{SessionList, SessionView, list_sessions, logout_all, revoke_session};
 pub use login::login;
+pub use password_change::{PasswordChange, change_password};
 pub use refresh::{logout, refresh};
 pub use register::register;
 pub(crate) use register::tenant_refusal;

@@ -29,6 +29,11 @@ pub async fn refresh(
         return Err(AppError::Unauthorized(INVALID_REFRESH_TOKEN));
     }
     let table = &app.config.table_name;
+    let record = next_token(app, &token, now);
+    if record.expires_at <= now.unix_timestamp() {
+        tracing::info!(tenant = %tenant, session_id = %token.family_id, "refresh refused: the session reached its absolute expiry");
+        return Err(AppError::Unauthorized(INVALID_REFRESH_TOKEN));
+    }
     let principal = Principal {
         kind: PrincipalKind::User,
         id: token.user_id.clone(),
@@ -37,7 +42,6 @@ pub async fn refresh(
     };
     let (access_token, expires_in) = issue_session_token(app, &principal, &token.family_id).await?;
     let (new_token, new_hash) = refresh_token::generate(&tenant);
-    let record = next_token(app, &token, now);
     let event = OutboxEvent::new(
         &tenant,
         "session",
@@ -53,7 +57,14 @@ pub async fn refresh(
     // in the rotation's own transaction.
     let committed = Tx::new(table, &event)?
         .push(sessions::spend_token(table, tenant.as_str(), &token_hash)?)
-        .push(sessions::touch_session(table, tenant.as_str(), &token.family_id, record.expires_at)?)
+        .push(sessions::touch_session(
+            table,
+            tenant.as_str(),
+            &token.family_id,
+            &record,
+            now.unix_timestamp(),
+            &rfc3339(now),
+        )?)
         .push(sessions::insert_token(table, &new_hash, &record)?)
         .push(tenants::require_active(table, tenant.as_str())?)
         .push(members::require_session_epoch(table, tenant.as_str(), &token.user_id, token.session_epoch)?)
@@ -89,13 +100,18 @@ async fn presented(
     Ok(token.map(|token| (tenant, token_hash, token)))
 }
 
-/// The family's next token. The family's roles and epoch travel with each of
-/// its tokens, so the token read is the only read.
+/// The family's next token: idle expiry from now, never past the family's
+/// absolute expiry (a family from before absolute expiries gets one now).
+/// The family's roles and epoch travel with each of its tokens, so the token
+/// read is the only read.
 fn next_token(app: &App, token: &RefreshTokenRecord, now: time::OffsetDateTime) -> RefreshTokenRecord {
+    let now_s = now.unix_timestamp();
+    let absolute = token.absolute_expires_at.unwrap_or(now_s + app.config.session_max_lifetime_seconds);
     RefreshTokenRecord {
         status: TokenStatus::Active,
         created_at: rfc3339(now),
-        expires_at: now.unix_timestamp() + app.config.refresh_token_ttl_seconds,
+        expires_at: (now_s + app.config.refresh_token_ttl_seconds).min(absolute),
+        absolute_expires_at: Some(absolute),
         ..token.clone()
     }
 }

@@ -74,6 +74,8 @@ const JOB_EVENTS: &[&str] = &[
     "tenants-suspend.json",
     "tenants-reactivate.json",
     "tenants-invite.json",
+    // Run in tests/keys.rs.
+    "signing-keys-status.json",
 ];
 
 fn claims_of(access_token: &str) -> serde_json::Value {

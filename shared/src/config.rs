@@ -44,7 +44,12 @@ impl Default for LockoutPolicy {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub table_name: String,
+    /// The key the token key ids start from (the stack's first signing key).
     pub token_signing_key_id: Option<String>,
+    /// The alias tokens are signed with (the current key); the key id when absent.
+    pub token_signing_key_alias: Option<String>,
+    /// The alias of the previous key, published until it is retired.
+    pub token_previous_key_alias: Option<String>,
     pub data_key_id: Option<String>,
     pub events_queue_url: Option<String>,
     pub jobs_queue_url: Option<String>,
@@ -104,6 +109,8 @@ impl Config {
         Ok(Self {
             table_name: required("TABLE_NAME")?,
             token_signing_key_id: text("TOKEN_SIGNING_KEY_ID"),
+            token_signing_key_alias: text("TOKEN_SIGNING_KEY_ALIAS"),
+            token_previous_key_alias: text("TOKEN_PREVIOUS_KEY_ALIAS"),
             data_key_id: text("DATA_KEY_ID"),
             events_queue_url: text("EVENTS_QUEUE_URL"),
             jobs_queue_url: text("JOBS_QUEUE_URL"),
@@ -178,6 +185,14 @@ impl Config {
 
     pub fn token_signing_key_id(&self) -> Result<&str, ConfigError> {
         self.token_signing_key_id.as_deref().ok_or(ConfigError::Missing("TOKEN_SIGNING_KEY_ID"))
+    }
+
+    /// What tokens are signed with: the signing alias, else the key id.
+    pub fn token_signing_reference(&self) -> Result<&str, ConfigError> {
+        match self.token_signing_key_alias.as_deref() {
+            Some(alias) => Ok(alias),
+            None => self.token_signing_key_id(),
+        }
     }
 }
 

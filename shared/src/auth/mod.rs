@@ -6,11 +6,13 @@ pub mod credentials;
 pub mod device_token;
 pub mod invitation_token;
 pub mod jwt;
+pub mod keys;
 pub mod lockout;
 pub mod opaque_token;
 pub mod password;
 pub mod principal;
 pub mod refresh_token;
+pub mod rotation;
 pub mod service;
 
 pub use principal::{Actor, Principal, PrincipalKind, Role};

@@ -30,6 +30,7 @@ pub mod outbox;
 pub mod payments;
 pub mod ratelimits;
 pub mod sessions;
+pub mod signing_keys;
 pub mod tenants;
 pub mod tx;
 pub mod user_layouts;

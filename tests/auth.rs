@@ -625,3 +625,25 @@ async fn device_tokens_keep_the_victim_in_while_attackers_are_limited() {
         "the device is untrusted, the account locked for those"
     );
 }
+
+#[tokio::test]
+async fn emails_and_passwords_are_normalized_before_they_are_compared() {
+    let stack = TestStack::new().await;
+    let composed_password = "caf\u{e9} cr\u{e8}me br\u{fb}l\u{e9}e";
+    let (status, user) = register(&stack, "acme", "Ren\u{e9}@B\u{fc}cher.example", composed_password).await;
+    assert_eq!(status, 201, "{user}");
+    assert_eq!(user["email"], "ren\u{e9}@xn--bcher-kva.example");
+    // The decomposed forms of both are the same credentials.
+    let (status, _) = login(
+        &stack,
+        "acme",
+        "rene\u{301}@bu\u{308}cher.example",
+        "cafe\u{301} cre\u{300}me bru\u{302}le\u{301}e",
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (status, body) = register(&stack, "acme", "ren\u{e9}@xn--bcher-kva.example", PASSWORD).await;
+    assert_eq!(status, 409, "one address: {body}");
+    let (status, body) = register(&stack, "acme", "ren\u{e9}\u{200b}@b\u{fc}cher.example", PASSWORD).await;
+    assert_eq!((status, body["field"].as_str()), (400, Some("email")), "a zero-width space");
+}

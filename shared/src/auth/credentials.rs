@@ -6,18 +6,50 @@ pub const MIN_PASSWORD_CHARS: usize = 12;
 pub const MAX_PASSWORD_BYTES: usize = 1024;
 const MAX_EMAIL_BYTES: usize = 254;
 
-/// An email address, trimmed and lowercased: the per-tenant identity key.
+/// An email address, normalized: the per-tenant identity key. Trimmed,
+/// Unicode NFC, lowercased; the domain in its IDNA ASCII form (UTS 46, so
+/// `bücher.example` and `xn--bcher-kva.example` are one domain). Format
+/// characters (zero-width, bidi controls) are refused: they make addresses
+/// that look alike but differ.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Email(String);
 
+/// Unicode format characters (category Cf) and other invisible code points.
+fn is_format_character(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00AD}'
+            | '\u{034F}'
+            | '\u{0600}'..='\u{0605}'
+            | '\u{061C}'
+            | '\u{06DD}'
+            | '\u{070F}'
+            | '\u{180E}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{2064}'
+            | '\u{2066}'..='\u{206F}'
+            | '\u{FEFF}'
+            | '\u{FFF9}'..='\u{FFFB}'
+            | '\u{E0001}'
+            | '\u{E0020}'..='\u{E007F}'
+    )
+}
+
 impl Email {
     pub fn parse(raw: &str) -> Result<Self, AppError> {
-        let normalized = raw.trim().to_lowercase();
+        use unicode_normalization::UnicodeNormalization;
         let invalid = || AppError::bad_request("email", "email: is not a valid email address");
-        if normalized.is_empty() || normalized.len() > MAX_EMAIL_BYTES {
+        if raw.len() > 4 * MAX_EMAIL_BYTES || raw.chars().any(is_format_character) {
             return Err(invalid());
         }
-        let (local, domain) = normalized.rsplit_once('@').ok_or_else(invalid)?;
+        let composed: String = raw.trim().nfc().collect::<String>().to_lowercase();
+        let (local, domain) = composed.rsplit_once('@').ok_or_else(invalid)?;
+        let domain = idna::domain_to_ascii(domain).map_err(|_| invalid())?;
+        let normalized = format!("{local}@{domain}");
+        if normalized.len() > MAX_EMAIL_BYTES {
+            return Err(invalid());
+        }
         let domain_ok = domain.contains('.')
             && !domain.starts_with('.')
             && !domain.ends_with('.')
@@ -82,6 +114,29 @@ mod tests {
             assert!(Email::parse(bad).is_err(), "{bad:?}");
         }
         assert!(Email::parse(&format!("{}@example.com", "a".repeat(250))).is_err());
+    }
+
+    #[test]
+    fn emails_are_nfc_with_an_idna_domain_and_no_format_characters() {
+        let composed = Email::parse("Ren\u{e9}@B\u{fc}cher.Example").unwrap();
+        assert_eq!(composed.as_str(), "ren\u{e9}@xn--bcher-kva.example");
+        assert_eq!(
+            Email::parse("rene\u{301}@bu\u{308}cher.example").unwrap(),
+            composed,
+            "NFD is the same address"
+        );
+        assert_eq!(Email::parse("ren\u{e9}@xn--bcher-kva.example").unwrap(), composed, "the ASCII form too");
+        for bad in [
+            "ada\u{200B}@example.com",
+            "ada@exam\u{200D}ple.com",
+            "\u{202E}moc.elpmaxe@ada",
+            "ada@example.com\u{2066}",
+            "\u{FEFF}ada@example.com",
+            "ada@xn--.example",
+            "ada@exa_mple.com",
+        ] {
+            assert!(Email::parse(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -4,6 +4,7 @@
 
 pub mod credentials;
 pub mod device_token;
+pub mod envelope;
 pub mod invitation_token;
 pub mod jwt;
 pub mod keys;
@@ -14,6 +15,7 @@ pub mod principal;
 pub mod refresh_token;
 pub mod rotation;
 pub mod service;
+pub mod totp;
 
 pub use principal::{Actor, Principal, PrincipalKind, Role};
 pub use service::{Authenticated, authenticate};

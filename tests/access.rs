@@ -127,35 +127,6 @@ fn claims(access_token: &str) -> Value {
     serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(part).unwrap()).unwrap()
 }
 
-/// Every outbox event stored for `tenant`, oldest first.
-async fn stored_events(stack: &TestStack, tenant: &str) -> Vec<OutboxEvent> {
-    use aws_sdk_dynamodb::types::AttributeValue;
-    let mut events: Vec<OutboxEvent> = Vec::new();
-    let mut start = None;
-    loop {
-        let page = stack
-            .clients
-            .dynamodb
-            .scan()
-            .table_name(stack.table())
-            .filter_expression("kind = :outbox AND tenant_id = :tenant")
-            .expression_attribute_values(":outbox", AttributeValue::S("outbox".into()))
-            .expression_attribute_values(":tenant", AttributeValue::S(tenant.into()))
-            .consistent_read(true)
-            .set_exclusive_start_key(start)
-            .send()
-            .await
-            .unwrap();
-        events.extend(page.items().iter().map(|item| serde_dynamo::from_item(item.clone()).unwrap()));
-        start = page.last_evaluated_key;
-        if start.is_none() {
-            break;
-        }
-    }
-    events.sort_by(|a, b| a.event_id.cmp(&b.event_id));
-    events
-}
-
 fn types(events: &[OutboxEvent]) -> Vec<&str> {
     events.iter().map(|e| e.event_type.as_str()).collect()
 }

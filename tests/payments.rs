@@ -557,6 +557,96 @@ async fn verify_reports_exactly_the_tampered_account() {
     );
 }
 
+/// Sets stored totals of an account directly (what years of traffic, or an
+/// update written before totals were bounded, would leave).
+async fn set_totals(stack: &TestStack, account: &str, totals: &[(&str, &str)]) {
+    let sets: Vec<String> = totals.iter().map(|(name, _)| format!("{name} = :{name}")).collect();
+    let mut update = stack
+        .clients
+        .dynamodb
+        .update_item()
+        .table_name(stack.table())
+        .set_key(Some(caas::store::ledger::account_key("acme", account)))
+        .update_expression(format!("SET {}", sets.join(", ")));
+    for (name, value) in totals {
+        update = update.expression_attribute_values(
+            format!(":{name}"),
+            aws_sdk_dynamodb::types::AttributeValue::N((*value).into()),
+        );
+    }
+    update.send().await.unwrap();
+}
+
+/// No total can be taken past i64: a movement that would is refused with a
+/// 422 and moves nothing (today's bound), where the unbounded ADD used to store
+/// it and make every later read of the account a 500.
+#[tokio::test]
+async fn no_account_total_can_leave_i64() {
+    let stack = TestStack::new().await;
+    let api = Api::new(&stack);
+    let token = api.token("acme", "ops@example.com").await;
+    let (payer, payee) = (api.account(&token, "USD", false).await, api.account(&token, "USD", false).await);
+    api.fund(&token, &payer, 10_000, "USD").await;
+    let near = (i64::MAX - 1_000).to_string();
+    set_totals(&stack, &payee, &[("credits_posted", &near), ("available", &near)]).await;
+
+    let (status, payment) = status_and_body(&api.authorize(&token, &payer, &payee, 5_000, "USD").await);
+    assert_eq!(status, 201, "{payment}");
+    let id = payment["payment_id"].as_str().unwrap();
+    let refused = assert_problem(&api.capture(&token, id, None).await, 422);
+    assert!(refused["detail"].as_str().unwrap().contains("payee account's totals would exceed"), "{refused}");
+    let (_, unchanged) =
+        status_and_body(&api.get("GetPaymentFunction", "/v1/payments/{id}", id, &token, &[]).await);
+    assert_eq!(unchanged["status"], "authorized", "nothing moved: {unchanged}");
+    assert_eq!(api.balance(&token, &payee).await["available"], i64::MAX - 1_000);
+    // Within the bound it still goes through.
+    assert_eq!(status_and_body(&api.capture(&token, id, Some(1_000)).await).0, 200);
+    assert_eq!(api.balance(&token, &payee).await["available"], i64::MAX);
+
+    // Pending totals are bounded as well (the authorize's credit to the payee).
+    set_totals(&stack, &payee, &[("credits_pending", &(i64::MAX - 10).to_string())]).await;
+    let refused = assert_problem(&api.authorize(&token, &payer, &payee, 11, "USD").await, 422);
+    assert!(refused["detail"].as_str().unwrap().contains("payee account's totals"), "{refused}");
+    // And an overdraft is still told as one.
+    let broke = api.account(&token, "USD", false).await;
+    let refused = assert_problem(&api.authorize(&token, &broke, &payer, 1, "USD").await, 422);
+    assert!(refused["detail"].as_str().unwrap().contains("insufficient funds"), "{refused}");
+}
+
+/// A total already stored beyond i64 (before the bound) is answered, not a 500:
+/// 409 on reads and movements, and the verify job reports the account instead
+/// of failing for every tenant.
+#[tokio::test]
+async fn a_total_stored_beyond_i64_is_reported_not_a_500() {
+    let stack = TestStack::new().await;
+    let api = Api::new(&stack);
+    let token = api.token("acme", "ops@example.com").await;
+    let (payer, payee) = (api.account(&token, "USD", false).await, api.account(&token, "USD", false).await);
+    api.fund(&token, &payer, 10_000, "USD").await;
+    set_totals(
+        &stack,
+        &payee,
+        &[("credits_posted", "9223372036854775808"), ("available", "9223372036854775808")],
+    )
+    .await;
+
+    let read =
+        assert_problem(&api.get("GetAccountFunction", "/v1/accounts/{id}", &payee, &token, &[]).await, 409);
+    assert!(read["detail"].as_str().unwrap().contains("beyond what the ledger holds"), "{read}");
+    assert_problem(
+        &api.get("ListTransactionsFunction", "/v1/accounts/{id}/transactions", &payee, &token, &[]).await,
+        409,
+    );
+    assert_problem(&api.authorize(&token, &payer, &payee, 100, "USD").await, 409);
+
+    let report = verify(&stack, None).await;
+    assert!(!report.ok);
+    let flagged: Vec<(&str, &str)> =
+        report.out_of_range.iter().map(|o| (o.account_id.as_str(), o.attribute.as_str())).collect();
+    assert_eq!(flagged, [(payee.as_str(), "credits_posted")]);
+    assert!(report.drift.is_empty(), "{:?}", report.drift);
+}
+
 mod property {
     use super::*;
     use proptest::prelude::*;

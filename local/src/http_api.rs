@@ -19,6 +19,17 @@ use crate::runtime_api::Reply;
 
 pub use routes::{Matched, Route, RouteTable};
 
+/// The payload format 2.0 event API Gateway sends a function for `request`
+/// matched to a route (for servers that invoke handlers in process, like the
+/// tests').
+pub fn request_event(
+    request: &Request,
+    matched: &Matched<'_>,
+    request_id: &str,
+) -> aws_lambda_events::apigw::ApiGatewayV2httpRequest {
+    event::event(request, matched, request_id)
+}
+
 /// Serves one request of the HTTP API.
 pub async fn handle(
     table: &RouteTable,

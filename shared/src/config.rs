@@ -65,6 +65,9 @@ pub struct Config {
     pub idempotency_ttl_seconds: i64,
     /// How long an invitation can be accepted (default 7 days).
     pub invitation_ttl_seconds: i64,
+    /// How long a machine client's previous secret keeps working after a
+    /// rotation (default 24 hours; 0 ends it at once).
+    pub client_secret_grace_seconds: i64,
     pub backup: BackupSettings,
     pub migrate: MigrateSettings,
     pub rate_limits: crate::ratelimit::RateLimits,
@@ -152,6 +155,7 @@ impl Config {
             idempotency_ttl_seconds: number(&text, "IDEMPOTENCY_TTL_SECONDS", 86_400, 86_400..=2_592_000)?,
             invitation_ttl_seconds: number(&text, "INVITATION_TTL_SECONDS", 604_800, 3_600..=2_592_000)?,
             rate_limits: crate::ratelimit::RateLimits::from_lookup(&text)?,
+            client_secret_grace_seconds: number(&text, "CLIENT_SECRET_GRACE_SECONDS", 86_400, 0..=604_800)?,
             backup: BackupSettings {
                 tables: match text("BACKUP_TABLES") {
                     Some(list) => {
@@ -239,6 +243,7 @@ mod tests {
         assert_eq!(c.access_token_ttl_seconds, 900);
         assert_eq!(c.refresh_token_ttl_seconds, 30 * 86_400);
         assert_eq!(c.invitation_ttl_seconds, 7 * 86_400);
+        assert_eq!(c.client_secret_grace_seconds, 86_400);
         assert_eq!(c.backup.tables, vec!["t".to_owned()]);
         assert_eq!((c.backup.retention_days, c.backup.keep_newest), (30, 7));
         assert_eq!(c.migrate.fail_after_pages, None);

@@ -54,25 +54,29 @@ impl AppError {
         Self::Internal(format!("{context}: {error}"))
     }
 
-    /// Maps an SDK failure: throttling, timeouts and transport failures become
-    /// 503 (retryable by the client), everything else is internal.
-    pub fn from_sdk<E, R>(context: &str, error: aws_sdk_dynamodb::error::SdkError<E, R>) -> Self
+    /// Maps an SDK failure once the SDK's own retries are spent: throttling,
+    /// server errors (HTTP 5xx), timeouts and transport failures, a lost
+    /// connection included, become 503 (retryable by the client: a write whose
+    /// answer was lost is answered from its idempotency record on retry);
+    /// everything else is internal.
+    pub fn from_sdk<E>(
+        context: &str,
+        error: aws_sdk_dynamodb::error::SdkError<E, aws_smithy_runtime_api::http::Response>,
+    ) -> Self
     where
         E: std::error::Error + aws_sdk_dynamodb::error::ProvideErrorMetadata + 'static,
-        R: std::fmt::Debug,
     {
         use aws_sdk_dynamodb::error::SdkError;
         match &error {
-            SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) => {
+            SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
                 Self::Unavailable(format!("{context}: dependency unavailable"))
             }
             SdkError::ServiceError(service) => {
                 let code = service.err().code().unwrap_or("Unknown");
-                if code.contains("Throttl")
-                    || code.contains("ProvisionedThroughputExceeded")
-                    || code == "RequestLimitExceeded"
-                {
+                if is_throttling(code) {
                     Self::Unavailable(format!("{context}: throttled"))
+                } else if service.raw().status().is_server_error() {
+                    Self::Unavailable(format!("{context}: dependency unavailable ({code})"))
                 } else {
                     Self::Internal(format!("{context}: {code}: {}", service.err().message().unwrap_or("")))
                 }
@@ -82,4 +86,11 @@ impl AppError {
             }
         }
     }
+}
+
+/// Error codes (and transaction cancellation reason codes) of throttling.
+pub fn is_throttling(code: &str) -> bool {
+    code.contains("Throttl")
+        || code.starts_with("ProvisionedThroughputExceeded")
+        || code == "RequestLimitExceeded"
 }

@@ -84,6 +84,20 @@ where
     F: FnOnce(RequestContext, Request) -> Fut,
     Fut: Future<Output = Result<Reply, AppError>>,
 {
+    serve_with(request, handler, problem_response).await
+}
+
+/// [`serve`] for a handler whose errors are rendered by `render_error`
+/// instead of as problems (the OAuth token endpoint answers RFC 6749 errors).
+pub async fn serve_with<F, Fut, E>(
+    request: Request,
+    handler: F,
+    render_error: fn(&E) -> Response<Body>,
+) -> Result<Response<Body>, lambda_http::Error>
+where
+    F: FnOnce(RequestContext, Request) -> Fut,
+    Fut: Future<Output = Result<Reply, E>>,
+{
     let correlation_id = correlation_id_of(&request);
     let span = tracing::info_span!(
         "request",
@@ -96,7 +110,7 @@ where
     async move {
         let response = match handler(context, request).await {
             Ok(reply) => render(reply),
-            Err(error) => problem_response(&error),
+            Err(error) => render_error(&error),
         };
         tracing::info!(status = response.status().as_u16(), "request handled");
         let mut response = response;

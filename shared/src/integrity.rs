@@ -59,7 +59,9 @@ pub fn emit_metrics(report: &IntegrityReport, at: time::OffsetDateTime) {
     let off_balance =
         ledger.currency_totals.iter().filter(|t| t.posted_sum != 0 || t.pending_difference != 0).count();
     crate::metrics::MetricSet::service("verify")
-        .count("LedgerDriftAccounts", ledger.drift.len() as u64)
+        // Accounts with totals beyond i64 are drifted too: their totals cannot be trusted.
+        .count("LedgerDriftAccounts", (ledger.drift.len() + ledger.out_of_range.len()) as u64)
+        .count("LedgerAccountsOutOfRange", ledger.out_of_range.len() as u64)
         .count("LedgerUnbalancedTransactions", ledger.unbalanced_transactions.len() as u64)
         .count("LedgerNonZeroCurrencySums", off_balance as u64)
         .count("LedgerAccountsChecked", ledger.accounts_checked as u64)

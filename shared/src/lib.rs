@@ -4,7 +4,8 @@
 //! - pure domain: [`tenant`], [`auth::password`], [`auth::jwt`], [`auth::lockout`]
 //! - the store: [`store`] (the only module that knows item layouts and expressions)
 //!   with its one transaction builder [`store::tx`]
-//! - services: [`auth::service`], [`access`] (tenants, invitations, users)
+//! - services: [`auth::service`], [`auth::oauth`] (the token endpoint), [`access`]
+//!   (tenants, invitations, users, machine clients)
 //! - platform glue: [`config`], [`clients`], [`app`], [`telemetry`], [`http`], [`error`]
 
 pub mod access;

@@ -75,6 +75,10 @@ pub async fn try_dispatch(
         "RevokeSessionFunction" => revoke_session::handler(app, request).await,
         "LogoutAllFunction" => logout_all::handler(app, request).await,
         "ChangePasswordFunction" => change_password::handler(app, request).await,
+        "CreateClientFunction" => create_client::handler(app, request).await,
+        "RotateClientSecretFunction" => rotate_client_secret::handler(app, request).await,
+        "RevokeClientFunction" => revoke_client::handler(app, request).await,
+        "OAuthTokenFunction" => oauth_token::handler(app, request).await,
         _ => return None,
     })
 }

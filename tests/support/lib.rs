@@ -4,6 +4,9 @@
 //! and metric capture, and helpers to build API Gateway events.
 
 pub mod api;
+pub mod faults;
+pub mod http_server;
+pub mod iam;
 pub mod triggers;
 
 use aws_config::SdkConfig;
@@ -200,7 +203,10 @@ impl TestStack {
         let env = self.env(function, overrides);
         let config = Config::from_lookup(|name| env.get(name).cloned())
             .unwrap_or_else(|e| panic!("config of {function}: {e}"));
-        App::with_clock(config, self.clients.clone(), self.clock.clone())
+        // Counted like every client, and attributed to `function` (tests/iam.rs).
+        let recorder = iam::CallRecorder::new(function, &self.stack);
+        let clients = iam::handler_clients(&self.sdk, &self.round_trips, recorder);
+        App::with_clock(config, clients, self.clock.clone())
     }
 
     pub fn table(&self) -> String {
@@ -310,4 +316,45 @@ pub async fn open_tenant(
 /// True for the events of [`open_tenant`].
 pub fn is_setup(event: &caas::outbox::OutboxEvent) -> bool {
     event.correlation_id == SETUP_CORRELATION_ID
+}
+
+/// Every item of the table matching `filter` (values named in `values`),
+/// all pages, strongly consistent, decoded as `T`.
+pub async fn scan_items<T: serde::de::DeserializeOwned>(
+    stack: &TestStack,
+    filter: &str,
+    values: &[(&str, &str)],
+) -> Vec<T> {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let mut items = Vec::new();
+    let mut start = None;
+    loop {
+        let mut scan = stack
+            .clients
+            .dynamodb
+            .scan()
+            .table_name(stack.table())
+            .filter_expression(filter)
+            .consistent_read(true);
+        for (name, value) in values {
+            scan = scan.expression_attribute_values(*name, AttributeValue::S((*value).to_owned()));
+        }
+        let page = scan.set_exclusive_start_key(start).send().await.expect("scan the table");
+        items.extend(
+            page.items().iter().map(|item| serde_dynamo::from_item(item.clone()).expect("an item decodes")),
+        );
+        start = page.last_evaluated_key;
+        if start.is_none() {
+            return items;
+        }
+    }
+}
+
+/// Every outbox event stored for `tenant`, oldest first.
+pub async fn stored_events(stack: &TestStack, tenant: &str) -> Vec<caas::outbox::OutboxEvent> {
+    let filter = "kind = :outbox AND tenant_id = :tenant";
+    let mut events: Vec<caas::outbox::OutboxEvent> =
+        scan_items(stack, filter, &[(":outbox", "outbox"), (":tenant", tenant)]).await;
+    events.sort_by(|a, b| a.event_id.cmp(&b.event_id));
+    events
 }

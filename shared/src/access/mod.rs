@@ -1,5 +1,6 @@
-//! Access administration: tenants (the operator's `tenants` job), invitations
-//! and the tenant's users (its owners' and admins' routes), and `GET /v1/me`.
+//! Access administration: tenants (the operator's `tenants` job), invitations,
+//! the tenant's users and machine clients (its owners' and admins' routes),
+//! and `GET /v1/me`.
 //!
 //! Every check on stored state rides in the operation's own read or
 //! transaction: an admin write re-checks the caller's role on their directory
@@ -7,6 +8,7 @@
 //! tenant item, and the target's state on what was read, all as conditions
 //! of the one `TransactWriteItems` that makes the change.
 
+pub mod clients;
 pub mod invitations;
 pub mod tenants;
 pub mod users;
@@ -21,4 +23,20 @@ pub(crate) fn page_limit(raw: Option<&str>, default: u32, max: u32) -> Result<i3
         Some(text) => text.trim().parse::<u32>().map_err(|_| invalid())?,
     };
     if (1..=max).contains(&limit) { i32::try_from(limit).map_err(|_| invalid()) } else { Err(invalid()) }
+}
+
+/// Longest name of a tenant or a machine client.
+pub(crate) const MAX_NAME_CHARS: usize = 200;
+
+/// A display name in `field`: trimmed, 1 to [`MAX_NAME_CHARS`] characters, no
+/// control characters; refused without echoing it.
+pub(crate) fn display_name(field: &str, raw: &str) -> Result<String, AppError> {
+    let name = raw.trim();
+    if name.is_empty() || name.chars().count() > MAX_NAME_CHARS || name.chars().any(char::is_control) {
+        return Err(AppError::bad_request(
+            field,
+            format!("{field}: must be 1 to {MAX_NAME_CHARS} printable characters"),
+        ));
+    }
+    Ok(name.to_owned())
 }

@@ -24,7 +24,6 @@ use crate::tenant::TenantId;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-const MAX_NAME_CHARS: usize = 200;
 const DEFAULT_PAGE: u32 = 50;
 const MAX_PAGE: u32 = 200;
 
@@ -131,14 +130,7 @@ fn tenant_id(raw: &str) -> Result<TenantId, AppError> {
 }
 
 fn tenant_name(raw: &str) -> Result<String, AppError> {
-    let name = raw.trim();
-    if name.is_empty() || name.chars().count() > MAX_NAME_CHARS || name.chars().any(char::is_control) {
-        return Err(AppError::bad_request(
-            "name",
-            format!("name: must be 1 to {MAX_NAME_CHARS} printable characters"),
-        ));
-    }
-    Ok(name.to_owned())
+    super::display_name("name", raw)
 }
 
 fn owner_email(raw: &str, field: &str) -> Result<Email, AppError> {
@@ -393,6 +385,6 @@ mod tests {
         for bad in ["", "   ", "a\u{7}b"] {
             assert!(tenant_name(bad).is_err(), "{bad:?}");
         }
-        assert!(tenant_name(&"n".repeat(MAX_NAME_CHARS + 1)).is_err());
+        assert!(tenant_name(&"n".repeat(crate::access::MAX_NAME_CHARS + 1)).is_err());
     }
 }

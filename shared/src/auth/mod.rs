@@ -1,7 +1,9 @@
 //! Authentication: credentials, password hashing, lockout, access tokens
-//! (ES256 via KMS), refresh-token rotation, invitation tokens, the principal
-//! a token stands for, and the services combining them.
+//! (ES256 via KMS), refresh-token rotation, invitation tokens, machine
+//! clients' secrets and their OAuth token endpoint, the principal a token
+//! stands for, and the services combining them.
 
+pub mod client_secret;
 pub mod credentials;
 pub mod device_token;
 pub mod envelope;
@@ -9,6 +11,7 @@ pub mod invitation_token;
 pub mod jwt;
 pub mod keys;
 pub mod lockout;
+pub mod oauth;
 pub mod opaque_token;
 pub mod password;
 pub mod principal;

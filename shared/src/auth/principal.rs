@@ -1,5 +1,5 @@
 //! Who is calling: the [`Principal`] a verified access token stands for (a
-//! user, or in the future a tenant's machine client), its tenant and its
+//! user or a tenant's machine client), its tenant and its
 //! roles, with the role predicates every authorization decision uses; and the
 //! [`Actor`] that events name.
 //!

@@ -24,23 +24,30 @@ pub struct Delta {
 }
 
 impl Delta {
-    /// The change of the account's available balance.
-    pub fn available(&self) -> i64 {
-        self.credits_posted - self.debits_posted - self.debits_pending
+    /// The change of the account's available balance; `None` if it does not
+    /// fit in i64 (never for amounts the API accepts, at most 10^12 each).
+    pub fn available(&self) -> Option<i64> {
+        self.credits_posted.checked_sub(self.debits_posted)?.checked_sub(self.debits_pending)
     }
 
-    pub fn plus(&self, other: &Delta) -> Delta {
-        Delta {
-            debits_pending: self.debits_pending + other.debits_pending,
-            credits_pending: self.credits_pending + other.credits_pending,
-            debits_posted: self.debits_posted + other.debits_posted,
-            credits_posted: self.credits_posted + other.credits_posted,
-        }
+    /// The delta's terms as they are stored: `(attribute, change)`, `available` last.
+    pub fn terms(&self) -> Option<[(&'static str, i64); 5]> {
+        Some([
+            ("debits_pending", self.debits_pending),
+            ("credits_pending", self.credits_pending),
+            ("debits_posted", self.debits_posted),
+            ("credits_posted", self.credits_posted),
+            ("available", self.available()?),
+        ])
     }
 }
 
 /// Account totals as stored; `available` is stored too so the overdraft rule
 /// can be a DynamoDB condition (conditions cannot do arithmetic).
+///
+/// Every total stays within i64: each balance update carries a condition that
+/// refuses to take a total past `i64::MAX` or `i64::MIN`
+/// (`store::ledger::apply_delta`), and the arithmetic here is checked.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Balances {
     pub debits_pending: i64,
@@ -51,19 +58,20 @@ pub struct Balances {
 }
 
 impl Balances {
-    pub fn apply(&self, delta: &Delta) -> Balances {
-        Balances {
-            debits_pending: self.debits_pending + delta.debits_pending,
-            credits_pending: self.credits_pending + delta.credits_pending,
-            debits_posted: self.debits_posted + delta.debits_posted,
-            credits_posted: self.credits_posted + delta.credits_posted,
-            available: self.available + delta.available(),
-        }
+    /// The totals after `delta`; `None` if one would leave i64.
+    pub fn apply(&self, delta: &Delta) -> Option<Balances> {
+        Some(Balances {
+            debits_pending: self.debits_pending.checked_add(delta.debits_pending)?,
+            credits_pending: self.credits_pending.checked_add(delta.credits_pending)?,
+            debits_posted: self.debits_posted.checked_add(delta.debits_posted)?,
+            credits_posted: self.credits_posted.checked_add(delta.credits_posted)?,
+            available: self.available.checked_add(delta.available()?)?,
+        })
     }
 
-    /// Posted balance (credit-normal).
-    pub fn posted(&self) -> i64 {
-        self.credits_posted - self.debits_posted
+    /// Posted balance (credit-normal); `None` if it does not fit in i64.
+    pub fn posted(&self) -> Option<i64> {
+        self.credits_posted.checked_sub(self.debits_posted)
     }
 }
 
@@ -113,10 +121,15 @@ impl Movement {
     }
 }
 
-/// Debits equal credits, pending and posted alike.
+/// Debits equal credits, pending and posted alike (summed in i128: exact for
+/// any number of i64 deltas up to 2^64).
 pub fn is_balanced<'a>(deltas: impl IntoIterator<Item = &'a Delta>) -> bool {
-    let total = deltas.into_iter().fold(Delta::default(), |acc, d| acc.plus(d));
-    total.debits_pending == total.credits_pending && total.debits_posted == total.credits_posted
+    let (mut pending, mut posted) = (0i128, 0i128);
+    for d in deltas {
+        pending += i128::from(d.debits_pending) - i128::from(d.credits_pending);
+        posted += i128::from(d.debits_posted) - i128::from(d.credits_posted);
+    }
+    pending == 0 && posted == 0
 }
 
 #[cfg(test)]
@@ -144,12 +157,32 @@ mod tests {
     fn partial_capture_releases_the_rest_of_the_hold() {
         let start = Balances { credits_posted: 1000, available: 1000, ..Default::default() };
         let (held, _) = Movement::Authorize { amount: 700 }.deltas();
-        let after_hold = start.apply(&held);
+        let after_hold = start.apply(&held).unwrap();
         assert_eq!(after_hold.available, 300);
         let (captured, _) = Movement::Capture { authorized: 700, captured: 500 }.deltas();
-        let after_capture = after_hold.apply(&captured);
+        let after_capture = after_hold.apply(&captured).unwrap();
         assert_eq!(after_capture.available, 500);
         assert_eq!(after_capture.debits_pending, 0);
-        assert_eq!(after_capture.posted(), 500);
+        assert_eq!(after_capture.posted(), Some(500));
+    }
+
+    #[test]
+    fn arithmetic_that_would_leave_i64_is_refused() {
+        let (_, payee) = Movement::Authorize { amount: 1_000_000_000_000 }.deltas();
+        let (_, capture) = Movement::Capture { authorized: 1, captured: 1_000_000_000_000 }.deltas();
+        let full = Balances { credits_pending: i64::MAX, ..Default::default() };
+        assert_eq!(full.apply(&payee), None);
+        let rich = Balances { credits_posted: i64::MAX - 5, available: i64::MAX - 5, ..Default::default() };
+        assert_eq!(rich.apply(&capture), None);
+        let overdrawn = Balances { debits_posted: i64::MAX, credits_posted: -2, ..Default::default() };
+        assert_eq!(overdrawn.posted(), None);
+        let extreme = Delta { credits_posted: i64::MIN, debits_posted: 1, ..Default::default() };
+        assert_eq!(extreme.available(), None);
+        assert_eq!(extreme.terms(), None);
+        // Four i64::MAX-sized postings sum past i64; the check is exact.
+        let debit = Delta { debits_posted: i64::MAX, ..Default::default() };
+        let credit = Delta { credits_posted: i64::MAX, ..Default::default() };
+        assert!(is_balanced([&debit, &debit, &credit, &credit]));
+        assert!(!is_balanced([&debit, &debit, &credit]));
     }
 }

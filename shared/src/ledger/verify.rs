@@ -5,7 +5,7 @@
 
 use super::{Balances, Delta, is_balanced};
 use crate::error::AppError;
-use crate::store::ledger as ledger_store;
+use crate::store::ledger::{self as ledger_store, OutOfRange, StoredAccount};
 use crate::tenant::TenantId;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -22,7 +22,8 @@ pub struct AccountDrift {
 pub struct CurrencyTotal {
     pub tenant_id: String,
     pub currency: String,
-    /// Σ posted balances: zero when the ledger is consistent.
+    /// Σ posted balances: zero when the ledger is consistent. Summed exactly
+    /// (i128), reported clamped to i64: a sum that far from zero is non-zero either way.
     pub posted_sum: i64,
     /// Σ pending debits − Σ pending credits: zero as well.
     pub pending_difference: i64,
@@ -36,6 +37,8 @@ pub struct LedgerReport {
     pub entries_checked: usize,
     pub transactions_checked: usize,
     pub drift: Vec<AccountDrift>,
+    /// Accounts with a stored total beyond i64, or whose entries replay beyond it.
+    pub out_of_range: Vec<OutOfRange>,
     pub unbalanced_transactions: Vec<String>,
     pub currency_totals: Vec<CurrencyTotal>,
 }
@@ -57,6 +60,7 @@ pub async fn verify_ledger(
     }
     report.tenants_checked = tenants.len();
     report.ok = report.drift.is_empty()
+        && report.out_of_range.is_empty()
         && report.unbalanced_transactions.is_empty()
         && report.currency_totals.iter().all(|t| t.posted_sum == 0 && t.pending_difference == 0);
     Ok(report)
@@ -69,18 +73,33 @@ async fn verify_tenant(
     report: &mut LedgerReport,
 ) -> Result<(), AppError> {
     let mut transactions: BTreeMap<String, Vec<Delta>> = BTreeMap::new();
-    let mut totals: BTreeMap<String, (i64, i64)> = BTreeMap::new();
+    let mut totals: BTreeMap<String, (i128, i128)> = BTreeMap::new();
     for account_id in ledger_store::tenant_account_ids(dynamodb, table, tenant).await? {
         let (account, entries) =
             ledger_store::account_with_entries(dynamodb, table, tenant, &account_id).await?;
-        let Some(account) = account else { continue };
-        let mut replayed = Balances::default();
         for entry in &entries {
-            replayed = replayed.apply(&entry.delta);
             transactions.entry(entry.tx_id.clone()).or_default().push(entry.delta);
         }
-        report.accounts_checked += 1;
         report.entries_checked += entries.len();
+        let account = match account {
+            None => continue,
+            Some(StoredAccount::OutOfRange(out_of_range)) => {
+                report.accounts_checked += 1;
+                report.out_of_range.push(out_of_range);
+                continue;
+            }
+            Some(StoredAccount::Valid(account)) => account,
+        };
+        report.accounts_checked += 1;
+        let replayed = entries.iter().try_fold(Balances::default(), |balances, e| balances.apply(&e.delta));
+        let Some(replayed) = replayed else {
+            report.out_of_range.push(OutOfRange {
+                account_id: account.account_id.clone(),
+                attribute: "entries".to_owned(),
+                value: "replayed totals beyond i64".to_owned(),
+            });
+            continue;
+        };
         let stored = account.balances;
         if stored != replayed {
             report.drift.push(AccountDrift {
@@ -91,8 +110,8 @@ async fn verify_tenant(
             });
         }
         let total = totals.entry(account.currency.clone()).or_default();
-        total.0 += stored.posted();
-        total.1 += stored.debits_pending - stored.credits_pending;
+        total.0 += i128::from(stored.credits_posted) - i128::from(stored.debits_posted);
+        total.1 += i128::from(stored.debits_pending) - i128::from(stored.credits_pending);
     }
     report.transactions_checked += transactions.len();
     report.unbalanced_transactions.extend(
@@ -101,8 +120,14 @@ async fn verify_tenant(
             .filter(|(_, deltas)| deltas.len() != 2 || !is_balanced(deltas.iter()))
             .map(|(tx_id, _)| tx_id.clone()),
     );
+    let clamp = |sum: i128| i64::try_from(sum).unwrap_or(if sum < 0 { i64::MIN } else { i64::MAX });
     report.currency_totals.extend(totals.into_iter().map(|(currency, (posted_sum, pending_difference))| {
-        CurrencyTotal { tenant_id: tenant.to_owned(), currency, posted_sum, pending_difference }
+        CurrencyTotal {
+            tenant_id: tenant.to_owned(),
+            currency,
+            posted_sum: clamp(posted_sum),
+            pending_difference: clamp(pending_difference),
+        }
     }));
     Ok(())
 }

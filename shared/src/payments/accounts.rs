@@ -52,7 +52,7 @@ pub async fn create_account(
             )
             .by(&request.who.principal.actor());
             let tx = Tx::new(table, &event)?.push(ledger_store::insert_account(table, &account)?);
-            Ok(Prepared { tx, status: 201, body: to_json(AccountView::from(&account))? })
+            Ok(Prepared { tx, status: 201, body: to_json(AccountView::try_from(&account)?)? })
         },
         |_| None,
     )
@@ -64,7 +64,7 @@ pub async fn get_account(app: &App, who: &Authenticated, account_id: &str) -> Re
     let key = ledger_store::account_key(who.tenant.as_str(), &account_id);
     let item = crate::store::get(&app.clients.dynamodb, &app.config.table_name, key).await?;
     let account = item.map(ledger_store::decode_account).transpose()?.ok_or(AppError::NotFound("account"))?;
-    Ok(AccountView::from(&account))
+    AccountView::try_from(&account)
 }
 
 /// An account's ledger entries, newest first; the cursor is opaque to clients.

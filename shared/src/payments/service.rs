@@ -17,9 +17,9 @@ use crate::clock::rfc3339;
 use crate::error::AppError;
 use crate::http::RequestContext;
 use crate::idempotency::{Idempotent, Outcome, Prepared, execute};
-use crate::ledger::Movement;
+use crate::ledger::{Delta, Movement};
 use crate::store::Item;
-use crate::store::labels::PaymentLabel;
+use crate::store::labels::{Label, PaymentLabel};
 use crate::store::ledger::{self as ledger_store, AccountRecord};
 use crate::store::payments as payment_store;
 use crate::store::tx::TxError;
@@ -32,10 +32,28 @@ fn transition_error(error: TransitionError) -> AppError {
     }
 }
 
-/// The balance update of `side` failed its overdraft condition.
-fn insufficient_funds(error: &TxError<PaymentLabel>, side: PaymentLabel) -> Option<AppError> {
-    error.condition_failed(side).map(|_| {
-        AppError::Unprocessable("insufficient funds: the payer's available balance is too low".into())
+const INSUFFICIENT_PAYER: &str = "insufficient funds: the payer's available balance is too low";
+const INSUFFICIENT_PAYEE: &str = "insufficient funds: the payee's available balance is too low";
+
+/// The balance update of `side` failed its condition: the overdraft rule
+/// (`insufficient` says what to answer), or the bound that keeps every total
+/// within i64, told apart with the account as it was (returned by the failed
+/// transaction) and the delta that side would have taken.
+fn balance_refused(
+    error: &TxError<PaymentLabel>,
+    side: PaymentLabel,
+    delta: &Delta,
+    insufficient: &str,
+) -> Option<AppError> {
+    let failure = error.condition_failed(side)?;
+    let beyond = failure.item.as_ref().is_some_and(|old| ledger_store::exceeds_range(old, delta));
+    Some(if beyond {
+        AppError::Unprocessable(format!(
+            "the {} account's totals would exceed what the ledger holds (9223372036854775807 minor units)",
+            side.name()
+        ))
+    } else {
+        AppError::Unprocessable(insufficient.to_owned())
     })
 }
 
@@ -46,6 +64,7 @@ pub async fn create_payment(
     body: Value,
 ) -> Result<Outcome, AppError> {
     let input = input::new_payment(body)?;
+    let amount = input.amount;
     let who = request.who;
     let tenant = who.tenant.as_str();
     let scope = Scope { table: &app.config.table_name, ctx, who, now: app.now() };
@@ -58,7 +77,11 @@ pub async fn create_payment(
         request,
         keys,
         |items| authorize(&scope, input, items),
-        |error| insufficient_funds(error, PaymentLabel::Payer),
+        |error| {
+            let (payer, payee) = Movement::Authorize { amount }.deltas();
+            balance_refused(error, PaymentLabel::Payer, &payer, INSUFFICIENT_PAYER)
+                .or_else(|| balance_refused(error, PaymentLabel::Payee, &payee, INSUFFICIENT_PAYER))
+        },
     )
     .await
 }
@@ -121,6 +144,8 @@ async fn transition(
     let who = request.who;
     let scope = Scope { table: &app.config.table_name, ctx, who, now: app.now() };
     let keys = vec![payment_store::payment_key(who.tenant.as_str(), &payment_id)];
+    // What the transition moves, for telling a refused balance update apart.
+    let movement = std::sync::OnceLock::new();
     execute(
         app,
         request,
@@ -134,24 +159,26 @@ async fn transition(
                 .transpose()?
                 .ok_or(AppError::NotFound("payment"))?;
             let change = decide(&current, &rfc3339(scope.now)).map_err(transition_error)?;
+            let _ = movement.set(change.movement);
             let tx = record_movement(&scope, &Change::from(&change))?
                 .push(payment_store::transition(scope.table, &change.next)?);
             Ok(Prepared { tx, status, body: payment_view(&change.next) })
         },
-        transition_cancelled,
+        |error| transition_cancelled(error, movement.get().copied()),
     )
     .await
 }
 
-/// A transition lost to a concurrent one, or a refund the payee cannot cover.
-fn transition_cancelled(error: &TxError<PaymentLabel>) -> Option<AppError> {
+/// A transition lost to a concurrent one, a refund the payee cannot cover, or
+/// a total that would leave the ledger's range.
+fn transition_cancelled(error: &TxError<PaymentLabel>, movement: Option<Movement>) -> Option<AppError> {
     if error.failed(PaymentLabel::Payment).is_some() {
         return Some(AppError::Conflict("the payment changed concurrently; fetch it and retry".into()));
     }
-    // A refund debits the payee.
-    insufficient_funds(error, PaymentLabel::Payee).map(|_| {
-        AppError::Unprocessable("insufficient funds: the payee's available balance is too low".into())
-    })
+    let (payer, payee) = movement?.deltas();
+    // A refund debits the payee; nothing else a transition does lowers an available balance.
+    balance_refused(error, PaymentLabel::Payee, &payee, INSUFFICIENT_PAYEE)
+        .or_else(|| balance_refused(error, PaymentLabel::Payer, &payer, INSUFFICIENT_PAYER))
 }
 
 pub async fn capture_payment(

@@ -29,23 +29,33 @@ pub struct BalanceView {
     pub available: i64,
 }
 
-impl From<&AccountRecord> for AccountView {
-    fn from(account: &AccountRecord) -> Self {
+impl TryFrom<&AccountRecord> for AccountView {
+    type Error = AppError;
+
+    /// Fails (409) only for totals whose posted balance leaves i64, which the
+    /// bounded balance updates never store.
+    fn try_from(account: &AccountRecord) -> Result<Self, AppError> {
         let b = &account.balances;
-        AccountView {
+        let posted = b.posted().ok_or_else(|| {
+            AppError::Conflict(format!(
+                "account {}: its posted balance is beyond what the ledger holds; contact support",
+                account.account_id
+            ))
+        })?;
+        Ok(AccountView {
             account_id: account.account_id.clone(),
             currency: account.currency.clone(),
             name: account.name.clone(),
             allow_overdraft: account.allow_overdraft,
             balance: BalanceView {
-                posted: b.posted(),
+                posted,
                 pending_debits: b.debits_pending,
                 pending_credits: b.credits_pending,
                 available: b.available,
             },
             totals: *b,
             created_at: account.created_at.clone(),
-        }
+        })
     }
 }
 

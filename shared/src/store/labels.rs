@@ -6,7 +6,7 @@
 //!
 //! One enum per family of transactions built from the same store writes:
 //! auth and access ([`super::users`], [`super::sessions`], [`super::tenants`],
-//! [`super::invitations`], [`super::members`]), the idempotent payments API
+//! [`super::invitations`], [`super::members`], [`super::clients`]), the idempotent payments API
 //! ([`super::ledger`], [`super::payments`], [`super::idempotency`]) and the
 //! audit chain ([`super::audit`]).
 
@@ -23,7 +23,8 @@ pub trait OutboxLabel: Label {
     const OUTBOX: Self;
 }
 
-/// Register, login, failed login, refresh and revocation.
+/// Register, login, failed login, refresh and revocation; the admin writes
+/// (invitations, users, machine clients).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AuthLabel {
     Outbox,
@@ -45,6 +46,8 @@ pub enum AuthLabel {
     Caller,
     /// A rate-limit counter's hit (see `crate::ratelimit`).
     RateLimit,
+    /// A machine client's entry: created, its secret rotated, revoked.
+    Client,
 }
 
 impl Label for AuthLabel {
@@ -60,6 +63,7 @@ impl Label for AuthLabel {
             AuthLabel::Member => "member",
             AuthLabel::Caller => "caller",
             AuthLabel::RateLimit => "rate_limit",
+            AuthLabel::Client => "client",
         }
     }
 }

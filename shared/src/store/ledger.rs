@@ -78,7 +78,47 @@ pub fn insert_account(table: &str, account: &AccountRecord) -> Result<Action<Pay
         .insert(table, PaymentLabel::Account)
 }
 
+/// The stored totals of an account (and `available`), by attribute name.
+const BALANCE_ATTRIBUTES: [&str; 5] =
+    ["debits_pending", "credits_pending", "debits_posted", "credits_posted", "available"];
+
+/// A stored total outside i64: written before balance updates were bounded
+/// (DynamoDB numbers hold 38 digits, so ADD went on past i64).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OutOfRange {
+    pub account_id: String,
+    pub attribute: String,
+    /// The stored number, as DynamoDB returns it.
+    pub value: String,
+}
+
+impl OutOfRange {
+    fn of(item: &Item) -> Option<OutOfRange> {
+        BALANCE_ATTRIBUTES.iter().find_map(|attribute| {
+            let stored = item.get(*attribute)?.as_n().ok()?;
+            stored.parse::<i64>().is_err().then(|| OutOfRange {
+                account_id: item.get("account_id").and_then(|v| v.as_s().ok()).cloned().unwrap_or_default(),
+                attribute: (*attribute).to_owned(),
+                value: stored.clone(),
+            })
+        })
+    }
+
+    /// The API's answer: a conflict with the account's state, never a 500.
+    pub fn into_app_error(self) -> AppError {
+        AppError::Conflict(format!(
+            "account {}: its {} ({}) is beyond what the ledger holds (at most 9223372036854775807 \
+             minor units); the account takes no further movements, contact support",
+            self.account_id, self.attribute, self.value
+        ))
+    }
+}
+
+/// An account item; a total beyond i64 answers 409 (see [`OutOfRange`]).
 pub fn decode_account(item: Item) -> Result<AccountRecord, AppError> {
+    if let Some(out_of_range) = OutOfRange::of(&item) {
+        return Err(out_of_range.into_app_error());
+    }
     from_item(item)
 }
 
@@ -87,9 +127,11 @@ pub fn decode_entry(item: Item) -> Result<EntryRecord, AppError> {
 }
 
 /// Applies a delta to an account's totals with ADD (no read-modify-write).
-/// The condition checks the currency (and so existence) and, when the delta
-/// lowers the available balance, the overdraft rule, atomically. `label` names
-/// the account's side ([`PaymentLabel::Payer`] or [`PaymentLabel::Payee`]).
+/// The condition checks the currency (and so existence), bounds every total
+/// the update changes so it stays within i64 (`credits_posted <= :max - amount`),
+/// and, when the delta lowers the available balance, the overdraft rule,
+/// atomically. `label` names the account's side ([`PaymentLabel::Payer`] or
+/// [`PaymentLabel::Payee`]).
 pub fn apply_delta(
     table: &str,
     label: PaymentLabel,
@@ -98,31 +140,56 @@ pub fn apply_delta(
     currency: &str,
     delta: &Delta,
 ) -> Result<Action<PaymentLabel>, AppError> {
+    let overflow = || AppError::Internal(format!("ledger delta out of range: {delta:?}"));
+    let available = delta.available().ok_or_else(overflow)?;
     let mut terms = Vec::new();
+    let mut conditions = vec!["currency = :currency".to_owned()];
     let mut expr = Expr::default().value(":currency", value(currency)?);
-    for (attribute, amount) in [
-        ("debits_pending", delta.debits_pending),
-        ("credits_pending", delta.credits_pending),
-        ("debits_posted", delta.debits_posted),
-        ("credits_posted", delta.credits_posted),
-        ("available", delta.available()),
-    ] {
-        if amount != 0 {
-            terms.push(format!("{attribute} :{attribute}"));
-            expr = expr.value(&format!(":{attribute}"), value(amount)?);
+    for (attribute, amount) in delta.terms().ok_or_else(overflow)? {
+        if amount == 0 {
+            continue;
         }
+        terms.push(format!("{attribute} :{attribute}"));
+        expr = expr.value(&format!(":{attribute}"), value(amount)?);
+        // The bound: the total after the ADD stays within i64.
+        let (comparison, bound) = if amount > 0 {
+            ("<=", i64::MAX - amount)
+        } else {
+            (">=", i64::MIN.checked_sub(amount).ok_or_else(overflow)?)
+        };
+        conditions.push(format!("{attribute} {comparison} :bound_{attribute}"));
+        expr = expr.value(&format!(":bound_{attribute}"), value(bound)?);
     }
-    let mut condition = String::from("currency = :currency");
-    if delta.available() < 0 {
-        condition.push_str(" AND (allow_overdraft = :yes OR available >= :need)");
-        expr = expr.value(":yes", AttributeValue::Bool(true)).value(":need", value(-delta.available())?);
+    if available < 0 {
+        conditions.push("(allow_overdraft = :yes OR available >= :need)".to_owned());
+        expr = expr
+            .value(":yes", AttributeValue::Bool(true))
+            .value(":need", value(available.checked_neg().ok_or_else(overflow)?)?);
     }
     let update = if terms.is_empty() {
         "SET currency = :currency".to_owned()
     } else {
         format!("ADD {}", terms.join(", "))
     };
-    Action::update(table, label, account_key(tenant, account_id), &update, Some(&condition), expr)
+    Action::update(
+        table,
+        label,
+        account_key(tenant, account_id),
+        &update,
+        Some(&conditions.join(" AND ")),
+        expr,
+    )
+}
+
+/// Whether `delta` on the account stored as `old` (the item a cancelled
+/// transaction returns) would take a total beyond i64: the bound of
+/// [`apply_delta`] refused it, rather than the overdraft rule.
+pub fn exceeds_range(old: &Item, delta: &Delta) -> bool {
+    let Some(terms) = delta.terms() else { return true };
+    terms.iter().filter(|(_, amount)| *amount != 0).any(|(attribute, amount)| {
+        let stored = old.get(*attribute).and_then(|v| v.as_n().ok()).and_then(|n| n.parse::<i128>().ok());
+        stored.is_none_or(|stored| i64::try_from(stored + i128::from(*amount)).is_err())
+    })
 }
 
 pub fn insert_entry(table: &str, entry: &EntryRecord) -> Result<Action<PaymentLabel>, AppError> {
@@ -182,19 +249,32 @@ pub async fn list_entries(
     Ok((entries, next))
 }
 
+/// An account as the verify job reads it.
+#[derive(Debug, Clone)]
+pub enum StoredAccount {
+    Valid(AccountRecord),
+    /// A total beyond i64: reported, not decoded.
+    OutOfRange(OutOfRange),
+}
+
 /// An account item and all its entries, read together (strongly consistent).
 pub async fn account_with_entries(
     dynamodb: &aws_sdk_dynamodb::Client,
     table: &str,
     tenant: &str,
     account_id: &str,
-) -> Result<(Option<AccountRecord>, Vec<EntryRecord>), AppError> {
+) -> Result<(Option<StoredAccount>, Vec<EntryRecord>), AppError> {
     let mut account = None;
     let mut entries = Vec::new();
     let items = super::query_all(dynamodb, table, account_pk(tenant, account_id), true).await?;
     for item in items {
         match item.get("kind").and_then(|k| k.as_s().ok()).map(String::as_str) {
-            Some(ACCOUNT_KIND) => account = Some(decode_account(item)?),
+            Some(ACCOUNT_KIND) => {
+                account = Some(match OutOfRange::of(&item) {
+                    Some(out_of_range) => StoredAccount::OutOfRange(out_of_range),
+                    None => StoredAccount::Valid(decode_account(item)?),
+                })
+            }
             Some(ENTRY_KIND) => entries.push(decode_entry(item)?),
             _ => {}
         }
@@ -229,4 +309,56 @@ pub async fn tenant_account_ids(
         .await
         .map_err(|e| AppError::from_sdk("list accounts", e))?;
     Ok(items.iter().filter_map(|i| i.get("account_id")?.as_s().ok().cloned()).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ledger::Movement;
+
+    fn account(credits_posted: &str) -> Item {
+        let n = |v: &str| AttributeValue::N(v.to_owned());
+        Item::from([
+            ("account_id".to_owned(), AttributeValue::S("a1".into())),
+            ("debits_pending".to_owned(), n("0")),
+            ("credits_pending".to_owned(), n("0")),
+            ("debits_posted".to_owned(), n("0")),
+            ("credits_posted".to_owned(), n(credits_posted)),
+            ("available".to_owned(), n(credits_posted)),
+        ])
+    }
+
+    #[test]
+    fn every_total_an_update_changes_is_bounded() {
+        let (payer, _) = Movement::Capture { authorized: 700, captured: 500 }.deltas();
+        let action = apply_delta("t", PaymentLabel::Payer, "acme", "a1", "USD", &payer).unwrap();
+        let update = action.write.update().expect("an update");
+        let condition = update.condition_expression().unwrap();
+        assert!(condition.contains("debits_pending >= :bound_debits_pending"), "{condition}");
+        assert!(condition.contains("debits_posted <= :bound_debits_posted"), "{condition}");
+        assert!(condition.contains("available <= :bound_available"), "{condition}");
+        let values = update.expression_attribute_values().unwrap();
+        assert_eq!(values[":bound_debits_posted"], AttributeValue::N((i64::MAX - 500).to_string()));
+        assert_eq!(values[":bound_debits_pending"], AttributeValue::N((i64::MIN + 700).to_string()));
+    }
+
+    #[test]
+    fn a_refused_update_is_told_apart_from_an_overdraft() {
+        let (_, payee) = Movement::Capture { authorized: 10, captured: 10 }.deltas();
+        assert!(exceeds_range(&account(&(i64::MAX - 9).to_string()), &payee));
+        assert!(!exceeds_range(&account(&(i64::MAX - 10).to_string()), &payee));
+        let (payer, _) = Movement::Authorize { amount: 10 }.deltas();
+        assert!(!exceeds_range(&account("5"), &payer), "an overdraft, not the range");
+    }
+
+    #[test]
+    fn a_stored_total_beyond_i64_is_a_conflict_not_an_internal_error() {
+        let incomplete = decode_account(account("100")).unwrap_err();
+        assert!(matches!(incomplete, AppError::Internal(_)), "in range, only incomplete: {incomplete:?}");
+        let error = decode_account(account("9223372036854775808")).unwrap_err();
+        assert!(matches!(error, AppError::Conflict(_)), "{error:?}");
+        assert_eq!(OutOfRange::of(&account("9223372036854775807")), None);
+        let out = OutOfRange::of(&account("-9223372036854775809")).unwrap();
+        assert_eq!((out.attribute.as_str(), out.value.as_str()), ("credits_posted", "-9223372036854775809"));
+    }
 }

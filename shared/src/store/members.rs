@@ -1,6 +1,7 @@
 //! The tenant's directory of principals: one item per user in the tenant's
-//! partition `T#<tenant>#MEMBERS`, sort key `USER#<user_id>` (machine
-//! clients can join the same directory under `CLIENT#<client_id>`).
+//! partition `T#<tenant>#MEMBERS`, sort key `USER#<user_id>`; the tenant's
+//! machine clients are in the same partition under `CLIENT#<client_id>`
+//! (their layout is in [`super::clients`]).
 //!
 //! It holds the access state by user id: role, status and the session epoch.
 //! The user item (keyed by email, for login) carries the same three, written
@@ -21,7 +22,6 @@ use serde::{Deserialize, Serialize};
 pub const KIND: &str = "member";
 pub const SCHEMA_VERSION: u32 = 1;
 const USER_PREFIX: &str = "USER#";
-const CLIENT_PREFIX: &str = "CLIENT#";
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MemberRecord {
@@ -37,21 +37,12 @@ pub struct MemberRecord {
     pub updated_at: Option<String>,
 }
 
-fn directory(tenant: &str) -> String {
+pub(super) fn directory(tenant: &str) -> String {
     tenant_pk(tenant, "MEMBERS")
 }
 
 fn member_key(tenant: &str, user_id: &str) -> Item {
     key(directory(tenant), &format!("{USER_PREFIX}{user_id}"))
-}
-
-/// The directory entry of any principal.
-fn principal_key(principal: &Principal) -> Item {
-    let prefix = match principal.kind {
-        PrincipalKind::User => USER_PREFIX,
-        PrincipalKind::Client => CLIENT_PREFIX,
-    };
-    key(directory(principal.tenant.as_str()), &format!("{prefix}{}", principal.id))
 }
 
 /// Adds a user to the directory; fails (label `member`) if present.
@@ -124,7 +115,11 @@ pub fn require_session_epoch(
 
 /// The caller is active and holds one of `roles` now (label `caller`): the
 /// stored-state half of an authorization whose token half was checked first.
+/// A machine client is checked on its own entry ([`super::clients::require_role`]).
 pub fn require_role(table: &str, caller: &Principal, roles: &[Role]) -> Result<Action<AuthLabel>, AppError> {
+    if caller.kind == PrincipalKind::Client {
+        return super::clients::require_role(table, caller, roles);
+    }
     let mut expr = user_status_expr(Expr::default().name("#role", "role"))?;
     let mut placeholders = Vec::new();
     for (n, role) in roles.iter().enumerate() {
@@ -135,7 +130,7 @@ pub fn require_role(table: &str, caller: &Principal, roles: &[Role]) -> Result<A
     Action::condition_check(
         table,
         AuthLabel::Caller,
-        principal_key(caller),
+        member_key(caller.tenant.as_str(), &caller.id),
         &format!("#status = :active AND #role IN ({})", placeholders.join(", ")),
         expr,
     )

@@ -19,6 +19,7 @@
 
 pub mod audit;
 pub mod census;
+pub mod clients;
 pub mod devices;
 pub mod idempotency;
 pub mod invitations;

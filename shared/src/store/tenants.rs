@@ -55,7 +55,7 @@ pub struct TenantRecord {
     pub suspended_at: Option<String>,
 }
 
-fn tenant_key(tenant: &str) -> Item {
+pub(super) fn tenant_key(tenant: &str) -> Item {
     key(tenant_pk(tenant, SORT_KEY), SORT_KEY)
 }
 

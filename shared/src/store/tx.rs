@@ -16,7 +16,8 @@ use std::time::Duration;
 
 /// DynamoDB's limit on actions per transaction.
 pub const MAX_ACTIONS: usize = 100;
-/// Attempts when a transaction is cancelled only by conflicting transactions.
+/// Attempts when a transaction is cancelled only by conflicting transactions
+/// or throttling.
 const CONFLICT_ATTEMPTS: u32 = 4;
 
 pub struct Tx<L> {
@@ -43,6 +44,18 @@ impl Reason {
             "ConditionalCheckFailed" => Some(Reason::ConditionalCheckFailed),
             "TransactionConflict" => Some(Reason::TransactionConflict),
             other => Some(Reason::Other(other.to_owned())),
+        }
+    }
+
+    /// A reason that says nothing about the items, only that the transaction
+    /// could not run now: a conflicting transaction, or throttling
+    /// (`ThrottlingError`, `ProvisionedThroughputExceeded`: a hot item or
+    /// partition). Worth retrying.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Reason::TransactionConflict => true,
+            Reason::Other(code) => crate::error::is_throttling(code),
+            Reason::ConditionalCheckFailed => false,
         }
     }
 
@@ -178,9 +191,9 @@ impl<L: Label> Tx<L> {
     }
 
     /// Commits atomically. A cancellation caused only by concurrent
-    /// transactions is retried (bounded, with jittered backoff) and then
-    /// reported as 503; a failed condition is returned to the caller with the
-    /// old item of the failing action.
+    /// transactions or throttling is retried (bounded, with jittered backoff)
+    /// and then reported as 503; a failed condition is returned to the caller
+    /// with the old item of the failing action.
     pub async fn commit(self, dynamodb: &aws_sdk_dynamodb::Client) -> Result<(), TxError<L>> {
         if self.actions.len() > MAX_ACTIONS {
             return Err(AppError::Internal(format!("transaction of {} actions", self.actions.len())).into());
@@ -206,9 +219,8 @@ impl<L: Label> Tx<L> {
                 return Err(AppError::from_sdk("transaction", error).into());
             };
             let failures = failures(cancelled.cancellation_reasons(), &labels);
-            let only_conflicts =
-                !failures.is_empty() && failures.iter().all(|f| f.reason == Reason::TransactionConflict);
-            if !only_conflicts {
+            let transient = !failures.is_empty() && failures.iter().all(|f| f.reason.is_transient());
+            if !transient {
                 return Err(TxError::Cancelled(failures));
             }
             if attempt < CONFLICT_ATTEMPTS {
@@ -217,7 +229,7 @@ impl<L: Label> Tx<L> {
                 tokio::time::sleep(Duration::from_millis(base + jitter)).await;
             }
         }
-        Err(AppError::Unavailable("too much contention on the same items; retry".into()).into())
+        Err(AppError::Unavailable("too much contention or throttling on the same items; retry".into()).into())
     }
 }
 
@@ -252,5 +264,10 @@ mod tests {
         assert_eq!(Reason::of(Some("TransactionConflict")), Some(Reason::TransactionConflict));
         let other = Reason::of(Some("ThrottlingError")).unwrap();
         assert_eq!(other.as_str(), "ThrottlingError");
+        assert!(other.is_transient());
+        assert!(Reason::of(Some("ProvisionedThroughputExceeded")).unwrap().is_transient());
+        assert!(Reason::TransactionConflict.is_transient());
+        assert!(!Reason::ConditionalCheckFailed.is_transient());
+        assert!(!Reason::of(Some("ValidationError")).unwrap().is_transient());
     }
 }

@@ -56,8 +56,8 @@ const INVALID_CREDENTIALS: &str = "invalid email or password";
 /// The one answer for every registration the tenant does not admit.
 pub const REGISTRATION_REFUSED: &str =
     "registration needs a valid invitation for this email, or a tenant open to signup";
-const TENANT_SUSPENDED: &str = "the tenant is suspended";
-const TENANT_INACTIVE: &str = "the tenant is not active";
+pub(crate) const TENANT_SUSPENDED: &str = "the tenant is suspended";
+pub(crate) const TENANT_INACTIVE: &str = "the tenant is not active";
 const USER_DISABLED: &str = "the user is disabled";
 const INVALID_REFRESH_TOKEN: &str = "invalid refresh token";
 const MAX_REFRESH_TOKEN_BYTES: usize = 256;

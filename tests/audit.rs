@@ -6,6 +6,7 @@
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use aws_sdk_dynamodb::types::AttributeValue;
 use caas::audit::{BreakReason, Checkpoint};
+use caas::auth::Role;
 use caas::outbox::OutboxEvent;
 use caas::tenant::TenantId;
 use caas_tests::api::{Api, api_event};
@@ -128,7 +129,7 @@ async fn end_to_end_the_chain_holds_every_event_in_queue_order_and_verifies() {
     let queue = QueueTrigger::new(&stack, "EventsQueue");
 
     let acme = api.token("acme", "ada@example.com").await;
-    let globex = api.token("globex", "bob@example.com").await;
+    api.token("globex", "bob@example.com").await;
     let wrong =
         json!({"tenant_id": "acme", "email": "ada@example.com", "password": "wrong password!!"}).to_string();
     let refused =
@@ -140,6 +141,9 @@ async fn end_to_end_the_chain_holds_every_event_in_queue_order_and_verifies() {
     let (status, payment) = parts(&api.authorize(&acme, &payer, &payee, 2_500, "EUR").await);
     assert_eq!(status, 201, "{payment}");
     assert_eq!(api.capture(&acme, payment["payment_id"].as_str().unwrap(), None).await.status(), 200);
+    // The audit routes are for owners, admins and auditors.
+    let acme_auditor = api.invited("acme", "auditor@acme.example", Role::Auditor).await;
+    let globex_auditor = api.invited("globex", "auditor@globex.example", Role::Auditor).await;
 
     let delivered = pipeline(&stack, &stream, &queue, false).await;
     let stored: Vec<OutboxEvent> = {
@@ -173,7 +177,7 @@ async fn end_to_end_the_chain_holds_every_event_in_queue_order_and_verifies() {
         assert!(types.contains(expected), "{expected} in {types:?}");
     }
 
-    for (name, token) in [("acme", &acme), ("globex", &globex)] {
+    for (name, token) in [("acme", &acme_auditor), ("globex", &globex_auditor)] {
         let queued: Vec<&OutboxEvent> = delivered.iter().filter(|e| e.tenant_id == name).collect();
         for event in stored.iter().filter(|e| e.tenant_id == name) {
             assert!(queued.contains(&event), "{name}: {} reached the chain's queue", event.event_type);
@@ -337,7 +341,7 @@ async fn tampering_is_reported_with_the_first_broken_seq() {
     assert_eq!(report.entries_checked, 3);
 
     let api = Api::new(&stack);
-    let token = api.token("acme", "auditor@example.com").await;
+    let token = api.invited("acme", "auditor@example.com", Role::Auditor).await;
     let (status, body) = get(&api, "VerifyAuditFunction", "/v1/audit/verify", &token, &[]).await;
     assert_eq!(status, 200);
     assert_eq!((body["ok"].as_bool(), body["first_broken_seq"].as_u64()), (Some(false), Some(3)));
@@ -384,8 +388,15 @@ async fn list_audit_pages_validates_parameters_and_stays_in_its_tenant() {
     let stack = TestStack::new().await;
     let api = Api::new(&stack);
     let events = append(&stack, "acme", 7).await;
-    let acme = api.token("acme", "ada@example.com").await;
-    let globex = api.token("globex", "bob@example.com").await;
+    let acme = api.invited("acme", "auditor@acme.example", Role::Auditor).await;
+    let globex = api.invited("globex", "admin@globex.example", Role::Admin).await;
+    let member = api.token("acme", "ada@example.com").await;
+    for (function, route) in
+        [("ListAuditFunction", "/v1/audit/events"), ("VerifyAuditFunction", "/v1/audit/verify")]
+    {
+        let (status, _) = get(&api, function, route, &member, &[]).await;
+        assert_eq!(status, 403, "{route}: owners, admins and auditors only");
+    }
 
     let (status, page) = get(&api, "ListAuditFunction", "/v1/audit/events", &acme, &[("limit", "3")]).await;
     assert_eq!(status, 200);

@@ -4,11 +4,11 @@
 //!
 //! API samples carry placeholders (`{{ACCESS_TOKEN}}`, `{{ACCOUNT_ID}}`,
 //! `{{PAYER_ACCOUNT_ID}}`, `{{PAYEE_ACCOUNT_ID}}`, `{{PAYMENT_ID}}`,
-//! `{{OWNER_ACCESS_TOKEN}}`, `{{INVITATION_TOKEN}}`, `{{USER_ID}}`,
-//! `{{SESSION_ID}}`, `{{PASSWORD_USER_ACCESS_TOKEN}}`, `{{CLIENT_ID}}`,
-//! `{{CLIENT_SECRET}}`) that the test fills with live values, as a user of
-//! `sam local invoke` would. Errors are problem documents, but the OAuth token
-//! endpoint's (RFC 6749 JSON).
+//! `{{OWNER_ACCESS_TOKEN}}`, `{{AUDITOR_ACCESS_TOKEN}}`, `{{INVITATION_TOKEN}}`,
+//! `{{USER_ID}}`, `{{SESSION_ID}}`, `{{PASSWORD_USER_ACCESS_TOKEN}}`,
+//! `{{CLIENT_ID}}`, `{{CLIENT_SECRET}}`) that the test fills with live values,
+//! as a user of `sam local invoke` would. Errors are problem documents, but the
+//! OAuth token endpoint's (RFC 6749 JSON).
 
 // The dispatch of every route nests deeply enough to pass the default query depth.
 #![recursion_limit = "256"]
@@ -49,6 +49,8 @@ const API_EVENTS: &[(&str, &str, u16)] = &[
     ("verify-audit.json", "VerifyAuditFunction", 200),
     ("list-audit.json", "ListAuditFunction", 200),
     ("list-audit-bad-limit.json", "ListAuditFunction", 400),
+    // The audit routes are for owners, admins and auditors; ada is a member.
+    ("list-audit-by-member.json", "ListAuditFunction", 403),
     ("me.json", "MeFunction", 200),
     ("create-invitation.json", "CreateInvitationFunction", 201),
     ("create-invitation-owner-by-member.json", "CreateInvitationFunction", 403),
@@ -66,6 +68,9 @@ const API_EVENTS: &[(&str, &str, u16)] = &[
     ("oauth-token.json", "OAuthTokenFunction", 200),
     ("oauth-token-unsupported-grant.json", "OAuthTokenFunction", 400),
     ("revoke-client.json", "RevokeClientFunction", 204),
+    ("create-account-overdraft.json", "CreateAccountFunction", 201),
+    // An overdraft needs the owner or admin role.
+    ("create-account-overdraft-by-member.json", "CreateAccountFunction", 403),
 ];
 
 /// Job samples, run by their own tests below (or in the job's test file).
@@ -87,6 +92,8 @@ const JOB_EVENTS: &[&str] = &[
     "tenants-invite.json",
     // Run in tests/keys.rs.
     "signing-keys-status.json",
+    // Run in tests/migrate.rs, on a migrated legacy overdraft account.
+    "tenants-set-overdraft-limit.json",
 ];
 
 fn claims_of(access_token: &str) -> serde_json::Value {
@@ -140,6 +147,10 @@ async fn every_api_sample_gives_its_documented_status() {
     for (file, function, status) in API_EVENTS {
         // Fresh live values for the samples that need them.
         match *file {
+            "verify-audit.json" => {
+                let auditor = api.invited("acme", "auditor@example.com", caas::auth::Role::Auditor).await;
+                values.insert("AUDITOR_ACCESS_TOKEN", auditor);
+            }
             "me.json" => {
                 let credentials = json!({
                     "tenant_id": "acme",

@@ -198,9 +198,11 @@ async fn the_run_command_serves_the_demo_flow_and_stops_cleanly() {
     assert_eq!(created.header("x-amz-function-error"), None, "tenant create failed: {:?}", created.json());
     assert_eq!(created.json()["tenant"]["signup"], "open");
 
-    // Register and log in.
-    let user = json!({ "tenant_id": tenant, "email": "ada@example.com", "password": "correct horse battery staple" });
-    let registered = stack.api("POST", "/v1/users", None, Some(&user)).await;
+    // Register the owner with the owner invitation, and log in.
+    let user = json!({ "tenant_id": tenant, "email": "owner@example.com", "password": "correct horse battery staple" });
+    let mut registration = user.clone();
+    registration["invitation"] = created.json()["owner_invitation"]["token"].clone();
+    let registered = stack.api("POST", "/v1/users", None, Some(&registration)).await;
     assert_eq!(registered.status, 201, "{:?}", registered.json());
     let login = stack.api("POST", "/v1/auth/login", None, Some(&user)).await;
     assert_eq!(login.status, 200, "{:?}", login.json());
@@ -212,7 +214,8 @@ async fn the_run_command_serves_the_demo_flow_and_stops_cleanly() {
         assert_eq!(created.status, 201, "{:?}", created.json());
         created.json()["account_id"].as_str().expect("account id").to_owned()
     };
-    let funding = account(json!({ "currency": "USD", "allow_overdraft": true, "name": "funding" })).await;
+    // An overdraft is the owner's (or an admin's) to give, always with a limit.
+    let funding = account(json!({ "currency": "USD", "allow_overdraft": true, "overdraft_limit": 1_000_000, "name": "funding" })).await;
     let alice = account(json!({ "currency": "USD", "name": "alice" })).await;
     let payment = json!({ "amount": 10_000, "currency": "USD", "payer_account_id": funding, "payee_account_id": alice });
     let authorized = stack.api("POST", "/v1/payments", Some(&token), Some(&payment)).await;

@@ -207,12 +207,13 @@ async fn up_then_down_over_ten_thousand_items_round_trips_with_history() {
 
     let initial = status(&app).await;
     assert_eq!(initial["current_version"], 1);
-    assert_eq!(initial["latest_version"], 4);
+    assert_eq!(initial["latest_version"], 6);
     let pending: Vec<u64> =
         initial["pending"].as_array().unwrap().iter().map(|m| m["version"].as_u64().unwrap()).collect();
-    assert_eq!(pending, [2, 3, 4]);
+    assert_eq!(pending, [2, 3, 4, 5, 6]);
 
-    let started = up(&app, None, false).await;
+    // The user chain up to its contract (v5 and v6 have their own test).
+    let started = up(&app, Some(4), false).await;
     assert_eq!((started["from_version"].as_u64(), started["to_version"].as_u64()), (Some(1), Some(4)));
     assert_eq!(started["segments"], 4);
     // Every invocation is about to time out: each segment hands over after
@@ -221,7 +222,9 @@ async fn up_then_down_over_ten_thousand_items_round_trips_with_history() {
 
     let after_up = status(&app).await;
     assert_eq!(after_up["current_version"], 4, "{after_up}");
-    assert!(after_up["pending"].as_array().unwrap().is_empty());
+    let pending: Vec<u64> =
+        after_up["pending"].as_array().unwrap().iter().map(|m| m["version"].as_u64().unwrap()).collect();
+    assert_eq!(pending, [5, 6]);
     assert!(after_up["running"].is_null(), "the lock is released");
     let entry = last_history(&after_up);
     assert_eq!(entry["status"], "succeeded");
@@ -393,12 +396,16 @@ async fn two_runs_never_overlap_and_live_writes_survive() {
     assert_eq!(failed, 0);
 
     let done = status(&app).await;
-    assert_eq!(done["current_version"], 4);
+    assert_eq!(done["current_version"], 6);
     assert_eq!(done["history"].as_array().unwrap().len(), 1, "one run only");
     let items = snapshot(&stack).await;
+    assert_eq!(items[&(format!("T#{TENANT}#TENANT"), "TENANT".to_owned())]["signup"], s("open"));
     for i in 0..USERS {
         let item = &items[&(format!("T#{TENANT}#USER#{}", email(i)), "USER".to_owned())];
-        assert_eq!(item.get("schema_version"), Some(&AttributeValue::N("4".into())), "user {i}");
+        assert_eq!(item.get("schema_version"), Some(&AttributeValue::N("5".into())), "user {i}");
+        let user_id = item["user_id"].as_s().unwrap();
+        let entry = &items[&(format!("T#{TENANT}#MEMBERS"), format!("USER#{user_id}"))];
+        assert_eq!((&entry["role"], &entry["email"]), (&s("member"), &s(&email(i))), "user {i}'s entry");
         assert!(item.get("created_at_ms").is_some() && item.get("created_at").is_none(), "user {i}");
         if i % 10 == 0 {
             assert_eq!(
@@ -502,4 +509,106 @@ async fn sample_events_run_through_the_handler() {
         panic!("batch")
     };
     assert_eq!(response.batch_item_failures.len(), 1);
+}
+
+/// A ledger account as the release before owners and limits wrote it.
+fn legacy_account(id: &str, allow_overdraft: bool) -> Item {
+    let zero = || AttributeValue::N("0".into());
+    Item::from([
+        ("pk".into(), s(&format!("T#{TENANT}#ACCOUNT#{id}"))),
+        ("sk".into(), s("ACCOUNT")),
+        ("kind".into(), s("account")),
+        ("gsi1pk".into(), s(&format!("T#{TENANT}#ACCOUNTS"))),
+        ("gsi1sk".into(), s(id)),
+        ("schema_version".into(), AttributeValue::N("1".into())),
+        ("tenant_id".into(), s(TENANT)),
+        ("account_id".into(), s(id)),
+        ("currency".into(), s("USD")),
+        ("allow_overdraft".into(), AttributeValue::Bool(allow_overdraft)),
+        ("debits_pending".into(), zero()),
+        ("credits_pending".into(), zero()),
+        ("debits_posted".into(), zero()),
+        ("credits_posted".into(), zero()),
+        ("available".into(), zero()),
+        ("created_at".into(), s("2025-06-01T00:00:00Z")),
+    ])
+}
+
+/// A tenant whose items all predate the access model (no tenant record, a
+/// user without role or directory entry, accounts without owner or limit)
+/// works again after v5 and v6: the user logs in as a member, the accounts
+/// are the tenant's, the overdraft one bounded by the default limit (also
+/// before v6 reaches it), the operator names the first owner and changes a
+/// limit, and `down` refuses what the old layout cannot express.
+#[tokio::test]
+async fn legacy_tenants_users_and_accounts_get_the_access_model() {
+    use caas::store::account_layouts::LEGACY_OVERDRAFT_LIMIT;
+    use caas_tests::api::{Api, PASSWORD};
+    let stack = TestStack::new().await;
+    let app = stack.app(FUNCTION);
+    let api = Api::new(&stack);
+    let mut user = user_item(0);
+    user.insert("password_hash".into(), s(&bcrypt::hash(PASSWORD, 4).unwrap()));
+    // The sample of the tenants job names the funding account.
+    let (funding, wallet) = ("0190aaaa-0000-7000-8000-00000000a001", "0190aaaa-0000-7000-8000-00000000a002");
+    seed(&stack, vec![user, legacy_account(funding, true), legacy_account(wallet, false)]).await;
+    let credentials = serde_json::json!({"tenant_id": TENANT, "email": email(0), "password": PASSWORD});
+    let login = || {
+        let body = credentials.to_string();
+        api.call(
+            "LoginFunction",
+            caas_tests::api::api_event("POST", "/v1/auth/login", &[], &[], &[], Some(&body)),
+        )
+    };
+    assert_eq!(login().await.status(), 403, "no tenant record yet");
+
+    up(&app, Some(5), false).await;
+    assert_eq!(drive(&stack, &app, None).await, 0);
+    let (code, tokens) = parts(&login().await);
+    assert_eq!(code, 200, "{tokens}");
+    let member = tokens["access_token"].as_str().unwrap();
+    assert_eq!(caas_tests::api::claims(member)["roles"], serde_json::json!(["member"]));
+    assert_eq!(
+        api.get("GetAccountFunction", "/v1/accounts/{id}", wallet, member, &[]).await.status(),
+        404,
+        "legacy accounts are the tenant's"
+    );
+
+    // The operator names the first owner (docs/RUNBOOK.md).
+    let owner = api.invited(TENANT, "first-owner@acme.example", caas::auth::Role::Owner).await;
+    let (_, account) = parts(&api.get("GetAccountFunction", "/v1/accounts/{id}", funding, &owner, &[]).await);
+    assert_eq!(account["owner"], serde_json::json!({"type": "tenant"}));
+    assert_eq!(account["overdraft_limit"], LEGACY_OVERDRAFT_LIMIT);
+    // Still v1: the old rule, bounded by the default limit.
+    assert_eq!(api.authorize(&owner, funding, wallet, LEGACY_OVERDRAFT_LIMIT, "USD").await.status(), 201);
+    assert_eq!(api.authorize(&owner, funding, wallet, 1, "USD").await.status(), 422);
+
+    up(&app, None, false).await;
+    assert_eq!(drive(&stack, &app, None).await, 0);
+    assert_eq!(status(&app).await["current_version"], 6);
+    let items = snapshot(&stack).await;
+    let migrated = &items[&(format!("T#{TENANT}#ACCOUNT#{funding}"), "ACCOUNT".to_owned())];
+    assert_eq!(
+        (&migrated["owner"], &migrated["overdraft_limit"], &migrated["spendable"]),
+        (
+            &s("tenant"),
+            &AttributeValue::N(LEGACY_OVERDRAFT_LIMIT.to_string()),
+            &AttributeValue::N("0".into())
+        )
+    );
+    assert_eq!(api.authorize(&owner, funding, wallet, 1, "USD").await.status(), 422, "the same bound");
+
+    // The operator raises the limit (the tenants job's sample).
+    let sample: Value = serde_json::from_str(&event_file("tenants-set-overdraft-limit.json")).unwrap();
+    let answer = tenants::handler(&stack.app("TenantsFunction"), invocation(sample, None)).await.unwrap();
+    assert_eq!(answer, serde_json::json!({"account_id": funding, "overdraft_limit": 50_000_000}));
+    assert_eq!(api.authorize(&owner, funding, wallet, 40_000_000, "USD").await.status(), 201);
+
+    // Down refuses the account whose limit v1 cannot express, reverts the other.
+    command(&app, Command::Down { to: 5, segments: Some(1), dry_run: false }).await.expect("down starts");
+    assert_eq!(drive(&stack, &app, None).await, 0);
+    assert_eq!(last_history(&status(&app).await)["items_failed"], 1);
+    let items = snapshot(&stack).await;
+    let reverted = &items[&(format!("T#{TENANT}#ACCOUNT#{wallet}"), "ACCOUNT".to_owned())];
+    assert!(reverted.get("owner").is_none() && reverted.get("overdraft_limit").is_none());
 }

@@ -21,3 +21,18 @@ fn openapi_paths_match_the_template_routes() {
     }
     assert_eq!(documented, served, "openapi.yaml and template.yaml disagree on the routes");
 }
+
+/// The `Currency` enum is exactly the codes the API accepts.
+#[test]
+fn openapi_currencies_are_the_accepted_codes() {
+    let spec: serde_norway::Value =
+        serde_norway::from_str(&std::fs::read_to_string(repo_root().join("openapi.yaml")).unwrap()).unwrap();
+    let listed: Vec<&str> = spec["components"]["schemas"]["Currency"]["enum"]
+        .as_sequence()
+        .expect("Currency enum")
+        .iter()
+        .map(|code| code.as_str().expect("a code"))
+        .collect();
+    let accepted: Vec<&str> = caas::money::Currency::codes().collect();
+    assert_eq!(listed, accepted, "openapi.yaml's Currency enum and caas::money disagree");
+}

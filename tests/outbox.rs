@@ -441,7 +441,14 @@ async fn every_payments_operation_writes_exactly_its_events() {
     let actor = json!({"type": "user", "id": subject(&token)});
     assert_eq!(
         events[0].payload,
-        json!({"account_id": alice, "currency": "USD", "allow_overdraft": false, "actor": actor})
+        json!({
+            "account_id": alice,
+            "currency": "USD",
+            "allow_overdraft": false,
+            "overdraft_limit": 0,
+            "owner": {"type": "user", "id": subject(&token)},
+            "actor": actor
+        })
     );
 
     // Refused for lack of funds: nothing committed, nothing published.
@@ -506,7 +513,8 @@ async fn every_payments_operation_writes_exactly_its_events() {
     for event in outbox_events(&stream.poll().await) {
         assert!(!is_stored(&stack, &event).await, "a replay or refusal stored {}", event.event_type);
     }
-    // register + login 2, accounts 3 (two wallets, one funding), funding
-    // payment 4, first payment 6, voided 4, captured once 4.
-    assert_eq!(outbox_items(&stack).await, 2 + 3 + 4 + 6 + 4 + 4);
+    // register + login 2, the treasurer who funds (invited, registered,
+    // logged in) 3, accounts 3 (two wallets, one funding), funding payment 4,
+    // first payment 6, voided 4, captured once 4.
+    assert_eq!(outbox_items(&stack).await, 2 + 3 + 3 + 4 + 6 + 4 + 4);
 }

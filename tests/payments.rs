@@ -199,6 +199,7 @@ async fn an_abandoned_in_flight_key_blocks_only_until_it_expires() {
     let now_ms = (now.unix_timestamp_nanos() / 1_000_000) as i64;
     let record = IdempotencyRecord {
         tenant_id: "acme".into(),
+        principal: format!("user:{}", caas_tests::api::claims(&token)["sub"].as_str().unwrap()),
         operation: "capture-payment".into(),
         idempotency_key: "reserved".into(),
         status: RecordStatus::InProgress,
@@ -311,22 +312,22 @@ async fn fifty_concurrent_captures_with_different_keys_succeed_once() {
     );
 }
 
-#[tokio::test]
-async fn round_trips_fresh_at_most_two_replay_exactly_one() {
-    let stack = TestStack::new().await;
-    let api = Api::new(&stack);
-    let token = api.token("acme", "ops@example.com").await;
-    let (alice, bob) = (api.account(&token, "USD", false).await, api.account(&token, "USD", false).await);
-    api.fund(&token, &alice, 1_000, "USD").await;
-    let (_, p1) = status_and_body(&api.authorize(&token, &alice, &bob, 300, "USD").await);
-    let (_, p2) = status_and_body(&api.authorize(&token, &alice, &bob, 300, "USD").await);
+/// Every idempotent command of the payments API, made by `caller` on the
+/// money of `token`'s user: fresh at most two DynamoDB round trips, the last
+/// the transaction; a replay exactly the one read. `account` is the body of
+/// the account creation.
+async fn assert_round_trips(stack: &TestStack, api: &Api<'_>, token: &str, caller: &str, account: Value) {
+    let (alice, bob) = (api.account(token, "USD", false).await, api.account(token, "USD", false).await);
+    api.fund(token, &alice, 1_000, "USD").await;
+    let (_, p1) = status_and_body(&api.authorize(token, &alice, &bob, 300, "USD").await);
+    let (_, p2) = status_and_body(&api.authorize(token, &alice, &bob, 300, "USD").await);
     let (p1, p2) = (p1["payment_id"].as_str().unwrap(), p2["payment_id"].as_str().unwrap());
     let counter = &stack.round_trips;
 
     let create =
         json!({"amount": 100, "currency": "USD", "payer_account_id": alice, "payee_account_id": bob});
     let cases: Vec<(&str, &str, Option<&str>, Value)> = vec![
-        ("CreateAccountFunction", "/v1/accounts", None, json!({"currency": "USD"})),
+        ("CreateAccountFunction", "/v1/accounts", None, account),
         ("CreatePaymentFunction", "/v1/payments", None, create),
         ("CapturePaymentFunction", "/v1/payments/{id}/capture", Some(p1), json!({"amount": 200})),
         ("VoidPaymentFunction", "/v1/payments/{id}/void", Some(p2), json!({})),
@@ -335,16 +336,38 @@ async fn round_trips_fresh_at_most_two_replay_exactly_one() {
     for (function, route, id, body) in cases {
         let key = uuid::Uuid::new_v4().to_string();
         counter.reset();
-        let fresh = api.post(function, route, id, &token, Some(&key), &body).await;
+        let fresh = api.post(function, route, id, caller, Some(&key), &body).await;
         assert!(fresh.status().is_success(), "{function}: {:?}", status_and_body(&fresh));
         let fresh_calls = counter.operations("dynamodb");
         assert!(fresh_calls.len() <= 2, "{function} fresh: {fresh_calls:?}");
         assert_eq!(fresh_calls.last().map(String::as_str), Some("TransactWriteItems"), "{function}");
         counter.reset();
-        let replay = api.post(function, route, id, &token, Some(&key), &body).await;
+        let replay = api.post(function, route, id, caller, Some(&key), &body).await;
         assert_eq!(header(&replay, "idempotent-replayed"), Some("true"), "{function}");
         assert_eq!(counter.operations("dynamodb"), ["BatchGetItem"], "{function} replay");
     }
+}
+
+#[tokio::test]
+async fn round_trips_fresh_at_most_two_replay_exactly_one() {
+    let stack = TestStack::new().await;
+    let api = Api::new(&stack);
+    let token = api.token("acme", "ops@example.com").await;
+    assert_round_trips(&stack, &api, &token, &token, json!({"currency": "USD"})).await;
+}
+
+/// The checks the access model adds ride in the same round trips: an owner
+/// acting on a member's money (their role re-checked on their directory
+/// entry), and an account for a named user (its entry checked).
+#[tokio::test]
+async fn round_trips_hold_when_a_role_or_a_named_owner_is_checked() {
+    let stack = TestStack::new().await;
+    let api = Api::new(&stack);
+    let token = api.token("acme", "ops@example.com").await;
+    let owner = api.treasurer("acme").await;
+    let user = caas_tests::api::claims(&token)["sub"].clone();
+    let account = json!({"currency": "USD", "owner": {"type": "user", "id": user}});
+    assert_round_trips(&stack, &api, &token, &owner, account).await;
 }
 
 #[tokio::test]
@@ -555,6 +578,22 @@ async fn verify_reports_exactly_the_tampered_account() {
         report.currency_totals.iter().any(|t| t.posted_sum == 1),
         "the sum is off by the tampered amount"
     );
+    assert!(report.spendable_mismatch.is_empty(), "spendable moved with available");
+
+    // What a debit may take is checked against the totals too.
+    stack
+        .clients
+        .dynamodb
+        .update_item()
+        .table_name(stack.table())
+        .set_key(Some(caas::store::ledger::account_key("acme", &alice)))
+        .update_expression("ADD spendable :x")
+        .expression_attribute_values(":x", aws_sdk_dynamodb::types::AttributeValue::N("1000".into()))
+        .send()
+        .await
+        .unwrap();
+    let report = verify(&stack, None).await;
+    assert_eq!(report.spendable_mismatch, [alice]);
 }
 
 /// Sets stored totals of an account directly (what years of traffic, or an

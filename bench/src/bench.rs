@@ -92,11 +92,13 @@ pub fn refresh_call(route: &'static str, refresh_token: &str) -> Call<'static> {
     Call::new("POST", route).json(&json!({ "refresh_token": refresh_token }))
 }
 
+/// An account; an overdraft one (the fixture owner's funding) with a limit of 10^12.
 pub fn create_account_call(token: &str, allow_overdraft: bool) -> Call<'static> {
-    Call::new("POST", "/v1/accounts")
-        .bearer(token)
-        .idempotency_key()
-        .json(&json!({ "currency": "USD", "allow_overdraft": allow_overdraft, "name": "bench account" }))
+    let mut body = json!({ "currency": "USD", "allow_overdraft": allow_overdraft, "name": "bench account" });
+    if allow_overdraft {
+        body["overdraft_limit"] = json!(1_000_000_000_000i64);
+    }
+    Call::new("POST", "/v1/accounts").bearer(token).idempotency_key().json(&body)
 }
 
 pub fn create_payment_call(token: &str, payer: &str, payee: &str, amount: i64) -> Call<'static> {
@@ -125,8 +127,9 @@ pub fn refund_call(token: &str, payment: &str, amount: i64) -> Call<'static> {
         .json(&json!({ "amount": amount }))
 }
 
-/// The data every request of the bench runs against: its tenant, a user registered at the
-/// template's Argon2 cost, its access token, a funded payer and a payee.
+/// The data every request of the bench runs against: its tenant, an owner of it (invited by
+/// the operator, so it may fund from an overdraft account and read the audit chain)
+/// registered at the template's Argon2 cost, its access token, a funded payer and a payee.
 pub struct Fixture {
     pub email: String,
     pub token: String,
@@ -139,8 +142,16 @@ impl Fixture {
         // The operator's step: the bench's tenant, open to signup.
         caas_tests::open_tenant(&bench.stack, TENANT).await;
         let email = format!("bench-{}@example.com", uuid::Uuid::new_v4().simple());
-        let registered = bench.call("RegisterFunction", &register_call(TENANT, &email)).await?;
-        expect("RegisterFunction", &registered, 201)?;
+        let operator = bench.stack.app("TenantsFunction");
+        let setup = caas_tests::SETUP_CORRELATION_ID;
+        let invitation =
+            caas::access::tenants::invite(&operator, setup, TENANT, &email, caas::auth::Role::Owner)
+                .await
+                .map_err(|e| crate::error::BenchError::Setup(format!("invite the fixture's owner: {e}")))?;
+        let registration = Call::new("POST", "/v1/users").json(
+            &json!({ "tenant_id": TENANT, "email": email, "password": PASSWORD, "invitation": invitation.token }),
+        );
+        expect("RegisterFunction", &bench.call("RegisterFunction", &registration).await?, 201)?;
         let token = fixture_login(bench, &email).await?;
         let payer = account(bench, &token, false).await?;
         let payee = account(bench, &token, false).await?;

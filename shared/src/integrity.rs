@@ -53,14 +53,19 @@ pub async fn verify(
 }
 
 /// The report as CloudWatch metrics (EMF); the alarms in template.yaml watch
-/// `LedgerDriftAccounts` and `AuditChainsBroken`.
+/// `LedgerDriftAccounts` (totals that disagree with the entries, or a
+/// `spendable` that disagrees with the totals) and `AuditChainsBroken`.
 pub fn emit_metrics(report: &IntegrityReport, at: time::OffsetDateTime) {
     let ledger = &report.ledger;
     let off_balance =
         ledger.currency_totals.iter().filter(|t| t.posted_sum != 0 || t.pending_difference != 0).count();
     crate::metrics::MetricSet::service("verify")
-        // Accounts with totals beyond i64 are drifted too: their totals cannot be trusted.
-        .count("LedgerDriftAccounts", (ledger.drift.len() + ledger.out_of_range.len()) as u64)
+        // Accounts with totals beyond i64, or whose spendable disagrees with
+        // their totals, are drifted too: their totals cannot be trusted.
+        .count(
+            "LedgerDriftAccounts",
+            (ledger.drift.len() + ledger.out_of_range.len() + ledger.spendable_mismatch.len()) as u64,
+        )
         .count("LedgerAccountsOutOfRange", ledger.out_of_range.len() as u64)
         .count("LedgerUnbalancedTransactions", ledger.unbalanced_transactions.len() as u64)
         .count("LedgerNonZeroCurrencySums", off_balance as u64)

@@ -26,6 +26,7 @@ pub mod metrics;
 pub mod migrate;
 pub mod money;
 pub mod outbox;
+pub mod paging;
 pub mod payments;
 pub mod ratelimit;
 pub mod runtime;

@@ -177,6 +177,11 @@ pub struct Currency {
 }
 
 impl Currency {
+    /// Every accepted code (openapi.yaml's `Currency` enum lists the same).
+    pub fn codes() -> impl Iterator<Item = &'static str> {
+        CURRENCIES.iter().map(|(code, _)| *code)
+    }
+
     pub fn parse(code: &str) -> Option<Self> {
         CURRENCIES.iter().find(|(c, _)| *c == code).map(|(c, exponent)| {
             let b = c.as_bytes();
@@ -218,7 +223,9 @@ pub fn currency_field(field: &str, value: &str) -> Result<Currency, AppError> {
 }
 
 /// Validates an amount field from a request: a JSON integer of minor units,
-/// 1..=MAX_AMOUNT. Floats, strings and out-of-range numbers are refused.
+/// 1..=MAX_AMOUNT. A number with a fraction, strings and out-of-range numbers
+/// are refused. As in JSON Schema, `2500.0` and `2.5e3` are the integer 2500:
+/// every value in range is exact in an f64 (10^12 < 2^53).
 pub fn amount_field(field: &str, value: &serde_json::Value) -> Result<i64, AppError> {
     let invalid = || {
         AppError::bad_request(
@@ -227,7 +234,14 @@ pub fn amount_field(field: &str, value: &serde_json::Value) -> Result<i64, AppEr
         )
     };
     let number = value.as_number().ok_or_else(invalid)?;
-    let amount = number.as_i64().ok_or_else(invalid)?;
+    let amount = match number.as_i64() {
+        Some(amount) => amount,
+        None => number
+            .as_f64()
+            .filter(|f| f.fract() == 0.0 && (1.0..=MAX_AMOUNT as f64).contains(f))
+            .map(|f| f as i64)
+            .ok_or_else(invalid)?,
+    };
     if (1..=MAX_AMOUNT).contains(&amount) { Ok(amount) } else { Err(invalid()) }
 }
 
@@ -253,11 +267,18 @@ mod tests {
     fn amounts_are_positive_bounded_integers() {
         assert_eq!(amount_field("amount", &json!(1)).unwrap(), 1);
         assert_eq!(amount_field("amount", &json!(MAX_AMOUNT)).unwrap(), MAX_AMOUNT);
+        // Integral numbers written with a fraction or an exponent are integers.
+        assert_eq!(amount_field("amount", &json!(2500.0)).unwrap(), 2500);
+        let exponent: serde_json::Value = serde_json::from_str("2.5e3").unwrap();
+        assert_eq!(amount_field("amount", &exponent).unwrap(), 2500);
         for bad in [
             json!(0),
             json!(-5),
             json!(10.5),
-            json!(1.0),
+            json!(0.0),
+            json!(-1.0),
+            json!(1e12 + 1.0),
+            json!(f64::MAX),
             json!("100"),
             json!(MAX_AMOUNT + 1),
             json!(u64::MAX),

@@ -95,11 +95,65 @@ pub async fn dispatch(app: &App, function: &str, request: Request) -> Response<B
 pub struct Api<'a> {
     pub stack: &'a TestStack,
     apps: Mutex<HashMap<String, Arc<App>>>,
+    /// Tenants whose treasurer (see [`Api::treasurer`]) is registered.
+    treasurers: Mutex<std::collections::HashSet<String>>,
+}
+
+/// The claims of an access token (the functions check its signature).
+pub fn claims(access_token: &str) -> Value {
+    use base64::Engine;
+    let part = access_token.split('.').nth(1).expect("a JWS");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(part).expect("base64url claims");
+    serde_json::from_slice(&bytes).expect("JSON claims")
 }
 
 impl<'a> Api<'a> {
     pub fn new(stack: &'a TestStack) -> Self {
-        Self { stack, apps: Mutex::new(HashMap::new()) }
+        Self { stack, apps: Mutex::new(HashMap::new()), treasurers: Mutex::default() }
+    }
+
+    /// Logs in `email` (registered) in `tenant`; returns the access token.
+    pub async fn login(&self, tenant: &str, email: &str) -> String {
+        let body = json!({ "tenant_id": tenant, "email": email, "password": PASSWORD }).to_string();
+        let response =
+            self.call("LoginFunction", api_event("POST", "/v1/auth/login", &[], &[], &[], Some(&body))).await;
+        let (status, tokens) = crate::parts(&response);
+        assert_eq!(status, 200, "{tokens}");
+        tokens["access_token"].as_str().expect("access token").to_owned()
+    }
+
+    /// Registers `email` in `tenant` with an invitation for `role` the
+    /// operator issues (tenants service), and logs in: the access token.
+    pub async fn invited(&self, tenant: &str, email: &str, role: caas::auth::Role) -> String {
+        let registered = self.register_invited(tenant, email, role).await;
+        assert_eq!(registered.status(), 201, "{:?}", crate::parts(&registered).1);
+        self.login(tenant, email).await
+    }
+
+    async fn register_invited(&self, tenant: &str, email: &str, role: caas::auth::Role) -> Response<Body> {
+        crate::open_tenant(self.stack, tenant).await;
+        let app = self.stack.app("TenantsFunction");
+        let invitation =
+            caas::access::tenants::invite(&app, crate::SETUP_CORRELATION_ID, tenant, email, role)
+                .await
+                .unwrap_or_else(|e| panic!("invite {email} into {tenant}: {e}"));
+        let body =
+            json!({ "tenant_id": tenant, "email": email, "password": PASSWORD, "invitation": invitation.token })
+                .to_string();
+        self.call("RegisterFunction", api_event("POST", "/v1/users", &[], &[], &[], Some(&body))).await
+    }
+
+    /// An owner of `tenant` (`treasurer@<tenant>.example.com`, invited by the
+    /// operator the first time): the tests' funding is theirs to move.
+    pub async fn treasurer(&self, tenant: &str) -> String {
+        let email = format!("treasurer@{tenant}.example.com");
+        let known = !self.treasurers.lock().unwrap_or_else(|p| p.into_inner()).insert(tenant.to_owned());
+        if !known {
+            // Another Api of the same stack may have registered them already.
+            let registered = self.register_invited(tenant, &email, caas::auth::Role::Owner).await;
+            assert!(matches!(registered.status().as_u16(), 201 | 409), "{:?}", crate::parts(&registered).1);
+        }
+        self.login(tenant, &email).await
     }
 
     /// The warm App of a function (built once, like a container's init phase).
@@ -121,11 +175,7 @@ impl<'a> Api<'a> {
         let registered =
             self.call("RegisterFunction", api_event("POST", "/v1/users", &[], &[], &[], Some(&body))).await;
         assert!(matches!(registered.status().as_u16(), 201 | 409));
-        let response =
-            self.call("LoginFunction", api_event("POST", "/v1/auth/login", &[], &[], &[], Some(&body))).await;
-        let (status, tokens) = crate::parts(&response);
-        assert_eq!(status, 200, "{tokens}");
-        tokens["access_token"].as_str().expect("access token").to_owned()
+        self.login(tenant, email).await
     }
 
     /// An idempotent POST with a bearer token.
@@ -164,11 +214,14 @@ impl<'a> Api<'a> {
         .await
     }
 
-    /// Creates an account; returns its id.
+    /// Creates an account (an overdraft one with a limit of 10^12); returns its id.
     pub async fn account(&self, token: &str, currency: &str, allow_overdraft: bool) -> String {
         let key = uuid::Uuid::new_v4().to_string();
-        let body =
+        let mut body =
             json!({ "currency": currency, "allow_overdraft": allow_overdraft, "name": "test account" });
+        if allow_overdraft {
+            body["overdraft_limit"] = json!(1_000_000_000_000i64);
+        }
         let response =
             self.post("CreateAccountFunction", "/v1/accounts", None, token, Some(&key), &body).await;
         let (status, account) = crate::parts(&response);
@@ -230,14 +283,18 @@ impl<'a> Api<'a> {
         .await
     }
 
-    /// Funds `account` from a fresh overdraft-allowed funding account.
+    /// Funds `account` (in the tenant of `token`) from a fresh overdraft
+    /// account of the tenant's treasurer, who authorizes and captures.
+    /// Returns the funding account (the treasurer's).
     pub async fn fund(&self, token: &str, account: &str, amount: i64, currency: &str) -> String {
-        let funding = self.account(token, currency, true).await;
+        let tenant = claims(token)["tenant"].as_str().expect("tenant claim").to_owned();
+        let treasurer = self.treasurer(&tenant).await;
+        let funding = self.account(&treasurer, currency, true).await;
         let (status, payment) =
-            crate::parts(&self.authorize(token, &funding, account, amount, currency).await);
+            crate::parts(&self.authorize(&treasurer, &funding, account, amount, currency).await);
         assert_eq!(status, 201, "{payment}");
         let id = payment["payment_id"].as_str().expect("payment id").to_owned();
-        assert_eq!(self.capture(token, &id, None).await.status(), 200);
+        assert_eq!(self.capture(&treasurer, &id, None).await.status(), 200);
         funding
     }
 

@@ -1,7 +1,7 @@
 //! The `tenants` job: the operator's tenant administration, by direct invoke
 //! only (IAM is the operator's authentication; no route, no schedule).
 //! `{"action": "create" | "get" | "list" | "update" | "suspend" |
-//! "reactivate" | "invite", ...}` (see `caas::access::tenants`); answers the
+//! "reactivate" | "invite" | "set_overdraft_limit", ...}` (see `caas::access::tenants`); answers the
 //! JSON result, and refuses bad input or an impossible change with an
 //! invocation error that says why.
 

@@ -3,16 +3,22 @@
 
 use caas::App;
 use caas::integrity::{IntegrityReport, emit_metrics, verify};
+use caas::tenant::TenantId;
 use lambda_runtime::{Error, LambdaEvent};
 use serde_json::Value;
 
+/// The tenant to verify, from any invocation payload: a schedule delivers its
+/// own event shape, and only `tenant_id` matters here (absent: all tenants).
+pub fn tenant_of(payload: &Value) -> Result<Option<TenantId>, Error> {
+    match payload.get("tenant_id") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(raw)) => Ok(Some(TenantId::parse(raw)?)),
+        Some(_) => Err("tenant_id must be a string".into()),
+    }
+}
+
 pub async fn handler(app: &App, event: LambdaEvent<Value>) -> Result<IntegrityReport, Error> {
-    // A schedule delivers its own event shape; only `tenant_id` matters here.
-    let tenant = match event.payload.get("tenant_id") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(raw)) => Some(caas::tenant::TenantId::parse(raw)?),
-        Some(_) => return Err("tenant_id must be a string".into()),
-    };
+    let tenant = tenant_of(&event.payload)?;
     let report = verify(&app.clients.dynamodb, &app.config.table_name, tenant.as_ref()).await?;
     emit_metrics(&report, app.now());
     if report.ok {

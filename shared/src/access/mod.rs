@@ -15,16 +15,6 @@ pub mod users;
 
 use crate::error::AppError;
 
-/// A page size from a query string or job input: 1 to `max`, `default` when absent.
-pub(crate) fn page_limit(raw: Option<&str>, default: u32, max: u32) -> Result<i32, AppError> {
-    let invalid = || AppError::bad_request("limit", format!("limit: must be an integer from 1 to {max}"));
-    let limit = match raw {
-        None => default,
-        Some(text) => text.trim().parse::<u32>().map_err(|_| invalid())?,
-    };
-    if (1..=max).contains(&limit) { i32::try_from(limit).map_err(|_| invalid()) } else { Err(invalid()) }
-}
-
 /// Longest name of a tenant or a machine client.
 pub(crate) const MAX_NAME_CHARS: usize = 200;
 

@@ -9,6 +9,8 @@
 //! - `suspend` / `reactivate` {tenant_id}
 //! - `invite` {tenant_id, email, role?}: another invitation (default role
 //!   owner), e.g. when the first owner's expired unused
+//! - `set_overdraft_limit` {tenant_id, account_id, overdraft_limit}: an
+//!   overdraft account's limit (see [`crate::payments::accounts::set_overdraft_limit`])
 
 use super::invitations::{self, IssuedInvitation};
 use crate::app::App;
@@ -67,6 +69,12 @@ pub enum Command {
         #[serde(default)]
         role: Option<String>,
     },
+    SetOverdraftLimit {
+        tenant_id: String,
+        account_id: String,
+        /// Minor units; checked by the payments service, so a bad value is named.
+        overdraft_limit: Value,
+    },
 }
 
 /// `create`'s answer: the tenant and its first owner's invitation.
@@ -107,6 +115,17 @@ pub async fn run(app: &App, correlation_id: &str, command: Command) -> Result<Va
             let role =
                 role.as_deref().map(|r| Role::from_field("role", r)).transpose()?.unwrap_or(Role::Owner);
             encode(invite(app, correlation_id, &tenant_id, &email, role).await)
+        }
+        Command::SetOverdraftLimit { tenant_id: tenant, account_id, overdraft_limit } => {
+            let tenant = tenant_id(&tenant)?;
+            crate::payments::accounts::set_overdraft_limit(
+                app,
+                correlation_id,
+                &tenant,
+                &account_id,
+                &overdraft_limit,
+            )
+            .await
         }
     }
 }
@@ -199,7 +218,7 @@ pub async fn get(app: &App, tenant_id_raw: &str) -> Result<TenantRecord, AppErro
 }
 
 pub async fn list(app: &App, limit: Option<u32>, cursor: Option<&str>) -> Result<Page, AppError> {
-    let limit = super::page_limit(limit.map(|l| l.to_string()).as_deref(), DEFAULT_PAGE, MAX_PAGE)?;
+    let limit = crate::paging::page_limit(limit.map(|l| l.to_string()).as_deref(), DEFAULT_PAGE, MAX_PAGE)?;
     let after = cursor
         .map(|c| {
             TenantId::parse(c)

@@ -14,6 +14,7 @@ use crate::clock::rfc3339;
 use crate::error::AppError;
 use crate::http::RequestContext;
 use crate::outbox::OutboxEvent;
+use crate::paging::PageQuery;
 use crate::ratelimit::{self, Counter};
 use crate::store::labels::AuthLabel;
 use crate::store::members::{self, MemberRecord};
@@ -87,13 +88,15 @@ pub async fn list(
     cursor: Option<&str>,
 ) -> Result<UsersPage, AppError> {
     who.principal.require_any(&ADMINISTRATORS)?;
-    let limit = super::page_limit(limit, DEFAULT_PAGE, MAX_PAGE)?;
-    if cursor.is_some_and(|c| !crate::ids::is_valid_id(c)) {
-        return Err(AppError::bad_request("cursor", "cursor: is not a cursor of this list"));
-    }
-    let (members, next_cursor) =
-        members::page(&app.clients.dynamodb, &app.config.table_name, who.tenant.as_str(), limit, cursor)
-            .await?;
+    let page = PageQuery::parse(limit, cursor, DEFAULT_PAGE, MAX_PAGE)?;
+    let (members, next_cursor) = members::page(
+        &app.clients.dynamodb,
+        &app.config.table_name,
+        who.tenant.as_str(),
+        page.limit,
+        page.after.as_deref(),
+    )
+    .await?;
     Ok(UsersPage { users: members.into_iter().map(UserView::from).collect(), next_cursor })
 }
 

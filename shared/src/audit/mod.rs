@@ -13,8 +13,18 @@
 pub mod chain;
 pub mod service;
 
+use crate::auth::Authenticated;
+use crate::error::AppError;
+use crate::payments::ownership::READERS;
+
 pub use chain::{AuditEntry, BreakReason, Checkpoint, GENESIS_HASH};
 pub use service::{
     AppendOutcome, ChainReport, ListQuery, Page, append_events, append_messages, list, verify_chain,
     verify_chain_from,
 };
+
+/// The audit routes are for owners, admins and auditors (403 for anyone
+/// else), from the token's roles: they change nothing.
+pub fn require_reader(who: &Authenticated) -> Result<(), AppError> {
+    who.principal.require_any(&READERS)
+}

@@ -218,7 +218,8 @@ async fn append_group<'a>(app: &App, group: &str, messages: &[&'a SqsMessage]) -
     }
 }
 
-fn envelope(message: &SqsMessage) -> Result<(TenantId, OutboxEvent), AppError> {
+/// The outbox event a queue message carries, and its tenant.
+pub fn envelope(message: &SqsMessage) -> Result<(TenantId, OutboxEvent), AppError> {
     let body = message.body.as_deref().ok_or_else(|| AppError::Internal("message without a body".into()))?;
     let event: OutboxEvent =
         serde_json::from_str(body).map_err(|e| AppError::internal("decode envelope", e))?;
@@ -321,13 +322,13 @@ pub struct ListQuery {
 impl ListQuery {
     pub fn parse(after_seq: Option<&str>, limit: Option<&str>) -> Result<Self, AppError> {
         let after_seq = match after_seq.map(str::trim) {
-            None | Some("") => 0,
+            None => 0,
             Some(text) => text.parse::<u64>().map_err(|_| {
                 AppError::bad_request("after_seq", "after_seq: must be a non-negative integer")
             })?,
         };
         let limit = match limit.map(str::trim) {
-            None | Some("") => DEFAULT_LIST_LIMIT,
+            None => DEFAULT_LIST_LIMIT,
             Some(text) => {
                 text.parse::<u32>().ok().filter(|n| (1..=MAX_LIST_LIMIT).contains(n)).ok_or_else(|| {
                     AppError::bad_request(
@@ -389,6 +390,9 @@ mod tests {
         assert_eq!(field(ListQuery::parse(None, Some("ten"))).as_deref(), Some("limit"));
         assert_eq!(field(ListQuery::parse(Some("-1"), None)).as_deref(), Some("after_seq"));
         assert_eq!(field(ListQuery::parse(Some("1.5"), None)).as_deref(), Some("after_seq"));
+        // An empty value is not an absent one.
+        assert_eq!(field(ListQuery::parse(Some(""), None)).as_deref(), Some("after_seq"));
+        assert_eq!(field(ListQuery::parse(None, Some(""))).as_deref(), Some("limit"));
     }
 
     #[test]

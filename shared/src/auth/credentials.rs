@@ -6,11 +6,15 @@ pub const MIN_PASSWORD_CHARS: usize = 12;
 pub const MAX_PASSWORD_BYTES: usize = 1024;
 const MAX_EMAIL_BYTES: usize = 254;
 
-/// An email address, normalized: the per-tenant identity key. Trimmed,
-/// Unicode NFC, lowercased; the domain in its IDNA ASCII form (UTS 46, so
-/// `bücher.example` and `xn--bcher-kva.example` are one domain). Format
-/// characters (zero-width, bidi controls) are refused: they make addresses
-/// that look alike but differ.
+/// An email address, normalized: the per-tenant identity key. Stripped of
+/// surrounding spaces, tabs and line breaks, Unicode NFC, lowercased; the
+/// domain in its IDNA ASCII form (UTS 46, so `bücher.example` and
+/// `xn--bcher-kva.example` are one domain). A local part of 1 to 64 bytes of
+/// printable ASCII but `@` and `#` (the key separator) or non-ASCII letters
+/// and digits, and a domain of two or more labels of letters, digits and `-`;
+/// 254 bytes at most. Format characters (zero-width, bidi controls) are
+/// refused: they make addresses that look alike but differ. openapi.yaml's
+/// `Email` pattern states a subset of this rule (Latin-1 letters).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Email(String);
 
@@ -43,23 +47,28 @@ impl Email {
         if raw.len() > 4 * MAX_EMAIL_BYTES || raw.chars().any(is_format_character) {
             return Err(invalid());
         }
-        let composed: String = raw.trim().nfc().collect::<String>().to_lowercase();
-        let (local, domain) = composed.rsplit_once('@').ok_or_else(invalid)?;
+        let composed: String =
+            raw.trim_matches([' ', '\t', '\n', '\r']).nfc().collect::<String>().to_lowercase();
+        let (local, domain) = composed.split_once('@').ok_or_else(invalid)?;
+        let label_ok =
+            |label: &str| !label.is_empty() && label.chars().all(|c| c.is_alphanumeric() || c == '-');
+        let labels = domain.split('.').collect::<Vec<_>>();
+        if labels.len() < 2 || !labels.iter().all(|label| label_ok(label)) {
+            return Err(invalid());
+        }
         let domain = idna::domain_to_ascii(domain).map_err(|_| invalid())?;
         let normalized = format!("{local}@{domain}");
         if normalized.len() > MAX_EMAIL_BYTES {
             return Err(invalid());
         }
-        let domain_ok = domain.contains('.')
-            && !domain.starts_with('.')
-            && !domain.ends_with('.')
-            && domain
-                .split('.')
-                .all(|label| !label.is_empty() && label.chars().all(|c| c.is_alphanumeric() || c == '-'));
-        let local_ok = !local.is_empty()
-            && local.len() <= 64
-            && !local.contains('@')
-            && !local.chars().any(|c| c.is_whitespace() || c.is_control() || c == '#');
+        let domain_ok = domain
+            .split('.')
+            .all(|label| !label.is_empty() && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'));
+        let local_ok = (1..=64).contains(&local.len())
+            && local.chars().all(|c| match c.is_ascii() {
+                true => c.is_ascii_graphic() && c != '@' && c != '#',
+                false => c.is_alphanumeric(),
+            });
         if domain_ok && local_ok { Ok(Self(normalized)) } else { Err(invalid()) }
     }
 
@@ -110,10 +119,19 @@ mod tests {
             "ada@exa mple.com",
             "a#b@example.com",
             "ada@.com",
+            "ada@example..com",
+            "ada@b@example.com",
+            "ada\u{1}@example.com",
         ] {
             assert!(Email::parse(bad).is_err(), "{bad:?}");
         }
         assert!(Email::parse(&format!("{}@example.com", "a".repeat(250))).is_err());
+        assert!(Email::parse(&format!("{}@example.com", "a".repeat(65))).is_err());
+        assert!(Email::parse(&format!("{}@example.com", "a".repeat(64))).is_ok());
+        assert_eq!(
+            Email::parse("\tO'Brien+x@Mail-1.Example.org\r\n").unwrap().as_str(),
+            "o'brien+x@mail-1.example.org"
+        );
     }
 
     #[test]

@@ -125,10 +125,12 @@ pub fn signing_input(kid: &str, claims: &AccessClaims) -> String {
     format!("{}.{}", B64.encode(header), B64.encode(claims))
 }
 
-/// Joins the signing input with a DER signature converted to raw R‖S.
+/// Joins the signing input with a DER signature converted to raw R‖S, with
+/// S in the lower half of the order: KMS returns either half, and [`verify`]
+/// accepts only the low one (s and n − s both verify; taking one closes the
+/// malleability).
 pub fn assemble(signing_input: &str, der_signature: &[u8]) -> Result<String, KeyError> {
     let signature = Signature::from_der(der_signature).map_err(|_| KeyError::BadDerSignature)?;
-    // KMS may return either form; the low-S one is the only one we accept.
     let signature = signature.normalize_s().unwrap_or(signature);
     Ok(format!("{signing_input}.{}", B64.encode(signature.to_bytes())))
 }
@@ -174,6 +176,8 @@ pub fn verify(token: &str, keys: &[TokenKey], expected: &Expected<'_>) -> Result
         .ok_or(TokenError::UnknownKey)?;
     let signature_bytes = B64.decode(signature_b64).map_err(|_| TokenError::Malformed)?;
     let signature = Signature::from_slice(&signature_bytes).map_err(|_| TokenError::BadSignature)?;
+    // A high S (s > n/2) is the other of the two valid signatures of the
+    // same token: refused, so a token has exactly one encoding.
     if signature.normalize_s().is_some() {
         return Err(TokenError::BadSignature);
     }
@@ -315,21 +319,37 @@ mod tests {
         assert_eq!(verify(&swapped, &published, &EXPECTED), Err(TokenError::BadSignature));
     }
 
+    /// (r, s) → (r, n − s): the same token with the high-S twin of its signature.
+    fn high_s_twin(token: &str) -> String {
+        let (input, signature_b64) = token.rsplit_once('.').unwrap();
+        let signature = Signature::from_slice(&B64.decode(signature_b64).unwrap()).unwrap();
+        let (r, s) = signature.split_scalars();
+        let twin = Signature::from_scalars(r, -*s).unwrap();
+        assert!(twin.normalize_s().is_some(), "the twin has the high S");
+        format!("{input}.{}", B64.encode(twin.to_bytes()))
+    }
+
     #[test]
-    fn high_s_signatures_are_refused_and_ours_are_low_s() {
+    fn high_s_signatures_are_refused_and_never_issued() {
         let (signing, key) = key_pair();
         let input = signing_input("k1", &claims());
+        for _ in 0..8 {
+            let token = sign(&signing, &input);
+            assert_eq!(verify(&token, std::slice::from_ref(&key), &EXPECTED), Ok(claims()));
+            let twin = high_s_twin(&token);
+            // The twin is a mathematically valid ECDSA signature of the same input...
+            let signature =
+                Signature::from_slice(&B64.decode(twin.rsplit('.').next().unwrap()).unwrap()).unwrap();
+            assert!(key.verifying_key.verify(input.as_bytes(), &signature).is_ok());
+            // ...and the verifier refuses it.
+            assert_eq!(verify(&twin, std::slice::from_ref(&key), &EXPECTED), Err(TokenError::BadSignature));
+        }
+        // assemble normalizes a high-S DER signature (KMS returns either half).
         let token = sign(&signing, &input);
-        let raw = B64.decode(token.rsplit('.').next().unwrap()).unwrap();
-        let low = Signature::from_slice(&raw).unwrap();
-        assert!(low.normalize_s().is_none(), "assembled signatures are low-S");
-        // The same signature with s' = n - s: valid ECDSA, refused here.
-        let (r, s) = low.split_scalars();
-        let high = Signature::from_scalars(r, -*s).unwrap();
-        let forged = format!("{input}.{}", B64.encode(high.to_bytes()));
-        assert_eq!(verify(&forged, std::slice::from_ref(&key), &EXPECTED), Err(TokenError::BadSignature));
-        // A high-S DER signature from the signer is normalized on assembly.
-        let assembled = assemble(&input, high.to_der().as_bytes()).unwrap();
-        assert_eq!(verify(&assembled, std::slice::from_ref(&key), &EXPECTED), Ok(claims()));
+        let twin = high_s_twin(&token);
+        let high = Signature::from_slice(&B64.decode(twin.rsplit('.').next().unwrap()).unwrap()).unwrap();
+        let reassembled = assemble(&input, high.to_der().as_bytes()).unwrap();
+        assert_eq!(reassembled, token);
+        assert_eq!(verify(&reassembled, std::slice::from_ref(&key), &EXPECTED), Ok(claims()));
     }
 }

@@ -49,22 +49,41 @@ pub fn is_bcrypt(stored: &str) -> bool {
 
 /// bcrypt reads at most this many bytes of a password.
 const BCRYPT_MAX_BYTES: usize = 72;
+/// The most a stored hash may cost: the template's largest Argon2id parameters
+/// (or the configured ones, if larger) and bcrypt cost 14. A stored string
+/// beyond them was written by no configuration of ours, so it is a mismatch
+/// without hashing: a corrupt or planted PHC string (`m=4294967295`, bcrypt
+/// cost 31) cannot take the function's memory or time.
+const MAX_STORED: Argon2Cost = Argon2Cost { memory_kib: 131_072, iterations: 10, parallelism: 4 };
+const MAX_BCRYPT_COST: u32 = 14;
 
 pub fn verify(cost: Argon2Cost, password: &str, stored: &str) -> Verdict {
     let nfc = normalized(password);
     // The form as typed, when NFC differs: hashes made before normalization.
     let typed = (nfc != password).then_some(password);
     if is_bcrypt(stored) {
+        let affordable =
+            stored.get(4..6).and_then(|c| c.parse::<u32>().ok()).is_some_and(|c| c <= MAX_BCRYPT_COST);
         let matches = |candidate: &str| {
             let bytes = candidate.as_bytes();
             bcrypt::verify(&bytes[..bytes.len().min(BCRYPT_MAX_BYTES)], stored).unwrap_or(false)
         };
-        return match typed.is_some_and(matches) || matches(&nfc) {
+        return match affordable && (typed.is_some_and(matches) || matches(&nfc)) {
             true => Verdict::Match { rehash: true },
             false => Verdict::Mismatch,
         };
     }
     let Ok(parsed) = PasswordHash::new(stored) else { return Verdict::Mismatch };
+    // Bounded before argon2 reads them: its own checks overflow on a huge `p`.
+    let within = |name: &str, ceiling: u32| parsed.params.get_decimal(name).is_some_and(|v| v <= ceiling);
+    let affordable = within("m", MAX_STORED.memory_kib.max(cost.memory_kib))
+        && within("t", MAX_STORED.iterations.max(cost.iterations))
+        && within("p", MAX_STORED.parallelism.max(cost.parallelism));
+    if !affordable {
+        tracing::warn!("stored password hash without its cost or beyond the verification ceiling");
+        return Verdict::Mismatch;
+    }
+    let Ok(params) = Params::try_from(&parsed) else { return Verdict::Mismatch };
     let matches = |candidate: &str| Argon2::default().verify_password(candidate.as_bytes(), &parsed).is_ok();
     if !matches(&nfc) {
         return match typed.is_some_and(matches) {
@@ -74,9 +93,9 @@ pub fn verify(cost: Argon2Cost, password: &str, stored: &str) -> Verdict {
     }
     let current = parsed.algorithm.as_str() == "argon2id"
         && parsed.version == Some(Version::V0x13.into())
-        && Params::try_from(&parsed).is_ok_and(|p| {
-            p.m_cost() == cost.memory_kib && p.t_cost() == cost.iterations && p.p_cost() == cost.parallelism
-        });
+        && params.m_cost() == cost.memory_kib
+        && params.t_cost() == cost.iterations
+        && params.p_cost() == cost.parallelism;
     Verdict::Match { rehash: !current }
 }
 
@@ -149,5 +168,26 @@ mod tests {
             "as bcrypt did"
         );
         assert_eq!(verify(CHEAP, &"p".repeat(71), &legacy), Verdict::Mismatch);
+    }
+
+    #[test]
+    fn stored_hashes_beyond_the_cost_ceiling_are_mismatches_without_hashing() {
+        let started = std::time::Instant::now();
+        let real = hash(CHEAP, "correct horse battery").unwrap();
+        let (_, tail) = real.split_once("$m=64,t=1,p=1$").unwrap();
+        for params in ["m=4294967295,t=1,p=1", "m=64,t=4294967295,p=1", "m=64,t=1,p=255", "m=131073,t=1,p=1"]
+        {
+            let planted = format!("$argon2id$v=19${params}${tail}");
+            assert_eq!(verify(CHEAP, "correct horse battery", &planted), Verdict::Mismatch, "{params}");
+        }
+        let legacy = bcrypt::hash("legacy password 1", 4).unwrap();
+        for cost in ["15", "31", "99"] {
+            let planted = format!("$2b${cost}{}", &legacy[6..]);
+            assert_eq!(verify(CHEAP, "legacy password 1", &planted), Verdict::Mismatch, "{cost}");
+        }
+        assert!(started.elapsed() < std::time::Duration::from_secs(5), "{:?}", started.elapsed());
+        // Within the ceiling, a costlier stored hash still verifies (and is flagged).
+        let stored = hash(Argon2Cost { memory_kib: 128, ..CHEAP }, "correct horse battery").unwrap();
+        assert_eq!(verify(CHEAP, "correct horse battery", &stored), Verdict::Match { rehash: true });
     }
 }

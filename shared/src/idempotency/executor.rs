@@ -96,7 +96,12 @@ pub async fn execute(
     on_cancel: impl FnOnce(&TxError<PaymentLabel>) -> Option<AppError>,
 ) -> Result<Outcome, AppError> {
     let now = Now::of(app);
-    let (record, items) = read(app, request, keys).await?;
+    let (record, legacy, items) = read(app, request, keys).await?;
+    if legacy.is_some_and(|legacy| legacy.expires_at > now.seconds) {
+        return Err(AppError::Unprocessable(
+            "this Idempotency-Key was used before keys were scoped per caller; use a new key".into(),
+        ));
+    }
     if let Prior::Replay(stored) = prior(record.as_ref(), &request.fingerprint, now.seconds, now.millis)? {
         return Ok(Outcome::replay(stored));
     }
@@ -114,24 +119,32 @@ pub async fn execute(
     Err(on_cancel(&error).unwrap_or_else(|| error.into_app_error()))
 }
 
-/// The record (if any) and the items at `keys`, in one consistent round trip.
+/// The caller's record, a record of this key from the release before keys
+/// were scoped per caller (until it expires, see [`crate::store::idempotency`])
+/// and the items at `keys`, in one consistent round trip.
 async fn read(
     app: &App,
     request: &Idempotent<'_>,
     keys: Vec<Item>,
-) -> Result<(Option<IdempotencyRecord>, Vec<Option<Item>>), AppError> {
+) -> Result<(Option<IdempotencyRecord>, Option<IdempotencyRecord>, Vec<Option<Item>>), AppError> {
     let tenant = request.who.tenant.as_str();
-    let mut all_keys = vec![store::record_key(tenant, request.operation, &request.key)];
+    let scope = store::principal_scope(&request.who.principal);
+    let mut all_keys = vec![
+        store::record_key(tenant, &scope, request.operation, &request.key),
+        store::legacy_record_key(tenant, request.operation, &request.key),
+    ];
     all_keys.extend(keys);
     let mut found = items::get_many(&app.clients.dynamodb, &app.config.table_name, all_keys).await?;
     let record = found.remove(0).map(store::decode).transpose()?;
-    Ok((record, found))
+    let legacy = found.remove(0).map(store::decode).transpose()?;
+    Ok((record, legacy, found))
 }
 
 /// The record answering later requests with this key as `prepared` answers this one.
 fn completed(app: &App, request: &Idempotent<'_>, prepared: &Prepared, now: Now) -> IdempotencyRecord {
     IdempotencyRecord {
         tenant_id: request.who.tenant.as_str().to_owned(),
+        principal: store::principal_scope(&request.who.principal),
         operation: request.operation.to_owned(),
         idempotency_key: request.key.clone(),
         status: RecordStatus::Completed,

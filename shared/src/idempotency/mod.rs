@@ -1,5 +1,5 @@
 //! Idempotency keys (Stripe's `Idempotency-Key`, Powertools' record states),
-//! scoped to tenant + operation. The decision what to do with an existing
+//! scoped to tenant + principal + operation. The decision what to do with an existing
 //! record is pure ([`prior`]); [`executor`] runs an operation under a key
 //! (read the record, decide, commit with the completed record, answer a lost
 //! race); the record's key and layout are in [`crate::store::idempotency`].
@@ -104,6 +104,7 @@ mod tests {
     ) -> IdempotencyRecord {
         IdempotencyRecord {
             tenant_id: "acme".into(),
+            principal: "user:u-1".into(),
             operation: "capture-payment".into(),
             idempotency_key: "k".into(),
             status,

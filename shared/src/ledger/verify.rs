@@ -39,6 +39,10 @@ pub struct LedgerReport {
     pub drift: Vec<AccountDrift>,
     /// Accounts with a stored total beyond i64, or whose entries replay beyond it.
     pub out_of_range: Vec<OutOfRange>,
+    /// Accounts whose stored `spendable` is not `available + overdraft_limit`
+    /// (the overdraft condition reads it; legacy accounts without a limit
+    /// have none to check).
+    pub spendable_mismatch: Vec<String>,
     pub unbalanced_transactions: Vec<String>,
     pub currency_totals: Vec<CurrencyTotal>,
 }
@@ -61,6 +65,7 @@ pub async fn verify_ledger(
     report.tenants_checked = tenants.len();
     report.ok = report.drift.is_empty()
         && report.out_of_range.is_empty()
+        && report.spendable_mismatch.is_empty()
         && report.unbalanced_transactions.is_empty()
         && report.currency_totals.iter().all(|t| t.posted_sum == 0 && t.pending_difference == 0);
     Ok(report)
@@ -108,6 +113,10 @@ async fn verify_tenant(
                 stored,
                 replayed,
             });
+        }
+        let expected = account.stored_overdraft_limit.map(|limit| stored.available.checked_add(limit));
+        if expected.is_some_and(|spendable| spendable != account.spendable) {
+            report.spendable_mismatch.push(account.account_id.clone());
         }
         let total = totals.entry(account.currency.clone()).or_default();
         total.0 += i128::from(stored.credits_posted) - i128::from(stored.debits_posted);

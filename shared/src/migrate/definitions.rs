@@ -11,9 +11,16 @@
 //! Legacy users:
 //! - v4 `users-flag-legacy-bcrypt`: flags users with a legacy bcrypt hash
 //!   `needs_rehash`.
+//!
+//! The access model over data that predates it ([`crate::store::account_layouts`]):
+//! - v5 `users-directory`: every user gets its directory entry (role
+//!   `member`) and its tenant a tenant record (open to signup), each if absent.
+//! - v6 `accounts-owner-and-limit`: every account gets an owner (the tenant)
+//!   and a limit (the documented default on overdraft accounts, else 0), and
+//!   its tenant a record if absent.
 
 use super::plan::{Migration, Phase};
-use crate::store::user_layouts;
+use crate::store::{account_layouts, user_layouts};
 
 pub const USER_KIND: &str = user_layouts::KIND;
 
@@ -48,6 +55,20 @@ static MIGRATIONS: &[Migration] = &[
         phase: Phase::Data,
         change: user_layouts::FLAG_LEGACY_BCRYPT,
     },
+    Migration {
+        version: 5,
+        name: "users-directory",
+        description: "users that predate roles get their directory entry (member) and their tenant a record (open signup)",
+        phase: Phase::ExpandBackfill,
+        change: user_layouts::DIRECTORY,
+    },
+    Migration {
+        version: account_layouts::SCHEMA_VERSION,
+        name: "accounts-owner-and-limit",
+        description: "accounts that predate owners become tenant-owned; overdraft accounts get the default limit",
+        phase: Phase::ExpandBackfill,
+        change: account_layouts::OWNER_AND_LIMIT,
+    },
 ];
 
 #[cfg(test)]
@@ -65,6 +86,9 @@ mod tests {
             ("sk".into(), s("USER")),
             ("kind".into(), s("user")),
             ("schema_version".into(), AttributeValue::N("1".into())),
+            ("tenant_id".into(), s("acme")),
+            ("user_id".into(), s("0190aaaa-0000-7000-8000-000000000001")),
+            ("email".into(), s("ada@example.com")),
             ("created_at".into(), s(created_at)),
             ("password_hash".into(), s(hash)),
             ("failed_logins".into(), AttributeValue::N("0".into())),
@@ -74,7 +98,7 @@ mod tests {
     #[test]
     fn registry_is_valid() {
         plan::validate(all()).unwrap();
-        assert_eq!(plan::latest(all()), 4);
+        assert_eq!(plan::latest(all()), 6);
     }
 
     #[test]
@@ -104,6 +128,31 @@ mod tests {
     }
 
     #[test]
+    fn legacy_users_get_a_member_entry_and_an_open_tenant() {
+        let legacy = user("2026-01-02T03:04:05Z", "x");
+        let up = plan_item(all(), Direction::Up, 6, &legacy).unwrap().unwrap();
+        assert_eq!(up.applied, vec![2, 3, 4, 5], "v6 is the accounts'");
+        assert_eq!(up.after.get("schema_version"), Some(&AttributeValue::N("5".into())));
+        let [entry, tenant] = &up.companions[..] else { panic!("{:?}", up.companions) };
+        let s = |v: &str| Some(AttributeValue::S(v.to_owned()));
+        assert_eq!(entry.get("pk").cloned(), s("T#acme#MEMBERS"));
+        assert_eq!(entry.get("sk").cloned(), s("USER#0190aaaa-0000-7000-8000-000000000001"));
+        assert_eq!(
+            (entry.get("role").cloned(), entry.get("status").cloned(), entry.get("email").cloned()),
+            (s("member"), s("active"), s("ada@example.com"))
+        );
+        assert_eq!(entry.get("created_at").cloned(), s("2026-01-02T03:04:05Z"), "rebuilt after the contract");
+        assert_eq!(
+            (tenant.get("pk").cloned(), tenant.get("signup").cloned()),
+            (s("T#acme#TENANT"), s("open"))
+        );
+        assert_eq!(tenant.get("gsi1pk").cloned(), s("TENANTS"), "listed for the operator");
+        let down = plan_item(all(), Direction::Down, 1, &up.after).unwrap().unwrap();
+        assert!(down.companions.is_empty(), "down creates nothing and removes nothing");
+        assert_eq!(down.after, legacy);
+    }
+
+    #[test]
     fn contract_refuses_lossy_items_and_reader_rebuilds_created_at() {
         let odd = user("2026-01-02T04:04:05+01:00", "x");
         let expanded = plan_item(all(), Direction::Up, 2, &odd).unwrap().unwrap();
@@ -119,13 +168,42 @@ mod tests {
         assert_eq!(contracted.get("created_at"), fine.get("created_at"));
     }
 
+    fn account(overdraft: bool, available: i64) -> Item {
+        let s = |v: &str| AttributeValue::S(v.to_owned());
+        Item::from([
+            ("pk".into(), s("T#acme#ACCOUNT#a")),
+            ("sk".into(), s("ACCOUNT")),
+            ("kind".into(), s("account")),
+            ("schema_version".into(), AttributeValue::N("1".into())),
+            ("tenant_id".into(), s("acme")),
+            ("created_at".into(), s("2026-01-02T03:04:05Z")),
+            ("allow_overdraft".into(), AttributeValue::Bool(overdraft)),
+            ("available".into(), AttributeValue::N(available.to_string())),
+        ])
+    }
+
     proptest! {
+        #[test]
+        fn accounts_round_trip_and_get_their_tenant(
+            overdraft in any::<bool>(),
+            available in -1_000_000_000_000i64..1_000_000_000_000,
+            target in 1u32..=6,
+        ) {
+            let original = account(overdraft, available);
+            let up = plan_item(all(), Direction::Up, target, &original).unwrap();
+            prop_assert_eq!(up.is_some(), target == 6, "only v6 touches accounts");
+            let Some(up) = up else { return Ok(()) };
+            prop_assert_eq!(up.companions.len(), 1, "the tenant record");
+            let down = plan_item(all(), Direction::Down, 1, &up.after).unwrap().unwrap();
+            prop_assert_eq!(down.after, original);
+        }
+
         #[test]
         fn down_of_up_is_identity(
             seconds in 0i64..4_000_000_000,
             millis in 0i64..1000,
             bcrypt in any::<bool>(),
-            target in 1u32..=4,
+            target in 1u32..=6,
         ) {
             let ms = seconds * 1000 + millis;
             let created = format_ms(ms).unwrap();

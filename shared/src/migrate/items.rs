@@ -72,6 +72,7 @@ async fn migrate_item(
         if run.dry_run {
             return Ok(ItemResult::Changed(plan.applied));
         }
+        store::create_companions(db, table, &plan).await?;
         match store::apply_plan(db, table, &current, &plan).await? {
             Applied::Written => return Ok(ItemResult::Changed(plan.applied)),
             Applied::Conflict => match store::read_item(db, table, key.clone()).await? {

@@ -1,7 +1,10 @@
 //! Versioned, resumable, parallel-segment data migrations.
 //!
 //! - [`definitions`]: the migrations this code ships, each naming a layout
-//!   change of the store ([`crate::store::user_layouts`]).
+//!   change of the store ([`crate::store::user_layouts`],
+//!   [`crate::store::account_layouts`]); a change may also name companion
+//!   items its new layout needs beside the item (created if absent, before
+//!   the item's own update, and never removed by `down`).
 //! - [`plan`]: pure planning of one item towards a target version.
 //! - the service behind the `migrate` function: [`status`]; [`start`] (an
 //!   `up`/`down` command: lease lock, run item, one job message per scan

@@ -144,6 +144,7 @@ pub fn plan_item(
     let mut after = item.clone();
     let mut applied = Vec::new();
     let mut reads: BTreeSet<&'static str> = BTreeSet::new();
+    let mut companions = Vec::new();
     match direction {
         Direction::Up => {
             for (index, m) in migrations.iter().enumerate() {
@@ -158,6 +159,10 @@ pub fn plan_item(
                 }
                 (m.change.up)(&mut after)
                     .map_err(|error| PlanError::Transform { version: m.version, error })?;
+                companions.extend(
+                    (m.change.companions)(&after)
+                        .map_err(|error| PlanError::Transform { version: m.version, error })?,
+                );
                 reads.extend(m.change.reads.iter().copied());
                 applied.push(m.version);
                 version = m.version;
@@ -185,7 +190,8 @@ pub fn plan_item(
     if applied.is_empty() {
         return Ok(None);
     }
-    Ok(Some(ItemPlan::new(from, version, applied, reads.into_iter().collect(), after)))
+    let plan = ItemPlan::new(from, version, applied, reads.into_iter().collect(), after);
+    Ok(Some(plan.with_companions(companions)))
 }
 
 #[cfg(test)]
@@ -223,7 +229,7 @@ mod tests {
             name: "m",
             description: "",
             phase: Phase::Data,
-            change: LayoutChange { kinds, reads: &["x"], up, down },
+            change: LayoutChange { kinds, reads: &["x"], up, down, companions: layout::no_companions },
         };
         vec![
             m(2, &["user"][..], add_a as Transform, remove_a as Transform),

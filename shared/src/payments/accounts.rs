@@ -1,21 +1,35 @@
-//! Ledger accounts: creation (idempotent), balances, and the entries page.
+//! Ledger accounts: creation (idempotent), balances, the entries page, and
+//! the operator's change of an overdraft limit.
+//!
+//! A new account belongs to its creator; an overdraft (always with a limit)
+//! or another owner needs the owner or admin role, re-checked on the
+//! caller's directory entry in the creating transaction, which also checks
+//! that a named user or client is in the tenant's directory. Reads answer
+//! 404 unless the caller owns the account or is an owner, admin or auditor.
 
 use super::input::{self, path_id};
+use super::movement::Scope;
+use super::ownership::{self, Grant, Owner};
 use super::views::{AccountView, EntryView, to_json};
 use crate::app::App;
 use crate::auth::Authenticated;
+use crate::auth::principal::{ADMINISTRATORS, Actor};
 use crate::clock::rfc3339;
 use crate::error::AppError;
 use crate::http::RequestContext;
 use crate::idempotency::{Idempotent, Outcome, Prepared, execute};
 use crate::ledger::Balances;
 use crate::outbox::OutboxEvent;
+use crate::paging::PageQuery;
+use crate::store::labels::PaymentLabel;
 use crate::store::ledger::{self as ledger_store, AccountRecord};
-use crate::store::tx::Tx;
+use crate::store::members;
+use crate::store::tx::{Tx, TxError};
+use crate::tenant::TenantId;
 use serde_json::{Value, json};
 
-pub const DEFAULT_PAGE: i32 = 25;
-pub const MAX_PAGE: i32 = 100;
+pub const DEFAULT_PAGE: u32 = 25;
+pub const MAX_PAGE: u32 = 100;
 
 pub async fn create_account(
     app: &App,
@@ -24,7 +38,8 @@ pub async fn create_account(
     body: Value,
 ) -> Result<Outcome, AppError> {
     let input = input::new_account(body)?;
-    let table = &app.config.table_name;
+    let (owner, grant) =
+        ownership::account_owner(&request.who.principal, input.owner, input.allow_overdraft)?;
     let tenant = &request.who.tenant;
     let now = app.now();
     let account = AccountRecord {
@@ -33,41 +48,113 @@ pub async fn create_account(
         currency: input.currency.code().to_owned(),
         name: input.name,
         allow_overdraft: input.allow_overdraft,
+        owner,
+        stored_overdraft_limit: Some(input.overdraft_limit),
         balances: Balances::default(),
+        spendable: None,
         created_at: rfc3339(now),
     };
-    execute(
-        app,
-        request,
-        Vec::new(),
-        |_| {
-            let event = OutboxEvent::new(
-                tenant,
-                "account",
-                &account.account_id,
-                "account.created",
-                now,
-                &ctx.correlation_id,
-                json!({ "account_id": account.account_id, "currency": account.currency, "allow_overdraft": account.allow_overdraft }),
-            )
-            .by(&request.who.principal.actor());
-            let tx = Tx::new(table, &event)?.push(ledger_store::insert_account(table, &account)?);
-            Ok(Prepared { tx, status: 201, body: to_json(AccountView::try_from(&account)?)? })
-        },
-        |_| None,
-    )
-    .await
+    let scope = Scope { table: &app.config.table_name, ctx, who: request.who, now };
+    execute(app, request, Vec::new(), |_| creation(&scope, &account, grant), creation_refused).await
 }
 
+/// The account's creation: its item, its event, the named owner's directory
+/// entry (unless it is the caller's), and the caller's role when `grant` needs it.
+fn creation(scope: &Scope<'_>, account: &AccountRecord, grant: Option<Grant>) -> Result<Prepared, AppError> {
+    let (table, principal) = (scope.table, &scope.who.principal);
+    let payload = json!({
+        "account_id": account.account_id,
+        "currency": account.currency,
+        "allow_overdraft": account.allow_overdraft,
+        "overdraft_limit": account.overdraft_limit(),
+        "owner": account.owner.view(),
+    });
+    let event = OutboxEvent::new(
+        &scope.who.tenant,
+        "account",
+        &account.account_id,
+        "account.created",
+        scope.now,
+        &scope.ctx.correlation_id,
+        payload,
+    )
+    .by(&principal.actor());
+    let mut tx = Tx::new(table, &event)?.push(ledger_store::insert_account(table, account)?);
+    // The caller's own entry is checked by the role check when it applies.
+    let named = if account.owner == Owner::of(principal) {
+        None
+    } else {
+        members::require_listed(table, PaymentLabel::Owner, &account.tenant_id, &account.owner)?
+    };
+    if let Some(check) = named {
+        tx = tx.push(check);
+    }
+    if grant == Some(Grant::Role) {
+        tx = tx.push(members::require_role_as(table, PaymentLabel::Caller, principal, &ADMINISTRATORS)?);
+    }
+    Ok(Prepared { tx, status: 201, body: to_json(AccountView::try_from(account)?)? })
+}
+
+/// A role no longer held, or an owner that is not in the tenant's directory.
+fn creation_refused(error: &TxError<PaymentLabel>) -> Option<AppError> {
+    if error.failed(PaymentLabel::Caller).is_some() {
+        return Some(AppError::forbidden("your current role does not allow this account"));
+    }
+    error
+        .failed(PaymentLabel::Owner)
+        .map(|_| AppError::Unprocessable("owner: there is no such user or client in this tenant".into()))
+}
+
+/// The account, if the caller may see it (404 otherwise: its existence is not revealed).
 pub async fn get_account(app: &App, who: &Authenticated, account_id: &str) -> Result<AccountView, AppError> {
     let account_id = path_id(account_id, "account")?;
     let key = ledger_store::account_key(who.tenant.as_str(), &account_id);
     let item = crate::store::get(&app.clients.dynamodb, &app.config.table_name, key).await?;
-    let account = item.map(ledger_store::decode_account).transpose()?.ok_or(AppError::NotFound("account"))?;
+    let account = item
+        .map(ledger_store::decode_account)
+        .transpose()?
+        .filter(|account| ownership::can_read(&who.principal, &[&account.owner]))
+        .ok_or(AppError::NotFound("account"))?;
     AccountView::try_from(&account)
 }
 
-/// An account's ledger entries, newest first; the cursor is opaque to clients.
+/// The operator (`tenants` job) sets an overdraft account's limit, e.g. to
+/// replace the default the migration gave a legacy account: one transaction
+/// with its event; `spendable` follows from the balance at that moment.
+pub async fn set_overdraft_limit(
+    app: &App,
+    correlation_id: &str,
+    tenant: &TenantId,
+    account_id: &str,
+    limit: &Value,
+) -> Result<Value, AppError> {
+    let account_id = path_id(account_id, "account")?;
+    let limit = input::overdraft_limit(true, Some(limit))?;
+    let table = &app.config.table_name;
+    let payload = json!({ "account_id": account_id, "overdraft_limit": limit });
+    let event = OutboxEvent::new(
+        tenant,
+        "account",
+        &account_id,
+        "account.overdraft_limit_changed",
+        app.now(),
+        correlation_id,
+        payload.clone(),
+    )
+    .by(&Actor::operator());
+    Tx::new(table, &event)?
+        .push(ledger_store::set_overdraft_limit(table, tenant.as_str(), &account_id, limit)?)
+        .commit(&app.clients.dynamodb)
+        .await
+        .map_err(|error| match error.failed(PaymentLabel::Account) {
+            Some(failure) if failure.item.is_none() => AppError::NotFound("account"),
+            Some(_) => AppError::Conflict("the account does not allow overdraft".into()),
+            None => error.into_app_error(),
+        })?;
+    Ok(payload)
+}
+
+/// An account's ledger entries, newest first; the cursor is the last entry's tx id.
 pub async fn list_transactions(
     app: &App,
     who: &Authenticated,
@@ -75,32 +162,17 @@ pub async fn list_transactions(
     limit: Option<&str>,
     cursor: Option<&str>,
 ) -> Result<Value, AppError> {
-    use base64::Engine;
-    use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
-    let limit = match limit {
-        None => DEFAULT_PAGE,
-        Some(raw) => raw.parse::<i32>().ok().filter(|n| (1..=MAX_PAGE).contains(n)).ok_or_else(|| {
-            AppError::bad_request("limit", format!("limit: must be an integer from 1 to {MAX_PAGE}"))
-        })?,
-    };
-    let bad_cursor = || AppError::bad_request("cursor", "cursor: is not a cursor returned by this API");
-    let cursor = cursor
-        .map(|raw| {
-            let bytes = B64.decode(raw).map_err(|_| bad_cursor())?;
-            let sk = String::from_utf8(bytes).map_err(|_| bad_cursor())?;
-            if ledger_store::is_entry_sort_key(&sk) { Ok(sk) } else { Err(bad_cursor()) }
-        })
-        .transpose()?;
+    let page = PageQuery::parse(limit, cursor, DEFAULT_PAGE, MAX_PAGE)?;
     let account = get_account(app, who, account_id).await?;
     let (entries, next) = ledger_store::list_entries(
         &app.clients.dynamodb,
         &app.config.table_name,
         who.tenant.as_str(),
         &account.account_id,
-        limit,
-        cursor.as_deref(),
+        page.limit,
+        page.after.as_deref(),
     )
     .await?;
     let items: Vec<EntryView> = entries.into_iter().map(EntryView::from).collect();
-    Ok(json!({ "items": items, "next_cursor": next.map(|sk| B64.encode(sk)) }))
+    Ok(json!({ "items": items, "next_cursor": next }))
 }

@@ -1,6 +1,7 @@
 //! The payments API's request bodies and the checks every field passes
 //! before anything is read or written.
 
+use super::ownership::Owner;
 use crate::error::AppError;
 use crate::money::{Currency, amount_field, currency_field};
 use serde::Deserialize;
@@ -12,6 +13,7 @@ const MAX_DESCRIPTION_CHARS: usize = 500;
 const MAX_METADATA_KEYS: usize = 20;
 const MAX_METADATA_KEY_CHARS: usize = 40;
 const MAX_METADATA_VALUE_CHARS: usize = 500;
+const MAX_CLIENT_ID_CHARS: usize = 128;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -20,21 +22,79 @@ struct NewAccountBody {
     #[serde(default)]
     allow_overdraft: bool,
     #[serde(default)]
+    overdraft_limit: Option<Value>,
+    #[serde(default)]
     name: Option<String>,
+    #[serde(default)]
+    owner: Option<Value>,
 }
 
 /// A valid account creation request.
 pub(super) struct NewAccount {
     pub currency: Currency,
     pub allow_overdraft: bool,
+    /// Minor units; 0 without overdraft.
+    pub overdraft_limit: i64,
     pub name: Option<String>,
+    /// The owner an administrator asked for (default: the caller).
+    pub owner: Option<Owner>,
 }
 
 pub(super) fn new_account(body: Value) -> Result<NewAccount, AppError> {
     let input: NewAccountBody = crate::http::from_value(body)?;
     let currency = currency_field("currency", &input.currency)?;
+    let overdraft_limit = overdraft_limit(input.allow_overdraft, input.overdraft_limit.as_ref())?;
     let name = bounded_text("name", input.name, MAX_NAME_CHARS)?;
-    Ok(NewAccount { currency, allow_overdraft: input.allow_overdraft, name })
+    let owner = input.owner.map(owner_field).transpose()?;
+    Ok(NewAccount { currency, allow_overdraft: input.allow_overdraft, overdraft_limit, name, owner })
+}
+
+/// An overdraft is always bounded: `allow_overdraft: true` needs its limit.
+pub(super) fn overdraft_limit(allow_overdraft: bool, limit: Option<&Value>) -> Result<i64, AppError> {
+    let field = "overdraft_limit";
+    match (allow_overdraft, limit) {
+        (true, Some(limit)) => amount_field(field, limit),
+        (true, None) => Err(AppError::bad_request(
+            field,
+            "overdraft_limit: is required with allow_overdraft: true (minor units)",
+        )),
+        (false, None) => Ok(0),
+        (false, Some(_)) => Err(AppError::bad_request(
+            field,
+            "overdraft_limit: only accounts with allow_overdraft: true have one",
+        )),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OwnerBody {
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default)]
+    id: Option<String>,
+}
+
+/// `{"type": "tenant"}`, `{"type": "user", "id": <user id>}` or
+/// `{"type": "client", "id": <client id>}`.
+fn owner_field(value: Value) -> Result<Owner, AppError> {
+    let invalid = || {
+        AppError::bad_request(
+            "owner",
+            r#"owner: must be {"type": "tenant"} or {"type": "user" or "client", "id": an id of this API}"#,
+        )
+    };
+    let body: OwnerBody = serde_json::from_value(value).map_err(|_| invalid())?;
+    let client_id = |id: &str| {
+        (1..=MAX_CLIENT_ID_CHARS).contains(&id.len())
+            && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.~".contains(&b))
+    };
+    match (body.kind.as_str(), body.id) {
+        ("tenant", None) => Ok(Owner::Tenant),
+        ("user", Some(id)) if crate::ids::is_valid_id(&id) => Ok(Owner::User(id)),
+        ("client", Some(id)) if client_id(&id) => Ok(Owner::Client(id)),
+        _ => Err(invalid()),
+    }
 }
 
 #[derive(Debug, Deserialize)]

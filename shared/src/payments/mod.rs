@@ -4,17 +4,22 @@
 //! - [`service`]: the payment commands (authorize, capture, void, refund) and reads
 //! - [`accounts`]: ledger accounts (create, balances, entries page)
 //! - `movement`: the ledger writes of one transition
+//! - [`ownership`]: account owners and who may see and move which money
 //! - `input`, [`views`]: request bodies and their checks, answers
 //! - [`http`]: the idempotent POST commands as HTTP requests
 
 pub mod accounts;
 pub mod http;
 mod input;
+#[cfg(test)]
+mod input_tests;
 mod movement;
+pub mod ownership;
 pub mod service;
 pub mod views;
 
 use crate::ledger::Movement;
+use ownership::Owner;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -49,6 +54,13 @@ pub struct Payment {
     pub currency: String,
     pub payer_account_id: String,
     pub payee_account_id: String,
+    /// The accounts' owners when the payment was authorized (owners never
+    /// change), so capture, void and refund decide from the payment alone.
+    /// Payments stored before ownership existed read as tenant-owned.
+    #[serde(default)]
+    pub payer_owner: Owner,
+    #[serde(default)]
+    pub payee_owner: Owner,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -153,6 +165,8 @@ mod tests {
             currency: "USD".into(),
             payer_account_id: "a".into(),
             payee_account_id: "b".into(),
+            payer_owner: Owner::User("u-a".into()),
+            payee_owner: Owner::Tenant,
             description: None,
             metadata: None,
             status: PaymentStatus::Authorized,

@@ -1,18 +1,25 @@
 //! The writes of one ledger movement of a payment: the ledger transaction,
 //! an entry and a balance update per account (the overdraft rule is the
 //! update's condition), the payment's history item, and the two outbox events
-//! (the payment's and the ledger transaction's).
+//! (the payment's and the ledger transaction's); and what the caller's
+//! [`Grant`] pins: the owner of the account the caller acts on as a
+//! condition of its balance update, or the caller's role on their directory entry.
 
+use super::ownership::{Grant, Owner, Side};
 use super::views::to_json;
 use super::{Payment, Transition};
 use crate::auth::Authenticated;
+use crate::auth::principal::ADMINISTRATORS;
 use crate::clock::rfc3339;
 use crate::error::AppError;
 use crate::http::RequestContext;
 use crate::ledger::Movement;
 use crate::outbox::OutboxEvent;
 use crate::store::labels::PaymentLabel;
-use crate::store::ledger::{self as ledger_store, EntryRecord, LedgerTransactionRecord, Posting};
+use crate::store::ledger::{
+    self as ledger_store, BalanceUpdate, EntryRecord, LedgerTransactionRecord, Posting,
+};
+use crate::store::members;
 use crate::store::payments::{self as payment_store, PaymentEventRecord};
 use crate::store::tx::Tx;
 use serde_json::json;
@@ -46,9 +53,13 @@ impl<'a> From<&'a Transition> for Change<'a> {
 }
 
 /// A transaction with the change's writes: both outbox events, the payment's
-/// history item, the ledger transaction, and per account (payer, then
-/// payee) its entry and its balance update.
-pub(super) fn record_movement(scope: &Scope<'_>, change: &Change<'_>) -> Result<Tx<PaymentLabel>, AppError> {
+/// history item, the ledger transaction, per account (payer, then payee) its
+/// entry and its balance update, and the check `grant` needs.
+pub(super) fn record_movement(
+    scope: &Scope<'_>,
+    change: &Change<'_>,
+    grant: Grant,
+) -> Result<Tx<PaymentLabel>, AppError> {
     let table = scope.table;
     let at = rfc3339(scope.now);
     let tx_id = crate::ids::new_id();
@@ -68,18 +79,28 @@ pub(super) fn record_movement(scope: &Scope<'_>, change: &Change<'_>) -> Result<
         .event(&ledger_event)?
         .push(payment_store::insert_event(table, &history(scope, change, &tx_id, &at))?)
         .push(ledger_store::insert_transaction(table, &transaction)?);
-    let sides = [PaymentLabel::Payer, PaymentLabel::Payee];
-    for (label, posting) in sides.into_iter().zip(&transaction.postings) {
-        tx = tx.push(ledger_store::insert_entry(table, &entry(scope, change, &tx_id, &at, posting))?).push(
-            ledger_store::apply_delta(
-                table,
-                label,
-                scope.who.tenant.as_str(),
-                &posting.account_id,
-                &change.payment.currency,
-                &posting.delta,
-            )?,
-        );
+    let caller = Owner::of(&scope.who.principal);
+    let sides = [(Side::Payer, PaymentLabel::Payer), (Side::Payee, PaymentLabel::Payee)];
+    for ((side, label), posting) in sides.into_iter().zip(&transaction.postings) {
+        let update = BalanceUpdate {
+            label,
+            tenant: scope.who.tenant.as_str(),
+            account_id: &posting.account_id,
+            currency: &change.payment.currency,
+            delta: posting.delta,
+            owner: (grant == Grant::Owns(side)).then_some(&caller),
+        };
+        tx = tx
+            .push(ledger_store::insert_entry(table, &entry(scope, change, &tx_id, &at, posting))?)
+            .push(ledger_store::apply_delta(table, &update)?);
+    }
+    if grant == Grant::Role {
+        tx = tx.push(members::require_role_as(
+            table,
+            PaymentLabel::Caller,
+            &scope.who.principal,
+            &ADMINISTRATORS,
+        )?);
     }
     Ok(tx)
 }
@@ -141,7 +162,7 @@ fn history(scope: &Scope<'_>, change: &Change<'_>, tx_id: &str, at: &str) -> Pay
         event_type: change.event_type.to_owned(),
         status: payment.status.as_str().to_owned(),
         amount: change.amount,
-        actor: scope.who.user_id.clone(),
+        actor: scope.who.principal.id.clone(),
         correlation_id: scope.ctx.correlation_id.clone(),
         ledger_tx_id: tx_id.to_owned(),
         at: at.to_owned(),

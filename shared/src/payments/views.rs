@@ -14,6 +14,10 @@ pub struct AccountView {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     pub allow_overdraft: bool,
+    /// Minor units `available` may go below zero (0 without overdraft).
+    pub overdraft_limit: i64,
+    /// `{"type": "tenant"}` or `{"type": "user" | "client", "id"}`.
+    pub owner: Value,
     pub balance: BalanceView,
     pub totals: Balances,
     pub created_at: String,
@@ -47,6 +51,8 @@ impl TryFrom<&AccountRecord> for AccountView {
             currency: account.currency.clone(),
             name: account.name.clone(),
             allow_overdraft: account.allow_overdraft,
+            overdraft_limit: account.overdraft_limit(),
+            owner: account.owner.view(),
             balance: BalanceView {
                 posted,
                 pending_debits: b.debits_pending,

@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 
 pub const KIND: &str = "client";
 pub const SCHEMA_VERSION: u32 = 1;
-const PREFIX: &str = "CLIENT#";
+pub(super) const PREFIX: &str = "CLIENT#";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -105,11 +105,17 @@ fn guard(roles: Option<&[Role]>) -> Result<(String, Expr), AppError> {
     Ok((format!("#status = :active AND ({})", terms.join(" OR ")), expr))
 }
 
-/// The calling client is active and holds one of `roles` now (label `caller`).
-pub fn require_role(table: &str, caller: &Principal, roles: &[Role]) -> Result<Action<AuthLabel>, AppError> {
+/// The calling client is active and holds one of `roles` now (labelled
+/// `label`: `caller` in access transactions, the payments' own in theirs).
+pub fn require_role_as<L>(
+    table: &str,
+    label: L,
+    caller: &Principal,
+    roles: &[Role],
+) -> Result<Action<L>, AppError> {
     let (condition, expr) = guard(Some(roles))?;
     let key = client_key(caller.tenant.as_str(), &caller.id);
-    Action::condition_check(table, AuthLabel::Caller, key, &condition, expr)
+    Action::condition_check(table, label, key, &condition, expr)
 }
 
 /// The entry a change applies to: an active client's, and when the caller

@@ -1,12 +1,19 @@
-//! Idempotency records: one item per (tenant, operation, key). The record is
+//! Idempotency records: one item per (tenant, principal, operation, key),
+//! so one caller's key never answers another's request. The record is
 //! written COMPLETED in the same transaction as the business change, so a
 //! fresh request costs one read and one transaction, and a crashed invocation
 //! leaves nothing that blocks the key. Records marked IN_PROGRESS (the
 //! Powertools shape, for operations that must reserve a key before an
 //! external side effect) block the key only until `in_progress_until_ms`.
+//!
+//! Records of the release before, scoped per tenant only
+//! (`IDEM#<operation>#<key>`), are not migrated: they expire within their TTL
+//! (`IdempotencyTtlSeconds`). Until then [`legacy_record_key`] finds them, so
+//! a key used before the upgrade is refused instead of running twice.
 
 use super::labels::PaymentLabel;
 use super::{Action, Expr, Item, Keyed, from_item, key, tenant_pk, value};
+use crate::auth::principal::{Principal, PrincipalKind};
 use crate::error::AppError;
 use serde::{Deserialize, Serialize};
 
@@ -20,6 +27,9 @@ pub enum RecordStatus {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct IdempotencyRecord {
     pub tenant_id: String,
+    /// Whose key it is: [`principal_scope`] of the caller (empty on legacy records).
+    #[serde(default)]
+    pub principal: String,
     pub operation: String,
     pub idempotency_key: String,
     pub status: RecordStatus,
@@ -36,7 +46,24 @@ pub struct IdempotencyRecord {
     pub in_progress_until_ms: Option<i64>,
 }
 
-pub fn record_key(tenant: &str, operation: &str, idempotency_key: &str) -> Item {
+/// The caller part of a record's key: `user:<id>` or `client:<id>`.
+pub fn principal_scope(principal: &Principal) -> String {
+    match principal.kind {
+        PrincipalKind::User => format!("user:{}", principal.id),
+        PrincipalKind::Client => format!("client:{}", principal.id),
+    }
+}
+
+fn record_pk(tenant: &str, principal: &str, operation: &str, idempotency_key: &str) -> String {
+    tenant_pk(tenant, &format!("IDEM#{principal}#{operation}#{idempotency_key}"))
+}
+
+pub fn record_key(tenant: &str, principal: &str, operation: &str, idempotency_key: &str) -> Item {
+    key(record_pk(tenant, principal, operation, idempotency_key), "IDEM")
+}
+
+/// Where the release before kept the record of this key (tenant-scoped).
+pub fn legacy_record_key(tenant: &str, operation: &str, idempotency_key: &str) -> Item {
     key(tenant_pk(tenant, &format!("IDEM#{operation}#{idempotency_key}")), "IDEM")
 }
 
@@ -53,7 +80,7 @@ pub fn complete(
     now: i64,
     now_ms: i64,
 ) -> Result<Action<PaymentLabel>, AppError> {
-    let pk = tenant_pk(&record.tenant_id, &format!("IDEM#{}#{}", record.operation, record.idempotency_key));
+    let pk = record_pk(&record.tenant_id, &record.principal, &record.operation, &record.idempotency_key);
     let item = Keyed::new(pk, "IDEM", "idempotency", record).item()?;
     Action::put(
         table,

@@ -92,6 +92,11 @@ pub enum PaymentLabel {
     Payer,
     /// The payee account's balance update.
     Payee,
+    /// The caller's own directory entry: "still holds the role that permits
+    /// this" (when a role, not owning the account, is what permits it).
+    Caller,
+    /// The directory entry of the user or client named as a new account's owner.
+    Owner,
 }
 
 impl Label for PaymentLabel {
@@ -106,6 +111,8 @@ impl Label for PaymentLabel {
             PaymentLabel::Entry => "entry",
             PaymentLabel::Payer => "payer",
             PaymentLabel::Payee => "payee",
+            PaymentLabel::Caller => "caller",
+            PaymentLabel::Owner => "owner",
         }
     }
 }

@@ -1,16 +1,27 @@
 //! Ledger accounts, their per-account entries and ledger transactions.
 //! Entries live in the account's partition (`ENTRY#<tx id>`, time-ordered),
 //! so an account and its history are read with one strongly consistent query.
+//!
+//! An account carries its `owner` (immutable) and its `overdraft_limit`, and
+//! beside `available` the derived `spendable = available + overdraft_limit`,
+//! moved by the same `ADD` as `available`: conditions cannot do arithmetic,
+//! so "available may not fall below −overdraft_limit" is the condition
+//! `spendable >= amount` on the update that debits. Accounts stored before
+//! owners and limits existed ([`super::account_layouts`]) have neither
+//! attribute until the migration adds them; until then they keep the old
+//! rule, with the documented default limit for overdraft accounts.
 
+use super::account_layouts::{self, LEGACY_OVERDRAFT_LIMIT};
 use super::labels::PaymentLabel;
 use super::{Action, Expr, Item, Keyed, from_item, key, tenant_pk, value};
 use crate::error::AppError;
 use crate::ledger::{Balances, Delta};
+use crate::payments::ownership::Owner;
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde::{Deserialize, Serialize};
 
 /// The `kind` of account items.
-const ACCOUNT_KIND: &str = "account";
+const ACCOUNT_KIND: &str = account_layouts::KIND;
 const ENTRY_KIND: &str = "ledger_entry";
 /// Entries' sort keys: the prefix, then the ledger transaction id.
 const ENTRY_PREFIX: &str = "ENTRY#";
@@ -23,9 +34,27 @@ pub struct AccountRecord {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     pub allow_overdraft: bool,
+    /// Legacy accounts (no `owner`) read as tenant-owned, as the migration writes them.
+    #[serde(default)]
+    pub owner: Owner,
+    /// Minor units `available` may go below zero; 0 without overdraft.
+    /// Absent on legacy accounts: see [`AccountRecord::overdraft_limit`].
+    #[serde(default, rename = "overdraft_limit", skip_serializing_if = "Option::is_none")]
+    pub stored_overdraft_limit: Option<i64>,
     #[serde(flatten)]
     pub balances: Balances,
+    /// `available + overdraft_limit`, what a debit may take (absent on legacy accounts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spendable: Option<i64>,
     pub created_at: String,
+}
+
+impl AccountRecord {
+    /// The limit in force: the stored one, or on a legacy account the one the
+    /// migration will give it (the default for overdraft accounts, else 0).
+    pub fn overdraft_limit(&self) -> i64 {
+        self.stored_overdraft_limit.unwrap_or(if self.allow_overdraft { LEGACY_OVERDRAFT_LIMIT } else { 0 })
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -72,9 +101,19 @@ pub fn accounts_index_pk(tenant: &str) -> String {
     tenant_pk(tenant, "ACCOUNTS")
 }
 
+/// A new account in the current layout: its limit and `spendable` are
+/// written explicitly (`spendable` = the balance plus the limit).
 pub fn insert_account(table: &str, account: &AccountRecord) -> Result<Action<PaymentLabel>, AppError> {
-    Keyed::new(account_pk(&account.tenant_id, &account.account_id), "ACCOUNT", ACCOUNT_KIND, account)
+    let limit = account.overdraft_limit();
+    let spendable = account.balances.available.checked_add(limit);
+    let account = AccountRecord {
+        stored_overdraft_limit: Some(limit),
+        spendable: Some(spendable.ok_or_else(|| AppError::Internal("overdraft limit out of range".into()))?),
+        ..account.clone()
+    };
+    Keyed::new(account_pk(&account.tenant_id, &account.account_id), "ACCOUNT", ACCOUNT_KIND, &account)
         .indexed(accounts_index_pk(&account.tenant_id), &account.account_id)
+        .version(account_layouts::SCHEMA_VERSION)
         .insert(table, PaymentLabel::Account)
 }
 
@@ -126,25 +165,39 @@ pub fn decode_entry(item: Item) -> Result<EntryRecord, AppError> {
     from_item(item)
 }
 
+/// One account's side of a ledger movement.
+#[derive(Debug, Clone, Copy)]
+pub struct BalanceUpdate<'a> {
+    /// The account's side ([`PaymentLabel::Payer`] or [`PaymentLabel::Payee`]).
+    pub label: PaymentLabel,
+    pub tenant: &'a str,
+    pub account_id: &'a str,
+    pub currency: &'a str,
+    pub delta: Delta,
+    /// The owner the account must have: the caller, when owning it is what
+    /// permits the change (owners never change, so this pins what was decided).
+    pub owner: Option<&'a Owner>,
+}
+
+/// The overdraft rule when a debit of `:need` lowers the available balance:
+/// the limit on accounts that have one; on legacy accounts the old rule with
+/// the default limit (their `spendable` is meaningless until migrated).
+const OVERDRAFT_RULE: &str = "((attribute_exists(overdraft_limit) AND spendable >= :need) \
+     OR (attribute_not_exists(overdraft_limit) AND (available >= :need \
+     OR (allow_overdraft = :yes AND available >= :legacy_need))))";
+
 /// Applies a delta to an account's totals with ADD (no read-modify-write).
-/// The condition checks the currency (and so existence), bounds every total
-/// the update changes so it stays within i64 (`credits_posted <= :max - amount`),
-/// and, when the delta lowers the available balance, the overdraft rule,
-/// atomically. `label` names the account's side ([`PaymentLabel::Payer`] or
-/// [`PaymentLabel::Payee`]).
-pub fn apply_delta(
-    table: &str,
-    label: PaymentLabel,
-    tenant: &str,
-    account_id: &str,
-    currency: &str,
-    delta: &Delta,
-) -> Result<Action<PaymentLabel>, AppError> {
+/// The condition checks the currency (and so existence), the owner when
+/// given, bounds every total the update changes so it stays within i64
+/// (`credits_posted <= :max - amount`), and, when the delta lowers the
+/// available balance, the overdraft rule, atomically.
+pub fn apply_delta(table: &str, change: &BalanceUpdate<'_>) -> Result<Action<PaymentLabel>, AppError> {
+    let delta = &change.delta;
     let overflow = || AppError::Internal(format!("ledger delta out of range: {delta:?}"));
     let available = delta.available().ok_or_else(overflow)?;
     let mut terms = Vec::new();
     let mut conditions = vec!["currency = :currency".to_owned()];
-    let mut expr = Expr::default().value(":currency", value(currency)?);
+    let mut expr = Expr::default().value(":currency", value(change.currency)?);
     for (attribute, amount) in delta.terms().ok_or_else(overflow)? {
         if amount == 0 {
             continue;
@@ -160,25 +213,29 @@ pub fn apply_delta(
         conditions.push(format!("{attribute} {comparison} :bound_{attribute}"));
         expr = expr.value(&format!(":bound_{attribute}"), value(bound)?);
     }
+    if available != 0 {
+        // `spendable` (available + overdraft limit) moves with `available`.
+        terms.push("spendable :available".to_owned());
+    }
+    if let Some(owner) = change.owner {
+        conditions.push("#owner = :owner".to_owned());
+        expr = expr.name("#owner", "owner").value(":owner", value(owner)?);
+    }
     if available < 0 {
-        conditions.push("(allow_overdraft = :yes OR available >= :need)".to_owned());
+        let need = available.checked_neg().ok_or_else(overflow)?;
+        conditions.push(OVERDRAFT_RULE.to_owned());
         expr = expr
             .value(":yes", AttributeValue::Bool(true))
-            .value(":need", value(available.checked_neg().ok_or_else(overflow)?)?);
+            .value(":need", value(need)?)
+            .value(":legacy_need", value(need - LEGACY_OVERDRAFT_LIMIT)?);
     }
     let update = if terms.is_empty() {
         "SET currency = :currency".to_owned()
     } else {
         format!("ADD {}", terms.join(", "))
     };
-    Action::update(
-        table,
-        label,
-        account_key(tenant, account_id),
-        &update,
-        Some(&conditions.join(" AND ")),
-        expr,
-    )
+    let key = account_key(change.tenant, change.account_id);
+    Action::update(table, change.label, key, &update, Some(&conditions.join(" AND ")), expr)
 }
 
 /// Whether `delta` on the account stored as `old` (the item a cancelled
@@ -190,6 +247,25 @@ pub fn exceeds_range(old: &Item, delta: &Delta) -> bool {
         let stored = old.get(*attribute).and_then(|v| v.as_n().ok()).and_then(|n| n.parse::<i128>().ok());
         stored.is_none_or(|stored| i64::try_from(stored + i128::from(*amount)).is_err())
     })
+}
+
+/// Gives an overdraft account a new limit, `spendable` following from the
+/// balance at that moment (one atomic update); fails (label `account`) if
+/// the account is missing or does not allow overdraft.
+pub fn set_overdraft_limit(
+    table: &str,
+    tenant: &str,
+    account_id: &str,
+    limit: i64,
+) -> Result<Action<PaymentLabel>, AppError> {
+    Action::update(
+        table,
+        PaymentLabel::Account,
+        account_key(tenant, account_id),
+        "SET overdraft_limit = :limit, spendable = available + :limit",
+        Some("allow_overdraft = :yes"),
+        Expr::default().value(":limit", value(limit)?).value(":yes", AttributeValue::Bool(true)),
+    )
 }
 
 pub fn insert_entry(table: &str, entry: &EntryRecord) -> Result<Action<PaymentLabel>, AppError> {
@@ -212,25 +288,20 @@ pub fn insert_transaction(
         .insert(table, PaymentLabel::LedgerTransaction)
 }
 
-/// Whether `sk` is an entry's sort key: what [`list_entries`] takes as the
-/// cursor of the next page (clients hand it back, so it is checked).
-pub fn is_entry_sort_key(sk: &str) -> bool {
-    sk.strip_prefix(ENTRY_PREFIX).is_some_and(crate::ids::is_valid_id)
-}
-
-/// One page of an account's entries, newest first, after `cursor` (an entry
-/// sort key from a previous page). An explicit cursor, not a paginator: the
-/// page boundary is the API's own pagination cursor.
+/// One page of an account's entries, newest first, after the entry of
+/// transaction `after` (the cursor: the last entry's tx id of a previous
+/// page; clients hand it back, so callers check it is an id). An explicit
+/// cursor, not a paginator: the page boundary is the API's own pagination.
 pub async fn list_entries(
     dynamodb: &aws_sdk_dynamodb::Client,
     table: &str,
     tenant: &str,
     account_id: &str,
     limit: i32,
-    cursor: Option<&str>,
+    after: Option<&str>,
 ) -> Result<(Vec<EntryRecord>, Option<String>), AppError> {
     let pk = account_pk(tenant, account_id);
-    let start = cursor.map(|sk| key(pk.clone(), sk));
+    let start = after.map(|tx_id| key(pk.clone(), &format!("{ENTRY_PREFIX}{tx_id}")));
     let output = dynamodb
         .query()
         .table_name(table)
@@ -244,7 +315,12 @@ pub async fn list_entries(
         .send()
         .await
         .map_err(|e| AppError::from_sdk("list entries", e))?;
-    let next = output.last_evaluated_key().and_then(|k| k.get("sk")).and_then(|v| v.as_s().ok()).cloned();
+    let next = output
+        .last_evaluated_key()
+        .and_then(|k| k.get("sk"))
+        .and_then(|v| v.as_s().ok())
+        .and_then(|sk| sk.strip_prefix(ENTRY_PREFIX))
+        .map(str::to_owned);
     let entries = output.items.unwrap_or_default().into_iter().map(decode_entry).collect::<Result<_, _>>()?;
     Ok((entries, next))
 }
@@ -331,7 +407,15 @@ mod tests {
     #[test]
     fn every_total_an_update_changes_is_bounded() {
         let (payer, _) = Movement::Capture { authorized: 700, captured: 500 }.deltas();
-        let action = apply_delta("t", PaymentLabel::Payer, "acme", "a1", "USD", &payer).unwrap();
+        let change = BalanceUpdate {
+            label: PaymentLabel::Payer,
+            tenant: "acme",
+            account_id: "a1",
+            currency: "USD",
+            delta: payer,
+            owner: None,
+        };
+        let action = apply_delta("t", &change).unwrap();
         let update = action.write.update().expect("an update");
         let condition = update.condition_expression().unwrap();
         assert!(condition.contains("debits_pending >= :bound_debits_pending"), "{condition}");

@@ -16,6 +16,7 @@ use super::users::UserStatus;
 use super::{Action, Expr, Item, Keyed, from_item, get, key, tenant_pk, value};
 use crate::auth::principal::{Principal, PrincipalKind, Role};
 use crate::error::AppError;
+use crate::payments::ownership::Owner;
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde::{Deserialize, Serialize};
 
@@ -45,11 +46,20 @@ fn member_key(tenant: &str, user_id: &str) -> Item {
     key(directory(tenant), &format!("{USER_PREFIX}{user_id}"))
 }
 
-/// Adds a user to the directory; fails (label `member`) if present.
-pub fn insert(table: &str, member: &MemberRecord) -> Result<Action<AuthLabel>, AppError> {
+fn keyed(member: &MemberRecord) -> Keyed<'_, MemberRecord> {
     Keyed::new(directory(&member.tenant_id), format!("{USER_PREFIX}{}", member.user_id), KIND, member)
         .version(SCHEMA_VERSION)
-        .insert(table, AuthLabel::Member)
+}
+
+/// Adds a user to the directory; fails (label `member`) if present.
+pub fn insert(table: &str, member: &MemberRecord) -> Result<Action<AuthLabel>, AppError> {
+    keyed(member).insert(table, AuthLabel::Member)
+}
+
+/// A user's entry as an item (the migration creates it for users that
+/// predate the directory).
+pub(crate) fn item(member: &MemberRecord) -> Result<Item, AppError> {
+    keyed(member).item()
 }
 
 /// A user's entry (strongly consistent).
@@ -117,8 +127,18 @@ pub fn require_session_epoch(
 /// stored-state half of an authorization whose token half was checked first.
 /// A machine client is checked on its own entry ([`super::clients::require_role`]).
 pub fn require_role(table: &str, caller: &Principal, roles: &[Role]) -> Result<Action<AuthLabel>, AppError> {
+    require_role_as(table, AuthLabel::Caller, caller, roles)
+}
+
+/// [`require_role`] in a transaction of another kind, labelled `label`.
+pub fn require_role_as<L>(
+    table: &str,
+    label: L,
+    caller: &Principal,
+    roles: &[Role],
+) -> Result<Action<L>, AppError> {
     if caller.kind == PrincipalKind::Client {
-        return super::clients::require_role(table, caller, roles);
+        return super::clients::require_role_as(table, label, caller, roles);
     }
     let mut expr = user_status_expr(Expr::default().name("#role", "role"))?;
     let mut placeholders = Vec::new();
@@ -129,11 +149,28 @@ pub fn require_role(table: &str, caller: &Principal, roles: &[Role]) -> Result<A
     }
     Action::condition_check(
         table,
-        AuthLabel::Caller,
+        label,
         member_key(caller.tenant.as_str(), &caller.id),
         &format!("#status = :active AND #role IN ({})", placeholders.join(", ")),
         expr,
     )
+}
+
+/// The user or client `owner` names is in the tenant's directory (label
+/// `label`); `None` for the tenant itself, which needs no entry.
+pub fn require_listed<L>(
+    table: &str,
+    label: L,
+    tenant: &str,
+    owner: &Owner,
+) -> Result<Option<Action<L>>, AppError> {
+    let sort_key = match owner {
+        Owner::Tenant => return Ok(None),
+        Owner::User(id) => format!("{USER_PREFIX}{id}"),
+        Owner::Client(id) => format!("{}{id}", super::clients::PREFIX),
+    };
+    let key = key(directory(tenant), &sort_key);
+    Action::condition_check(table, label, key, "attribute_exists(pk)", Expr::default()).map(Some)
 }
 
 /// Changes a user's role and status from what was read (`before`) and bumps

@@ -8,8 +8,9 @@
 //! names the item type (the stream filter matches on it); `schema_version`
 //! versions the layout for migrations.
 //!
-//! Layout changes are the store's too: [`user_layouts`] holds the reversible
-//! changes between the shipped user layouts, [`migrations`] the types that
+//! Layout changes are the store's too: [`user_layouts`] and
+//! [`account_layouts`] hold the reversible changes between the shipped user
+//! and account layouts, [`migrations`] the types that
 //! describe one item's change and the conditional write that applies it (the
 //! `migrate` service only orders them by version and drives the runs).
 //!
@@ -17,6 +18,7 @@
 //! an explicit cursor is kept where a page boundary is a resume checkpoint or
 //! an API cursor (each says so).
 
+pub mod account_layouts;
 pub mod audit;
 pub mod census;
 pub mod clients;

@@ -16,7 +16,7 @@ pub struct PaymentEventRecord {
     pub event_type: String,
     pub status: String,
     pub amount: i64,
-    /// The user whose token made the request.
+    /// The id of the user or client whose token made the request.
     pub actor: String,
     pub correlation_id: String,
     pub ledger_tx_id: String,

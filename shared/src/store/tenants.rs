@@ -59,12 +59,33 @@ pub(super) fn tenant_key(tenant: &str) -> Item {
     key(tenant_pk(tenant, SORT_KEY), SORT_KEY)
 }
 
-/// Creates the tenant; fails (label `tenant`) if it exists.
-pub fn insert(table: &str, tenant: &TenantRecord) -> Result<Action<AuthLabel>, AppError> {
+fn keyed(tenant: &TenantRecord) -> Keyed<'_, TenantRecord> {
     Keyed::new(tenant_pk(&tenant.tenant_id, SORT_KEY), SORT_KEY, KIND, tenant)
         .indexed(REGISTRY.to_owned(), tenant.tenant_id.clone())
         .version(SCHEMA_VERSION)
-        .insert(table, AuthLabel::Tenant)
+}
+
+/// Creates the tenant; fails (label `tenant`) if it exists.
+pub fn insert(table: &str, tenant: &TenantRecord) -> Result<Action<AuthLabel>, AppError> {
+    keyed(tenant).insert(table, AuthLabel::Tenant)
+}
+
+/// The record a tenant whose items predate tenant records is given by the
+/// migrations (created only if absent): active and open to signup, as such a
+/// tenant behaved, named by its id, with no owner yet (the operator invites
+/// one: docs/RUNBOOK.md), dated `created_at` (of the item it was found by).
+pub fn backfilled(tenant_id: &str, created_at: &str) -> Result<Item, AppError> {
+    let record = TenantRecord {
+        tenant_id: tenant_id.to_owned(),
+        name: tenant_id.to_owned(),
+        signup: Signup::Open,
+        status: TenantStatus::Active,
+        owner_count: 0,
+        created_at: created_at.to_owned(),
+        updated_at: created_at.to_owned(),
+        suspended_at: None,
+    };
+    keyed(&record).item()
 }
 
 pub async fn find(

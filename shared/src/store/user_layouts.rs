@@ -19,9 +19,18 @@
 //!   Argon2id on the next success; the flag makes the remaining legacy
 //!   accounts countable and addressable (reset campaigns) without parsing
 //!   hashes in a scan.
+//! - [`DIRECTORY`]: users that predate roles get what the access model reads
+//!   besides the user item: their entry in the tenant's directory
+//!   ([`super::members`]: role `member`, as the user item without `role`
+//!   already reads, active, session epoch 0) and their tenant's record
+//!   ([`super::tenants::backfilled`]: open to signup, as the tenant behaved).
+//!   Both are created only if absent (users registered since have them); the
+//!   user item itself is unchanged but for its version, and `down` leaves
+//!   both in place (later releases read them; they grant nothing by themselves).
 
 use super::Item;
-use super::migrations::{LayoutChange, TransformError};
+use super::members::MemberRecord;
+use super::migrations::{LayoutChange, TransformError, no_companions};
 use crate::auth::password;
 use crate::clock::{epoch_ms, parse_rfc3339, rfc3339_ms};
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -35,6 +44,7 @@ pub const CREATED_AT_MS: LayoutChange = LayoutChange {
     reads: &["created_at"],
     up: add_created_at_ms,
     down: remove_created_at_ms,
+    companions: no_companions,
 };
 
 /// `created_at` dropped (`created_at_ms` replaces it).
@@ -43,11 +53,26 @@ pub const DROP_CREATED_AT: LayoutChange = LayoutChange {
     reads: &["created_at", "created_at_ms"],
     up: drop_created_at,
     down: restore_created_at,
+    companions: no_companions,
 };
 
 /// `needs_rehash = true` on users with a legacy bcrypt hash.
-pub const FLAG_LEGACY_BCRYPT: LayoutChange =
-    LayoutChange { kinds: &[KIND], reads: &["password_hash"], up: flag_bcrypt, down: unflag_bcrypt };
+pub const FLAG_LEGACY_BCRYPT: LayoutChange = LayoutChange {
+    kinds: &[KIND],
+    reads: &["password_hash"],
+    up: flag_bcrypt,
+    down: unflag_bcrypt,
+    companions: no_companions,
+};
+
+/// The directory entry and the tenant record of users that predate them.
+pub const DIRECTORY: LayoutChange = LayoutChange {
+    kinds: &[KIND],
+    reads: &["user_id", "email"],
+    up: unchanged,
+    down: unchanged,
+    companions: directory_entry_and_tenant,
+};
 
 /// Brings a user item of any shipped layout into the shape the user store
 /// decodes (lazy migrate-on-read): rebuilds `created_at` when the contract
@@ -132,6 +157,27 @@ fn flag_bcrypt(item: &mut Item) -> Result<(), TransformError> {
 fn unflag_bcrypt(item: &mut Item) -> Result<(), TransformError> {
     item.remove("needs_rehash");
     Ok(())
+}
+
+fn unchanged(_: &mut Item) -> Result<(), TransformError> {
+    Ok(())
+}
+
+fn directory_entry_and_tenant(item: &Item) -> Result<Vec<Item>, TransformError> {
+    let invalid = |e: crate::error::AppError| TransformError::new(e.to_string());
+    let user = super::users::decode_item(item.clone()).map_err(invalid)?;
+    let entry = MemberRecord {
+        tenant_id: user.tenant_id.clone(),
+        user_id: user.user_id,
+        email: user.email,
+        role: user.role,
+        status: user.status,
+        session_epoch: user.session_epoch,
+        created_at: user.created_at.clone(),
+        updated_at: None,
+    };
+    let tenant = super::tenants::backfilled(&user.tenant_id, &user.created_at).map_err(invalid)?;
+    Ok(vec![super::members::item(&entry).map_err(invalid)?, tenant])
 }
 
 #[cfg(test)]

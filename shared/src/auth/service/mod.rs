@@ -60,7 +60,7 @@ pub(crate) const TENANT_SUSPENDED: &str = "the tenant is suspended";
 pub(crate) const TENANT_INACTIVE: &str = "the tenant is not active";
 const USER_DISABLED: &str = "the user is disabled";
 const INVALID_REFRESH_TOKEN: &str = "invalid refresh token";
-const MAX_REFRESH_TOKEN_BYTES: usize = 256;
+const MAX_REFRESH_TOKEN_CHARS: usize = 256;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

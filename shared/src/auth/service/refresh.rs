@@ -14,7 +14,7 @@ pub async fn refresh(
     ctx: &RequestContext,
     request: RefreshRequest,
 ) -> Result<TokenPair, AppError> {
-    if request.refresh_token.len() > MAX_REFRESH_TOKEN_BYTES {
+    if request.refresh_token.chars().count() > MAX_REFRESH_TOKEN_CHARS {
         return Err(AppError::bad_request("refresh_token", "refresh_token: is too long"));
     }
     let now = app.now();
@@ -186,7 +186,7 @@ async fn revoke_family(
 }
 
 pub async fn logout(app: &App, ctx: &RequestContext, request: RefreshRequest) -> Result<(), AppError> {
-    if request.refresh_token.len() > MAX_REFRESH_TOKEN_BYTES {
+    if request.refresh_token.chars().count() > MAX_REFRESH_TOKEN_CHARS {
         return Err(AppError::bad_request("refresh_token", "refresh_token: is too long"));
     }
     // Like token revocation (RFC 7009): an unknown token needs no action.

@@ -131,6 +131,32 @@ pub async fn apply_plan(
     }
 }
 
+/// Creates each of a plan's companions that is absent (a conditional put
+/// each; one that exists, e.g. written by another item's migration or by
+/// live code, is left as it is). Run before the item's own update, so a
+/// crash in between leaves an item that the next run plans again.
+pub async fn create_companions(
+    dynamodb: &aws_sdk_dynamodb::Client,
+    table: &str,
+    plan: &ItemPlan,
+) -> Result<(), AppError> {
+    for companion in &plan.companions {
+        let result = dynamodb
+            .put_item()
+            .table_name(table)
+            .set_item(Some(companion.clone()))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await;
+        match result {
+            Ok(_) => {}
+            Err(error) if is_condition_failure(&error) => {}
+            Err(error) => return Err(AppError::from_sdk("create companion item", error)),
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -25,6 +25,17 @@ impl TransformError {
     }
 }
 
+/// Items an item's new layout needs beside it (e.g. the directory entry of
+/// a user), built from the item after `up`. Each is created only if absent
+/// and left in place by `down`: they are what later code reads, not part of
+/// the item's own layout.
+pub type Companions = fn(&Item) -> Result<Vec<Item>, TransformError>;
+
+/// For changes that need no other item.
+pub fn no_companions(_: &Item) -> Result<Vec<Item>, TransformError> {
+    Ok(Vec::new())
+}
+
 /// A reversible change between two layouts, with `down(up(x)) == x`.
 #[derive(Debug, Clone, Copy)]
 pub struct LayoutChange {
@@ -36,6 +47,8 @@ pub struct LayoutChange {
     pub reads: &'static [&'static str],
     pub up: Transform,
     pub down: Transform,
+    /// What `up` needs created beside the item ([`no_companions`] for most).
+    pub companions: Companions,
 }
 
 /// What one item needs.
@@ -49,13 +62,21 @@ pub struct ItemPlan {
     pub reads: Vec<&'static str>,
     /// The item afterwards (its `schema_version` already set to `to`).
     pub after: Item,
+    /// Items to create beside it if they are absent (see [`Companions`]).
+    pub companions: Vec<Item>,
 }
 
 impl ItemPlan {
     /// The plan of `after`, a copy of the item the transforms edited, now at `to`.
     pub fn new(from: u32, to: u32, applied: Vec<u32>, reads: Vec<&'static str>, mut after: Item) -> Self {
         after.insert("schema_version".to_owned(), AttributeValue::N(to.to_string()));
-        Self { from, to, applied, reads, after }
+        Self { from, to, applied, reads, after, companions: Vec::new() }
+    }
+
+    /// The same plan, also creating `companions` if they are absent.
+    pub fn with_companions(mut self, companions: Vec<Item>) -> Self {
+        self.companions = companions;
+        self
     }
 }
 

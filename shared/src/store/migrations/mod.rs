@@ -5,8 +5,8 @@
 //!   history ([`HistoryRecord`]);
 //! - the change of one item: its layout version, the store's reversible
 //!   [`LayoutChange`]s and the [`ItemPlan`] a run computes from them;
-//! - the data items: segment pages ([`scan_page`]) and the conditional write
-//!   of a plan ([`apply_plan`]).
+//! - the data items: segment pages ([`scan_page`]), the conditional write
+//!   of a plan ([`apply_plan`]) and of its companions ([`create_companions`]).
 //!
 //! Bookkeeping items live under the reserved tenant [`SYSTEM_TENANT`] (not a
 //! valid tenant id, so it can never collide with one):
@@ -30,8 +30,11 @@ mod lock;
 mod runs;
 mod scan;
 
-pub use apply::{Applied, apply_plan};
-pub use change::{BASE_VERSION, ItemPlan, LayoutChange, Transform, TransformError, item_kind, item_version};
+pub use apply::{Applied, apply_plan, create_companions};
+pub use change::{
+    BASE_VERSION, Companions, ItemPlan, LayoutChange, Transform, TransformError, item_kind, item_version,
+    no_companions,
+};
 pub use checkpoints::{Checkpoint, Counters, checkpoints, get_checkpoint, save_checkpoint};
 pub use history::{HistoryRecord, MigrationRef, history, put_history};
 pub use lock::{Acquire, Lease, acquire_lock, read_lock, release_lock, renew_lock};

@@ -168,6 +168,13 @@ pub fn action<L>(table: &str, label: L, counter: &Counter) -> Result<Action<L>, 
     ratelimits::hit_action(table, label, counter)
 }
 
+/// "`counter` has room", as an action of the operation's own transaction
+/// (nothing is counted): e.g. a sign-in that must fail once its failures
+/// reached their limit.
+pub fn room<L>(table: &str, label: L, counter: &Counter) -> Result<Action<L>, AppError> {
+    ratelimits::room_action(table, label, counter)
+}
+
 /// The 429 of a transaction cancelled by its hit on `counter`, if that is why.
 pub fn refused<L: Label>(
     error: &TxError<L>,

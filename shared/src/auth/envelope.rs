@@ -59,7 +59,11 @@ pub async fn seal(app: &App, tenant: &str, user_id: &str, secret: &[u8]) -> Resu
 
 pub async fn open(app: &App, tenant: &str, user_id: &str, sealed: &Sealed) -> Result<Vec<u8>, AppError> {
     let decode = |text: &str| B64.decode(text).map_err(|e| AppError::internal("sealed secret", e));
-    let mut request = app.clients.kms.decrypt().ciphertext_blob(Blob::new(decode(&sealed.wrapped_key)?));
+    let key_id =
+        app.config.data_key_id.as_deref().ok_or(crate::config::ConfigError::Missing("DATA_KEY_ID"))?;
+    // The key is named, so a ciphertext of another key is refused, not decrypted.
+    let mut request =
+        app.clients.kms.decrypt().key_id(key_id).ciphertext_blob(Blob::new(decode(&sealed.wrapped_key)?));
     for (name, value) in context(tenant, user_id) {
         request = request.encryption_context(name, value);
     }

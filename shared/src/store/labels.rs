@@ -48,6 +48,8 @@ pub enum AuthLabel {
     RateLimit,
     /// A machine client's entry: created, its secret rotated, revoked.
     Client,
+    /// A second-factor challenge (`mfa_token`): spent, or a failure counted.
+    Challenge,
 }
 
 impl Label for AuthLabel {
@@ -64,6 +66,7 @@ impl Label for AuthLabel {
             AuthLabel::Caller => "caller",
             AuthLabel::RateLimit => "rate_limit",
             AuthLabel::Client => "client",
+            AuthLabel::Challenge => "challenge",
         }
     }
 }

@@ -28,6 +28,7 @@ pub mod invitations;
 pub mod labels;
 pub mod ledger;
 pub mod members;
+pub mod mfa;
 pub mod migrations;
 pub mod outbox;
 pub mod payments;

@@ -33,6 +33,18 @@ pub fn hit_action<L>(table: &str, label: L, counter: &Counter) -> Result<Action<
     Action::update(table, label, counter_key(counter), &update_expression(), Some(CONDITION), expr(counter)?)
 }
 
+/// "The counter has room" without counting (a ConditionCheck), for an
+/// operation that must not succeed once a limit of its failures is reached.
+pub fn room_action<L>(table: &str, label: L, counter: &Counter) -> Result<Action<L>, AppError> {
+    Action::condition_check(
+        table,
+        label,
+        counter_key(counter),
+        CONDITION,
+        Expr::default().value(":limit", value(counter.limit.max)?),
+    )
+}
+
 /// The hit as one conditional update: `false` when the limit is reached.
 pub async fn hit(
     dynamodb: &aws_sdk_dynamodb::Client,

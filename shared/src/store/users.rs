@@ -66,6 +66,9 @@ pub struct UserRecord {
     /// `None` for users stored before devices existed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub devices: Option<BTreeMap<String, DeviceRecord>>,
+    /// The second factor ([`super::mfa`]), if the user enrolled one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mfa: Option<super::mfa::MfaRecord>,
 }
 
 pub(super) fn user_key(tenant: &str, email: &str) -> Item {
@@ -111,13 +114,15 @@ pub fn decode_item(mut item: Item) -> Result<UserRecord, AppError> {
 /// Records a successful login: resets the untrusted-client failure counters,
 /// registers the device of the login (a new device token) and, when given,
 /// replaces the password hash (only if it is still the one we verified, so a
-/// concurrent password change is never overwritten).
+/// concurrent password change is never overwritten). A sign-in with a
+/// second factor spends it in the same update (`factor`).
 pub fn record_login(
     table: &str,
     user: &UserRecord,
     at: &str,
     new_hash: Option<&str>,
     device: &DeviceChange,
+    factor: Option<&super::mfa::FactorUse>,
 ) -> Result<Action<AuthLabel>, AppError> {
     let mut sets = vec!["last_login_at = :at".to_owned(), "failed_logins = :zero".to_owned()];
     let mut removes = vec!["failed_window_started_at".to_owned(), "locked_until".to_owned()];
@@ -132,6 +137,15 @@ pub fn record_login(
     }
     sets.extend(devices.sets);
     removes.extend(devices.removes);
+    let mut factor_condition = None;
+    if let Some(factor) = factor {
+        let clauses = super::mfa::factor_clauses(factor)?;
+        expr.names.extend(clauses.expr.names);
+        expr.values.extend(clauses.expr.values);
+        sets.extend(clauses.set);
+        removes.extend(clauses.remove);
+        factor_condition = Some(clauses.condition);
+    }
     let condition = match new_hash {
         Some(hash) => {
             // The legacy-hash flag (migration v4) goes with the legacy hash.
@@ -142,7 +156,10 @@ pub fn record_login(
         }
         None => format!("attribute_exists(pk) AND {access}"),
     };
-    let condition = format!("{condition} AND {}", devices.condition);
+    let mut condition = format!("{condition} AND {}", devices.condition);
+    if let Some(factor) = factor_condition {
+        condition = format!("{condition} AND {factor}");
+    }
     let update = format!("SET {} REMOVE {}", sets.join(", "), removes.join(", "));
     Action::update(table, LABEL, user_key(&user.tenant_id, &user.email), &update, Some(&condition), expr)
 }

@@ -9,12 +9,19 @@
 //! refused while the account's untrusted clients are locked out. So an
 //! attacker without the victim's device can lock out other untrusted
 //! clients, never the victim's own devices.
+//!
+//! A user with an active second factor gets an `mfa_token` instead of a
+//! session ([`super::second_factor`] completes the sign-in); so does a user whose
+//! tenant requires one of their role and who has none yet, with a token that
+//! only allows enrolment. The tenant's rule is a condition of the session's
+//! own transaction: no read of its own.
 
 use super::failures::record_failure;
 use super::*;
 use crate::auth::device_token;
 use crate::ratelimit::{self, Counter};
 use crate::store::devices::{DeviceChange, DeviceRecord};
+use crate::store::mfa::{ChallengePurpose, FactorUse};
 
 /// What a successful password check opens.
 pub(super) struct SignIn<'a> {
@@ -23,9 +30,39 @@ pub(super) struct SignIn<'a> {
     /// The trusted device the attempt came from (its token hash).
     pub device: Option<&'a str>,
     pub new_hash: Option<&'a str>,
+    /// The second factor this sign-in spends, and the actions that come with
+    /// it (the challenge spent, the failure limit's room).
+    pub factor: Option<(FactorUse, Vec<crate::store::Action<AuthLabel>>)>,
 }
 
-pub async fn login(app: &App, ctx: &RequestContext, request: Credentials) -> Result<TokenPair, AppError> {
+/// A login's answer: a session, or the second factor's challenge.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum LoginOutcome {
+    Tokens(TokenPair),
+    Mfa(MfaChallenge),
+}
+
+/// `{"mfa_required": true, "mfa_token": ...}`: no access token yet.
+#[derive(Debug, Serialize)]
+pub struct MfaChallenge {
+    pub mfa_required: bool,
+    pub mfa_token: String,
+    pub expires_in: i64,
+    /// The tenant requires a second factor the user has not enrolled: the
+    /// token allows only enrolment (`POST /v1/mfa/totp` and its confirmation).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub enrolment_required: bool,
+}
+
+/// What [`open_session`] did.
+pub(super) enum Opened {
+    Tokens(TokenPair),
+    /// The tenant requires a second factor of the user's role.
+    MfaRequired,
+}
+
+pub async fn login(app: &App, ctx: &RequestContext, request: Credentials) -> Result<LoginOutcome, AppError> {
     let tenant = tenant_of(&request.tenant_id)?;
     let email = Email::parse(&request.email)?;
     check_password_size(&request.password)?;
@@ -60,12 +97,30 @@ pub async fn login(app: &App, ctx: &RequestContext, request: Credentials) -> Res
         tracing::info!(tenant = %tenant, user_id = %user.user_id, "login refused: user disabled");
         return Err(AppError::forbidden(USER_DISABLED));
     }
+    if user.mfa.as_ref().is_some_and(|m| m.is_active()) {
+        // The rehash waits for a login without the second step's delay.
+        let challenge = issue_challenge(app, &user, device, ChallengePurpose::SignIn).await?;
+        tracing::info!(tenant = %tenant, user_id = %user.user_id, "password right; second factor due");
+        return Ok(LoginOutcome::Mfa(challenge));
+    }
     let cost = app.config.argon2;
     let new_hash =
         if rehash { Some(blocking(move || password::hash(cost, &password)).await??) } else { None };
-    let sign_in =
-        SignIn { tenant: &tenant, user: &user, device: device.as_deref(), new_hash: new_hash.as_deref() };
-    let tokens = open_session(app, ctx, &sign_in).await?;
+    let sign_in = SignIn {
+        tenant: &tenant,
+        user: &user,
+        device: device.as_deref(),
+        new_hash: new_hash.as_deref(),
+        factor: None,
+    };
+    let tokens = match open_session(app, ctx, &sign_in).await? {
+        Opened::Tokens(tokens) => tokens,
+        Opened::MfaRequired => {
+            let challenge = issue_challenge(app, &user, device, ChallengePurpose::Enrolment).await?;
+            tracing::info!(tenant = %tenant, user_id = %user.user_id, "password right; enrolment required");
+            return Ok(LoginOutcome::Mfa(challenge));
+        }
+    };
     tracing::info!(
         tenant = %tenant,
         user_id = %user.user_id,
@@ -73,7 +128,37 @@ pub async fn login(app: &App, ctx: &RequestContext, request: Credentials) -> Res
         rehashed = new_hash.is_some(),
         "login succeeded"
     );
-    Ok(tokens)
+    Ok(LoginOutcome::Tokens(tokens))
+}
+
+/// Stores a challenge for `user` and answers its `mfa_token` (one put).
+async fn issue_challenge(
+    app: &App,
+    user: &UserRecord,
+    device: Option<String>,
+    purpose: ChallengePurpose,
+) -> Result<MfaChallenge, AppError> {
+    let tenant = tenant_of(&user.tenant_id)?;
+    let (mfa_token, hash) = mfa_token::generate(&tenant);
+    let now = app.now().unix_timestamp();
+    let challenge = ChallengeRecord {
+        tenant_id: user.tenant_id.clone(),
+        user_id: user.user_id.clone(),
+        email: user.email.clone(),
+        purpose,
+        device,
+        attempts: 0,
+        created_at: now,
+        expires_at: now + mfa_token::TTL_SECONDS,
+        used_at: None,
+    };
+    mfa::insert_challenge(&app.clients.dynamodb, &app.config.table_name, &hash, &challenge).await?;
+    Ok(MfaChallenge {
+        mfa_required: true,
+        mfa_token,
+        expires_in: mfa_token::TTL_SECONDS,
+        enrolment_required: purpose == ChallengePurpose::Enrolment,
+    })
 }
 
 /// Verifies the password against the user's hash; gives the password back
@@ -104,7 +189,7 @@ pub(super) async fn open_session(
     app: &App,
     ctx: &RequestContext,
     sign_in: &SignIn<'_>,
-) -> Result<TokenPair, AppError> {
+) -> Result<Opened, AppError> {
     let (tenant, user) = (sign_in.tenant, sign_in.user);
     let table = &app.config.table_name;
     let now = app.now();
@@ -143,35 +228,60 @@ pub(super) async fn open_session(
             "session_id": family_id,
             "password_rehashed": sign_in.new_hash.is_some(),
             "trusted_device": sign_in.device.is_some(),
+            "second_factor": sign_in.factor.as_ref().map(|(factor, _)| match factor {
+                FactorUse::Code { .. } | FactorUse::Enrolled { .. } => "totp",
+                FactorUse::Recovery { .. } => "recovery_code",
+            }),
         }),
     )
     .by(&Actor::user(&user.user_id));
-    // The tenant's status rides in the same transaction: no extra round trip.
-    Tx::new(table, &event)?
-        .push(users::record_login(table, user, &at, sign_in.new_hash, &device)?)
+    // The tenant's status (and, without a second factor, its rule on them)
+    // rides in the same transaction: no extra round trip.
+    let tenant_check = match &sign_in.factor {
+        Some(_) => tenants::require_active(table, tenant.as_str())?,
+        None => tenants::require_active_without_mfa_for(table, tenant.as_str(), user.role)?,
+    };
+    let factor = sign_in.factor.as_ref().map(|(factor, _)| factor);
+    let mut tx = Tx::new(table, &event)?
+        .push(users::record_login(table, user, &at, sign_in.new_hash, &device, factor)?)
         .push(sessions::insert_session(table, &session)?)
         .push(sessions::insert_token(table, &token_hash, &token)?)
-        .push(tenants::require_active(table, tenant.as_str())?)
-        .commit(&app.clients.dynamodb)
-        .await
-        .map_err(|error| {
-            if let Some(failure) = error.failed(AuthLabel::Tenant) {
-                tracing::info!(tenant = %tenant, user_id = %user.user_id, "login refused: tenant not active");
-                return tenant_refusal(failure);
+        .push(tenant_check);
+    for action in sign_in.factor.iter().flat_map(|(_, actions)| actions) {
+        tx = tx.push(action.clone());
+    }
+    let committed = tx.commit(&app.clients.dynamodb).await;
+    if let Err(error) = committed {
+        if let Some(failure) = error.failed(AuthLabel::Tenant) {
+            let tenant_active = failure
+                .item
+                .clone()
+                .and_then(|item| tenants::decode_item(item).ok())
+                .is_some_and(|t| t.status == TenantStatus::Active);
+            if tenant_active && sign_in.factor.is_none() {
+                return Ok(Opened::MfaRequired);
             }
-            match error.failed(AuthLabel::User) {
-                // The password, role or status changed between our read and our write.
-                Some(_) => AppError::Unauthorized(INVALID_CREDENTIALS),
-                None => error.into_app_error(),
-            }
-        })?;
-    Ok(TokenPair {
+            tracing::info!(tenant = %tenant, user_id = %user.user_id, "login refused: tenant not active");
+            return Err(tenant_refusal(failure));
+        }
+        if error.failed(AuthLabel::RateLimit).is_some() || error.failed(AuthLabel::Challenge).is_some() {
+            return Err(AppError::Unauthorized(super::second_factor::INVALID_MFA));
+        }
+        return Err(match error.failed(AuthLabel::User) {
+            // The password, role, status or second factor changed between
+            // our read and our write (or the code's step was used meanwhile).
+            Some(_) if sign_in.factor.is_some() => AppError::Unauthorized(super::second_factor::INVALID_MFA),
+            Some(_) => AppError::Unauthorized(INVALID_CREDENTIALS),
+            None => error.into_app_error(),
+        });
+    }
+    Ok(Opened::Tokens(TokenPair {
         access_token,
         token_type: "Bearer",
         expires_in,
         refresh_token,
         device_token: Some(device_token),
-    })
+    }))
 }
 
 /// A new session (token family) of `user` and its first refresh token.

@@ -15,13 +15,18 @@
 mod account;
 mod failures;
 mod login;
+mod second_factor;
 mod password_change;
 mod refresh;
 mod register;
 mod tokens;
 
 pub use account::{SessionList, SessionView, list_sessions, logout_all, revoke_session};
-pub use login::login;
+pub use login::{LoginOutcome, MfaChallenge, login};
+pub use second_factor::{
+    Confirmed, Disable, Enrolment, MfaSignIn, RecoveryCodes, TotpCode, complete_sign_in, confirm_totp,
+    disable_totp, enrol_totp, regenerate_recovery_codes, reset_mfa,
+};
 pub use password_change::{PasswordChange, change_password};
 pub use refresh::{logout, refresh};
 pub use register::register;
@@ -33,7 +38,7 @@ use super::jwt::{self, AccessClaims, Expected, TokenKey};
 use super::lockout::{Attempts, FailureOutcome};
 use super::password::{self, Verdict};
 use super::principal::{Actor, Principal, PrincipalKind, Role};
-use super::{invitation_token, refresh_token};
+use super::{invitation_token, mfa_token, refresh_token};
 use crate::app::App;
 use crate::clock::rfc3339;
 use crate::error::AppError;
@@ -42,6 +47,7 @@ use crate::outbox::OutboxEvent;
 use crate::store::invitations::{self, InvitationRecord};
 use crate::store::labels::AuthLabel;
 use crate::store::members::{self, MemberRecord};
+use crate::store::mfa::{self, ChallengeRecord};
 use crate::store::sessions::{self, RefreshTokenRecord, SessionRecord, TokenStatus};
 use crate::store::tenants::{self, TenantStatus};
 use crate::store::tx::{Failure, Tx};

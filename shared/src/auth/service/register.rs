@@ -107,6 +107,7 @@ fn new_user(
         status: UserStatus::Active,
         session_epoch: 0,
         devices: Some(Default::default()),
+        mfa: None,
     }
 }
 

@@ -289,6 +289,7 @@ async fn legacy_bcrypt_user_logs_in_and_is_rehashed() {
         status: users::UserStatus::Active,
         session_epoch: 0,
         devices: None,
+        mfa: None,
     };
     let tenant = caas::tenant::TenantId::parse("acme").unwrap();
     let event = caas::outbox::OutboxEvent::new(

@@ -32,8 +32,11 @@ pub fn hash(presented: &str) -> Option<String> {
     if presented.len() > MAX_PRESENTED_BYTES {
         return None;
     }
-    let canonical: String =
-        presented.chars().filter(|c| *c != '-' && !c.is_whitespace()).map(|c| c.to_ascii_uppercase()).collect();
+    let canonical: String = presented
+        .chars()
+        .filter(|c| *c != '-' && !c.is_whitespace())
+        .map(|c| c.to_ascii_uppercase())
+        .collect();
     let valid = canonical.len() == GROUPS * GROUP_CHARS
         && canonical.bytes().all(|b| b.is_ascii_uppercase() || (b'2'..=b'7').contains(&b));
     valid.then(|| B64.encode(Sha256::digest(format!("caas recovery\n{canonical}").as_bytes())))

@@ -112,7 +112,11 @@ fn mfa_expr() -> Result<Expr, AppError> {
 
 /// Stores a new, pending enrolment (replacing a pending one), if the user
 /// has no active second factor and is still `user_id` (label `user`).
-pub fn start_enrolment(table: &str, user: &UserRecord, mfa: &MfaRecord) -> Result<Action<AuthLabel>, AppError> {
+pub fn start_enrolment(
+    table: &str,
+    user: &UserRecord,
+    mfa: &MfaRecord,
+) -> Result<Action<AuthLabel>, AppError> {
     Action::update(
         table,
         AuthLabel::User,

@@ -150,7 +150,14 @@ pub fn update_settings(table: &str, tenant: &TenantRecord) -> Result<Action<Auth
             expr.value(":mfa_roles", value(&tenant.mfa_required_roles)?),
         ),
     };
-    Action::update(table, AuthLabel::Tenant, tenant_key(&tenant.tenant_id), update, Some("attribute_exists(pk)"), expr)
+    Action::update(
+        table,
+        AuthLabel::Tenant,
+        tenant_key(&tenant.tenant_id),
+        update,
+        Some("attribute_exists(pk)"),
+        expr,
+    )
 }
 
 /// Moves the tenant from `from` to `to`; fails (label `tenant`) if it is

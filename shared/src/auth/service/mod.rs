@@ -15,22 +15,22 @@
 mod account;
 mod failures;
 mod login;
-mod second_factor;
 mod password_change;
 mod refresh;
 mod register;
+mod second_factor;
 mod tokens;
 
 pub use account::{SessionList, SessionView, list_sessions, logout_all, revoke_session};
 pub use login::{LoginOutcome, MfaChallenge, login};
-pub use second_factor::{
-    Confirmed, Disable, Enrolment, MfaSignIn, RecoveryCodes, TotpCode, complete_sign_in, confirm_totp,
-    disable_totp, enrol_totp, regenerate_recovery_codes, reset_mfa,
-};
 pub use password_change::{PasswordChange, change_password};
 pub use refresh::{logout, refresh};
 pub use register::register;
 pub(crate) use register::tenant_refusal;
+pub use second_factor::{
+    Confirmed, Disable, Enrolment, MfaSignIn, RecoveryCodes, TotpCode, complete_sign_in, confirm_totp,
+    disable_totp, enrol_totp, regenerate_recovery_codes, reset_mfa,
+};
 pub use tokens::{authenticate, issue_access_token, issue_session_token, jwks, token_key};
 
 use super::credentials::{Email, check_new_password, check_password_size};

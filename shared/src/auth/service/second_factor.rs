@@ -105,7 +105,10 @@ fn bearer(request: &lambda_http::Request) -> Option<&str> {
 
 fn code_field(field: &str, code: &str) -> Result<(), AppError> {
     if code.is_empty() || code.len() > MAX_CODE_BYTES {
-        return Err(AppError::bad_request(field, format!("{field}: is required, at most {MAX_CODE_BYTES} bytes")));
+        return Err(AppError::bad_request(
+            field,
+            format!("{field}: is required, at most {MAX_CODE_BYTES} bytes"),
+        ));
     }
     Ok(())
 }
@@ -118,10 +121,11 @@ async fn live_challenge(
 ) -> Result<(String, ChallengeRecord), AppError> {
     let (tenant, hash) = mfa_token::parse(token).ok_or(AppError::Unauthorized(INVALID_MFA))?;
     let now = app.now().unix_timestamp();
-    let challenge = mfa::find_challenge(&app.clients.dynamodb, &app.config.table_name, tenant.as_str(), &hash)
-        .await?
-        .filter(|c| c.purpose == purpose && c.is_live(now, mfa_token::MAX_ATTEMPTS))
-        .ok_or(AppError::Unauthorized(INVALID_MFA))?;
+    let challenge =
+        mfa::find_challenge(&app.clients.dynamodb, &app.config.table_name, tenant.as_str(), &hash)
+            .await?
+            .filter(|c| c.purpose == purpose && c.is_live(now, mfa_token::MAX_ATTEMPTS))
+            .ok_or(AppError::Unauthorized(INVALID_MFA))?;
     Ok((hash, challenge))
 }
 
@@ -140,7 +144,8 @@ async fn enroller(app: &App, request: &lambda_http::Request) -> Result<Enroller,
 
 /// The user item of a signed-in user (their directory entry names the email).
 async fn user_item(app: &App, principal: &Principal) -> Result<UserRecord, AppError> {
-    let (dynamodb, table, tenant) = (&app.clients.dynamodb, &app.config.table_name, principal.tenant.as_str());
+    let (dynamodb, table, tenant) =
+        (&app.clients.dynamodb, &app.config.table_name, principal.tenant.as_str());
     let member = members::find(dynamodb, table, tenant, &principal.id)
         .await?
         .ok_or(AppError::Unauthorized(NO_USER))?;
@@ -204,7 +209,12 @@ async fn count_failure(app: &App, principal: &Principal) -> Result<(), AppError>
 }
 
 /// The step of `code` for the secret of `mfa`, if it is a current, unused one.
-async fn accepted_step(app: &App, user: &UserRecord, mfa: &MfaRecord, code: &str) -> Result<Option<u64>, AppError> {
+async fn accepted_step(
+    app: &App,
+    user: &UserRecord,
+    mfa: &MfaRecord,
+    code: &str,
+) -> Result<Option<u64>, AppError> {
     let secret = envelope::open(app, &user.tenant_id, &user.user_id, &mfa.secret).await?;
     Ok(totp::accepted_step(&secret, code.trim(), app.now().unix_timestamp(), mfa.last_step))
 }
@@ -331,7 +341,9 @@ pub async fn confirm_totp(
             };
             match open_session(app, ctx, &sign_in).await? {
                 Opened::Tokens(tokens) => Some(tokens),
-                Opened::MfaRequired => return Err(AppError::Internal("a session with a factor refused".into())),
+                Opened::MfaRequired => {
+                    return Err(AppError::Internal("a session with a factor refused".into()));
+                }
             }
         }
     };
@@ -346,7 +358,8 @@ pub async fn regenerate_recovery_codes(
 ) -> Result<RecoveryCodes, AppError> {
     let principal = user_of(who)?;
     let user = user_item(app, principal).await?;
-    let active = user.mfa.as_ref().filter(|m| m.is_active()).ok_or_else(|| AppError::Conflict(NOT_ENROLLED.into()))?;
+    let active =
+        user.mfa.as_ref().filter(|m| m.is_active()).ok_or_else(|| AppError::Conflict(NOT_ENROLLED.into()))?;
     let now = app.now();
     let (codes, hashes) = new_recovery(now.unix_timestamp())?;
     let table = &app.config.table_name;
@@ -385,7 +398,11 @@ pub async fn disable_totp(
         .map_err(|_| AppError::bad_request("password", "password: is required, at most 1024 bytes"))?;
     code_field("code", &body.code)?;
     let user = user_item(app, principal).await?;
-    let active = user.mfa.clone().filter(MfaRecord::is_active).ok_or_else(|| AppError::Conflict(NOT_ENROLLED.into()))?;
+    let active = user
+        .mfa
+        .clone()
+        .filter(MfaRecord::is_active)
+        .ok_or_else(|| AppError::Conflict(NOT_ENROLLED.into()))?;
     // Limited like untrusted logins before any hashing.
     let attempts =
         Counter::per_principal("disable_totp", principal, app.config.rate_limits.login_ip, app.now());
@@ -424,7 +441,12 @@ pub async fn disable_totp(
 /// factor (an admin not an owner's). One read (the target's directory
 /// entry, for the email) and one transaction, in which the caller's own
 /// entry must still hold the role (unless resetting their own).
-pub async fn reset_mfa(app: &App, ctx: &RequestContext, who: &Authenticated, user_id: &str) -> Result<(), AppError> {
+pub async fn reset_mfa(
+    app: &App,
+    ctx: &RequestContext,
+    who: &Authenticated,
+    user_id: &str,
+) -> Result<(), AppError> {
     let caller = &who.principal;
     caller.require_any(&ADMINISTRATORS)?;
     if !crate::ids::is_valid_id(user_id) {
@@ -474,18 +496,26 @@ pub async fn reset_mfa(app: &App, ctx: &RequestContext, who: &Authenticated, use
 }
 
 /// `POST /v1/auth/mfa`: the second step of a login.
-pub async fn complete_sign_in(app: &App, ctx: &RequestContext, request: MfaSignIn) -> Result<TokenPair, AppError> {
+pub async fn complete_sign_in(
+    app: &App,
+    ctx: &RequestContext,
+    request: MfaSignIn,
+) -> Result<TokenPair, AppError> {
     let (code, recovery) = match (request.code, request.recovery_code) {
         (Some(code), None) => (Some(code), None),
         (None, Some(recovery)) => (None, Some(recovery)),
         _ => return Err(AppError::bad_request("code", "give code or recovery_code (one of them)")),
     };
-    code_field(if code.is_some() { "code" } else { "recovery_code" }, code.as_deref().or(recovery.as_deref()).unwrap_or_default())?;
+    code_field(
+        if code.is_some() { "code" } else { "recovery_code" },
+        code.as_deref().or(recovery.as_deref()).unwrap_or_default(),
+    )?;
     if request.mfa_token.len() > crate::auth::opaque_token::MAX_TOKEN_BYTES * 2 {
         return Err(AppError::bad_request("mfa_token", "mfa_token: is not an mfa_token"));
     }
     let now = app.now();
-    ratelimit::consume(app, &Counter::per_source("mfa", &ctx.source_ip, app.config.rate_limits.mfa_ip, now)).await?;
+    ratelimit::consume(app, &Counter::per_source("mfa", &ctx.source_ip, app.config.rate_limits.mfa_ip, now))
+        .await?;
     let (hash, challenge) = live_challenge(app, &request.mfa_token, ChallengePurpose::SignIn).await?;
     let table = &app.config.table_name;
     let user = users::find_by_email(&app.clients.dynamodb, table, &challenge.tenant_id, &challenge.email)

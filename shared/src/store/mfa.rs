@@ -184,8 +184,8 @@ pub fn disable(table: &str, user: &UserRecord, id: &str, step: u64) -> Result<Ac
     )
 }
 
-/// An administrator's reset: removes whatever second factor the user
-/// `user_id` (by email) has (label `user`). `not_owner`: only if the user
+/// An administrator's reset: removes whatever second factor (pending or
+/// active) the user `user_id` (by email) has, if any (label `user`). `not_owner`: only if the user
 /// is not an owner (an admin's reset).
 pub fn reset(
     table: &str,
@@ -195,7 +195,8 @@ pub fn reset(
     not_owner: bool,
 ) -> Result<Action<AuthLabel>, AppError> {
     let mut expr = Expr::default().value(":uid", value(user_id)?);
-    let mut condition = "user_id = :uid AND attribute_exists(mfa)".to_owned();
+    // Idempotent: a user without a second factor stays so.
+    let mut condition = "user_id = :uid".to_owned();
     if not_owner {
         expr = expr.name("#role", "role").value(":owner", value(crate::auth::Role::Owner)?);
         condition.push_str(" AND #role <> :owner");

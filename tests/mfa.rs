@@ -196,7 +196,7 @@ async fn enrol_confirm_and_sign_in_with_a_code_then_a_recovery_code() {
             .await;
     let code = totp_at(&secret, now(&stack));
     if code != "000000" {
-        assert_problem(&refused, 422);
+        assert_problem(&refused, 403);
     }
     let confirm = json!({ "code": code });
     let (status, confirmed) = parts(

@@ -41,7 +41,9 @@ const WRONG_PASSWORD_OR_CODE: &str = "the password or the code is not right";
 const NO_USER: &str = "the access token is invalid or expired";
 /// Failed second-factor attempts per user.
 const FAILURE_LIMIT: Limit = Limit::new(10, 900);
-const MAX_CODE_BYTES: usize = 64;
+const MAX_CODE_CHARS: usize = 64;
+/// The longest `mfa_token` taken (openapi.yaml's `maxLength`).
+const MAX_MFA_TOKEN_CHARS: usize = 256;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -104,10 +106,10 @@ fn bearer(request: &lambda_http::Request) -> Option<&str> {
 }
 
 fn code_field(field: &str, code: &str) -> Result<(), AppError> {
-    if code.is_empty() || code.len() > MAX_CODE_BYTES {
+    if code.is_empty() || code.chars().count() > MAX_CODE_CHARS {
         return Err(AppError::bad_request(
             field,
-            format!("{field}: is required, at most {MAX_CODE_BYTES} bytes"),
+            format!("{field}: is required, at most {MAX_CODE_CHARS} characters"),
         ));
     }
     Ok(())
@@ -294,7 +296,7 @@ pub async fn confirm_totp(
     let Some(step) = accepted_step(app, &user, &pending, &body.code).await? else {
         count_failure(app, &principal).await?;
         tracing::info!(tenant = %principal.tenant, user_id = %user.user_id, "totp confirmation refused: wrong code");
-        return Err(AppError::Unprocessable(WRONG_CODE.into()));
+        return Err(AppError::forbidden(WRONG_CODE));
     };
     let now = app.now();
     let (codes, hashes) = new_recovery(now.unix_timestamp())?;
@@ -510,7 +512,7 @@ pub async fn complete_sign_in(
         if code.is_some() { "code" } else { "recovery_code" },
         code.as_deref().or(recovery.as_deref()).unwrap_or_default(),
     )?;
-    if request.mfa_token.len() > crate::auth::opaque_token::MAX_TOKEN_BYTES * 2 {
+    if request.mfa_token.chars().count() > MAX_MFA_TOKEN_CHARS {
         return Err(AppError::bad_request("mfa_token", "mfa_token: is not an mfa_token"));
     }
     let now = app.now();

@@ -92,6 +92,8 @@ const JOB_EVENTS: &[&str] = &[
     "tenants-invite.json",
     // Run in tests/keys.rs.
     "signing-keys-status.json",
+    // Run in tests/mfa.rs.
+    "tenants-require-mfa.json",
     // Run in tests/migrate.rs, on a migrated legacy overdraft account.
     "tenants-set-overdraft-limit.json",
 ];

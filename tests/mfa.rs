@@ -410,10 +410,9 @@ async fn a_tenant_can_require_a_second_factor_of_a_role() {
     let admin_token = api.invited("acme", "admin@acme.example", caas::auth::Role::Admin).await;
     drop(admin_token);
     let app = stack.app("TenantsFunction");
-    let command: caas::access::tenants::Command = serde_json::from_value(
-        json!({"action": "update", "tenant_id": "acme", "mfa_required_roles": ["admin"]}),
-    )
-    .unwrap();
+    // The sample requires a second factor of owners and admins.
+    let command: caas::access::tenants::Command =
+        serde_json::from_str(&event_file("tenants-require-mfa.json")).unwrap();
     caas::access::tenants::run(&app, "test", command).await.unwrap();
     let bad: caas::access::tenants::Command = serde_json::from_value(
         json!({"action": "update", "tenant_id": "acme", "mfa_required_roles": ["boss"]}),

@@ -554,6 +554,7 @@ const JOB_SAMPLES: &[&str] = &[
     "tenants-reactivate.json",
     "tenants-suspend.json",
     "tenants-update.json",
+    "tenants-require-mfa.json",
     "verify.json",
     "outbox-drain.json",
     "outbox-drain-sweep.json",

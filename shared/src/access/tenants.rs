@@ -270,7 +270,7 @@ pub async fn update(
     let name = settings.name.map(tenant_name).transpose()?;
     let signup = settings.signup;
     if name.is_none() && signup.is_none() && settings.mfa_required_roles.is_none() {
-        return Err(AppError::bad_request("body", "update needs name, signup or mfa_required_roles"));
+        return Err(AppError::bad_request("body", "update needs name or signup (or mfa_required_roles)"));
     }
     // The operator's read-modify-write: the settings are the operator's own,
     // with no rule across items to protect, so the last update wins.

@@ -722,9 +722,15 @@ fn check(
             continue;
         }
         let of_function = statements.iter().filter(|s| s.function == call.function);
+        // A call naming an alias the template does not have (one made at
+        // runtime) authorizes a key unknown here: only a statement on every
+        // key of the account (`key/*`) surely covers it.
+        let unknown_key = call.resource.contains(":alias/") && call.action.starts_with("kms:");
         let applies = |s: &&Statement| {
             s.actions.iter().any(|a| action_matches(a, &call.action))
-                && s.resources.iter().any(|r| resource_matches(r, &call.resource))
+                && s.resources
+                    .iter()
+                    .any(|r| resource_matches(r, &call.resource) || (unknown_key && *r == any_key()))
         };
         let denied = of_function.clone().filter(|s| !s.allow).any(|s| applies(&s));
         let allowed = of_function.filter(|s| s.allow && !s.conditional).any(|s| match s.key_aliases {
@@ -881,7 +887,7 @@ fn a_kms_call_on_a_key_outside_the_granted_aliases_is_refused() {
     let template = load_template(&repo_root().join("template.yaml"));
     let kms = |rest: &str| format!("arn:aws:kms:{REGION}:{ACCOUNT}:{rest}");
     let call = |action: &str, resource: &str, aliases: &[&str]| Call {
-        function: "LoginFunction".into(),
+        function: "ChangePasswordFunction".into(),
         operation: action.trim_start_matches("kms:").into(),
         action: action.into(),
         resource: resource.into(),
@@ -889,8 +895,11 @@ fn a_kms_call_on_a_key_outside_the_granted_aliases_is_refused() {
         aliases: aliases.iter().map(|a| kms(a)).collect(),
     };
     let denied = |template: &Value, calls: &[Call]| {
-        let statements: Vec<Statement> =
-            policies(template).unwrap().into_iter().filter(|s| s.function == "LoginFunction").collect();
+        let statements: Vec<Statement> = policies(template)
+            .unwrap()
+            .into_iter()
+            .filter(|s| s.function == "ChangePasswordFunction")
+            .collect();
         check(template, &statements, calls, &[]).denied
     };
     let (current, previous) = (kms("alias/TokenSigningKeyAlias"), kms("alias/TokenSigningKeyAlias-previous"));
@@ -921,7 +930,8 @@ fn a_kms_call_on_a_key_outside_the_granted_aliases_is_refused() {
     // not the stack's own resource.
     let with = |condition: Value| {
         let mut changed = template.clone();
-        for policy in changed["Resources"]["LoginFunction"]["Properties"]["Policies"].as_array_mut().unwrap()
+        for policy in
+            changed["Resources"]["ChangePasswordFunction"]["Properties"]["Policies"].as_array_mut().unwrap()
         {
             for statement in policy["Statement"].as_array_mut().into_iter().flatten() {
                 if statement["Condition"].is_object() {
@@ -941,12 +951,26 @@ fn a_kms_call_on_a_key_outside_the_granted_aliases_is_refused() {
     ] {
         let changed = with(condition.clone());
         assert!(!denied(&changed, &allowed[..1]).is_empty(), "{condition}");
-        let statements: Vec<Statement> =
-            policies(&changed).unwrap().into_iter().filter(|s| s.function == "LoginFunction").collect();
+        let statements: Vec<Statement> = policies(&changed)
+            .unwrap()
+            .into_iter()
+            .filter(|s| s.function == "ChangePasswordFunction")
+            .collect();
         assert!(!hygiene(&changed, &statements).is_empty(), "{condition}");
     }
     let plain = with(json!({ "StringEquals": { "kms:ResourceAliases": own } }));
     assert!(denied(&plain, &allowed[..1]).is_empty());
+
+    // An alias made at runtime names a key unknown here: only a statement on
+    // every key covers it (the rotation job's), not one on a named key.
+    let rotation: Vec<Statement> =
+        policies(&template).unwrap().into_iter().filter(|s| s.function == "SigningKeysFunction").collect();
+    let describe = Call { function: "SigningKeysFunction".into(), ..call("kms:DescribeKey", &previous, &[]) };
+    assert!(check(&template, &rotation, std::slice::from_ref(&describe), &[]).denied.is_empty());
+    let verify: Vec<Statement> =
+        policies(&template).unwrap().into_iter().filter(|s| s.function == "VerifyFunction").collect();
+    let elsewhere = Call { function: "VerifyFunction".into(), ..call("kms:DescribeKey", &previous, &[]) };
+    assert_eq!(check(&template, &verify, &[elsewhere], &[]).denied.len(), 1);
 }
 
 #[test]

@@ -215,7 +215,9 @@ async fn a_refresh_whose_signature_fails_spends_nothing() {
     let api = Api::new(&stack);
     api.token("acme", "ada@example.com").await;
     let (_, token) = sign_in(&api, "ada@example.com", PASSWORD, "laptop").await;
-    let broken = stack.app_with("RefreshFunction", &[("TOKEN_SIGNING_KEY_ALIAS", "alias/no-such-key")]);
+    // A signing alias the template never configures: its calls are not the function's.
+    let broken =
+        stack.unattributed_app_with("RefreshFunction", &[("TOKEN_SIGNING_KEY_ALIAS", "alias/no-such-key")]);
     let request = json_request("POST", "/v1/auth/refresh", &json!({ "refresh_token": token }));
     let failed = refresh::handler(&broken, request).await.unwrap();
     assert!(failed.status().is_server_error(), "{:?}", parts(&failed));

@@ -209,6 +209,16 @@ impl TestStack {
         App::with_clock(config, clients, self.clock.clone())
     }
 
+    /// An App of `function` whose AWS calls are not attributed to it
+    /// (tests/iam.rs): for a configuration the template never deploys, such
+    /// as one made to fail on purpose.
+    pub fn unattributed_app_with(&self, function: &str, overrides: &[(&str, &str)]) -> App {
+        let env = self.env(function, overrides);
+        let config = Config::from_lookup(|name| env.get(name).cloned())
+            .unwrap_or_else(|e| panic!("config of {function}: {e}"));
+        App::with_clock(config, self.clients.clone(), self.clock.clone())
+    }
+
     pub fn table(&self) -> String {
         self.stack.table_name().expect("the template declares a table").to_owned()
     }

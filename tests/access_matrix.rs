@@ -64,6 +64,8 @@ enum Fixture {
     OtherUser,
     /// A machine client of the tenant, created by its owner (fresh per cell).
     Client,
+    /// An id no resource has.
+    Unknown,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -100,6 +102,12 @@ const LOGIN: &str =
     r#"{"tenant_id": "acme", "email": "{{OWN_EMAIL}}", "password": "correct horse battery staple"}"#;
 const UNKNOWN_REFRESH: &str =
     r#"{"refresh_token": "rt1.acme.REPLACE_WITH_A_REFRESH_TOKEN_FROM_LOGIN_000000000"}"#;
+
+const UNKNOWN_MFA: &str =
+    r#"{"mfa_token": "mf1.acme.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "code": "123456"}"#;
+const WRONG_PASSWORD: &str =
+    r#"{"current_password": "not the password at all", "new_password": "another long password"}"#;
+const DISABLE: &str = r#"{"password": "correct horse battery staple", "code": "000000"}"#;
 
 #[rustfmt::skip]
 const ROWS: &[Row] = &[
@@ -138,6 +146,19 @@ const ROWS: &[Row] = &[
     // The matrix sends JSON; the token endpoint takes only a form body (RFC 6749
     // invalid_request). Its client authentication is tested in tests/clients.rs.
     public("POST /v1/oauth/token", Some("grant_type=client_credentials"), 400),
+    public("POST /v1/auth/mfa", Some(UNKNOWN_MFA), 401),
+    // The caller's own sessions and second factor: users only. Nobody has a
+    // second factor here, so the rows before enrolment answer 409.
+    row("GET /v1/sessions", F::None, None,                                                [401, 200, 200, 200, 200, 200, 200, 403, 403, 200]),
+    row("DELETE /v1/sessions/{id}", F::Unknown, None,                                     [401, 404, 404, 404, 404, 404, 404, 403, 403, 404]),
+    row("POST /v1/auth/password", F::None, Some(WRONG_PASSWORD),                          [401, 403, 403, 403, 403, 403, 403, 403, 403, 403]),
+    row("POST /v1/mfa/totp/confirm", F::None, Some(r#"{"code": "000000"}"#),              [401, 409, 409, 409, 409, 409, 409, 403, 403, 409]),
+    row("POST /v1/mfa/totp/disable", F::None, Some(DISABLE),                              [401, 409, 409, 409, 409, 409, 409, 403, 403, 409]),
+    row("POST /v1/mfa/recovery-codes", F::None, None,                                     [401, 409, 409, 409, 409, 409, 409, 403, 403, 409]),
+    row("POST /v1/mfa/totp", F::None, None,                                               [401, 200, 200, 200, 200, 200, 200, 403, 403, 200]),
+    row("DELETE /v1/users/{id}/mfa", F::OtherUser, None,                                  [401, 403, 403, 403, 204, 204, 403, 403, 403, 404]),
+    // Last: it ends every session of each caller.
+    row("POST /v1/auth/logout-all", F::None, None,                                        [401, 204, 204, 204, 204, 204, 204, 403, 403, 204]),
 ];
 
 /// The principals' tokens and the standing resources.
@@ -206,6 +227,7 @@ async fn fixture_id(api: &Api<'_>, world: &World, fixture: Fixture) -> Option<St
         F::OwnAccount => values["OWN_ACCOUNT"].clone(),
         F::TenantAccount => values["TENANT_ACCOUNT"].clone(),
         F::OtherUser => values["OTHER_USER_ID"].clone(),
+        F::Unknown => uuid::Uuid::new_v4().to_string(),
         F::Client => {
             let body = serde_json::json!({"name": "fixture", "roles": ["member"]});
             let created = api

@@ -30,6 +30,21 @@ async fn login_response(
     login::handler(app, request).await.unwrap()
 }
 
+/// A login in acme from `ip`, presenting `device_token` if given.
+async fn device_login(
+    app: &caas::App,
+    ip: &str,
+    email: &str,
+    password: &str,
+    device_token: Option<&str>,
+) -> lambda_http::Response<lambda_http::Body> {
+    let mut body = json!({"tenant_id": "acme", "email": email, "password": password});
+    if let Some(token) = device_token {
+        body["device_token"] = token.into();
+    }
+    login::handler(app, from_source(json_request("POST", "/v1/auth/login", &body), ip)).await.unwrap()
+}
+
 async fn login(stack: &TestStack, tenant: &str, email: &str, password: &str) -> (u16, Value) {
     parts(&login_response(&stack.app("LoginFunction"), tenant, email, password).await)
 }
@@ -273,6 +288,8 @@ async fn legacy_bcrypt_user_logs_in_and_is_rehashed() {
         role: caas::auth::Role::Member,
         status: users::UserStatus::Active,
         session_epoch: 0,
+        devices: None,
+        mfa: None,
     };
     let tenant = caas::tenant::TenantId::parse("acme").unwrap();
     let event = caas::outbox::OutboxEvent::new(
@@ -511,13 +528,30 @@ async fn login_costs_one_read_one_transaction_and_one_signature() {
     register(&stack, "acme", "kim@example.com", PASSWORD).await;
     let app = stack.app("LoginFunction");
     stack.round_trips.reset();
-    assert_eq!(login_response(&app, "acme", "kim@example.com", PASSWORD).await.status(), 200);
-    assert_eq!(stack.round_trips.operations("dynamodb"), ["GetItem", "TransactWriteItems"]);
+    let response = login_response(&app, "acme", "kim@example.com", PASSWORD).await;
+    assert_eq!(response.status(), 200);
+    // An untrusted client (no device token): the per-source limit is one conditional update.
+    assert_eq!(stack.round_trips.operations("dynamodb"), ["GetItem", "UpdateItem", "TransactWriteItems"]);
+    assert_eq!(stack.round_trips.operations("kms"), ["Sign"]);
+    let device = parts(&response).1["device_token"].as_str().unwrap().to_owned();
+
+    stack.round_trips.reset();
+    let trusted = device_login(&app, "127.0.0.1", "kim@example.com", PASSWORD, Some(&device)).await;
+    assert_eq!(trusted.status(), 200);
+    assert_eq!(
+        stack.round_trips.operations("dynamodb"),
+        ["GetItem", "TransactWriteItems"],
+        "a trusted device"
+    );
     assert_eq!(stack.round_trips.operations("kms"), ["Sign"]);
 
     stack.round_trips.reset();
     assert_eq!(login_response(&app, "acme", "nobody@example.com", PASSWORD).await.status(), 401);
-    assert_eq!(stack.round_trips.operations("dynamodb"), ["GetItem"], "unknown user: one read, no write");
+    assert_eq!(
+        stack.round_trips.operations("dynamodb"),
+        ["GetItem", "UpdateItem"],
+        "unknown user: no write but the count"
+    );
     assert!(stack.round_trips.operations("kms").is_empty());
 
     let (_, tokens) = login(&stack, "acme", "kim@example.com", PASSWORD).await;
@@ -525,4 +559,92 @@ async fn login_costs_one_read_one_transaction_and_one_signature() {
     assert_eq!(refresh(&stack, tokens["refresh_token"].as_str().unwrap()).await.0, 200);
     assert_eq!(stack.round_trips.operations("dynamodb"), ["GetItem", "TransactWriteItems"]);
     assert_eq!(stack.round_trips.operations("kms"), ["Sign"]);
+}
+
+#[tokio::test]
+async fn device_tokens_keep_the_victim_in_while_attackers_are_limited() {
+    let stack = TestStack::new().await;
+    register(&stack, "acme", "vic@example.com", PASSWORD).await;
+    register(&stack, "acme", "other@example.com", PASSWORD).await;
+    let app = stack.app("LoginFunction");
+    let unknown = assert_problem(&login_response(&app, "acme", "nobody@example.com", PASSWORD).await, 401);
+    let first = device_login(&app, "127.0.0.3", "vic@example.com", PASSWORD, None).await;
+    let (status, tokens) = parts(&first);
+    assert_eq!(status, 200, "{tokens}");
+    let mut device = tokens["device_token"].as_str().expect("a device token").to_owned();
+
+    // The attacker (127.0.0.2, no device token) tries wrong passwords for
+    // hours; the victim signs in from their device all along.
+    let (mut refused, mut limited) = (0, 0);
+    for attempt in 0..300 {
+        let response = device_login(&app, "127.0.0.2", "vic@example.com", "wrong password!!", None).await;
+        match response.status().as_u16() {
+            401 => {
+                assert_eq!(assert_problem(&response, 401), unknown, "the same 401 body");
+                refused += 1;
+            }
+            429 => {
+                let retry: i64 = header(&response, "retry-after").unwrap().parse().unwrap();
+                assert!((1..=300).contains(&retry), "{retry}");
+                assert_problem(&response, 429);
+                limited += 1;
+            }
+            other => panic!("attacker got {other}"),
+        }
+        if attempt % 10 == 0 {
+            let victim = device_login(&app, "127.0.0.3", "vic@example.com", PASSWORD, Some(&device)).await;
+            let (status, tokens) = parts(&victim);
+            assert_eq!(status, 200, "the victim, attempt {attempt}: {tokens}");
+            device = tokens["device_token"].as_str().unwrap().to_owned();
+            stack.clock.advance(time::Duration::minutes(1));
+        }
+    }
+    assert!(limited >= 90 && refused >= 100, "limited {limited}, refused {refused}");
+    // Without a device token even the right password is refused now, with the same 401...
+    for _ in 0..5 {
+        device_login(&app, "127.0.0.4", "vic@example.com", "wrong password!!", None).await;
+    }
+    let locked = device_login(&app, "127.0.0.4", "vic@example.com", PASSWORD, None).await;
+    assert_eq!(assert_problem(&locked, 401), unknown);
+    // ...and a device token is bound to its account.
+    let borrowed =
+        device_login(&app, "127.0.0.4", "other@example.com", "wrong password!!", Some(&device)).await;
+    assert_problem(&borrowed, 401);
+    let user = stored_user(&stack, "acme", "other@example.com").await;
+    assert_eq!(user.failed_logins, 1, "counted as an untrusted client of the other account");
+
+    // A device's own failures end its trust at the threshold.
+    for _ in 0..5 {
+        let wrong =
+            device_login(&app, "127.0.0.3", "vic@example.com", "wrong password!!", Some(&device)).await;
+        assert_eq!(assert_problem(&wrong, 401), unknown);
+    }
+    let untrusted = device_login(&app, "127.0.0.3", "vic@example.com", PASSWORD, Some(&device)).await;
+    assert_eq!(
+        assert_problem(&untrusted, 401),
+        unknown,
+        "the device is untrusted, the account locked for those"
+    );
+}
+
+#[tokio::test]
+async fn emails_and_passwords_are_normalized_before_they_are_compared() {
+    let stack = TestStack::new().await;
+    let composed_password = "caf\u{e9} cr\u{e8}me br\u{fb}l\u{e9}e";
+    let (status, user) = register(&stack, "acme", "Ren\u{e9}@B\u{fc}cher.example", composed_password).await;
+    assert_eq!(status, 201, "{user}");
+    assert_eq!(user["email"], "ren\u{e9}@xn--bcher-kva.example");
+    // The decomposed forms of both are the same credentials.
+    let (status, _) = login(
+        &stack,
+        "acme",
+        "rene\u{301}@bu\u{308}cher.example",
+        "cafe\u{301} cre\u{300}me bru\u{302}le\u{301}e",
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (status, body) = register(&stack, "acme", "ren\u{e9}@xn--bcher-kva.example", PASSWORD).await;
+    assert_eq!(status, 409, "one address: {body}");
+    let (status, body) = register(&stack, "acme", "ren\u{e9}\u{200b}@b\u{fc}cher.example", PASSWORD).await;
+    assert_eq!((status, body["field"].as_str()), (400, Some("email")), "a zero-width space");
 }

@@ -5,9 +5,13 @@
 //! API samples carry placeholders (`{{ACCESS_TOKEN}}`, `{{ACCOUNT_ID}}`,
 //! `{{PAYER_ACCOUNT_ID}}`, `{{PAYEE_ACCOUNT_ID}}`, `{{PAYMENT_ID}}`,
 //! `{{OWNER_ACCESS_TOKEN}}`, `{{AUDITOR_ACCESS_TOKEN}}`, `{{INVITATION_TOKEN}}`,
-//! `{{USER_ID}}`, `{{CLIENT_ID}}`, `{{CLIENT_SECRET}}`) that the test fills with
-//! live values, as a user of `sam local invoke` would. Errors are problem
-//! documents, but the OAuth token endpoint's (RFC 6749 JSON).
+//! `{{USER_ID}}`, `{{SESSION_ID}}`, `{{PASSWORD_USER_ACCESS_TOKEN}}`,
+//! `{{CLIENT_ID}}`, `{{CLIENT_SECRET}}`) that the test fills with live values,
+//! as a user of `sam local invoke` would. Errors are problem documents, but the
+//! OAuth token endpoint's (RFC 6749 JSON).
+
+// The dispatch of every route nests deeply enough to pass the default query depth.
+#![recursion_limit = "256"]
 
 use caas_tests::api::{Api, api_event, dispatch};
 use caas_tests::*;
@@ -53,6 +57,11 @@ const API_EVENTS: &[(&str, &str, u16)] = &[
     ("register-invited.json", "RegisterFunction", 201),
     ("list-users.json", "ListUsersFunction", 200),
     ("update-user.json", "UpdateUserFunction", 200),
+    ("list-sessions.json", "ListSessionsFunction", 200),
+    ("revoke-session.json", "RevokeSessionFunction", 204),
+    ("change-password-weak.json", "ChangePasswordFunction", 400),
+    ("change-password.json", "ChangePasswordFunction", 200),
+    ("logout-all.json", "LogoutAllFunction", 204),
     ("create-client.json", "CreateClientFunction", 201),
     ("create-client-owner-role.json", "CreateClientFunction", 400),
     ("rotate-client-secret.json", "RotateClientSecretFunction", 200),
@@ -81,9 +90,20 @@ const JOB_EVENTS: &[&str] = &[
     "tenants-suspend.json",
     "tenants-reactivate.json",
     "tenants-invite.json",
+    // Run in tests/keys.rs.
+    "signing-keys-status.json",
+    // Run in tests/mfa.rs.
+    "tenants-require-mfa.json",
     // Run in tests/migrate.rs, on a migrated legacy overdraft account.
     "tenants-set-overdraft-limit.json",
 ];
+
+fn claims_of(access_token: &str) -> serde_json::Value {
+    use base64::Engine;
+    let claims = access_token.split('.').nth(1).expect("a JWS");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(claims).expect("base64url");
+    serde_json::from_slice(&bytes).expect("JSON claims")
+}
 
 fn fill(template: &str, values: &HashMap<&str, String>) -> String {
     values
@@ -171,6 +191,15 @@ async fn every_api_sample_gives_its_documented_status() {
                     .authorize(token, &values["PAYER_ACCOUNT_ID"], &values["PAYEE_ACCOUNT_ID"], 1_250, "USD")
                     .await;
                 values.insert("PAYMENT_ID", parts(&response).1["payment_id"].as_str().unwrap().to_owned());
+            }
+            "revoke-session.json" => {
+                // Another session of the samples' user, to end.
+                let token = api.token("acme", "ada@example.com").await;
+                values.insert("SESSION_ID", claims_of(&token)["sid"].as_str().unwrap().to_owned());
+            }
+            "change-password-weak.json" => {
+                let token = api.token("acme", "pat@example.com").await;
+                values.insert("PASSWORD_USER_ACCESS_TOKEN", token);
             }
             "refund-payment.json" => {
                 let token = &values["ACCESS_TOKEN"];

@@ -18,7 +18,18 @@
 //!   `Allow` statement without a `Condition` matches its action and resource
 //!   (IAM wildcards) and no `Deny` does; a conditional statement never counts
 //!   for a direct call (its conditions, such as `kms:ViaService`, are about
-//!   calls AWS makes on the function's behalf).
+//!   calls AWS makes on the function's behalf), with one exception:
+//! - Keys by alias: a statement on `arn:...:kms:...:key/*` whose only
+//!   condition is `StringEquals` or `ForAnyValue:StringEquals` on
+//!   `kms:ResourceAliases`, with values that are all the stack's own alias
+//!   names (an `AWS::KMS::Alias`'s `AliasName`, or that name followed by
+//!   `-` and a suffix, as rotation names the previous key's alias), allows
+//!   its actions on a key that has one of those aliases: the key a call named
+//!   by one of them, or a key named by id whose aliases (the template's, and
+//!   those the recorded alias calls gave it) include one. Signing keys are
+//!   created at runtime by the rotation job, so their ARNs are in no
+//!   template; this is how the policies reach exactly the stack's. The
+//!   hygiene rule takes such a statement as the stack's own.
 //! - Order: the record-based check is `#[ignore]`d because it needs the
 //!   records of a whole run; `scripts/test` runs it after `cargo test` has run
 //!   every other test, with `cargo test --test iam -- --ignored`. The other
@@ -48,6 +59,14 @@ const UNEXERCISED: &[(&str, &str, &str, &str)] = &[
         "an operator's restore from an on-demand backup (`backup_arn`) has no test; drills restore backups into drill tables",
     ),
 ];
+
+/// Statements whose resources may be other than the stack's own ARNs:
+/// `(function, Sid, reason)`.
+const OTHER_RESOURCES: &[(&str, &str, &str)] = &[(
+    "SigningKeysFunction",
+    "KeysTheAliasesPointAt",
+    "rotation moves the signing alias onto a key it has just created: that key has no ARN in the template and no alias yet, so neither a reference nor a kms:ResourceAliases condition can name it",
+)];
 
 const RESTORE_WRITES: &str = "the restore APIs require the write actions on the target table (DynamoDB writes the restored items itself)";
 
@@ -370,7 +389,13 @@ struct Statement {
     /// Where it came from, for messages: `Policies[0].Statement[1]`, or the SAM template's name.
     origin: String,
     allow: bool,
+    /// A condition this check does not evaluate (the statement never allows a call).
     conditional: bool,
+    /// The canonical alias ARNs of a `kms:ResourceAliases` condition the
+    /// check evaluates (see the module's "Keys by alias").
+    key_aliases: Option<BTreeSet<String>>,
+    /// The statement's `Sid`, if any.
+    sid: Option<String>,
     actions: Vec<String>,
     resources: Vec<String>,
     /// The unresolved `Resource` values, for the "stack's own ARNs" rule.
@@ -473,13 +498,19 @@ fn policies(template: &Value) -> Result<Vec<Statement>, Vec<String>> {
                     let strings = |v: &Value| -> Vec<String> {
                         as_list(v).iter().filter_map(|s| s.as_str().map(str::to_owned)).collect()
                     };
+                    let resources = strings(&resolved["Resource"]);
+                    let key_aliases = resolved
+                        .get("Condition")
+                        .and_then(|condition| alias_condition(template, condition, &resources));
                     statements.push(Statement {
                         function: function.clone(),
                         origin,
                         allow: resolved["Effect"] == "Allow",
-                        conditional: resolved.get("Condition").is_some(),
+                        conditional: resolved.get("Condition").is_some() && key_aliases.is_none(),
+                        key_aliases,
+                        sid: resolved["Sid"].as_str().map(str::to_owned),
                         actions: strings(&resolved["Action"]),
-                        resources: strings(&resolved["Resource"]),
+                        resources,
                         raw_resources: as_list(&raw["Resource"]),
                     });
                 }
@@ -487,6 +518,52 @@ fn policies(template: &Value) -> Result<Vec<Statement>, Vec<String>> {
         }
     }
     if errors.is_empty() { Ok(statements) } else { Err(errors) }
+}
+
+/// Every key of the account, the only resource a "keys by alias" statement may name.
+fn any_key() -> String {
+    format!("arn:aws:kms:{REGION}:{ACCOUNT}:key/*")
+}
+
+/// `alias/<name>` as the canonical alias ARN the records use, when it is
+/// one of the stack's own alias names: an `AWS::KMS::Alias`'s `AliasName`
+/// (→ `alias/<LogicalId>`), or that name followed by `-` and a suffix (→
+/// `alias/<LogicalId>-<suffix>`, as the recorder canonicalizes a test
+/// stack's `alias/<physical>-<suffix>`).
+fn own_alias(template: &Value, name: &str) -> Option<String> {
+    let resolver = Resolver { template };
+    let name = name.rsplit_once(":alias/").map_or(name.to_owned(), |(_, n)| format!("alias/{n}"));
+    of_type(template, "AWS::KMS::Alias").find_map(|(id, alias)| {
+        let own = resolver.string(&alias["Properties"]["AliasName"]).ok()?;
+        let rest = name.strip_prefix(own.as_str())?;
+        (rest.is_empty() || (rest.len() > 1 && rest.starts_with('-')))
+            .then(|| format!("arn:aws:kms:{REGION}:{ACCOUNT}:alias/{id}{rest}"))
+    })
+}
+
+/// The canonical aliases of a resolved `Condition` of the one form the check
+/// evaluates: a single `StringEquals` or `ForAnyValue:StringEquals` with the
+/// single key `kms:ResourceAliases`, every value one of the stack's own
+/// alias names, on the resource `key/*` alone. Anything else: `None`.
+fn alias_condition(template: &Value, condition: &Value, resources: &[String]) -> Option<BTreeSet<String>> {
+    if resources.is_empty() || resources.iter().any(|r| *r != any_key()) {
+        return None;
+    }
+    let operators = condition.as_object()?;
+    let [(operator, keys)] = operators.iter().collect::<Vec<_>>()[..] else { return None };
+    if operator != "StringEquals" && operator != "ForAnyValue:StringEquals" {
+        return None;
+    }
+    let keys = keys.as_object()?;
+    let [(key, values)] = keys.iter().collect::<Vec<_>>()[..] else { return None };
+    if !key.eq_ignore_ascii_case("kms:ResourceAliases") {
+        return None;
+    }
+    let values = as_list(values);
+    if values.is_empty() {
+        return None;
+    }
+    values.iter().map(|v| own_alias(template, v.as_str()?)).collect()
 }
 
 /// IAM's wildcard match: `*` any run of characters, `?` one.
@@ -552,6 +629,9 @@ const NO_RESOURCE_LEVEL: &[&str] = &[
 fn hygiene(template: &Value, statements: &[Statement]) -> Vec<String> {
     let mut problems = Vec::new();
     for s in statements.iter().filter(|s| s.allow) {
+        let excused = OTHER_RESOURCES
+            .iter()
+            .any(|(function, sid, _)| *function == s.function && s.sid.as_deref() == Some(*sid));
         for action in &s.actions {
             if action == "*" || action.ends_with(":*") {
                 problems.push(format!("{}: wildcard action {action}", s.origin));
@@ -572,9 +652,15 @@ fn hygiene(template: &Value, statements: &[Statement]) -> Vec<String> {
                 }
                 continue;
             }
+            // Keys by alias (the stack's own aliases), and the stack's own alias names.
+            if s.key_aliases.is_some()
+                || (resolved.contains(":alias/") && own_alias(template, resolved).is_some())
+            {
+                continue;
+            }
             let mut refs = BTreeSet::new();
             references(template, raw, &mut refs);
-            if refs.is_empty() {
+            if refs.is_empty() && !excused {
                 problems.push(format!("{}: resource {resolved} is not one of the stack's own", s.origin));
             }
         }
@@ -603,28 +689,54 @@ fn check(
     exceptions: &[(&str, &str, &str, &str)],
 ) -> Verdict {
     let aliases = alias_targets(template);
-    let calls: Vec<Call> = calls
+    // The aliases of the key each KMS call used: the alias it named, or the
+    // template's and the recorded aliases of the key it named.
+    let calls: Vec<(Call, BTreeSet<String>)> = calls
         .iter()
-        .map(|c| Call {
-            resource: aliases.get(&c.resource).cloned().unwrap_or_else(|| c.resource.clone()),
-            ..c.clone()
+        .map(|c| {
+            let mut key_aliases: BTreeSet<String> = c.aliases.iter().cloned().collect();
+            if c.resource.contains(":alias/") {
+                key_aliases.insert(c.resource.clone());
+            } else if c.resource.contains(":key/") {
+                key_aliases
+                    .extend(aliases.iter().filter(|(_, key)| **key == c.resource).map(|(a, _)| a.clone()));
+            }
+            let resource = aliases.get(&c.resource).cloned().unwrap_or_else(|| c.resource.clone());
+            (Call { resource, ..c.clone() }, key_aliases)
         })
         .collect();
+    // A keys-by-alias statement allowing `call`: its action, and a key of one of its aliases.
+    let by_alias = |s: &Statement, call: &Call, key_aliases: &BTreeSet<String>| {
+        s.key_aliases.as_ref().is_some_and(|allowed| {
+            s.actions.iter().any(|a| action_matches(a, &call.action))
+                && call.action.starts_with("kms:")
+                && !allowed.is_disjoint(key_aliases)
+        })
+    };
     let mut verdict = Verdict::default();
 
     // Every call allowed.
     let mut seen = BTreeSet::new();
-    for call in &calls {
-        if !seen.insert((&call.function, &call.action, &call.resource)) {
+    for (call, key_aliases) in &calls {
+        if !seen.insert((&call.function, &call.action, &call.resource, key_aliases)) {
             continue;
         }
         let of_function = statements.iter().filter(|s| s.function == call.function);
+        // A call naming an alias the template does not have (one made at
+        // runtime) authorizes a key unknown here: only a statement on every
+        // key of the account (`key/*`) surely covers it.
+        let unknown_key = call.resource.contains(":alias/") && call.action.starts_with("kms:");
         let applies = |s: &&Statement| {
             s.actions.iter().any(|a| action_matches(a, &call.action))
-                && s.resources.iter().any(|r| resource_matches(r, &call.resource))
+                && s.resources
+                    .iter()
+                    .any(|r| resource_matches(r, &call.resource) || (unknown_key && *r == any_key()))
         };
         let denied = of_function.clone().filter(|s| !s.allow).any(|s| applies(&s));
-        let allowed = of_function.filter(|s| s.allow && !s.conditional).any(|s| applies(&s));
+        let allowed = of_function.filter(|s| s.allow && !s.conditional).any(|s| match s.key_aliases {
+            Some(_) => by_alias(s, call, key_aliases),
+            None => applies(&s),
+        });
         if denied || !allowed {
             verdict.denied.push(format!(
                 "{} calls {} ({}) on {} (first in test {}), which its Policies do not allow",
@@ -638,10 +750,13 @@ fn check(
     for s in statements.iter().filter(|s| s.allow) {
         for action in &s.actions {
             for resource in &s.resources {
-                let exercised = calls.iter().any(|c| {
+                let exercised = calls.iter().any(|(c, key_aliases)| {
                     c.function == s.function
                         && action_matches(action, &c.action)
-                        && (resource == "*" || c.resource == "?" || glob(resource, &c.resource))
+                        && match s.key_aliases {
+                            Some(_) => by_alias(s, c, key_aliases),
+                            None => resource == "*" || c.resource == "?" || glob(resource, &c.resource),
+                        }
                 });
                 if exercised && !s.conditional {
                     continue;
@@ -741,6 +856,7 @@ fn a_get_item_the_policy_lacks_is_reported() {
         action: action.into(),
         resource: resource.into(),
         test: "synthetic".into(),
+        aliases: vec![],
     };
     let table = format!("arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/Table");
     let calls = [call("dynamodb:GetItem", &table), call("dynamodb:Query", &table)];
@@ -762,6 +878,99 @@ fn a_get_item_the_policy_lacks_is_reported() {
     let denied = denied_for(&without);
     assert_eq!(denied.len(), 1, "{denied:?}");
     assert!(denied[0].starts_with("VerifyFunction calls dynamodb:GetItem"), "{denied:?}");
+}
+
+/// Keys by alias: the signing functions reach the keys the stack's signing
+/// aliases point at, and no other key; another condition is not evaluated.
+#[test]
+fn a_kms_call_on_a_key_outside_the_granted_aliases_is_refused() {
+    let template = load_template(&repo_root().join("template.yaml"));
+    let kms = |rest: &str| format!("arn:aws:kms:{REGION}:{ACCOUNT}:{rest}");
+    let call = |action: &str, resource: &str, aliases: &[&str]| Call {
+        function: "ChangePasswordFunction".into(),
+        operation: action.trim_start_matches("kms:").into(),
+        action: action.into(),
+        resource: resource.into(),
+        test: "synthetic".into(),
+        aliases: aliases.iter().map(|a| kms(a)).collect(),
+    };
+    let denied = |template: &Value, calls: &[Call]| {
+        let statements: Vec<Statement> = policies(template)
+            .unwrap()
+            .into_iter()
+            .filter(|s| s.function == "ChangePasswordFunction")
+            .collect();
+        check(template, &statements, calls, &[]).denied
+    };
+    let (current, previous) = (kms("alias/TokenSigningKeyAlias"), kms("alias/TokenSigningKeyAlias-previous"));
+    let allowed = [
+        call("kms:Sign", &current, &[]),
+        call("kms:Sign", &kms("key/TokenSigningKey"), &[]),
+        // A key the rotation created, which the current alias points at.
+        call("kms:Sign", &kms("key/0f4d9c2e-rotated"), &["alias/TokenSigningKeyAlias"]),
+        call("kms:GetPublicKey", &previous, &[]),
+        call("kms:GetPublicKey", &kms("key/0f4d9c2e-older"), &["alias/TokenSigningKeyAlias-previous"]),
+    ];
+    assert!(denied(&template, &allowed).is_empty(), "{:?}", denied(&template, &allowed));
+    let refused = [
+        call("kms:Sign", &previous, &[]),
+        call("kms:Sign", &kms("alias/DataKeyAlias"), &[]),
+        call("kms:Sign", &kms("key/DataKey"), &[]),
+        call("kms:Sign", &kms("key/0f4d9c2e-elsewhere"), &[]),
+        call("kms:Sign", &kms("key/0f4d9c2e-previous"), &["alias/TokenSigningKeyAlias-previous"]),
+        call("kms:GetPublicKey", &kms("key/0f4d9c2e-other"), &["alias/SomeoneElsesAlias"]),
+        call("kms:Sign", "?", &[]),
+        call("kms:Decrypt", &current, &[]),
+    ];
+    for refused in &refused {
+        assert_eq!(denied(&template, std::slice::from_ref(refused)).len(), 1, "{refused:?}");
+    }
+
+    // Any other condition beside it, or a foreign alias in it: not evaluated, and
+    // not the stack's own resource.
+    let with = |condition: Value| {
+        let mut changed = template.clone();
+        for policy in
+            changed["Resources"]["ChangePasswordFunction"]["Properties"]["Policies"].as_array_mut().unwrap()
+        {
+            for statement in policy["Statement"].as_array_mut().into_iter().flatten() {
+                if statement["Condition"].is_object() {
+                    statement["Condition"] = condition.clone();
+                }
+            }
+        }
+        changed
+    };
+    let own = json!({ "Fn::Sub": "alias/${AWS::StackName}-token-signing" });
+    for condition in [
+        json!({ "ForAnyValue:StringEquals": { "kms:ResourceAliases": own, "kms:ViaService": "x" } }),
+        json!({ "ForAnyValue:StringEquals": { "kms:ResourceAliases": own }, "Bool": { "aws:SecureTransport": "true" } }),
+        json!({ "ForAnyValue:StringLike": { "kms:ResourceAliases": own } }),
+        json!({ "ForAnyValue:StringEquals": { "kms:ResourceAliases": ["alias/elsewhere"] } }),
+        json!({ "ForAnyValue:StringEquals": { "kms:ResourceAliases": [own, "alias/elsewhere"] } }),
+    ] {
+        let changed = with(condition.clone());
+        assert!(!denied(&changed, &allowed[..1]).is_empty(), "{condition}");
+        let statements: Vec<Statement> = policies(&changed)
+            .unwrap()
+            .into_iter()
+            .filter(|s| s.function == "ChangePasswordFunction")
+            .collect();
+        assert!(!hygiene(&changed, &statements).is_empty(), "{condition}");
+    }
+    let plain = with(json!({ "StringEquals": { "kms:ResourceAliases": own } }));
+    assert!(denied(&plain, &allowed[..1]).is_empty());
+
+    // An alias made at runtime names a key unknown here: only a statement on
+    // every key covers it (the rotation job's), not one on a named key.
+    let rotation: Vec<Statement> =
+        policies(&template).unwrap().into_iter().filter(|s| s.function == "SigningKeysFunction").collect();
+    let describe = Call { function: "SigningKeysFunction".into(), ..call("kms:DescribeKey", &previous, &[]) };
+    assert!(check(&template, &rotation, std::slice::from_ref(&describe), &[]).denied.is_empty());
+    let verify: Vec<Statement> =
+        policies(&template).unwrap().into_iter().filter(|s| s.function == "VerifyFunction").collect();
+    let elsewhere = Call { function: "VerifyFunction".into(), ..call("kms:DescribeKey", &previous, &[]) };
+    assert_eq!(check(&template, &verify, &[elsewhere], &[]).denied.len(), 1);
 }
 
 #[test]

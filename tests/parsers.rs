@@ -308,6 +308,7 @@ fn claims(sub: String, tenant: String, roles: Vec<String>) -> AccessClaims {
         jti: "j".into(),
         roles,
         client_id: None,
+        sid: None,
     }
 }
 
@@ -335,7 +336,7 @@ proptest! {
 
     #[test]
     fn tokens_of_any_text_are_refused(token in ".{0,300}") {
-        prop_assert!(jwt::verify(&token, &keys().1, &EXPECTED).is_err());
+        prop_assert!(jwt::verify(&token, std::slice::from_ref(&keys().1), &EXPECTED).is_err());
     }
 
     #[test]
@@ -346,7 +347,7 @@ proptest! {
             "{}.{}.{}",
             B64.encode(header.to_string()), B64.encode(body.to_string()), B64.encode(&signature)
         );
-        prop_assert!(jwt::verify(&token, &keys().1, &EXPECTED).is_err());
+        prop_assert!(jwt::verify(&token, std::slice::from_ref(&keys().1), &EXPECTED).is_err());
     }
 
     /// Signed tokens with any claims: verify decides without panicking, and a
@@ -359,18 +360,18 @@ proptest! {
         let (signing, key) = keys();
         let claims = claims(sub, tenant, roles);
         let token = sign(signing, &jwt::signing_input("k1", &claims));
-        let verified = jwt::verify(&token, key, &EXPECTED);
+        let verified = jwt::verify(&token, std::slice::from_ref(key), &EXPECTED);
         match caas::tenant::TenantId::parse(&claims.tenant) {
             Ok(_) => prop_assert_eq!(verified, Ok(claims.clone())),
             Err(_) => prop_assert_eq!(verified, Err(TokenError::Malformed)),
         }
-        prop_assert_eq!(jwt::verify(&high_s_twin(&token), key, &EXPECTED), Err(TokenError::BadSignature));
+        prop_assert_eq!(jwt::verify(&high_s_twin(&token), std::slice::from_ref(key), &EXPECTED), Err(TokenError::BadSignature));
         let mut chars: Vec<char> = token.chars().collect();
         let at = at % chars.len();
         if chars[at] != with {
             chars[at] = with;
             let changed: String = chars.into_iter().collect();
-            prop_assert!(jwt::verify(&changed, key, &EXPECTED).is_err(), "{}", changed);
+            prop_assert!(jwt::verify(&changed, std::slice::from_ref(key), &EXPECTED).is_err(), "{}", changed);
         }
     }
 
@@ -381,7 +382,7 @@ proptest! {
         let (signing, key) = keys();
         let header = B64.encode(r#"{"alg":"ES256","typ":"at+jwt","kid":"k1"}"#);
         let input = format!("{header}.{}", B64.encode(body.to_string()));
-        let _ = jwt::verify(&sign(signing, &input), key, &EXPECTED);
+        let _ = jwt::verify(&sign(signing, &input), std::slice::from_ref(key), &EXPECTED);
     }
 }
 
@@ -553,6 +554,7 @@ const JOB_SAMPLES: &[&str] = &[
     "tenants-reactivate.json",
     "tenants-suspend.json",
     "tenants-update.json",
+    "tenants-require-mfa.json",
     "verify.json",
     "outbox-drain.json",
     "outbox-drain-sweep.json",

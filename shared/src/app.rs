@@ -1,18 +1,18 @@
 //! Everything a handler needs, built once per container.
 
-use crate::auth::jwt::TokenKey;
+use crate::auth::keys::KeyCache;
 use crate::clients::Clients;
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use std::sync::Arc;
-use tokio::sync::OnceCell;
 
 pub struct App {
     pub config: Config,
     pub clients: Clients,
     pub clock: Arc<dyn Clock>,
-    /// The token public key, fetched from KMS once per container.
-    pub(crate) token_key: OnceCell<TokenKey>,
+    /// The published token keys and the signing key id, fetched from KMS
+    /// and kept for a few minutes per container.
+    pub(crate) token_keys: KeyCache,
 }
 
 impl App {
@@ -21,7 +21,7 @@ impl App {
     }
 
     pub fn with_clock(config: Config, clients: Clients, clock: Arc<dyn Clock>) -> Self {
-        Self { config, clients, clock, token_key: OnceCell::new() }
+        Self { config, clients, clock, token_keys: KeyCache::default() }
     }
 
     /// The production wiring used by every function's `main`: JSON logs,

@@ -44,7 +44,12 @@ impl Default for LockoutPolicy {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub table_name: String,
+    /// The key the token key ids start from (the stack's first signing key).
     pub token_signing_key_id: Option<String>,
+    /// The alias tokens are signed with (the current key); the key id when absent.
+    pub token_signing_key_alias: Option<String>,
+    /// The alias of the previous key, published until it is retired.
+    pub token_previous_key_alias: Option<String>,
     pub data_key_id: Option<String>,
     pub events_queue_url: Option<String>,
     pub jobs_queue_url: Option<String>,
@@ -53,6 +58,9 @@ pub struct Config {
     pub argon2: Argon2Cost,
     pub access_token_ttl_seconds: i64,
     pub refresh_token_ttl_seconds: i64,
+    /// A session's absolute lifetime: rotations extend its idle expiry
+    /// (`refresh_token_ttl_seconds`) never past this.
+    pub session_max_lifetime_seconds: i64,
     pub lockout: LockoutPolicy,
     pub idempotency_ttl_seconds: i64,
     /// How long an invitation can be accepted (default 7 days).
@@ -62,6 +70,7 @@ pub struct Config {
     pub client_secret_grace_seconds: i64,
     pub backup: BackupSettings,
     pub migrate: MigrateSettings,
+    pub rate_limits: crate::ratelimit::RateLimits,
 }
 
 /// The backup job: which tables, how long on-demand backups are kept, and
@@ -103,6 +112,8 @@ impl Config {
         Ok(Self {
             table_name: required("TABLE_NAME")?,
             token_signing_key_id: text("TOKEN_SIGNING_KEY_ID"),
+            token_signing_key_alias: text("TOKEN_SIGNING_KEY_ALIAS"),
+            token_previous_key_alias: text("TOKEN_PREVIOUS_KEY_ALIAS"),
             data_key_id: text("DATA_KEY_ID"),
             events_queue_url: text("EVENTS_QUEUE_URL"),
             jobs_queue_url: text("JOBS_QUEUE_URL"),
@@ -118,6 +129,12 @@ impl Config {
                 &text,
                 "REFRESH_TOKEN_TTL_SECONDS",
                 2_592_000,
+                300..=31_536_000,
+            )?,
+            session_max_lifetime_seconds: number(
+                &text,
+                "SESSION_MAX_LIFETIME_SECONDS",
+                7_776_000,
                 300..=31_536_000,
             )?,
             lockout: LockoutPolicy {
@@ -137,6 +154,7 @@ impl Config {
             },
             idempotency_ttl_seconds: number(&text, "IDEMPOTENCY_TTL_SECONDS", 86_400, 86_400..=2_592_000)?,
             invitation_ttl_seconds: number(&text, "INVITATION_TTL_SECONDS", 604_800, 3_600..=2_592_000)?,
+            rate_limits: crate::ratelimit::RateLimits::from_lookup(&text)?,
             client_secret_grace_seconds: number(&text, "CLIENT_SECRET_GRACE_SECONDS", 86_400, 0..=604_800)?,
             backup: BackupSettings {
                 tables: match text("BACKUP_TABLES") {
@@ -171,6 +189,14 @@ impl Config {
 
     pub fn token_signing_key_id(&self) -> Result<&str, ConfigError> {
         self.token_signing_key_id.as_deref().ok_or(ConfigError::Missing("TOKEN_SIGNING_KEY_ID"))
+    }
+
+    /// What tokens are signed with: the signing alias, else the key id.
+    pub fn token_signing_reference(&self) -> Result<&str, ConfigError> {
+        match self.token_signing_key_alias.as_deref() {
+            Some(alias) => Ok(alias),
+            None => self.token_signing_key_id(),
+        }
     }
 }
 

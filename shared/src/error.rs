@@ -28,6 +28,9 @@ pub enum AppError {
     /// The same idempotency key is being processed by another invocation.
     #[error("a request with this Idempotency-Key is still in progress")]
     InProgress { retry_after_seconds: u64 },
+    /// A rate limit was reached; retry after the window ends.
+    #[error("too many requests; retry in {retry_after_seconds} s")]
+    TooManyRequests { retry_after_seconds: u64 },
     /// Contention or throttling outlasted our bounded retries.
     #[error("{0}")]
     Unavailable(String),

@@ -19,6 +19,29 @@ const PROBLEM_CONTENT_TYPE: &str = "application/problem+json";
 #[derive(Debug, Clone)]
 pub struct RequestContext {
     pub correlation_id: String,
+    /// The caller's address as API Gateway saw it (`requestContext.http.sourceIp`).
+    pub source_ip: String,
+    /// The `User-Agent` API Gateway recorded, if any.
+    pub user_agent: Option<String>,
+}
+
+impl RequestContext {
+    /// A context for work that did not come through API Gateway (jobs, tests).
+    pub fn internal(correlation_id: &str) -> Self {
+        Self { correlation_id: correlation_id.to_owned(), source_ip: "internal".into(), user_agent: None }
+    }
+}
+
+/// The source address and user agent of an HTTP API (payload 2.0) request.
+fn caller_of(request: &Request) -> (String, Option<String>) {
+    use lambda_http::request::RequestContext as Context;
+    match request.request_context_ref() {
+        Some(Context::ApiGatewayV2(context)) => (
+            context.http.source_ip.clone().filter(|ip| !ip.is_empty()).unwrap_or_else(|| "unknown".into()),
+            context.http.user_agent.clone().filter(|agent| !agent.is_empty()),
+        ),
+        _ => ("unknown".into(), None),
+    }
 }
 
 /// A successful answer: status, optional JSON body, extra headers.
@@ -82,7 +105,8 @@ where
         method = %request.method(),
         path = %request.raw_http_path(),
     );
-    let context = RequestContext { correlation_id: correlation_id.clone() };
+    let (source_ip, user_agent) = caller_of(&request);
+    let context = RequestContext { correlation_id: correlation_id.clone(), source_ip, user_agent };
     async move {
         let response = match handler(context, request).await {
             Ok(reply) => render(reply),
@@ -267,6 +291,9 @@ pub fn problem_response(error: &AppError) -> Response<Body> {
         AppError::InProgress { retry_after_seconds } => {
             builder = builder.header(header::RETRY_AFTER, retry_after_seconds.to_string());
         }
+        AppError::TooManyRequests { retry_after_seconds } => {
+            builder = builder.header(header::RETRY_AFTER, retry_after_seconds.to_string());
+        }
         AppError::Unavailable(_) => builder = builder.header(header::RETRY_AFTER, "1"),
         AppError::Unauthorized(_) => builder = builder.header(header::WWW_AUTHENTICATE, "Bearer"),
         _ => {}
@@ -288,6 +315,9 @@ fn classify(error: &AppError) -> (StatusCode, &'static str, &'static str) {
             (StatusCode::UNPROCESSABLE_ENTITY, "unprocessable", "Unprocessable request")
         }
         AppError::InProgress { .. } => (StatusCode::CONFLICT, "in-progress", "Request in progress"),
+        AppError::TooManyRequests { .. } => {
+            (StatusCode::TOO_MANY_REQUESTS, "rate-limited", "Too many requests")
+        }
         AppError::Unavailable(_) => {
             (StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Service temporarily unavailable")
         }

@@ -28,6 +28,7 @@ pub mod money;
 pub mod outbox;
 pub mod paging;
 pub mod payments;
+pub mod ratelimit;
 pub mod runtime;
 pub mod sorted_json;
 pub mod store;

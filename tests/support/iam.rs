@@ -16,6 +16,11 @@
 //! account are fixed, so records of every test stack and every test process
 //! compare with template.yaml resolved the same way.
 //!
+//! A KMS call naming its key by id gets the key's aliases at the time
+//! (the emulator's, as this process's `CreateAlias` / `UpdateAlias` /
+//! `DeleteAlias` calls set them), so a policy granting by
+//! `kms:ResourceAliases` can be checked for keys created at runtime.
+//!
 //! Records are written only when `CAAS_IAM_CALLS` names a directory
 //! (scripts/test sets it): one JSON line per distinct call, in
 //! `<dir>/<test binary>-<pid>.jsonl`.
@@ -57,6 +62,13 @@ pub struct Call {
     /// The first test (thread name) that made it: for messages only.
     #[serde(default)]
     pub test: String,
+    /// For a KMS call naming a key by id or ARN: the aliases (canonical
+    /// alias ARNs) the key had when it was called, as the calls of this
+    /// process that create, move and delete aliases left them (keys created at
+    /// runtime, such as a rotation's, are not in the template). Empty for a
+    /// call naming an alias: the alias is its resource.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub aliases: Vec<String>,
 }
 
 /// Physical names of one test stack mapped back to logical ids.
@@ -237,6 +249,36 @@ pub fn authorizations(names: &Names, service: &str, operation: &str, input: &Val
     }
 }
 
+/// Where each alias points (canonical alias ARN → canonical key ARN), as
+/// the alias calls of this process (any function's, or none's) left it.
+fn alias_map() -> &'static Mutex<std::collections::HashMap<String, String>> {
+    static MAP: OnceLock<Mutex<std::collections::HashMap<String, String>>> = OnceLock::new();
+    MAP.get_or_init(Default::default)
+}
+
+/// Follows an alias call, and answers the aliases of the key a KMS call
+/// names by id (empty when it names an alias, or no key).
+fn key_aliases(names: &Names, operation: &str, input: &Value) -> Vec<String> {
+    let s = |key: &str| input.get(key).and_then(Value::as_str);
+    let mut map = alias_map().lock().unwrap_or_else(|p| p.into_inner());
+    match (operation, s("AliasName"), s("TargetKeyId")) {
+        ("CreateAlias" | "UpdateAlias", Some(alias), Some(target)) => {
+            map.insert(names.key_arn(alias), names.key_arn(target));
+        }
+        ("DeleteAlias", Some(alias), _) => {
+            map.remove(&names.key_arn(alias));
+        }
+        _ => {}
+    }
+    let Some(key) = s("KeyId").map(|k| names.key_arn(k)).filter(|k| k.contains(":key/")) else {
+        return Vec::new();
+    };
+    let mut aliases: Vec<String> =
+        map.iter().filter(|(_, target)| **target == key).map(|(alias, _)| alias.clone()).collect();
+    aliases.sort();
+    aliases
+}
+
 /// The interceptor: attributes every request of its clients to one function.
 #[derive(Debug, Clone)]
 pub struct CallRecorder {
@@ -274,6 +316,10 @@ impl Intercept for CallRecorder {
             .and_then(|bytes| serde_json::from_slice(bytes).ok())
             .unwrap_or(Value::Null);
         let test = std::thread::current().name().unwrap_or_default().to_owned();
+        let aliases = match service.as_str() {
+            "kms" => key_aliases(&self.names, &operation, &input),
+            _ => Vec::new(),
+        };
         for (action, resource) in authorizations(&self.names, &service, &operation, &input) {
             sink.write(Call {
                 function: self.function.to_string(),
@@ -281,6 +327,7 @@ impl Intercept for CallRecorder {
                 action,
                 resource,
                 test: test.clone(),
+                aliases: aliases.clone(),
             });
         }
         Ok(())

@@ -209,6 +209,16 @@ impl TestStack {
         App::with_clock(config, clients, self.clock.clone())
     }
 
+    /// An App of `function` whose AWS calls are not attributed to it
+    /// (tests/iam.rs): for a configuration the template never deploys, such
+    /// as one made to fail on purpose.
+    pub fn unattributed_app_with(&self, function: &str, overrides: &[(&str, &str)]) -> App {
+        let env = self.env(function, overrides);
+        let config = Config::from_lookup(|name| env.get(name).cloned())
+            .unwrap_or_else(|e| panic!("config of {function}: {e}"));
+        App::with_clock(config, self.clients.clone(), self.clock.clone())
+    }
+
     pub fn table(&self) -> String {
         self.stack.table_name().expect("the template declares a table").to_owned()
     }
@@ -240,6 +250,16 @@ pub fn api_request(method: &str, path: &str, headers: &[(&str, &str)], body: Opt
         "isBase64Encoded": false
     });
     lambda_http::request::from_str(&event.to_string()).expect("valid API Gateway event")
+}
+
+/// `request` as sent from `ip` (API Gateway's `requestContext.http.sourceIp`).
+pub fn from_source(mut request: Request, ip: &str) -> Request {
+    use lambda_http::request::RequestContext;
+    if let Some(RequestContext::ApiGatewayV2(context)) = request.extensions_mut().get_mut::<RequestContext>()
+    {
+        context.http.source_ip = Some(ip.to_owned());
+    }
+    request
 }
 
 pub fn json_request(method: &str, path: &str, body: &serde_json::Value) -> Request {

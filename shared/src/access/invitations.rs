@@ -15,6 +15,7 @@ use crate::clock::rfc3339;
 use crate::error::AppError;
 use crate::http::RequestContext;
 use crate::outbox::OutboxEvent;
+use crate::ratelimit::{self, Counter};
 use crate::store::invitations::{self as store, InvitationRecord};
 use crate::store::labels::AuthLabel;
 use crate::store::tx::Tx;
@@ -117,14 +118,18 @@ pub async fn invite(
     let tenant = caller.tenant.as_str();
     let prepared =
         prepare(app, &ctx.correlation_id, &caller.tenant, &email, role, &caller.actor(), app.now());
+    let limit = Counter::for_write(app, "invite", caller);
     Tx::new(table, &prepared.event)?
         .push(store::insert(table, &prepared.token_hash, &prepared.record)?)
         .push(tenants::require_active(table, tenant)?)
         .push(members::require_role(table, caller, allowed)?)
+        .push(ratelimit::action(table, AuthLabel::RateLimit, &limit)?)
         .commit(&app.clients.dynamodb)
         .await
         .map_err(|error| {
-            if error.failed(AuthLabel::Caller).is_some() {
+            if let Some(limited) = ratelimit::refused(&error, AuthLabel::RateLimit, &limit, app.now()) {
+                limited
+            } else if error.failed(AuthLabel::Caller).is_some() {
                 AppError::forbidden("your current role does not allow this invitation")
             } else if let Some(failure) = error.failed(AuthLabel::Tenant) {
                 crate::auth::service::tenant_refusal(failure)

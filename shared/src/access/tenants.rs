@@ -5,7 +5,8 @@
 //! - `create` {tenant_id, name, signup?, owner_email}: the tenant and a
 //!   one-time invitation for its first owner (the token is in the answer only)
 //! - `get` {tenant_id}, `list` {limit?, cursor?}
-//! - `update` {tenant_id, name?, signup?}
+//! - `update` {tenant_id, name?, signup?, mfa_required_roles?}: the roles
+//!   whose users must sign in with a second factor (`[]`: none)
 //! - `suspend` / `reactivate` {tenant_id}
 //! - `invite` {tenant_id, email, role?}: another invitation (default role
 //!   owner), e.g. when the first owner's expired unused
@@ -56,6 +57,9 @@ pub enum Command {
         name: Option<String>,
         #[serde(default)]
         signup: Option<String>,
+        /// Role names; checked here, so a wrong one is named.
+        #[serde(default)]
+        mfa_required_roles: Option<Vec<String>>,
     },
     Suspend {
         tenant_id: String,
@@ -101,9 +105,21 @@ pub async fn run(app: &App, correlation_id: &str, command: Command) -> Result<Va
         }
         Command::Get { tenant_id } => encode(get(app, &tenant_id).await),
         Command::List { limit, cursor } => encode(list(app, limit, cursor.as_deref()).await),
-        Command::Update { tenant_id, name, signup } => {
+        Command::Update { tenant_id, name, signup, mfa_required_roles } => {
             let signup = signup.as_deref().map(signup_of).transpose()?;
-            encode(update(app, correlation_id, &tenant_id, name.as_deref(), signup).await)
+            let mfa_roles = mfa_required_roles
+                .map(|roles| {
+                    let mut parsed = roles
+                        .iter()
+                        .map(|r| Role::from_field("mfa_required_roles", r))
+                        .collect::<Result<Vec<_>, _>>()?;
+                    parsed.sort_by_key(|r| r.as_str());
+                    parsed.dedup();
+                    Ok::<_, AppError>(parsed)
+                })
+                .transpose()?;
+            let settings = Settings { name: name.as_deref(), signup, mfa_required_roles: mfa_roles };
+            encode(update(app, correlation_id, &tenant_id, settings).await)
         }
         Command::Suspend { tenant_id } => {
             encode(set_status(app, correlation_id, &tenant_id, TenantStatus::Suspended).await)
@@ -179,6 +195,7 @@ pub async fn create(
         created_at: at.clone(),
         updated_at: at,
         suspended_at: None,
+        mfa_required_roles: Vec::new(),
     };
     let actor = Actor::operator();
     let created = OutboxEvent::new(
@@ -235,17 +252,25 @@ pub async fn list(app: &App, limit: Option<u32>, cursor: Option<&str>) -> Result
     Ok(Page { tenants, next_cursor })
 }
 
+/// The settings an `update` changes (`None`: unchanged).
+#[derive(Debug, Clone, Default)]
+pub struct Settings<'a> {
+    pub name: Option<&'a str>,
+    pub signup: Option<Signup>,
+    pub mfa_required_roles: Option<Vec<Role>>,
+}
+
 pub async fn update(
     app: &App,
     correlation_id: &str,
     tenant_id_raw: &str,
-    name: Option<&str>,
-    signup: Option<Signup>,
+    settings: Settings<'_>,
 ) -> Result<TenantRecord, AppError> {
     let tenant = tenant_id(tenant_id_raw)?;
-    let name = name.map(tenant_name).transpose()?;
-    if name.is_none() && signup.is_none() {
-        return Err(AppError::bad_request("body", "update needs name or signup"));
+    let name = settings.name.map(tenant_name).transpose()?;
+    let signup = settings.signup;
+    if name.is_none() && signup.is_none() && settings.mfa_required_roles.is_none() {
+        return Err(AppError::bad_request("body", "update needs name or signup (or mfa_required_roles)"));
     }
     // The operator's read-modify-write: the settings are the operator's own,
     // with no rule across items to protect, so the last update wins.
@@ -253,6 +278,9 @@ pub async fn update(
     let now = app.now();
     record.name = name.unwrap_or(record.name);
     record.signup = signup.unwrap_or(record.signup);
+    if let Some(roles) = settings.mfa_required_roles {
+        record.mfa_required_roles = roles;
+    }
     record.updated_at = rfc3339(now);
     let event = OutboxEvent::new(
         &tenant,
@@ -261,7 +289,12 @@ pub async fn update(
         "tenant.updated",
         now,
         correlation_id,
-        json!({ "tenant_id": tenant, "name": record.name, "signup": record.signup }),
+        json!({
+            "tenant_id": tenant,
+            "name": record.name,
+            "signup": record.signup,
+            "mfa_required_roles": record.mfa_required_roles,
+        }),
     )
     .by(&Actor::operator());
     let table = &app.config.table_name;
@@ -373,7 +406,12 @@ mod tests {
         );
         assert_eq!(
             parse(json!({"action": "update", "tenant_id": "acme", "signup": "open"})).unwrap(),
-            Command::Update { tenant_id: "acme".into(), name: None, signup: Some("open".into()) }
+            Command::Update {
+                tenant_id: "acme".into(),
+                name: None,
+                signup: Some("open".into()),
+                mfa_required_roles: None
+            }
         );
         assert_eq!(parse(json!({"action": "list"})).unwrap(), Command::List { limit: None, cursor: None });
         for bad in [

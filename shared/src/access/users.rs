@@ -15,6 +15,7 @@ use crate::error::AppError;
 use crate::http::RequestContext;
 use crate::outbox::OutboxEvent;
 use crate::paging::PageQuery;
+use crate::ratelimit::{self, Counter};
 use crate::store::labels::AuthLabel;
 use crate::store::members::{self, MemberRecord};
 use crate::store::tenants::{self, TenantStatus};
@@ -192,7 +193,12 @@ pub async fn update(
     if !changes_self {
         tx = tx.push(members::require_role(table, caller, required)?);
     }
-    tx.commit(&app.clients.dynamodb).await.map_err(|error| change_refused(error, owner_delta))?;
+    let limit = Counter::for_write(app, "update_user", caller);
+    tx = tx.push(ratelimit::action(table, AuthLabel::RateLimit, &limit)?);
+    tx.commit(&app.clients.dynamodb).await.map_err(|error| {
+        ratelimit::refused(&error, AuthLabel::RateLimit, &limit, app.now())
+            .unwrap_or_else(|| change_refused(error, owner_delta))
+    })?;
     tracing::info!(
         tenant = %tenant,
         user_id = %user_id,

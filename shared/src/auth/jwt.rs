@@ -1,7 +1,10 @@
 //! Access tokens: JWS compact, ES256, `typ: at+jwt` (RFC 9068), signed by the
 //! KMS asymmetric key. Signing is ours (KMS returns DER signatures, JWS needs
 //! raw R‖S), so verification shares this codec: the algorithm is pinned to
-//! ES256 and the key to the configured `kid`; the header never chooses.
+//! ES256 and the key is looked up by `kid` among the published keys only; the
+//! header never chooses anything else. Signatures are low-S: ours are
+//! normalized when assembled, and a high-S signature (the other valid form of
+//! the same signature, RFC 6979 / BIP 62 malleability) is refused.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
@@ -29,6 +32,9 @@ pub struct AccessClaims {
     /// tokens (client credentials) have `sub` = `client_id`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_id: Option<String>,
+    /// The session (refresh-token family) a user's token was issued in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -138,7 +144,14 @@ pub struct Expected<'a> {
 /// Allowed clock skew for `iat`.
 const IAT_SKEW_SECONDS: i64 = 60;
 
-pub fn verify(token: &str, key: &TokenKey, expected: &Expected<'_>) -> Result<AccessClaims, TokenError> {
+/// The `kid` a token's header names, if it has a readable header.
+pub fn kid_of(token: &str) -> Option<String> {
+    let header: Header = decode_json(token.split('.').next()?).ok()?;
+    header.kid
+}
+
+/// Verifies `token` with the key among `keys` its `kid` names.
+pub fn verify(token: &str, keys: &[TokenKey], expected: &Expected<'_>) -> Result<AccessClaims, TokenError> {
     let mut parts = token.split('.');
     let (Some(header_b64), Some(claims_b64), Some(signature_b64), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())
@@ -156,9 +169,11 @@ pub fn verify(token: &str, key: &TokenKey, expected: &Expected<'_>) -> Result<Ac
     if !typ_ok {
         return Err(TokenError::WrongType);
     }
-    if header.kid.as_deref() != Some(key.kid.as_str()) {
-        return Err(TokenError::UnknownKey);
-    }
+    let key = header
+        .kid
+        .as_deref()
+        .and_then(|kid| keys.iter().find(|key| key.kid == kid))
+        .ok_or(TokenError::UnknownKey)?;
     let signature_bytes = B64.decode(signature_b64).map_err(|_| TokenError::Malformed)?;
     let signature = Signature::from_slice(&signature_bytes).map_err(|_| TokenError::BadSignature)?;
     // A high S (s > n/2) is the other of the two valid signatures of the
@@ -216,6 +231,7 @@ mod tests {
             jti: "j".into(),
             roles: vec!["admin".into()],
             client_id: None,
+            sid: None,
         }
     }
 
@@ -230,7 +246,7 @@ mod tests {
     fn verifies_a_well_formed_token() {
         let (signing, key) = key_pair();
         let token = sign(&signing, &signing_input("k1", &claims()));
-        assert_eq!(verify(&token, &key, &EXPECTED), Ok(claims()));
+        assert_eq!(verify(&token, std::slice::from_ref(&key), &EXPECTED), Ok(claims()));
         assert_eq!(key.jwk.kty, "EC");
         assert_eq!(B64.decode(&key.jwk.x).unwrap().len(), 32);
     }
@@ -240,18 +256,18 @@ mod tests {
         let (signing, key) = key_pair();
         let good = sign(&signing, &signing_input("k1", &claims()));
         let expired = Expected { now: 1_900, ..EXPECTED };
-        assert_eq!(verify(&good, &key, &expired), Err(TokenError::Expired));
+        assert_eq!(verify(&good, std::slice::from_ref(&key), &expired), Err(TokenError::Expired));
         let other_aud = Expected { audience: "other", ..EXPECTED };
-        assert_eq!(verify(&good, &key, &other_aud), Err(TokenError::WrongAudience));
+        assert_eq!(verify(&good, std::slice::from_ref(&key), &other_aud), Err(TokenError::WrongAudience));
         let other_iss = Expected { issuer: "other", ..EXPECTED };
-        assert_eq!(verify(&good, &key, &other_iss), Err(TokenError::WrongIssuer));
+        assert_eq!(verify(&good, std::slice::from_ref(&key), &other_iss), Err(TokenError::WrongIssuer));
         // Tampered claims keep the old signature.
         let mut forged = claims();
         forged.tenant = "evil".into();
         let forged_input = signing_input("k1", &forged);
         let signature = good.rsplit('.').next().unwrap();
         assert_eq!(
-            verify(&format!("{forged_input}.{signature}"), &key, &EXPECTED),
+            verify(&format!("{forged_input}.{signature}"), std::slice::from_ref(&key), &EXPECTED),
             Err(TokenError::BadSignature)
         );
         // alg: none and HS256 are refused before any signature check.
@@ -259,16 +275,48 @@ mod tests {
             let header = B64.encode(format!(r#"{{"alg":"{alg}","typ":"at+jwt","kid":"k1"}}"#));
             let body = good.split('.').nth(1).unwrap();
             let token = format!("{header}.{body}.{signature}");
-            assert_eq!(verify(&token, &key, &EXPECTED), Err(TokenError::UnsupportedAlgorithm), "{alg}");
+            assert_eq!(
+                verify(&token, std::slice::from_ref(&key), &EXPECTED),
+                Err(TokenError::UnsupportedAlgorithm),
+                "{alg}"
+            );
         }
         let (other_signing, _) = key_pair();
         let wrong_key = sign(&other_signing, &signing_input("k1", &claims()));
-        assert_eq!(verify(&wrong_key, &key, &EXPECTED), Err(TokenError::BadSignature));
+        assert_eq!(verify(&wrong_key, std::slice::from_ref(&key), &EXPECTED), Err(TokenError::BadSignature));
         let unknown_kid = sign(&signing, &signing_input("k2", &claims()));
-        assert_eq!(verify(&unknown_kid, &key, &EXPECTED), Err(TokenError::UnknownKey));
+        assert_eq!(verify(&unknown_kid, std::slice::from_ref(&key), &EXPECTED), Err(TokenError::UnknownKey));
         for garbage in ["", "a.b", "a.b.c.d", "!!.!!.!!"] {
-            assert_eq!(verify(garbage, &key, &EXPECTED), Err(TokenError::Malformed), "{garbage}");
+            assert_eq!(
+                verify(garbage, std::slice::from_ref(&key), &EXPECTED),
+                Err(TokenError::Malformed),
+                "{garbage}"
+            );
         }
+    }
+
+    fn key_pair_with(kid: &str) -> (SigningKey, TokenKey) {
+        let signing = SigningKey::random(&mut p256::elliptic_curve::rand_core::OsRng);
+        let der = signing.verifying_key().to_public_key_der().unwrap();
+        (signing.clone(), TokenKey::from_spki_der(kid, der.as_bytes()).unwrap())
+    }
+
+    #[test]
+    fn the_key_is_picked_by_kid_among_the_published_ones() {
+        let (current, current_key) = key_pair_with("current");
+        let (previous, previous_key) = key_pair_with("previous");
+        let published = [current_key.clone(), previous_key.clone()];
+        for (signing, kid) in [(&current, "current"), (&previous, "previous")] {
+            let token = sign(signing, &signing_input(kid, &claims()));
+            assert_eq!(kid_of(&token).as_deref(), Some(kid));
+            assert_eq!(verify(&token, &published, &EXPECTED), Ok(claims()), "{kid}");
+        }
+        // Once the previous key is retired (no longer published), its tokens fail.
+        let old = sign(&previous, &signing_input("previous", &claims()));
+        assert_eq!(verify(&old, std::slice::from_ref(&current_key), &EXPECTED), Err(TokenError::UnknownKey));
+        // A key published under another kid does not verify a token naming this one.
+        let swapped = sign(&previous, &signing_input("current", &claims()));
+        assert_eq!(verify(&swapped, &published, &EXPECTED), Err(TokenError::BadSignature));
     }
 
     /// (r, s) → (r, n − s): the same token with the high-S twin of its signature.
@@ -287,14 +335,14 @@ mod tests {
         let input = signing_input("k1", &claims());
         for _ in 0..8 {
             let token = sign(&signing, &input);
-            assert_eq!(verify(&token, &key, &EXPECTED), Ok(claims()));
+            assert_eq!(verify(&token, std::slice::from_ref(&key), &EXPECTED), Ok(claims()));
             let twin = high_s_twin(&token);
             // The twin is a mathematically valid ECDSA signature of the same input...
             let signature =
                 Signature::from_slice(&B64.decode(twin.rsplit('.').next().unwrap()).unwrap()).unwrap();
             assert!(key.verifying_key.verify(input.as_bytes(), &signature).is_ok());
             // ...and the verifier refuses it.
-            assert_eq!(verify(&twin, &key, &EXPECTED), Err(TokenError::BadSignature));
+            assert_eq!(verify(&twin, std::slice::from_ref(&key), &EXPECTED), Err(TokenError::BadSignature));
         }
         // assemble normalizes a high-S DER signature (KMS returns either half).
         let token = sign(&signing, &input);
@@ -302,6 +350,6 @@ mod tests {
         let high = Signature::from_slice(&B64.decode(twin.rsplit('.').next().unwrap()).unwrap()).unwrap();
         let reassembled = assemble(&input, high.to_der().as_bytes()).unwrap();
         assert_eq!(reassembled, token);
-        assert_eq!(verify(&reassembled, &key, &EXPECTED), Ok(claims()));
+        assert_eq!(verify(&reassembled, std::slice::from_ref(&key), &EXPECTED), Ok(claims()));
     }
 }

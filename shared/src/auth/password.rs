@@ -1,6 +1,12 @@
 //! Password hashing: Argon2id in PHC strings (parameters travel with the
 //! hash, so they can be raised later); legacy bcrypt hashes are verified and
 //! flagged for rehash. CPU-heavy: callers run these on the blocking pool.
+//!
+//! Passwords are hashed in Unicode NFC (NIST SP 800-63B), so the same
+//! password typed on systems that compose differently is the same password.
+//! A hash made before that (of the bytes as typed) still verifies, and is
+//! flagged for rehash. A legacy bcrypt hash covers only the first 72 bytes of
+//! its password (bcrypt reads no more), as the old system verified it.
 
 use crate::config::Argon2Cost;
 use crate::error::AppError;
@@ -24,10 +30,16 @@ fn argon2(cost: Argon2Cost) -> Result<Argon2<'static>, AppError> {
     Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, params))
 }
 
+/// The form a password is hashed in.
+pub fn normalized(password: &str) -> String {
+    use unicode_normalization::UnicodeNormalization;
+    password.nfc().collect()
+}
+
 pub fn hash(cost: Argon2Cost, password: &str) -> Result<String, AppError> {
     let salt = SaltString::generate(&mut OsRng);
     argon2(cost)?
-        .hash_password(password.as_bytes(), &salt)
+        .hash_password(normalized(password).as_bytes(), &salt)
         .map(|hash| hash.to_string())
         .map_err(|e| AppError::internal("hash password", e))
 }
@@ -36,6 +48,8 @@ pub fn is_bcrypt(stored: &str) -> bool {
     ["$2a$", "$2b$", "$2y$"].iter().any(|prefix| stored.starts_with(prefix))
 }
 
+/// bcrypt reads at most this many bytes of a password.
+const BCRYPT_MAX_BYTES: usize = 72;
 /// The most a stored hash may cost: the template's largest Argon2id parameters
 /// (or the configured ones, if larger) and bcrypt cost 14. A stored string
 /// beyond them was written by no configuration of ours, so it is a mismatch
@@ -45,11 +59,17 @@ const MAX_STORED: Argon2Cost = Argon2Cost { memory_kib: 131_072, iterations: 10,
 const MAX_BCRYPT_COST: u32 = 14;
 
 pub fn verify(cost: Argon2Cost, password: &str, stored: &str) -> Verdict {
+    let nfc = normalized(password);
+    // The form as typed, when NFC differs: hashes made before normalization.
+    let typed = (nfc != password).then_some(password);
     if is_bcrypt(stored) {
         let affordable =
             stored.get(4..6).and_then(|c| c.parse::<u32>().ok()).is_some_and(|c| c <= MAX_BCRYPT_COST);
-        // bcrypt only reads 72 bytes; a longer password cannot be one we stored.
-        return match affordable && password.len() <= 72 && bcrypt::verify(password, stored).unwrap_or(false) {
+        let matches = |candidate: &str| {
+            let bytes = candidate.as_bytes();
+            bcrypt::verify(&bytes[..bytes.len().min(BCRYPT_MAX_BYTES)], stored).unwrap_or(false)
+        };
+        return match affordable && (typed.is_some_and(matches) || matches(&nfc)) {
             true => Verdict::Match { rehash: true },
             false => Verdict::Mismatch,
         };
@@ -64,8 +84,12 @@ pub fn verify(cost: Argon2Cost, password: &str, stored: &str) -> Verdict {
         tracing::warn!("stored password hash without its cost or beyond the verification ceiling");
         return Verdict::Mismatch;
     }
-    if !argon2_matches(cost, password.as_bytes(), &parsed) {
-        return Verdict::Mismatch;
+    let matches = |candidate: &str| argon2_matches(cost, candidate.as_bytes(), &parsed);
+    if !matches(&nfc) {
+        return match typed.is_some_and(matches) {
+            true => Verdict::Match { rehash: true },
+            false => Verdict::Mismatch,
+        };
     }
     let current = parsed.algorithm.as_str() == "argon2id"
         && parsed.version == Some(Version::V0x13.into())
@@ -172,6 +196,33 @@ mod tests {
         assert_eq!(verify(CHEAP, "", &dummy), Verdict::Mismatch);
         assert_eq!(verify(CHEAP, "anything at all", &dummy), Verdict::Mismatch);
         assert_eq!(verify(CHEAP, "x", "not a hash"), Verdict::Mismatch);
+    }
+
+    #[test]
+    fn passwords_are_hashed_in_nfc_and_older_hashes_of_the_typed_form_still_verify() {
+        let composed = "caf\u{e9} au lait, s'il vous pla\u{ee}t";
+        let decomposed = "cafe\u{301} au lait, s'il vous plai\u{302}t";
+        let stored = hash(CHEAP, decomposed).unwrap();
+        assert_eq!(verify(CHEAP, composed, &stored), Verdict::Match { rehash: false }, "one password");
+        assert_eq!(verify(CHEAP, decomposed, &stored), Verdict::Match { rehash: false });
+        // A hash of the decomposed bytes themselves (before normalization).
+        let salt = SaltString::generate(&mut OsRng);
+        let old = argon2(CHEAP).unwrap().hash_password(decomposed.as_bytes(), &salt).unwrap().to_string();
+        assert_eq!(verify(CHEAP, decomposed, &old), Verdict::Match { rehash: true });
+        assert_eq!(verify(CHEAP, "cafe au lait", &old), Verdict::Mismatch);
+    }
+
+    #[test]
+    fn a_long_legacy_bcrypt_password_verifies_on_its_first_72_bytes() {
+        let long = format!("{}tail", "p".repeat(72));
+        let legacy = bcrypt::hash(&long.as_bytes()[..72], 4).unwrap();
+        assert_eq!(verify(CHEAP, &long, &legacy), Verdict::Match { rehash: true });
+        assert_eq!(
+            verify(CHEAP, &format!("{}other", "p".repeat(72)), &legacy),
+            Verdict::Match { rehash: true },
+            "as bcrypt did"
+        );
+        assert_eq!(verify(CHEAP, &"p".repeat(71), &legacy), Verdict::Mismatch);
     }
 
     #[test]

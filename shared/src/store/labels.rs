@@ -44,8 +44,12 @@ pub enum AuthLabel {
     Member,
     /// The caller's own directory entry: "still holds a role allowed to do this".
     Caller,
+    /// A rate-limit counter's hit (see `crate::ratelimit`).
+    RateLimit,
     /// A machine client's entry: created, its secret rotated, revoked.
     Client,
+    /// A second-factor challenge (`mfa_token`): spent, or a failure counted.
+    Challenge,
 }
 
 impl Label for AuthLabel {
@@ -60,7 +64,9 @@ impl Label for AuthLabel {
             AuthLabel::Invitation => "invitation",
             AuthLabel::Member => "member",
             AuthLabel::Caller => "caller",
+            AuthLabel::RateLimit => "rate_limit",
             AuthLabel::Client => "client",
+            AuthLabel::Challenge => "challenge",
         }
     }
 }

@@ -9,6 +9,7 @@
 
 use super::labels::AuthLabel;
 use super::{Action, Expr, Item, Keyed, from_item, get, key, tenant_pk, value};
+use crate::auth::principal::Role;
 use crate::error::AppError;
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde::{Deserialize, Serialize};
@@ -53,6 +54,10 @@ pub struct TenantRecord {
     pub updated_at: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub suspended_at: Option<String>,
+    /// Roles whose users must sign in with a second factor: until they
+    /// enrol one, a login gives them an enrolment-only `mfa_token`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mfa_required_roles: Vec<Role>,
 }
 
 pub(super) fn tenant_key(tenant: &str) -> Item {
@@ -84,6 +89,7 @@ pub fn backfilled(tenant_id: &str, created_at: &str) -> Result<Item, AppError> {
         created_at: created_at.to_owned(),
         updated_at: created_at.to_owned(),
         suspended_at: None,
+        mfa_required_roles: Vec::new(),
     };
     keyed(&record).item()
 }
@@ -129,19 +135,28 @@ pub async fn page(
     Ok((tenants, next))
 }
 
-/// Replaces the settings (name, signup) of an existing tenant.
+/// Replaces the settings (name, signup, the roles that must use a second
+/// factor) of an existing tenant.
 pub fn update_settings(table: &str, tenant: &TenantRecord) -> Result<Action<AuthLabel>, AppError> {
+    let expr = Expr::default()
+        .name("#name", "name")
+        .value(":name", value(&tenant.name)?)
+        .value(":signup", value(tenant.signup)?)
+        .value(":at", value(&tenant.updated_at)?);
+    let (update, expr) = match tenant.mfa_required_roles.is_empty() {
+        true => ("SET #name = :name, signup = :signup, updated_at = :at REMOVE mfa_required_roles", expr),
+        false => (
+            "SET #name = :name, signup = :signup, updated_at = :at, mfa_required_roles = :mfa_roles",
+            expr.value(":mfa_roles", value(&tenant.mfa_required_roles)?),
+        ),
+    };
     Action::update(
         table,
         AuthLabel::Tenant,
         tenant_key(&tenant.tenant_id),
-        "SET #name = :name, signup = :signup, updated_at = :at",
+        update,
         Some("attribute_exists(pk)"),
-        Expr::default()
-            .name("#name", "name")
-            .value(":name", value(&tenant.name)?)
-            .value(":signup", value(tenant.signup)?)
-            .value(":at", value(&tenant.updated_at)?),
+        expr,
     )
 }
 
@@ -179,6 +194,23 @@ fn active() -> Result<Expr, AppError> {
 /// The tenant exists and is active (label `tenant`).
 pub fn require_active(table: &str, tenant: &str) -> Result<Action<AuthLabel>, AppError> {
     Action::condition_check(table, AuthLabel::Tenant, tenant_key(tenant), "#status = :active", active()?)
+}
+
+/// The tenant exists, is active, and does not require a second factor of
+/// `role` (label `tenant`): what a login without one must find. A failure
+/// returns the tenant item, which tells the two apart.
+pub fn require_active_without_mfa_for(
+    table: &str,
+    tenant: &str,
+    role: Role,
+) -> Result<Action<AuthLabel>, AppError> {
+    Action::condition_check(
+        table,
+        AuthLabel::Tenant,
+        tenant_key(tenant),
+        "#status = :active AND NOT contains(mfa_required_roles, :role)",
+        active()?.value(":role", value(role)?),
+    )
 }
 
 /// The tenant exists, is active and lets anyone register (label `tenant`).

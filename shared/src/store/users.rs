@@ -2,11 +2,13 @@
 //! the key itself enforces "one account per email per tenant" and login finds
 //! the credentials in one read; `gsi1` finds a user by id.
 
+use super::devices::{self, DeviceChange, DeviceRecord};
 use super::labels::AuthLabel;
 use super::{Action, Expr, Item, Keyed, from_item, get, key, tenant_pk, value};
 use crate::auth::principal::Role;
 use crate::error::AppError;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// The layout new users are written in: v2, the expand shape of the
 /// `created_at` → `created_at_ms` migration (both fields), which readers of
@@ -60,9 +62,16 @@ pub struct UserRecord {
     /// under an older epoch no longer refresh.
     #[serde(default)]
     pub session_epoch: u64,
+    /// The devices that have signed in, by token hash ([`super::devices`]);
+    /// `None` for users stored before devices existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub devices: Option<BTreeMap<String, DeviceRecord>>,
+    /// The second factor ([`super::mfa`]), if the user enrolled one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mfa: Option<super::mfa::MfaRecord>,
 }
 
-fn user_key(tenant: &str, email: &str) -> Item {
+pub(super) fn user_key(tenant: &str, email: &str) -> Item {
     key(tenant_pk(tenant, &format!("USER#{email}")), "USER")
 }
 
@@ -102,34 +111,83 @@ pub fn decode_item(mut item: Item) -> Result<UserRecord, AppError> {
     Ok(stored.record)
 }
 
-/// Records a successful login: resets the failure counters and, when given,
+/// Records a successful login: resets the untrusted-client failure counters,
+/// registers the device of the login (a new device token) and, when given,
 /// replaces the password hash (only if it is still the one we verified, so a
-/// concurrent password change is never overwritten).
+/// concurrent password change is never overwritten). A sign-in with a
+/// second factor spends it in the same update (`factor`).
 pub fn record_login(
     table: &str,
     user: &UserRecord,
     at: &str,
     new_hash: Option<&str>,
+    device: &DeviceChange,
+    factor: Option<&super::mfa::FactorUse>,
 ) -> Result<Action<AuthLabel>, AppError> {
-    let mut update = String::from(
-        "SET last_login_at = :at, failed_logins = :zero REMOVE failed_window_started_at, locked_until",
-    );
+    let mut sets = vec!["last_login_at = :at".to_owned(), "failed_logins = :zero".to_owned()];
+    let mut removes = vec!["failed_window_started_at".to_owned(), "locked_until".to_owned()];
     let mut expr = Expr::default().value(":at", value(at)?).value(":zero", value(0u32)?);
     // The session is issued with the role and epoch we read: a role or status
     // change committed since then fails this login instead of being missed.
     let (access, access_expr) = access_unchanged(user)?;
-    expr.names.extend(access_expr.names);
-    expr.values.extend(access_expr.values);
+    let devices = devices::login_clauses(user, device)?;
+    for extra in [access_expr, devices.expr] {
+        expr.names.extend(extra.names);
+        expr.values.extend(extra.values);
+    }
+    sets.extend(devices.sets);
+    removes.extend(devices.removes);
+    let mut factor_condition = None;
+    if let Some(factor) = factor {
+        let clauses = super::mfa::factor_clauses(factor)?;
+        expr.names.extend(clauses.expr.names);
+        expr.values.extend(clauses.expr.values);
+        sets.extend(clauses.set);
+        removes.extend(clauses.remove);
+        factor_condition = Some(clauses.condition);
+    }
     let condition = match new_hash {
         Some(hash) => {
             // The legacy-hash flag (migration v4) goes with the legacy hash.
-            update = update.replacen("SET ", "SET password_hash = :new_hash, ", 1) + ", needs_rehash";
+            sets.push("password_hash = :new_hash".into());
+            removes.push("needs_rehash".into());
             expr = expr.value(":new_hash", value(hash)?).value(":old_hash", value(&user.password_hash)?);
             format!("password_hash = :old_hash AND {access}")
         }
         None => format!("attribute_exists(pk) AND {access}"),
     };
+    let mut condition = format!("{condition} AND {}", devices.condition);
+    if let Some(factor) = factor_condition {
+        condition = format!("{condition} AND {factor}");
+    }
+    let update = format!("SET {} REMOVE {}", sets.join(", "), removes.join(", "));
     Action::update(table, LABEL, user_key(&user.tenant_id, &user.email), &update, Some(&condition), expr)
+}
+
+/// Replaces the password hash and moves the user to `session_epoch`
+/// (revoking the refresh-token families of the old one), if the hash and the
+/// access are still as read.
+pub fn set_password(
+    table: &str,
+    user: &UserRecord,
+    new_hash: &str,
+    session_epoch: u64,
+) -> Result<Action<AuthLabel>, AppError> {
+    let (access, access_expr) = access_unchanged(user)?;
+    let mut expr = Expr::default()
+        .value(":new_hash", value(new_hash)?)
+        .value(":old_hash", value(&user.password_hash)?)
+        .value(":new_epoch", value(session_epoch)?);
+    expr.names.extend(access_expr.names);
+    expr.values.extend(access_expr.values);
+    Action::update(
+        table,
+        LABEL,
+        user_key(&user.tenant_id, &user.email),
+        "SET password_hash = :new_hash, session_epoch = :new_epoch REMOVE needs_rehash",
+        Some(&format!("password_hash = :old_hash AND {access}")),
+        expr,
+    )
 }
 
 /// "The user is active and its access is as we read it": every role or

@@ -1,24 +1,93 @@
-//! Password login: the lockout counters, the rehash, the first session.
+//! Password login: device trust, the limits on untrusted clients, the
+//! rehash, the first session.
+//!
+//! An attempt presenting a live device token of the account (OWASP device
+//! cookies) is trusted: it is not subject to the account's lockout of
+//! untrusted clients nor to the per-source limit, only to its device's own
+//! failure count ([`super::failures`]). Every other attempt is untrusted:
+//! limited per source IP (one conditional update before any hashing) and
+//! refused while the account's untrusted clients are locked out. So an
+//! attacker without the victim's device can lock out other untrusted
+//! clients, never the victim's own devices.
+//!
+//! A user with an active second factor gets an `mfa_token` instead of a
+//! session ([`super::second_factor`] completes the sign-in); so does a user whose
+//! tenant requires one of their role and who has none yet, with a token that
+//! only allows enrolment. The tenant's rule is a condition of the session's
+//! own transaction: no read of its own.
 
+use super::failures::record_failure;
 use super::*;
+use crate::auth::device_token;
+use crate::ratelimit::{self, Counter};
+use crate::store::devices::{DeviceChange, DeviceRecord};
+use crate::store::mfa::{ChallengePurpose, FactorUse};
 
-pub async fn login(app: &App, ctx: &RequestContext, request: Credentials) -> Result<TokenPair, AppError> {
+/// What a successful password check opens.
+pub(super) struct SignIn<'a> {
+    pub tenant: &'a TenantId,
+    pub user: &'a UserRecord,
+    /// The trusted device the attempt came from (its token hash).
+    pub device: Option<&'a str>,
+    pub new_hash: Option<&'a str>,
+    /// The second factor this sign-in spends, and the actions that come with
+    /// it (the challenge spent, the failure limit's room).
+    pub factor: Option<(FactorUse, Vec<crate::store::Action<AuthLabel>>)>,
+}
+
+/// A login's answer: a session, or the second factor's challenge.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum LoginOutcome {
+    Tokens(TokenPair),
+    Mfa(MfaChallenge),
+}
+
+/// `{"mfa_required": true, "mfa_token": ...}`: no access token yet.
+#[derive(Debug, Serialize)]
+pub struct MfaChallenge {
+    pub mfa_required: bool,
+    pub mfa_token: String,
+    pub expires_in: i64,
+    /// The tenant requires a second factor the user has not enrolled: the
+    /// token allows only enrolment (`POST /v1/mfa/totp` and its confirmation).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub enrolment_required: bool,
+}
+
+/// What [`open_session`] did.
+pub(super) enum Opened {
+    Tokens(TokenPair),
+    /// The tenant requires a second factor of the user's role.
+    MfaRequired,
+}
+
+pub async fn login(app: &App, ctx: &RequestContext, request: Credentials) -> Result<LoginOutcome, AppError> {
     let tenant = tenant_of(&request.tenant_id)?;
     let email = Email::parse(&request.email)?;
     check_password_size(&request.password)?;
-    let (user, verdict, password) = verify_password(app, &tenant, &email, request.password).await?;
+    let table = &app.config.table_name;
+    let user = users::find_by_email(&app.clients.dynamodb, table, tenant.as_str(), email.as_str()).await?;
+    let now = app.now();
+    let device = user
+        .as_ref()
+        .and_then(|u| device_token::trusted(u, request.device_token.as_deref(), now.unix_timestamp()));
+    if device.is_none() {
+        let limit = app.config.rate_limits.login_ip;
+        ratelimit::consume(app, &Counter::per_source("login", &ctx.source_ip, limit, now)).await?;
+    }
+    let (verdict, password) = verify_password(app, user.as_ref(), request.password).await?;
     let Some(user) = user else {
         tracing::info!(tenant = %tenant, "login refused");
         return Err(AppError::Unauthorized(INVALID_CREDENTIALS));
     };
-    let now = app.now();
-    if attempts_of(&user).is_locked(now.unix_timestamp()) {
-        tracing::info!(tenant = %tenant, user_id = %user.user_id, "login refused: account locked");
+    if device.is_none() && attempts_of(&user).is_locked(now.unix_timestamp()) {
+        tracing::info!(tenant = %tenant, user_id = %user.user_id, "login refused: untrusted clients locked out");
         return Err(AppError::Unauthorized(INVALID_CREDENTIALS));
     }
     let rehash = match verdict {
         Verdict::Mismatch => {
-            record_failure(app, ctx, &tenant, user).await?;
+            record_failure(app, ctx, &tenant, user, device.as_deref()).await?;
             return Err(AppError::Unauthorized(INVALID_CREDENTIALS));
         }
         Verdict::Match { rehash } => rehash,
@@ -28,41 +97,84 @@ pub async fn login(app: &App, ctx: &RequestContext, request: Credentials) -> Res
         tracing::info!(tenant = %tenant, user_id = %user.user_id, "login refused: user disabled");
         return Err(AppError::forbidden(USER_DISABLED));
     }
+    if user.mfa.as_ref().is_some_and(|m| m.is_active()) {
+        // The rehash waits for a login without the second step's delay.
+        let challenge = issue_challenge(app, &user, device, ChallengePurpose::SignIn).await?;
+        tracing::info!(tenant = %tenant, user_id = %user.user_id, "password right; second factor due");
+        return Ok(LoginOutcome::Mfa(challenge));
+    }
     let cost = app.config.argon2;
     let new_hash =
         if rehash { Some(blocking(move || password::hash(cost, &password)).await??) } else { None };
-    let refresh_token = open_session(app, ctx, &tenant, &user, now, new_hash.as_deref()).await?;
-    let principal = Principal {
-        kind: PrincipalKind::User,
-        id: user.user_id.clone(),
-        tenant: tenant.clone(),
-        roles: vec![user.role],
+    let sign_in = SignIn {
+        tenant: &tenant,
+        user: &user,
+        device: device.as_deref(),
+        new_hash: new_hash.as_deref(),
+        factor: None,
     };
-    let (access_token, expires_in) = issue_access_token(app, &principal).await?;
-    tracing::info!(tenant = %tenant, user_id = %user.user_id, rehashed = new_hash.is_some(), "login succeeded");
-    Ok(TokenPair { access_token, token_type: "Bearer", expires_in, refresh_token })
+    let tokens = match open_session(app, ctx, &sign_in).await? {
+        Opened::Tokens(tokens) => tokens,
+        Opened::MfaRequired => {
+            let challenge = issue_challenge(app, &user, device, ChallengePurpose::Enrolment).await?;
+            tracing::info!(tenant = %tenant, user_id = %user.user_id, "password right; enrolment required");
+            return Ok(LoginOutcome::Mfa(challenge));
+        }
+    };
+    tracing::info!(
+        tenant = %tenant,
+        user_id = %user.user_id,
+        trusted_device = device.is_some(),
+        rehashed = new_hash.is_some(),
+        "login succeeded"
+    );
+    Ok(LoginOutcome::Tokens(tokens))
 }
 
-/// Finds the user and verifies the password; gives the password back for a
-/// rehash. Unknown users are verified against a dummy hash of the same cost,
-/// and locked accounts are verified too: every refusal costs the same.
+/// Stores a challenge for `user` and answers its `mfa_token` (one put).
+async fn issue_challenge(
+    app: &App,
+    user: &UserRecord,
+    device: Option<String>,
+    purpose: ChallengePurpose,
+) -> Result<MfaChallenge, AppError> {
+    let tenant = tenant_of(&user.tenant_id)?;
+    let (mfa_token, hash) = mfa_token::generate(&tenant);
+    let now = app.now().unix_timestamp();
+    let challenge = ChallengeRecord {
+        tenant_id: user.tenant_id.clone(),
+        user_id: user.user_id.clone(),
+        email: user.email.clone(),
+        purpose,
+        device,
+        attempts: 0,
+        created_at: now,
+        expires_at: now + mfa_token::TTL_SECONDS,
+        used_at: None,
+    };
+    mfa::insert_challenge(&app.clients.dynamodb, &app.config.table_name, &hash, &challenge).await?;
+    Ok(MfaChallenge {
+        mfa_required: true,
+        mfa_token,
+        expires_in: mfa_token::TTL_SECONDS,
+        enrolment_required: purpose == ChallengePurpose::Enrolment,
+    })
+}
+
+/// Verifies the password against the user's hash; gives the password back
+/// for a rehash. Unknown users are verified against a dummy hash of the same
+/// cost, and locked accounts are verified too: every refusal costs the same.
 async fn verify_password(
     app: &App,
-    tenant: &TenantId,
-    email: &Email,
+    user: Option<&UserRecord>,
     password: String,
-) -> Result<(Option<UserRecord>, Verdict, String), AppError> {
+) -> Result<(Verdict, String), AppError> {
     let cost = app.config.argon2;
-    let user =
-        users::find_by_email(&app.clients.dynamodb, &app.config.table_name, tenant.as_str(), email.as_str())
-            .await?;
-    let stored = user.as_ref().map_or_else(|| password::dummy_hash(cost), |u| u.password_hash.clone());
-    let (verdict, password) =
-        blocking(move || (password::verify(cost, &password, &stored), password)).await?;
-    Ok((user, verdict, password))
+    let stored = user.map_or_else(|| password::dummy_hash(cost), |u| u.password_hash.clone());
+    blocking(move || (password::verify(cost, &password, &stored), password)).await
 }
 
-fn attempts_of(user: &UserRecord) -> Attempts {
+pub(super) fn attempts_of(user: &UserRecord) -> Attempts {
     Attempts {
         failed: user.failed_logins,
         window_started_at: user.failed_window_started_at,
@@ -70,40 +182,39 @@ fn attempts_of(user: &UserRecord) -> Attempts {
     }
 }
 
-/// Records the successful login (with the new hash, if any) and opens a
-/// session with its first refresh token, which is returned.
-async fn open_session(
+/// Records the successful sign-in (new device token, new hash if any) and
+/// opens a session with its first refresh token. The access token is signed
+/// first: a signing failure leaves nothing behind.
+pub(super) async fn open_session(
     app: &App,
     ctx: &RequestContext,
-    tenant: &TenantId,
-    user: &UserRecord,
-    now: time::OffsetDateTime,
-    new_hash: Option<&str>,
-) -> Result<String, AppError> {
+    sign_in: &SignIn<'_>,
+) -> Result<Opened, AppError> {
+    let (tenant, user) = (sign_in.tenant, sign_in.user);
     let table = &app.config.table_name;
+    let now = app.now();
     let family_id = crate::ids::new_id();
-    let (refresh_token, token_hash) = refresh_token::generate(tenant);
-    let expires_at = now.unix_timestamp() + app.config.refresh_token_ttl_seconds;
-    let at = rfc3339(now);
-    let session = SessionRecord {
-        tenant_id: tenant.to_string(),
-        family_id: family_id.clone(),
-        user_id: user.user_id.clone(),
-        created_at: at.clone(),
-        expires_at,
-        revoked_at: None,
+    let principal = Principal {
+        kind: PrincipalKind::User,
+        id: user.user_id.clone(),
+        tenant: tenant.clone(),
         roles: vec![user.role],
-        session_epoch: user.session_epoch,
     };
-    let token = RefreshTokenRecord {
-        tenant_id: tenant.to_string(),
-        family_id: family_id.clone(),
-        user_id: user.user_id.clone(),
-        status: TokenStatus::Active,
-        created_at: at.clone(),
-        expires_at,
-        roles: vec![user.role],
-        session_epoch: user.session_epoch,
+    let (access_token, expires_in) = issue_session_token(app, &principal, &family_id).await?;
+    let (refresh_token, token_hash) = refresh_token::generate(tenant);
+    let (device_token, device_hash) = device_token::generate(tenant);
+    let (session, token) = new_session(app, ctx, user, &family_id, now);
+    let at = rfc3339(now);
+    let device = DeviceChange {
+        add: (
+            device_hash,
+            DeviceRecord {
+                created_at: now.unix_timestamp(),
+                last_used_at: now.unix_timestamp(),
+                failures: 0,
+            },
+        ),
+        drop: device_token::dropped_on_login(user, sign_in.device, now.unix_timestamp()),
     };
     let event = OutboxEvent::new(
         tenant,
@@ -112,91 +223,106 @@ async fn open_session(
         "user.login_succeeded",
         now,
         &ctx.correlation_id,
-        json!({ "user_id": user.user_id, "session_id": family_id, "password_rehashed": new_hash.is_some() }),
+        json!({
+            "user_id": user.user_id,
+            "session_id": family_id,
+            "password_rehashed": sign_in.new_hash.is_some(),
+            "trusted_device": sign_in.device.is_some(),
+            "second_factor": sign_in.factor.as_ref().map(|(factor, _)| match factor {
+                FactorUse::Code { .. } | FactorUse::Enrolled { .. } => "totp",
+                FactorUse::Recovery { .. } => "recovery_code",
+            }),
+        }),
     )
     .by(&Actor::user(&user.user_id));
-    // The tenant's status rides in the same transaction: no extra round trip.
-    Tx::new(table, &event)?
-        .push(users::record_login(table, user, &at, new_hash)?)
+    // The tenant's status (and, without a second factor, its rule on them)
+    // rides in the same transaction: no extra round trip.
+    let tenant_check = match &sign_in.factor {
+        Some(_) => tenants::require_active(table, tenant.as_str())?,
+        None => tenants::require_active_without_mfa_for(table, tenant.as_str(), user.role)?,
+    };
+    let factor = sign_in.factor.as_ref().map(|(factor, _)| factor);
+    let mut tx = Tx::new(table, &event)?
+        .push(users::record_login(table, user, &at, sign_in.new_hash, &device, factor)?)
         .push(sessions::insert_session(table, &session)?)
         .push(sessions::insert_token(table, &token_hash, &token)?)
-        .push(tenants::require_active(table, tenant.as_str())?)
-        .commit(&app.clients.dynamodb)
-        .await
-        .map_err(|error| {
-            if let Some(failure) = error.failed(AuthLabel::Tenant) {
-                tracing::info!(tenant = %tenant, user_id = %user.user_id, "login refused: tenant not active");
-                return tenant_refusal(failure);
+        .push(tenant_check);
+    for action in sign_in.factor.iter().flat_map(|(_, actions)| actions) {
+        tx = tx.push(action.clone());
+    }
+    let committed = tx.commit(&app.clients.dynamodb).await;
+    if let Err(error) = committed {
+        if let Some(failure) = error.failed(AuthLabel::Tenant) {
+            let tenant_active = failure
+                .item
+                .clone()
+                .and_then(|item| tenants::decode_item(item).ok())
+                .is_some_and(|t| t.status == TenantStatus::Active);
+            if tenant_active && sign_in.factor.is_none() {
+                return Ok(Opened::MfaRequired);
             }
-            match error.failed(AuthLabel::User) {
-                // The password, role or status changed between our read and our write.
-                Some(_) => AppError::Unauthorized(INVALID_CREDENTIALS),
-                None => error.into_app_error(),
-            }
-        })?;
-    Ok(refresh_token)
+            tracing::info!(tenant = %tenant, user_id = %user.user_id, "login refused: tenant not active");
+            return Err(tenant_refusal(failure));
+        }
+        if error.failed(AuthLabel::RateLimit).is_some() || error.failed(AuthLabel::Challenge).is_some() {
+            return Err(AppError::Unauthorized(super::second_factor::INVALID_MFA));
+        }
+        return Err(match error.failed(AuthLabel::User) {
+            // The password, role, status or second factor changed between
+            // our read and our write (or the code's step was used meanwhile).
+            Some(_) if sign_in.factor.is_some() => AppError::Unauthorized(super::second_factor::INVALID_MFA),
+            Some(_) => AppError::Unauthorized(INVALID_CREDENTIALS),
+            None => error.into_app_error(),
+        });
+    }
+    Ok(Opened::Tokens(TokenPair {
+        access_token,
+        token_type: "Bearer",
+        expires_in,
+        refresh_token,
+        device_token: Some(device_token),
+    }))
 }
 
-/// Counts a failed login (and locks the account at the threshold). Concurrent
-/// failures race on a condition over the counter; the loser recomputes from
-/// the item the cancellation returned, so every failure is counted.
-async fn record_failure(
+/// A new session (token family) of `user` and its first refresh token.
+fn new_session(
     app: &App,
     ctx: &RequestContext,
-    tenant: &TenantId,
-    mut user: UserRecord,
-) -> Result<(), AppError> {
-    let table = &app.config.table_name;
-    let policy = app.config.lockout;
-    for _ in 0..5 {
-        let now = app.now();
-        let FailureOutcome::Counted { next, locked } =
-            attempts_of(&user).after_failure(&policy, now.unix_timestamp())
-        else {
-            return Ok(());
-        };
-        let failed = OutboxEvent::new(
-            tenant,
-            "user",
-            &user.user_id,
-            "user.login_failed",
-            now,
-            &ctx.correlation_id,
-            json!({ "user_id": user.user_id, "failed_attempts": if locked { policy.threshold } else { next.failed } }),
-        )
-        .by(&Actor::user(&user.user_id));
-        let mut tx = Tx::new(table, &failed)?;
-        if locked {
-            let until = next.locked_until.and_then(|t| time::OffsetDateTime::from_unix_timestamp(t).ok());
-            tx = tx.event(
-                &OutboxEvent::new(
-                    tenant,
-                    "user",
-                    &user.user_id,
-                    "user.account_locked",
-                    now,
-                    &ctx.correlation_id,
-                    json!({ "user_id": user.user_id, "locked_until": until.map(rfc3339) }),
-                )
-                .by(&Actor::user(&user.user_id)),
-            )?;
-        }
-        let action =
-            users::record_failure(table, &user, next.failed, next.window_started_at, next.locked_until)?;
-        match tx.push(action).commit(&app.clients.dynamodb).await {
-            Ok(()) => {
-                if locked {
-                    tracing::warn!(tenant = %tenant, user_id = %user.user_id, "account locked after repeated failures");
-                }
-                return Ok(());
-            }
-            Err(error) => match error.failed(AuthLabel::User).and_then(|f| f.item.clone()) {
-                Some(current) => {
-                    user = crate::store::users::decode_item(current)?;
-                }
-                None => return Err(error.into_app_error()),
-            },
-        }
-    }
-    Err(AppError::Unavailable("too many concurrent login attempts".into()))
+    user: &UserRecord,
+    family_id: &str,
+    now: time::OffsetDateTime,
+) -> (SessionRecord, RefreshTokenRecord) {
+    let absolute = now.unix_timestamp() + app.config.session_max_lifetime_seconds;
+    let expires_at = (now.unix_timestamp() + app.config.refresh_token_ttl_seconds).min(absolute);
+    let at = rfc3339(now);
+    let session = SessionRecord {
+        tenant_id: user.tenant_id.clone(),
+        family_id: family_id.to_owned(),
+        user_id: user.user_id.clone(),
+        created_at: at.clone(),
+        expires_at,
+        revoked_at: None,
+        roles: vec![user.role],
+        session_epoch: user.session_epoch,
+        absolute_expires_at: Some(absolute),
+        last_used_at: Some(at.clone()),
+        user_agent: ctx.user_agent.as_deref().map(shortened),
+    };
+    let token = RefreshTokenRecord {
+        tenant_id: user.tenant_id.clone(),
+        family_id: family_id.to_owned(),
+        user_id: user.user_id.clone(),
+        status: TokenStatus::Active,
+        created_at: at,
+        expires_at,
+        roles: vec![user.role],
+        session_epoch: user.session_epoch,
+        absolute_expires_at: Some(absolute),
+    };
+    (session, token)
+}
+
+/// A user agent as stored: printable, at most 200 characters.
+fn shortened(agent: &str) -> String {
+    agent.chars().filter(|c| !c.is_control()).take(200).collect()
 }

@@ -12,23 +12,33 @@
 //! - [`refresh`]: refresh-token rotation, reuse detection, logout;
 //! - [`tokens`]: access tokens (KMS-signed), the JWKS, the bearer check.
 
+mod account;
+mod failures;
 mod login;
+mod password_change;
 mod refresh;
 mod register;
+mod second_factor;
 mod tokens;
 
-pub use login::login;
+pub use account::{SessionList, SessionView, list_sessions, logout_all, revoke_session};
+pub use login::{LoginOutcome, MfaChallenge, login};
+pub use password_change::{PasswordChange, change_password};
 pub use refresh::{logout, refresh};
 pub use register::register;
 pub(crate) use register::tenant_refusal;
-pub use tokens::{authenticate, issue_access_token, jwks, token_key};
+pub use second_factor::{
+    Confirmed, Disable, Enrolment, MfaSignIn, RecoveryCodes, TotpCode, complete_sign_in, confirm_totp,
+    disable_totp, enrol_totp, regenerate_recovery_codes, reset_mfa,
+};
+pub use tokens::{authenticate, issue_access_token, issue_session_token, jwks, token_key};
 
 use super::credentials::{Email, check_new_password, check_password_size};
 use super::jwt::{self, AccessClaims, Expected, TokenKey};
 use super::lockout::{Attempts, FailureOutcome};
 use super::password::{self, Verdict};
 use super::principal::{Actor, Principal, PrincipalKind, Role};
-use super::{invitation_token, refresh_token};
+use super::{invitation_token, mfa_token, refresh_token};
 use crate::app::App;
 use crate::clock::rfc3339;
 use crate::error::AppError;
@@ -37,6 +47,7 @@ use crate::outbox::OutboxEvent;
 use crate::store::invitations::{self, InvitationRecord};
 use crate::store::labels::AuthLabel;
 use crate::store::members::{self, MemberRecord};
+use crate::store::mfa::{self, ChallengeRecord};
 use crate::store::sessions::{self, RefreshTokenRecord, SessionRecord, TokenStatus};
 use crate::store::tenants::{self, TenantStatus};
 use crate::store::tx::{Failure, Tx};
@@ -63,6 +74,9 @@ pub struct Credentials {
     pub tenant_id: String,
     pub email: String,
     pub password: String,
+    /// The device token a previous login on this device returned.
+    #[serde(default)]
+    pub device_token: Option<String>,
 }
 
 /// `POST /v1/users`: the credentials, and the invitation when the tenant
@@ -98,6 +112,9 @@ pub struct TokenPair {
     pub token_type: &'static str,
     pub expires_in: i64,
     pub refresh_token: String,
+    /// From a sign-in: this device's token for the next login.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub device_token: Option<String>,
 }
 
 /// A verified bearer: the tenant every data access of the request is scoped

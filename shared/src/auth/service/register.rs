@@ -2,11 +2,31 @@
 //! consumed in the same transaction.
 
 use super::*;
+use crate::ratelimit::{self, Counter};
 
+/// Registers, limited per source IP: the hit rides in the registration's
+/// transaction, and a refusal (which cancels it) is counted on its own.
 pub async fn register(
     app: &App,
     ctx: &RequestContext,
     request: Registration,
+) -> Result<RegisteredUser, AppError> {
+    let limit =
+        Counter::per_source("register", &ctx.source_ip, app.config.rate_limits.register_ip, app.now());
+    match admit(app, ctx, request, &limit).await {
+        Err(refused @ (AppError::Forbidden(_) | AppError::Conflict(_))) => {
+            ratelimit::consume(app, &limit).await?;
+            Err(refused)
+        }
+        other => other,
+    }
+}
+
+async fn admit(
+    app: &App,
+    ctx: &RequestContext,
+    request: Registration,
+    limit: &Counter,
 ) -> Result<RegisteredUser, AppError> {
     let tenant = tenant_of(&request.tenant_id)?;
     let email = Email::parse(&request.email)?;
@@ -38,9 +58,15 @@ pub async fn register(
     let tx = Tx::new(table, &event)?
         .push(users::insert(table, &user)?)
         .push(members::insert(table, &member_of(&user))?);
-    let tx = admitted(tx, table, ctx, &user, invitation.as_ref(), now)?;
+    let tx = admitted(tx, table, ctx, &user, invitation.as_ref(), now)?.push(ratelimit::action(
+        table,
+        AuthLabel::RateLimit,
+        limit,
+    )?);
     tx.commit(&app.clients.dynamodb).await.map_err(|error| {
-        if error.failed(AuthLabel::Tenant).is_some() || error.failed(AuthLabel::Invitation).is_some() {
+        if let Some(limited) = ratelimit::refused(&error, AuthLabel::RateLimit, limit, now) {
+            limited
+        } else if error.failed(AuthLabel::Tenant).is_some() || error.failed(AuthLabel::Invitation).is_some() {
             tracing::info!(tenant = %tenant, "registration refused");
             AppError::forbidden(REGISTRATION_REFUSED)
         } else if error.failed(AuthLabel::User).is_some() {
@@ -80,6 +106,8 @@ fn new_user(
         role,
         status: UserStatus::Active,
         session_epoch: 0,
+        devices: Some(Default::default()),
+        mfa: None,
     }
 }
 

@@ -136,10 +136,15 @@ def owner_token(api: str, invoke: str) -> tuple[str, str]:
 def seed(api: str, tenant: str, token: str) -> dict:
     """Data for the operations that need some (scripts/api-fuzz-hooks.py makes them examples):
     a funding account and a customer account, payments to capture, void, refund and read,
-    and a member to administer."""
+    an account to freeze, close or give another limit, and a member to administer."""
     seeds = {}
-    for name, overdraft in (("payer", True), ("payee", False)):
-        status, body = call("POST", f"{api}/v1/accounts", {"currency": "USD", "allow_overdraft": overdraft}, token)
+    accounts = (
+        ("payer", {"allow_overdraft": True, "overdraft_limit": 1_000_000_000}),
+        ("payee", {}),
+        ("adjustable", {"allow_overdraft": True, "overdraft_limit": 1_000}),
+    )
+    for name, terms in accounts:
+        status, body = call("POST", f"{api}/v1/accounts", {"currency": "USD", **terms}, token)
         expect(status, 201, "opening an account", body)
         seeds[name] = body["account_id"]
     for name in ("authorized", "to_capture", "to_void", "captured"):

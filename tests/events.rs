@@ -62,11 +62,15 @@ const API_EVENTS: &[(&str, &str, u16)] = &[
     ("create-account-overdraft.json", "CreateAccountFunction", 201),
     // An overdraft needs the owner or admin role.
     ("create-account-overdraft-by-member.json", "CreateAccountFunction", 403),
+    // The owner freezes the account of get-account.json.
+    ("update-account.json", "UpdateAccountFunction", 200),
 ];
 
 /// Job samples, run by their own tests below (or in the job's test file).
 const JOB_EVENTS: &[&str] = &[
     "verify.json",
+    // Run in tests/ledger.rs.
+    "expire-holds.json",
     "outbox-drain.json",
     "outbox-drain-sweep.json",
     "audit-writer.json",
@@ -207,6 +211,7 @@ async fn every_api_sample_gives_its_documented_status() {
                 values.insert("CLIENT_SECRET", body["client_secret"].as_str().unwrap().to_owned());
             }
             "oauth-token.json" => assert_eq!(body["scope"], "member"),
+            "update-account.json" => assert_eq!(body["status"], "frozen"),
             "oauth-token-unsupported-grant.json" => assert_eq!(body["error"], "unsupported_grant_type"),
             _ => {}
         }

@@ -59,6 +59,7 @@ pub async fn try_dispatch(
         "JwksFunction" => jwks::handler(app, request).await,
         "CreateAccountFunction" => create_account::handler(app, request).await,
         "GetAccountFunction" => get_account::handler(app, request).await,
+        "UpdateAccountFunction" => update_account::handler(app, request).await,
         "ListTransactionsFunction" => list_transactions::handler(app, request).await,
         "CreatePaymentFunction" => create_payment::handler(app, request).await,
         "CapturePaymentFunction" => capture_payment::handler(app, request).await,

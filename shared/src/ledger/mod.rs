@@ -10,6 +10,46 @@ pub mod verify;
 
 use serde::{Deserialize, Serialize};
 
+/// An account's state. A frozen account refuses debits and new holds but
+/// takes credits and releases; a closed one (only at a zero balance with no
+/// pending holds) takes nothing. Accounts stored before states existed have
+/// no status and are active. Enforced as conditions of the balance update
+/// (`store::ledger::apply_delta`), in the same transaction as the movement.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AccountStatus {
+    #[default]
+    Active,
+    Frozen,
+    Closed,
+}
+
+impl AccountStatus {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            AccountStatus::Active => "active",
+            AccountStatus::Frozen => "frozen",
+            AccountStatus::Closed => "closed",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        [AccountStatus::Active, AccountStatus::Frozen, AccountStatus::Closed]
+            .into_iter()
+            .find(|status| status.as_str() == text)
+    }
+
+    /// Whether an account in this state takes `delta`: a debit (posted or a
+    /// new hold) only when active; anything else (credits, releases) unless closed.
+    pub fn takes(&self, delta: &Delta) -> bool {
+        match self {
+            AccountStatus::Active => true,
+            AccountStatus::Frozen => !delta.is_debit(),
+            AccountStatus::Closed => false,
+        }
+    }
+}
+
 /// Changes to one account's totals.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Delta {
@@ -28,6 +68,12 @@ impl Delta {
     /// fit in i64 (never for amounts the API accepts, at most 10^12 each).
     pub fn available(&self) -> Option<i64> {
         self.credits_posted.checked_sub(self.debits_posted)?.checked_sub(self.debits_pending)
+    }
+
+    /// Whether the delta takes money from the account: a posted debit or a
+    /// new hold (a release lowers `debits_pending` and is not one).
+    pub fn is_debit(&self) -> bool {
+        self.debits_posted > 0 || self.debits_pending > 0
     }
 
     /// The delta's terms as they are stored: `(attribute, change)`, `available` last.
@@ -151,6 +197,21 @@ mod tests {
                 0
             );
         }
+    }
+
+    #[test]
+    fn frozen_accounts_take_credits_and_releases_only() {
+        let (payer_hold, payee_hold) = Movement::Authorize { amount: 5 }.deltas();
+        let (payer_void, _) = Movement::Void { authorized: 5 }.deltas();
+        let (payer_capture, payee_capture) = Movement::Capture { authorized: 5, captured: 3 }.deltas();
+        let (payer_refund, payee_refund) = Movement::Refund { amount: 2 }.deltas();
+        let frozen = AccountStatus::Frozen;
+        assert!(!frozen.takes(&payer_hold) && !frozen.takes(&payer_capture) && !frozen.takes(&payee_refund));
+        assert!(frozen.takes(&payee_hold) && frozen.takes(&payer_void) && frozen.takes(&payee_capture));
+        assert!(frozen.takes(&payer_refund));
+        assert!(!AccountStatus::Closed.takes(&payer_void) && AccountStatus::Active.takes(&payer_hold));
+        assert_eq!(AccountStatus::parse("frozen"), Some(frozen));
+        assert_eq!(AccountStatus::parse("Frozen"), None);
     }
 
     #[test]

@@ -3,10 +3,13 @@
 
 use super::ownership::Owner;
 use crate::error::AppError;
+use crate::ledger::AccountStatus;
 use crate::money::{Currency, amount_field, currency_field};
+use crate::store::ledger::AccountChange;
 use serde::Deserialize;
 use serde_json::Value;
 use std::collections::BTreeMap;
+use time::OffsetDateTime;
 
 const MAX_NAME_CHARS: usize = 200;
 const MAX_DESCRIPTION_CHARS: usize = 500;
@@ -68,6 +71,34 @@ pub(super) fn overdraft_limit(allow_overdraft: bool, limit: Option<&Value>) -> R
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+struct AccountChangeBody {
+    #[serde(default)]
+    status: Option<Value>,
+    #[serde(default)]
+    overdraft_limit: Option<Value>,
+}
+
+/// `PATCH /v1/accounts/{id}`: `{status?: active | frozen | closed, overdraft_limit?}`, at least one.
+pub(super) fn account_change(body: Value) -> Result<AccountChange, AppError> {
+    let input: AccountChangeBody = crate::http::from_value(body)?;
+    let status = input
+        .status
+        .map(|status| {
+            status.as_str().and_then(AccountStatus::parse).ok_or_else(|| {
+                AppError::bad_request("status", "status: must be one of active, frozen, closed")
+            })
+        })
+        .transpose()?;
+    let overdraft_limit =
+        input.overdraft_limit.map(|limit| amount_field("overdraft_limit", &limit)).transpose()?;
+    if status.is_none() && overdraft_limit.is_none() {
+        return Err(AppError::bad_request("status", "give status or overdraft_limit (or both)"));
+    }
+    Ok(AccountChange { status, overdraft_limit })
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct OwnerBody {
     #[serde(rename = "type")]
     kind: String,
@@ -108,6 +139,8 @@ struct NewPaymentBody {
     description: Option<String>,
     #[serde(default)]
     metadata: Option<BTreeMap<String, String>>,
+    #[serde(default)]
+    capture_before: Option<String>,
 }
 
 /// A valid payment (authorization) request.
@@ -118,6 +151,9 @@ pub(super) struct NewPayment {
     pub payee_id: String,
     pub description: Option<String>,
     pub metadata: Option<BTreeMap<String, String>>,
+    /// When the hold may no longer be captured (checked against the clock and
+    /// the configured bounds when the payment is made).
+    pub capture_before: Option<OffsetDateTime>,
 }
 
 pub(super) fn new_payment(body: Value) -> Result<NewPayment, AppError> {
@@ -134,7 +170,41 @@ pub(super) fn new_payment(body: Value) -> Result<NewPayment, AppError> {
     }
     let description = bounded_text("description", input.description, MAX_DESCRIPTION_CHARS)?;
     check_metadata(&input.metadata)?;
-    Ok(NewPayment { amount, currency, payer_id, payee_id, description, metadata: input.metadata })
+    let capture_before = input
+        .capture_before
+        .map(|text| {
+            crate::clock::parse_rfc3339(&text).ok_or_else(|| {
+                AppError::bad_request("capture_before", "capture_before: must be an RFC 3339 date-time")
+            })
+        })
+        .transpose()?;
+    Ok(NewPayment {
+        amount,
+        currency,
+        payer_id,
+        payee_id,
+        description,
+        metadata: input.metadata,
+        capture_before,
+    })
+}
+
+/// The hold's deadline as stored (UTC, whole seconds): the one asked for, or
+/// `default_seconds` from `now`; after `now`, at most `max_seconds` from it.
+pub(super) fn capture_deadline(
+    asked: Option<OffsetDateTime>,
+    now: OffsetDateTime,
+    (default_seconds, max_seconds): (i64, i64),
+) -> Result<String, AppError> {
+    let deadline = asked.unwrap_or(now + time::Duration::seconds(default_seconds));
+    let latest = now + time::Duration::seconds(max_seconds);
+    let text = crate::clock::rfc3339(deadline.to_offset(time::UtcOffset::UTC));
+    if text <= crate::clock::rfc3339(now) || deadline > latest {
+        return Err(AppError::Unprocessable(format!(
+            "capture_before: must be in the future and at most {max_seconds} seconds from now"
+        )));
+    }
+    Ok(text)
 }
 
 #[derive(Debug, Deserialize)]

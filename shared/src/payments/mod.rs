@@ -2,13 +2,15 @@
 //! refunds after capture) and the ledger movement of each transition.
 //!
 //! - [`service`]: the payment commands (authorize, capture, void, refund) and reads
-//! - [`accounts`]: ledger accounts (create, balances, entries page)
+//! - [`accounts`]: ledger accounts (create, change, balances, entries page)
+//! - [`expiry`]: the job that releases holds whose capture window passed
 //! - `movement`: the ledger writes of one transition
 //! - [`ownership`]: account owners and who may see and move which money
 //! - `input`, [`views`]: request bodies and their checks, answers
 //! - [`http`]: the idempotent POST commands as HTTP requests
 
 pub mod accounts;
+pub mod expiry;
 pub mod http;
 mod input;
 #[cfg(test)]
@@ -31,6 +33,8 @@ pub enum PaymentStatus {
     Voided,
     PartiallyRefunded,
     Refunded,
+    /// Not captured before `capture_before`: the expiry job released the hold.
+    Expired,
 }
 
 impl PaymentStatus {
@@ -41,6 +45,7 @@ impl PaymentStatus {
             PaymentStatus::Voided => "voided",
             PaymentStatus::PartiallyRefunded => "partially_refunded",
             PaymentStatus::Refunded => "refunded",
+            PaymentStatus::Expired => "expired",
         }
     }
 }
@@ -66,6 +71,11 @@ pub struct Payment {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metadata: Option<BTreeMap<String, String>>,
     pub status: PaymentStatus,
+    /// RFC 3339, UTC, whole seconds: the hold can be captured until then (not
+    /// at or after it), then the expiry job releases it. Payments authorized
+    /// before holds expired have none and never expire.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capture_before: Option<String>,
     pub captured_amount: i64,
     pub refunded_amount: i64,
     pub created_at: String,
@@ -81,6 +91,8 @@ pub enum TransitionError {
     InvalidState(&'static str, &'static str),
     #[error("{0}")]
     Exceeds(String),
+    #[error("authorization expired: it could be captured until {0}")]
+    Expired(String),
 }
 
 /// A transition: the payment after it and the ledger movement it makes.
@@ -97,10 +109,19 @@ impl Payment {
         Payment { status, updated_at: at.to_owned(), version: self.version + 1, ..self.clone() }
     }
 
+    /// Whether the hold's capture window has passed at `at` (RFC 3339, UTC,
+    /// as [`crate::clock::rfc3339`] writes it: such texts order as their times).
+    pub fn is_expired_at(&self, at: &str) -> bool {
+        self.capture_before.as_deref().is_some_and(|deadline| deadline <= at)
+    }
+
     /// Capture `amount` (default: all) of the authorization; the rest is released.
     pub fn capture(&self, amount: Option<i64>, at: &str) -> Result<Transition, TransitionError> {
         if self.status != PaymentStatus::Authorized {
             return Err(TransitionError::InvalidState(self.status.as_str(), "captured"));
+        }
+        if let Some(deadline) = self.capture_before.as_ref().filter(|_| self.is_expired_at(at)) {
+            return Err(TransitionError::Expired(deadline.clone()));
         }
         let captured = amount.unwrap_or(self.amount);
         if captured > self.amount {
@@ -127,6 +148,19 @@ impl Payment {
             next: self.advance(PaymentStatus::Voided, at),
             movement: Movement::Void { authorized: self.amount },
             event_type: "payment.voided",
+            amount: self.amount,
+        })
+    }
+
+    /// The expiry job's release of a hold whose capture window has passed.
+    pub fn expire(&self, at: &str) -> Result<Transition, TransitionError> {
+        if self.status != PaymentStatus::Authorized || !self.is_expired_at(at) {
+            return Err(TransitionError::InvalidState(self.status.as_str(), "expired"));
+        }
+        Ok(Transition {
+            next: self.advance(PaymentStatus::Expired, at),
+            movement: Movement::Void { authorized: self.amount },
+            event_type: "payment.expired",
             amount: self.amount,
         })
     }
@@ -170,6 +204,7 @@ mod tests {
             description: None,
             metadata: None,
             status: PaymentStatus::Authorized,
+            capture_before: Some("t5".into()),
             captured_amount: 0,
             refunded_amount: 0,
             created_at: "t0".into(),
@@ -199,5 +234,19 @@ mod tests {
         let voided = p.void("t1").unwrap();
         assert_eq!(voided.next.status, PaymentStatus::Voided);
         assert!(matches!(voided.next.capture(None, "t2"), Err(TransitionError::InvalidState(..))));
+    }
+
+    #[test]
+    fn a_hold_expires_at_its_deadline_not_before() {
+        let p = authorized(1000);
+        assert!(p.capture(None, "t4").is_ok());
+        assert!(matches!(p.expire("t4"), Err(TransitionError::InvalidState(..))));
+        assert_eq!(p.capture(None, "t5"), Err(TransitionError::Expired("t5".into())));
+        let expired = p.expire("t5").unwrap();
+        assert_eq!((expired.next.status, expired.event_type), (PaymentStatus::Expired, "payment.expired"));
+        assert_eq!(expired.movement, Movement::Void { authorized: 1000 });
+        assert!(matches!(expired.next.expire("t6"), Err(TransitionError::InvalidState(..))));
+        let legacy = Payment { capture_before: None, ..authorized(10) };
+        assert!(legacy.capture(None, "t9").is_ok() && legacy.expire("t9").is_err());
     }
 }

@@ -29,7 +29,7 @@ use crate::ledger::{Delta, Movement};
 use crate::store::Item;
 use crate::store::labels::PaymentLabel;
 use crate::store::ledger::{self as ledger_store, AccountRecord};
-use crate::store::payments as payment_store;
+use crate::store::payments::{self as payment_store, Deadline};
 use crate::store::tx::TxError;
 use serde_json::Value;
 use std::sync::OnceLock;
@@ -38,6 +38,7 @@ fn transition_error(error: TransitionError) -> AppError {
     match error {
         TransitionError::InvalidState(..) => AppError::Conflict(error.to_string()),
         TransitionError::Exceeds(_) => AppError::Unprocessable(error.to_string()),
+        TransitionError::Expired(_) => AppError::Conflict(error.to_string()),
     }
 }
 
@@ -56,10 +57,15 @@ fn refused_update(
 ) -> Option<AppError> {
     let failure = error.condition_failed(label)?;
     let account = failure.item.clone().and_then(|item| ledger_store::decode_account(item).ok());
-    if granted == Some(Grant::Owns(side)) && account.is_some_and(|account| account.owner != *caller) {
+    if granted == Some(Grant::Owns(side)) && account.as_ref().is_some_and(|account| account.owner != *caller)
+    {
         return Some(AppError::forbidden("the account is not yours"));
     }
     let whose = if side == Side::Payer { "payer" } else { "payee" };
+    let refusing = account.as_ref().zip(delta).filter(|(account, delta)| !account.status.takes(delta));
+    if let Some((account, _)) = refusing {
+        return Some(AppError::Conflict(format!("the {whose} account is {}", account.status.as_str())));
+    }
     let beyond = delta.is_some_and(|delta| {
         failure.item.as_ref().is_some_and(|old| ledger_store::exceeds_range(old, delta))
     });
@@ -87,9 +93,10 @@ pub async fn create_payment(
 ) -> Result<Outcome, AppError> {
     let input = input::new_payment(body)?;
     let amount = input.amount;
+    let hold_ttl = (app.config.hold_ttl_seconds, app.config.max_hold_ttl_seconds);
     let who = request.who;
     let tenant = who.tenant.as_str();
-    let scope = Scope { table: &app.config.table_name, ctx, who, now: app.now() };
+    let scope = Scope::of(&app.config.table_name, ctx, who, app.now());
     let keys = vec![
         ledger_store::account_key(tenant, &input.payer_id),
         ledger_store::account_key(tenant, &input.payee_id),
@@ -100,7 +107,7 @@ pub async fn create_payment(
         app,
         request,
         keys,
-        |items| authorize(&scope, input, items, &granted),
+        |items| authorize(&scope, who, input, hold_ttl, items, &granted),
         |error| {
             let (payer_delta, payee_delta) = Movement::Authorize { amount }.deltas();
             let granted = granted.get().copied();
@@ -118,20 +125,23 @@ pub async fn create_payment(
 /// exist (paying into an account needs its id, not the right to see it).
 fn authorize(
     scope: &Scope<'_>,
+    who: &Authenticated,
     input: NewPayment,
+    hold_ttl: (i64, i64),
     items: Vec<Option<Item>>,
     granted: &OnceLock<Grant>,
 ) -> Result<Prepared, AppError> {
     let mut accounts = items.into_iter().map(|item| item.map(ledger_store::decode_account).transpose());
     let payer = accounts.next().transpose()?.flatten().ok_or(AppError::NotFound("payer account"))?;
-    let grant = ownership::may_authorize(&scope.who.principal, &payer.owner)?;
+    let grant = ownership::may_authorize(&who.principal, &payer.owner)?;
     let _ = granted.set(grant);
     let payee = accounts.next().transpose()?.flatten().ok_or(AppError::NotFound("payee account"))?;
     check_currency(&input, &payer, &payee)?;
     let at = rfc3339(scope.now);
+    let capture_before = input::capture_deadline(input.capture_before, scope.now, hold_ttl)?;
     let payment = Payment {
         payment_id: crate::ids::new_id(),
-        tenant_id: scope.who.tenant.as_str().to_owned(),
+        tenant_id: who.tenant.as_str().to_owned(),
         amount: input.amount,
         currency: input.currency.code().to_owned(),
         payer_account_id: input.payer_id,
@@ -141,6 +151,7 @@ fn authorize(
         description: input.description,
         metadata: input.metadata,
         status: PaymentStatus::Authorized,
+        capture_before: Some(capture_before),
         captured_amount: 0,
         refunded_amount: 0,
         created_at: at.clone(),
@@ -153,7 +164,8 @@ fn authorize(
         event_type: "payment.authorized",
         amount: input.amount,
     };
-    let tx = record_movement(scope, &change, grant)?.push(payment_store::insert(scope.table, &payment)?);
+    let tx =
+        record_movement(scope, &change, Some(grant))?.push(payment_store::insert(scope.table, &payment)?);
     Ok(Prepared { tx, status: 201, body: payment_view(&payment) })
 }
 
@@ -184,7 +196,7 @@ async fn transition(
 ) -> Result<Outcome, AppError> {
     let payment_id = path_id(payment_id, "payment")?;
     let who = request.who;
-    let scope = Scope { table: &app.config.table_name, ctx, who, now: app.now() };
+    let scope = Scope::of(&app.config.table_name, ctx, who, app.now());
     let keys = vec![payment_store::payment_key(who.tenant.as_str(), &payment_id)];
     let caller = Owner::of(&who.principal);
     let granted = OnceLock::new();
@@ -204,10 +216,17 @@ async fn transition(
                 .ok_or(AppError::NotFound("payment"))?;
             let grant = rule(&who.principal, &current.payer_owner, &current.payee_owner)?;
             let _ = granted.set(grant);
-            let change = decide(&current, &rfc3339(scope.now)).map_err(transition_error)?;
+            let now = rfc3339(scope.now);
+            let change = decide(&current, &now).map_err(transition_error)?;
             let _ = movement.set(change.movement);
-            let tx = record_movement(&scope, &Change::from(&change), grant)?
-                .push(payment_store::transition(scope.table, &change.next)?);
+            // A capture commits only while the hold's deadline is still ahead
+            // (the expiry job's transition requires it passed: one of them wins).
+            let deadline = match change.movement {
+                Movement::Capture { .. } => Deadline::Open(&now),
+                _ => Deadline::Any,
+            };
+            let tx = record_movement(&scope, &Change::from(&change), Some(grant))?
+                .push(payment_store::transition(scope.table, &change.next, deadline)?);
             Ok(Prepared { tx, status, body: payment_view(&change.next) })
         },
         |error| transition_cancelled(error, movement.get().copied(), granted.get().copied(), &caller),
@@ -223,8 +242,20 @@ fn transition_cancelled(
     granted: Option<Grant>,
     caller: &Owner,
 ) -> Option<AppError> {
-    if error.failed(PaymentLabel::Payment).is_some() {
-        return Some(AppError::Conflict("the payment changed concurrently; fetch it and retry".into()));
+    if let Some(failure) = error.failed(PaymentLabel::Payment) {
+        let now = failure.item.clone().and_then(|item| payment_store::decode_payment(item).ok());
+        return Some(AppError::Conflict(match now {
+            Some(payment) if payment.status == PaymentStatus::Expired => {
+                "authorization expired: the hold was released".into()
+            }
+            Some(payment)
+                if payment.status == PaymentStatus::Authorized
+                    && movement.is_some_and(|m| matches!(m, Movement::Capture { .. })) =>
+            {
+                "authorization expired".into()
+            }
+            _ => "the payment changed concurrently; fetch it and retry".into(),
+        }));
     }
     let deltas = movement.map(|m| m.deltas());
     // A refund debits the payee; no other transition lowers a balance.

@@ -2,7 +2,7 @@
 
 use super::Payment;
 use crate::error::AppError;
-use crate::ledger::Balances;
+use crate::ledger::{AccountStatus, Balances};
 use crate::store::ledger::{AccountRecord, EntryRecord};
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -14,6 +14,7 @@ pub struct AccountView {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     pub allow_overdraft: bool,
+    pub status: AccountStatus,
     /// Minor units `available` may go below zero (0 without overdraft).
     pub overdraft_limit: i64,
     /// `{"type": "tenant"}` or `{"type": "user" | "client", "id"}`.
@@ -51,6 +52,7 @@ impl TryFrom<&AccountRecord> for AccountView {
             currency: account.currency.clone(),
             name: account.name.clone(),
             allow_overdraft: account.allow_overdraft,
+            status: account.status,
             overdraft_limit: account.overdraft_limit(),
             owner: account.owner.view(),
             balance: BalanceView {
@@ -103,6 +105,7 @@ pub fn payment_view(payment: &Payment) -> Value {
         "currency": payment.currency,
         "captured_amount": payment.captured_amount,
         "refunded_amount": payment.refunded_amount,
+        "capture_before": payment.capture_before,
         "payer_account_id": payment.payer_account_id,
         "payee_account_id": payment.payee_account_id,
         "description": payment.description,

@@ -15,7 +15,7 @@ use super::account_layouts::{self, LEGACY_OVERDRAFT_LIMIT};
 use super::labels::PaymentLabel;
 use super::{Action, Expr, Item, Keyed, from_item, key, tenant_pk, value};
 use crate::error::AppError;
-use crate::ledger::{Balances, Delta};
+use crate::ledger::{AccountStatus, Balances, Delta};
 use crate::payments::ownership::Owner;
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde::{Deserialize, Serialize};
@@ -46,6 +46,9 @@ pub struct AccountRecord {
     /// `available + overdraft_limit`, what a debit may take (absent on legacy accounts).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub spendable: Option<i64>,
+    /// Absent on accounts stored before states existed: active.
+    #[serde(default)]
+    pub status: AccountStatus,
     pub created_at: String,
 }
 
@@ -217,6 +220,14 @@ pub fn apply_delta(table: &str, change: &BalanceUpdate<'_>) -> Result<Action<Pay
         // `spendable` (available + overdraft limit) moves with `available`.
         terms.push("spendable :available".to_owned());
     }
+    // The account's state: a closed account takes nothing, a frozen one no debit.
+    let (state, status) = if delta.is_debit() {
+        ("#status = :status", AccountStatus::Active)
+    } else {
+        ("#status <> :status", AccountStatus::Closed)
+    };
+    conditions.push(format!("(attribute_not_exists(#status) OR {state})"));
+    expr = expr.name("#status", "status").value(":status", value(status)?);
     if let Some(owner) = change.owner {
         conditions.push("#owner = :owner".to_owned());
         expr = expr.name("#owner", "owner").value(":owner", value(owner)?);
@@ -249,23 +260,95 @@ pub fn exceeds_range(old: &Item, delta: &Delta) -> bool {
     })
 }
 
-/// Gives an overdraft account a new limit, `spendable` following from the
-/// balance at that moment (one atomic update); fails (label `account`) if
-/// the account is missing or does not allow overdraft.
-pub fn set_overdraft_limit(
+/// A change of an account's state or overdraft limit.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AccountChange {
+    pub status: Option<AccountStatus>,
+    pub overdraft_limit: Option<i64>,
+}
+
+/// Why an [`AccountChange`] was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeRefused {
+    Missing,
+    /// Closed accounts stay closed and take no other change.
+    Closed,
+    /// Closing needs a zero balance and no pending holds (either way).
+    NotSettled,
+    /// Only overdraft accounts have a limit.
+    NoOverdraft,
+    /// The new limit is below the account's current overdraft (`-available`).
+    BelowOverdraft(i64),
+}
+
+/// The change as one atomic update of the account (label `account`), its
+/// rules as the condition: the account exists and is not closed (closing a
+/// closed one again is a no-op); closing needs `available`, `debits_pending`
+/// and `credits_pending` all zero (so the posted balance is zero too); a
+/// new limit needs an overdraft account whose `available >= -limit`, and
+/// `spendable` follows from the balance at that moment. [`refusal`] tells a
+/// failed condition apart from the account as it was.
+pub fn change_account(
     table: &str,
     tenant: &str,
     account_id: &str,
-    limit: i64,
+    change: &AccountChange,
 ) -> Result<Action<PaymentLabel>, AppError> {
+    let mut sets = Vec::new();
+    let mut conditions = vec!["attribute_exists(pk)".to_owned()];
+    let mut expr = Expr::default().name("#status", "status");
+    if change.status != Some(AccountStatus::Closed) || change.overdraft_limit.is_some() {
+        conditions.push("(attribute_not_exists(#status) OR #status <> :closed)".to_owned());
+        expr = expr.value(":closed", value(AccountStatus::Closed)?);
+    }
+    if let Some(status) = change.status {
+        sets.push("#status = :new_status");
+        expr = expr.value(":new_status", value(status)?);
+        if status == AccountStatus::Closed {
+            conditions
+                .push("available = :zero AND debits_pending = :zero AND credits_pending = :zero".into());
+            expr = expr.value(":zero", value(0)?);
+        }
+    }
+    if let Some(limit) = change.overdraft_limit {
+        sets.push("overdraft_limit = :limit, spendable = available + :limit");
+        conditions.push("allow_overdraft = :yes AND available >= :floor".to_owned());
+        expr = expr
+            .value(":limit", value(limit)?)
+            .value(":floor", value(limit.checked_neg().ok_or_else(|| AppError::Internal("limit".into()))?)?)
+            .value(":yes", AttributeValue::Bool(true));
+    }
+    if sets.is_empty() {
+        return Err(AppError::Internal("an account change that changes nothing".into()));
+    }
     Action::update(
         table,
         PaymentLabel::Account,
         account_key(tenant, account_id),
-        "SET overdraft_limit = :limit, spendable = available + :limit",
-        Some("allow_overdraft = :yes"),
-        Expr::default().value(":limit", value(limit)?).value(":yes", AttributeValue::Bool(true)),
+        &format!("SET {}", sets.join(", ")),
+        Some(&conditions.join(" AND ")),
+        expr,
     )
+}
+
+/// Why [`change_account`]'s condition failed, from the account as it was
+/// (`None`: there was no account).
+pub fn refusal(old: Option<&Item>, change: &AccountChange) -> Result<ChangeRefused, AppError> {
+    let Some(old) = old else { return Ok(ChangeRefused::Missing) };
+    let account = decode_account(old.clone())?;
+    let closing = change.status == Some(AccountStatus::Closed);
+    let b = &account.balances;
+    if account.status == AccountStatus::Closed && (!closing || change.overdraft_limit.is_some()) {
+        return Ok(ChangeRefused::Closed);
+    }
+    if closing && (b.available != 0 || b.debits_pending != 0 || b.credits_pending != 0) {
+        return Ok(ChangeRefused::NotSettled);
+    }
+    match change.overdraft_limit {
+        Some(_) if !account.allow_overdraft => Ok(ChangeRefused::NoOverdraft),
+        Some(_) => Ok(ChangeRefused::BelowOverdraft(b.available.saturating_neg())),
+        None => Err(AppError::Internal("account change refused for no known reason".into())),
+    }
 }
 
 pub fn insert_entry(table: &str, entry: &EntryRecord) -> Result<Action<PaymentLabel>, AppError> {

@@ -42,6 +42,8 @@ def before_load_schema(context, raw_schema):
     _with_id_example(paths["/v1/accounts/{id}"]["get"], seeds["payer"])
     _with_id_example(paths["/v1/accounts/{id}"]["patch"], seeds["adjustable"])
     _with_id_example(paths["/v1/accounts/{id}/transactions"]["get"], seeds["payee"])
+    _with_id_example(paths["/v1/accounts/{id}/balance"]["get"], seeds["payee"])
+    _with_id_example(paths["/v1/accounts/{id}/statement"]["get"], seeds["payee"])
     _with_id_example(paths["/v1/payments/{id}"]["get"], seeds["authorized"])
     _with_id_example(paths["/v1/payments/{id}/capture"]["post"], seeds["to_capture"])
     _with_id_example(paths["/v1/payments/{id}/void"]["post"], seeds["to_void"])

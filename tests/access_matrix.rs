@@ -125,6 +125,8 @@ const ROWS: &[Row] = &[
     row("GET /v1/accounts/{id}", F::OwnAccount, None,                                     [401, 200, 404, 404, 200, 200, 200, 404, 200, 404]),
     row("GET /v1/accounts/{id}", F::TenantAccount, None,                                  [401, 404, 404, 404, 200, 200, 200, 404, 200, 404]),
     row("PATCH /v1/accounts/{id}", F::OwnAccount, Some(r#"{"status": "active"}"#),         [401, 403, 403, 403, 200, 200, 403, 403, 403, 404]),
+    row("GET /v1/accounts/{id}/balance", F::OwnAccount, None,                            [401, 200, 404, 404, 200, 200, 200, 404, 200, 404]),
+    row("GET /v1/accounts/{id}/statement", F::OwnAccount, None,                          [401, 200, 404, 404, 200, 200, 200, 404, 200, 404]),
     row("GET /v1/accounts/{id}/transactions", F::OwnAccount, None,                        [401, 200, 404, 404, 200, 200, 200, 404, 200, 404]),
     row("POST /v1/payments", F::None, Some(PAY),                                          [401, 201, 404, 404, 201, 201, 403, 404, 403, 404]),
     row("POST /v1/payments/{id}/capture", F::Authorized, Some("{}"),                      [401, 200, 200, 404, 200, 200, 403, 404, 403, 404]),

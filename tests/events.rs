@@ -34,6 +34,8 @@ const API_EVENTS: &[(&str, &str, u16)] = &[
     ("create-account.json", "CreateAccountFunction", 201),
     ("create-account-unknown-currency.json", "CreateAccountFunction", 400),
     ("get-account.json", "GetAccountFunction", 200),
+    ("get-balance.json", "GetBalanceFunction", 200),
+    ("get-statement.json", "GetStatementFunction", 200),
     ("list-transactions.json", "ListTransactionsFunction", 200),
     ("create-payment.json", "CreatePaymentFunction", 201),
     ("create-payment-float-amount.json", "CreatePaymentFunction", 400),

@@ -60,6 +60,8 @@ pub async fn try_dispatch(
         "CreateAccountFunction" => create_account::handler(app, request).await,
         "GetAccountFunction" => get_account::handler(app, request).await,
         "UpdateAccountFunction" => update_account::handler(app, request).await,
+        "GetBalanceFunction" => get_balance::handler(app, request).await,
+        "GetStatementFunction" => get_statement::handler(app, request).await,
         "ListTransactionsFunction" => list_transactions::handler(app, request).await,
         "CreatePaymentFunction" => create_payment::handler(app, request).await,
         "CapturePaymentFunction" => capture_payment::handler(app, request).await,

@@ -145,6 +145,27 @@ impl Movement {
         }
     }
 
+    /// The payer's delta and one per payee leg of a split payment: leg `i`
+    /// was authorized `shares[i].0` and takes `shares[i].1` of this
+    /// movement's amount (the shares sum to it; see [`pro_rata`]), so the
+    /// transaction stays balanced for any number of legs.
+    pub fn split_deltas(&self, shares: &[(i64, i64)]) -> (Delta, Vec<Delta>) {
+        let (payer, _) = self.deltas();
+        let legs = shares
+            .iter()
+            .map(|&(authorized, part)| {
+                let leg = match *self {
+                    Movement::Authorize { .. } => Movement::Authorize { amount: authorized },
+                    Movement::Capture { .. } => Movement::Capture { authorized, captured: part },
+                    Movement::Void { .. } => Movement::Void { authorized },
+                    Movement::Refund { .. } => Movement::Refund { amount: part },
+                };
+                leg.deltas().1
+            })
+            .collect();
+        (payer, legs)
+    }
+
     /// The (payer, payee) deltas.
     pub fn deltas(&self) -> (Delta, Delta) {
         let zero = Delta::default();
@@ -165,6 +186,34 @@ impl Movement {
             }
         }
     }
+}
+
+/// Splits `total` over legs in proportion to `weights`, exactly: the
+/// largest-remainder rule. Each leg first gets `floor(total * w / W)` (W the
+/// sum of the weights); the minor units left over (fewer than the number of
+/// legs) go one each to the legs with the largest remainders
+/// `total * w mod W`, earlier legs first on a tie. The parts sum to `total`
+/// (no minor unit created or lost) and none exceeds its weight when
+/// `total <= W`. `None` if `total` is negative or beyond `W`, or a weight
+/// is negative, or all are zero with `total > 0`. Arithmetic in i128: exact.
+pub fn pro_rata(total: i64, weights: &[i64]) -> Option<Vec<i64>> {
+    let sum: i128 = weights.iter().map(|w| i128::from(*w)).sum();
+    if total < 0 || i128::from(total) > sum || weights.iter().any(|w| *w < 0) {
+        return None;
+    }
+    if total == 0 {
+        return Some(vec![0; weights.len()]);
+    }
+    let total = i128::from(total);
+    let mut parts: Vec<i128> = weights.iter().map(|w| total * i128::from(*w) / sum).collect();
+    let mut order: Vec<(usize, i128)> =
+        weights.iter().enumerate().map(|(i, w)| (i, total * i128::from(*w) % sum)).collect();
+    order.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    let left = total - parts.iter().sum::<i128>();
+    for (i, _) in order.into_iter().take(usize::try_from(left).ok()?) {
+        parts[i] += 1;
+    }
+    parts.into_iter().map(|part| i64::try_from(part).ok()).collect()
 }
 
 /// Debits equal credits, pending and posted alike (summed in i128: exact for
@@ -196,6 +245,47 @@ mod tests {
                 payer.credits_posted - payer.debits_posted + payee.credits_posted - payee.debits_posted,
                 0
             );
+        }
+    }
+
+    #[test]
+    fn split_movements_balance_and_round_by_largest_remainder() {
+        assert_eq!(pro_rata(100, &[1_000, 1_000, 1_000]), Some(vec![34, 33, 33]));
+        assert_eq!(pro_rata(10, &[700, 200, 100]), Some(vec![7, 2, 1]));
+        assert_eq!(pro_rata(5, &[10, 30]), Some(vec![1, 4]));
+        assert_eq!(pro_rata(0, &[0, 0]), Some(vec![0, 0]));
+        assert_eq!(pro_rata(3, &[1, 1]), None);
+        assert_eq!(pro_rata(-1, &[1]), None);
+        let shares = [(700, 467), (300, 200)];
+        for movement in [
+            Movement::Authorize { amount: 1000 },
+            Movement::Capture { authorized: 1000, captured: 667 },
+            Movement::Void { authorized: 1000 },
+            Movement::Refund { amount: 667 },
+        ] {
+            let (payer, legs) = movement.split_deltas(&shares);
+            assert!(is_balanced(std::iter::once(&payer).chain(&legs)), "{movement:?}");
+        }
+    }
+
+    proptest::proptest! {
+        /// Any amount split over any legs: the parts sum to it exactly, none
+        /// is negative or above its leg's weight, and a full amount splits
+        /// into the weights themselves.
+        #[test]
+        fn pro_rata_never_creates_or_loses_a_minor_unit(
+            weights in proptest::collection::vec(1i64..=1_000_000_000_000, 1..=45),
+            fraction in 0u32..=1_000_000,
+        ) {
+            let sum: i64 = weights.iter().sum();
+            let total = i64::try_from(i128::from(sum) * i128::from(fraction) / 1_000_000).unwrap();
+            let parts = pro_rata(total, &weights).unwrap();
+            proptest::prop_assert_eq!(parts.iter().sum::<i64>(), total);
+            proptest::prop_assert!(parts.iter().zip(&weights).all(|(p, w)| 0 <= *p && p <= w));
+            proptest::prop_assert_eq!(pro_rata(sum, &weights).unwrap(), weights.clone());
+            let shares: Vec<(i64, i64)> = weights.iter().copied().zip(parts.iter().copied()).collect();
+            let (payer, legs) = Movement::Capture { authorized: sum, captured: total }.split_deltas(&shares);
+            proptest::prop_assert!(is_balanced(std::iter::once(&payer).chain(&legs)));
         }
     }
 

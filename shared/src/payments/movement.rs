@@ -64,6 +64,11 @@ pub(super) struct Change<'a> {
     pub movement: Movement,
     pub event_type: &'a str,
     pub amount: i64,
+    /// Per payee leg: its authorized amount and its part of `amount`.
+    pub shares: Vec<(i64, i64)>,
+    /// The leg whose owner a [`Grant::Owns`] of the payee side pins (the
+    /// one the caller owns: the first, or the leg a refund takes from).
+    pub acting_leg: usize,
 }
 
 impl<'a> From<&'a Transition> for Change<'a> {
@@ -73,6 +78,8 @@ impl<'a> From<&'a Transition> for Change<'a> {
             movement: transition.movement,
             event_type: transition.event_type,
             amount: transition.amount,
+            shares: transition.shares.clone(),
+            acting_leg: 0,
         }
     }
 }
@@ -88,7 +95,8 @@ pub(super) fn record_movement(
 ) -> Result<Tx<PaymentLabel>, AppError> {
     let table = scope.table;
     let at = rfc3339(scope.now);
-    let tx_id = crate::ids::new_id();
+    // The transaction's id carries its time: entries are listed by time by key.
+    let tx_id = crate::ids::new_id_at(scope.now);
     let transaction = ledger_transaction(scope, change, &tx_id, &at);
     let payment_event = payment_event(scope, change, &tx_id);
     let ledger_event = OutboxEvent::new(
@@ -106,18 +114,26 @@ pub(super) fn record_movement(
         .push(payment_store::insert_event(table, &history(scope, change, &tx_id, &at))?)
         .push(ledger_store::insert_transaction(table, &transaction)?);
     let caller = scope.caller.map(Owner::of);
-    let sides = [(Side::Payer, PaymentLabel::Payer), (Side::Payee, PaymentLabel::Payee)];
-    for ((side, label), posting) in sides.into_iter().zip(&transaction.postings) {
+    for (n, posting) in transaction.postings.iter().enumerate() {
+        // The payer first, then the payee legs.
+        let (side, label) = match n {
+            0 => (Side::Payer, PaymentLabel::Payer),
+            _ => (Side::Payee, PaymentLabel::Payee),
+        };
+        let pinned = grant == Some(Grant::Owns(side)) && (n == 0 || n - 1 == change.acting_leg);
         let update = BalanceUpdate {
             label,
             tenant: scope.tenant.as_str(),
             account_id: &posting.account_id,
             currency: &change.payment.currency,
             delta: posting.delta,
-            owner: caller.as_ref().filter(|_| grant == Some(Grant::Owns(side))),
+            owner: caller.as_ref().filter(|_| pinned),
         };
         tx = tx
-            .push(ledger_store::insert_entry(table, &entry(scope, change, &tx_id, &at, posting))?)
+            .push(ledger_store::insert_entry(
+                table,
+                &entry(scope, change, (&tx_id, transaction.postings.len()), &at, posting),
+            )?)
             .push(ledger_store::apply_delta(table, &update)?);
     }
     if let Some(caller) = scope.caller.filter(|_| grant == Some(Grant::Role)) {
@@ -133,23 +149,42 @@ fn ledger_transaction(
     at: &str,
 ) -> LedgerTransactionRecord {
     let payment = change.payment;
-    let (payer_delta, payee_delta) = change.movement.deltas();
+    let (payer_delta, leg_deltas) = change.movement.split_deltas(&change.shares);
+    let payer = Posting { account_id: payment.payer_account_id.clone(), delta: payer_delta };
+    let legs = payment.legs().into_iter().zip(leg_deltas);
+    let legs = legs.map(|(leg, delta)| Posting { account_id: leg.account_id, delta });
     LedgerTransactionRecord {
         tenant_id: scope.tenant.to_string(),
         tx_id: tx_id.to_owned(),
         payment_id: payment.payment_id.clone(),
         movement: change.movement.name().to_owned(),
         currency: payment.currency.clone(),
-        postings: vec![
-            Posting { account_id: payment.payer_account_id.clone(), delta: payer_delta },
-            Posting { account_id: payment.payee_account_id.clone(), delta: payee_delta },
-        ],
+        postings: std::iter::once(payer).chain(legs).collect(),
         created_at: at.to_owned(),
     }
 }
 
 fn payment_event(scope: &Scope<'_>, change: &Change<'_>, tx_id: &str) -> OutboxEvent {
     let payment = change.payment;
+    let mut payload = json!({
+        "payment_id": payment.payment_id,
+        "status": payment.status,
+        "amount": change.amount,
+        "currency": payment.currency,
+        "authorized_amount": payment.amount,
+        "captured_amount": payment.captured_amount,
+        "refunded_amount": payment.refunded_amount,
+        "payer_account_id": payment.payer_account_id,
+        "payee_account_id": payment.payee_account_id,
+        "ledger_tx_id": tx_id,
+    });
+    if !payment.splits.is_empty() {
+        // Each leg's part of this movement's amount.
+        let legs = payment.splits.iter().zip(&change.shares);
+        let legs: Vec<_> =
+            legs.map(|(leg, (_, part))| json!({ "account_id": leg.account_id, "amount": part })).collect();
+        payload["splits"] = json!(legs);
+    }
     OutboxEvent::new(
         scope.tenant,
         "payment",
@@ -157,18 +192,7 @@ fn payment_event(scope: &Scope<'_>, change: &Change<'_>, tx_id: &str) -> OutboxE
         change.event_type,
         scope.now,
         scope.correlation_id,
-        json!({
-            "payment_id": payment.payment_id,
-            "status": payment.status,
-            "amount": change.amount,
-            "currency": payment.currency,
-            "authorized_amount": payment.amount,
-            "captured_amount": payment.captured_amount,
-            "refunded_amount": payment.refunded_amount,
-            "payer_account_id": payment.payer_account_id,
-            "payee_account_id": payment.payee_account_id,
-            "ledger_tx_id": tx_id,
-        }),
+        payload,
     )
     .by(&scope.actor())
 }
@@ -190,7 +214,13 @@ fn history(scope: &Scope<'_>, change: &Change<'_>, tx_id: &str, at: &str) -> Pay
     }
 }
 
-fn entry(scope: &Scope<'_>, change: &Change<'_>, tx_id: &str, at: &str, posting: &Posting) -> EntryRecord {
+fn entry(
+    scope: &Scope<'_>,
+    change: &Change<'_>,
+    (tx_id, postings): (&str, usize),
+    at: &str,
+    posting: &Posting,
+) -> EntryRecord {
     EntryRecord {
         tenant_id: scope.tenant.to_string(),
         account_id: posting.account_id.clone(),
@@ -199,6 +229,7 @@ fn entry(scope: &Scope<'_>, change: &Change<'_>, tx_id: &str, at: &str, posting:
         movement: change.movement.name().to_owned(),
         currency: change.payment.currency.clone(),
         delta: posting.delta,
+        postings: u32::try_from(postings).ok(),
         created_at: at.to_owned(),
     }
 }

@@ -23,6 +23,9 @@ use serde::{Deserialize, Serialize};
 /// The `kind` of account items.
 const ACCOUNT_KIND: &str = account_layouts::KIND;
 const ENTRY_KIND: &str = "ledger_entry";
+const SNAPSHOT_KIND: &str = "balance_snapshot";
+/// Snapshots' sort keys: the prefix, then the UTC day (`YYYY-MM-DD`) they close.
+const SNAPSHOT_PREFIX: &str = "SNAP#";
 /// Entries' sort keys: the prefix, then the ledger transaction id.
 const ENTRY_PREFIX: &str = "ENTRY#";
 
@@ -70,6 +73,11 @@ pub struct EntryRecord {
     pub currency: String,
     #[serde(flatten)]
     pub delta: Delta,
+    /// How many postings (entries) its ledger transaction has: 1 + the
+    /// payment's payee legs. Absent on entries written before split
+    /// payments, all of which had 2.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub postings: Option<u32>,
     pub created_at: String,
 }
 
@@ -398,6 +406,13 @@ pub async fn list_entries(
         .send()
         .await
         .map_err(|e| AppError::from_sdk("list entries", e))?;
+    entry_page(output)
+}
+
+/// A page of entries and its cursor: the last entry's tx id, if there are more.
+fn entry_page(
+    output: aws_sdk_dynamodb::operation::query::QueryOutput,
+) -> Result<(Vec<EntryRecord>, Option<String>), AppError> {
     let next = output
         .last_evaluated_key()
         .and_then(|k| k.get("sk"))
@@ -408,6 +423,87 @@ pub async fn list_entries(
     Ok((entries, next))
 }
 
+/// An account's totals at the end of one UTC day: every entry of a ledger
+/// transaction made before the next midnight (transaction ids carry their
+/// time, see [`crate::ids::new_id_at`]). Written once by the verify job for
+/// each day that had entries and has ended; immutable, derived from the
+/// entries (verify checks it against them).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotRecord {
+    pub tenant_id: String,
+    pub account_id: String,
+    /// `YYYY-MM-DD`.
+    pub day: String,
+    #[serde(flatten)]
+    pub balances: Balances,
+    /// The entries up to then.
+    pub entries: u64,
+}
+
+/// Writes a snapshot unless that day's is there already (a no-op then).
+pub async fn insert_snapshot(
+    dynamodb: &aws_sdk_dynamodb::Client,
+    table: &str,
+    snapshot: &SnapshotRecord,
+) -> Result<(), AppError> {
+    let pk = account_pk(&snapshot.tenant_id, &snapshot.account_id);
+    let item =
+        Keyed::new(pk, format!("{SNAPSHOT_PREFIX}{}", snapshot.day), SNAPSHOT_KIND, snapshot).item()?;
+    super::put_if_absent(dynamodb, table, item, "write balance snapshot").await.map(|_| ())
+}
+
+/// The latest snapshot of a day up to `day` (`YYYY-MM-DD`), one consistent
+/// query of at most one item.
+pub async fn latest_snapshot(
+    dynamodb: &aws_sdk_dynamodb::Client,
+    table: &str,
+    (tenant, account_id): (&str, &str),
+    day: &str,
+) -> Result<Option<SnapshotRecord>, AppError> {
+    let output = dynamodb
+        .query()
+        .table_name(table)
+        .key_condition_expression("pk = :pk AND sk BETWEEN :first AND :day")
+        .expression_attribute_values(":pk", AttributeValue::S(account_pk(tenant, account_id)))
+        .expression_attribute_values(":first", AttributeValue::S(SNAPSHOT_PREFIX.to_owned()))
+        .expression_attribute_values(":day", AttributeValue::S(format!("{SNAPSHOT_PREFIX}{day}")))
+        .scan_index_forward(false)
+        .consistent_read(true)
+        .limit(1)
+        .send()
+        .await
+        .map_err(|e| AppError::from_sdk("read balance snapshot", e))?;
+    output.items.unwrap_or_default().into_iter().next().map(from_item).transpose()
+}
+
+/// One page of an account's entries of the transactions made in
+/// `[from, to)`, oldest first, after the entry of transaction `after` (the
+/// bounds are [`crate::ids::time_floor`]s: the key range is the time range).
+pub async fn entries_between(
+    dynamodb: &aws_sdk_dynamodb::Client,
+    table: &str,
+    (tenant, account_id): (&str, &str),
+    (from, to): (&str, &str),
+    (limit, after): (Option<i32>, Option<&str>),
+) -> Result<(Vec<EntryRecord>, Option<String>), AppError> {
+    let pk = account_pk(tenant, account_id);
+    let start = after.map(|tx_id| key(pk.clone(), &format!("{ENTRY_PREFIX}{tx_id}")));
+    let output = dynamodb
+        .query()
+        .table_name(table)
+        .key_condition_expression("pk = :pk AND sk BETWEEN :from AND :to")
+        .expression_attribute_values(":pk", AttributeValue::S(pk))
+        .expression_attribute_values(":from", AttributeValue::S(format!("{ENTRY_PREFIX}{from}")))
+        .expression_attribute_values(":to", AttributeValue::S(format!("{ENTRY_PREFIX}{to}")))
+        .consistent_read(true)
+        .set_limit(limit)
+        .set_exclusive_start_key(start)
+        .send()
+        .await
+        .map_err(|e| AppError::from_sdk("list entries", e))?;
+    entry_page(output)
+}
+
 /// An account as the verify job reads it.
 #[derive(Debug, Clone)]
 pub enum StoredAccount {
@@ -416,15 +512,16 @@ pub enum StoredAccount {
     OutOfRange(OutOfRange),
 }
 
-/// An account item and all its entries, read together (strongly consistent).
+/// An account item, all its entries and its snapshots, read together (strongly consistent).
 pub async fn account_with_entries(
     dynamodb: &aws_sdk_dynamodb::Client,
     table: &str,
     tenant: &str,
     account_id: &str,
-) -> Result<(Option<StoredAccount>, Vec<EntryRecord>), AppError> {
+) -> Result<(Option<StoredAccount>, Vec<EntryRecord>, Vec<SnapshotRecord>), AppError> {
     let mut account = None;
     let mut entries = Vec::new();
+    let mut snapshots = Vec::new();
     let items = super::query_all(dynamodb, table, account_pk(tenant, account_id), true).await?;
     for item in items {
         match item.get("kind").and_then(|k| k.as_s().ok()).map(String::as_str) {
@@ -435,10 +532,11 @@ pub async fn account_with_entries(
                 })
             }
             Some(ENTRY_KIND) => entries.push(decode_entry(item)?),
+            Some(SNAPSHOT_KIND) => snapshots.push(from_item(item)?),
             _ => {}
         }
     }
-    Ok((account, entries))
+    Ok((account, entries, snapshots))
 }
 
 /// Every tenant that has ledger accounts (a full scan: for the verify job).

@@ -241,6 +241,30 @@ fn non_empty<K, V>(map: HashMap<K, V>) -> Option<HashMap<K, V>> {
 }
 
 /// A strongly consistent read of one item.
+/// Writes `item` unless an item with its key exists (then nothing, `false`):
+/// for records written once (derived data, history).
+pub(crate) async fn put_if_absent(
+    dynamodb: &aws_sdk_dynamodb::Client,
+    table: &str,
+    item: Item,
+    what: &'static str,
+) -> Result<bool, AppError> {
+    let result = dynamodb
+        .put_item()
+        .table_name(table)
+        .set_item(Some(item))
+        .condition_expression("attribute_not_exists(pk)")
+        .send()
+        .await;
+    match result {
+        Ok(_) => Ok(true),
+        Err(error) if error.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => {
+            Ok(false)
+        }
+        Err(error) => Err(AppError::from_sdk(what, error)),
+    }
+}
+
 pub(crate) async fn get(
     dynamodb: &aws_sdk_dynamodb::Client,
     table: &str,

@@ -136,15 +136,13 @@ def owner_token(api: str, invoke: str) -> tuple[str, str]:
 def seed(api: str, tenant: str, token: str) -> dict:
     """Data for the operations that need some (scripts/api-fuzz-hooks.py makes them examples):
     a funding account and a customer account, payments to capture, void, refund and read,
-    an account to freeze, close or give another limit, and a member to administer."""
+    an account to freeze, close or give another limit, a member to administer, and machine
+    clients to rotate and revoke."""
     seeds = {}
-    accounts = (
-        ("payer", {"allow_overdraft": True, "overdraft_limit": 1_000_000_000}),
-        ("payee", {}),
-        ("adjustable", {"allow_overdraft": True, "overdraft_limit": 1_000}),
-    )
-    for name, terms in accounts:
-        status, body = call("POST", f"{api}/v1/accounts", {"currency": "USD", **terms}, token)
+    funding = {"currency": "USD", "allow_overdraft": True, "overdraft_limit": 1_000_000_000}
+    adjustable = {"currency": "USD", "allow_overdraft": True, "overdraft_limit": 1_000}
+    for name, account in (("payer", funding), ("payee", {"currency": "USD"}), ("adjustable", adjustable)):
+        status, body = call("POST", f"{api}/v1/accounts", account, token)
         expect(status, 201, "opening an account", body)
         seeds[name] = body["account_id"]
     for name in ("authorized", "to_capture", "to_void", "captured"):
@@ -162,6 +160,10 @@ def seed(api: str, tenant: str, token: str) -> dict:
     status, body = call("POST", f"{api}/v1/users", registration)
     expect(status, 201, "registering the member", body)
     seeds["member"] = body["user_id"]
+    for name in ("client", "client_to_revoke"):
+        status, body = call("POST", f"{api}/v1/clients", {"name": f"fuzz {name}", "roles": ["member"]}, token)
+        expect(status, 201, "creating a machine client", body)
+        seeds[name] = body["client_id"]
     return seeds
 
 

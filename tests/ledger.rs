@@ -211,6 +211,8 @@ async fn scenario_holds_expire_through_the_ledger_and_are_not_captured_after() {
     let problem =
         assert_problem(&authorize_until(&api, &member, &wallet, &shop, Some("tomorrow")).await, 400);
     assert_eq!(problem["field"], "capture_before", "{problem}");
+    let far = authorize_until(&api, &member, &wallet, &shop, Some("9999-12-31T23:59:59-23:59")).await;
+    assert_problem(&far, 422);
     let soon = text(now + time::Duration::hours(1));
     let (early, late) = (
         payment_id(&authorize_until(&api, &member, &wallet, &shop, Some(&soon)).await),
@@ -594,6 +596,13 @@ async fn scenario_balances_as_of_a_time_and_statements_over_seeded_history() {
         &api.get("GetBalanceFunction", "/v1/accounts/{id}/balance", &wallet, &member, &[("at", "now")]).await,
         400,
     );
+    // Offsets whose UTC time leaves the years 0000 to 9999 are refused, not a panic.
+    for at in ["9999-12-31T23:59:59-23:59", "0000-01-01T00:00:00+23:59"] {
+        let route = "/v1/accounts/{id}/balance";
+        assert_problem(&api.get("GetBalanceFunction", route, &wallet, &member, &[("at", at)]).await, 400);
+        let route = "/v1/accounts/{id}/statement";
+        assert_problem(&api.get("GetStatementFunction", route, &wallet, &member, &[("to", at)]).await, 400);
+    }
     let stranger = api.token("acme", "stranger@acme.example").await;
     assert_problem(
         &api.get("GetBalanceFunction", "/v1/accounts/{id}/balance", &wallet, &stranger, &[]).await,

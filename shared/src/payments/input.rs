@@ -251,11 +251,19 @@ pub(super) fn capture_deadline(
 ) -> Result<String, AppError> {
     let deadline = asked.unwrap_or(now + time::Duration::seconds(default_seconds));
     let latest = now + time::Duration::seconds(max_seconds);
-    let text = crate::clock::rfc3339(deadline.to_offset(time::UtcOffset::UTC));
-    if text <= crate::clock::rfc3339(now) || deadline > latest {
-        return Err(AppError::Unprocessable(format!(
+    let refused = || {
+        AppError::Unprocessable(format!(
             "capture_before: must be in the future and at most {max_seconds} seconds from now"
-        )));
+        ))
+    };
+    // Compared before converting: any offset, even one whose UTC time is past
+    // year 9999, is a time the comparison orders.
+    if deadline > latest {
+        return Err(refused());
+    }
+    let text = crate::clock::rfc3339(deadline.checked_to_offset(time::UtcOffset::UTC).ok_or_else(refused)?);
+    if text <= crate::clock::rfc3339(now) {
+        return Err(refused());
     }
     Ok(text)
 }

@@ -23,11 +23,13 @@ use crate::store::ledger as ledger_store;
 use serde_json::{Value, json};
 use time::{OffsetDateTime, UtcOffset};
 
-/// A time of the query string (RFC 3339, any offset), as UTC.
+/// A time of the query string (RFC 3339, any offset), as UTC; one whose UTC
+/// time is beyond the years 0000 to 9999 is refused like malformed text.
 fn time_param(field: &'static str, raw: Option<&str>) -> Result<Option<OffsetDateTime>, AppError> {
     raw.map(|text| {
         parse_rfc3339(text)
-            .map(|at| at.to_offset(UtcOffset::UTC))
+            .and_then(|at| at.checked_to_offset(UtcOffset::UTC))
+            .filter(|at| (0..=9999).contains(&at.year()))
             .ok_or_else(|| AppError::bad_request(field, format!("{field}: must be an RFC 3339 date-time")))
     })
     .transpose()
@@ -118,7 +120,10 @@ pub async fn statement(
     (limit, cursor): (Option<&str>, Option<&str>),
 ) -> Result<Value, AppError> {
     let to = time_param("to", to)?.unwrap_or_else(|| app.now().to_offset(UtcOffset::UTC));
-    let from = time_param("from", from)?.unwrap_or(to - DEFAULT_PERIOD);
+    let from = match time_param("from", from)? {
+        Some(from) => from,
+        None => to.checked_sub(DEFAULT_PERIOD).ok_or_else(|| AppError::bad_request("to", "to: too early"))?,
+    };
     if to <= from {
         return Err(AppError::bad_request("to", "to: must be after from"));
     }

@@ -3,7 +3,7 @@
 Adds the ids of the data scripts/api-fuzz.py seeded before the run (in
 CAAS_API_FUZZ_SEEDS, JSON) to openapi.yaml as it is loaded, as examples of the
 operations that need existing data: accounts with entries, payments in each state
-their transitions start from, a member to administer (and whose second factor to reset), machine clients. The file itself is untouched.
+their transitions start from, an account to change, a member to administer (and whose second factor to reset), machine clients. The file itself is untouched.
 And a valid generated Idempotency-Key gets a unique suffix: the generator draws few
 distinct short keys, and a key reused with another body answers 422 before the
 operation's own checks (replays are the integration tests' business).
@@ -40,7 +40,10 @@ def before_load_schema(context, raw_schema):
         return
     paths = raw_schema["paths"]
     _with_id_example(paths["/v1/accounts/{id}"]["get"], seeds["payer"])
+    _with_id_example(paths["/v1/accounts/{id}"]["patch"], seeds["adjustable"])
     _with_id_example(paths["/v1/accounts/{id}/transactions"]["get"], seeds["payee"])
+    _with_id_example(paths["/v1/accounts/{id}/balance"]["get"], seeds["payee"])
+    _with_id_example(paths["/v1/accounts/{id}/statement"]["get"], seeds["payee"])
     _with_id_example(paths["/v1/payments/{id}"]["get"], seeds["authorized"])
     _with_id_example(paths["/v1/payments/{id}/capture"]["post"], seeds["to_capture"])
     _with_id_example(paths["/v1/payments/{id}/void"]["post"], seeds["to_void"])
@@ -55,6 +58,7 @@ def before_load_schema(context, raw_schema):
     _with_body_example(paths["/v1/payments/{id}/capture"]["post"], {"amount": 50})
     _with_body_example(paths["/v1/payments/{id}/refunds"]["post"], {"amount": 10})
     _with_body_example(paths["/v1/users/{id}"]["patch"], {"role": "auditor"})
+    _with_body_example(paths["/v1/accounts/{id}"]["patch"], {"status": "frozen", "overdraft_limit": 500})
 
 
 @schemathesis.hook

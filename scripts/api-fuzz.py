@@ -136,10 +136,12 @@ def owner_token(api: str, invoke: str) -> tuple[str, str]:
 def seed(api: str, tenant: str, token: str) -> dict:
     """Data for the operations that need some (scripts/api-fuzz-hooks.py makes them examples):
     a funding account and a customer account, payments to capture, void, refund and read,
-    a member to administer, and machine clients to rotate and revoke."""
+    an account to freeze, close or give another limit, a member to administer, and machine
+    clients to rotate and revoke."""
     seeds = {}
     funding = {"currency": "USD", "allow_overdraft": True, "overdraft_limit": 1_000_000_000}
-    for name, account in (("payer", funding), ("payee", {"currency": "USD"})):
+    adjustable = {"currency": "USD", "allow_overdraft": True, "overdraft_limit": 1_000}
+    for name, account in (("payer", funding), ("payee", {"currency": "USD"}), ("adjustable", adjustable)):
         status, body = call("POST", f"{api}/v1/accounts", account, token)
         expect(status, 201, "opening an account", body)
         seeds[name] = body["account_id"]

@@ -38,6 +38,8 @@ const API_EVENTS: &[(&str, &str, u16)] = &[
     ("create-account.json", "CreateAccountFunction", 201),
     ("create-account-unknown-currency.json", "CreateAccountFunction", 400),
     ("get-account.json", "GetAccountFunction", 200),
+    ("get-balance.json", "GetBalanceFunction", 200),
+    ("get-statement.json", "GetStatementFunction", 200),
     ("list-transactions.json", "ListTransactionsFunction", 200),
     ("create-payment.json", "CreatePaymentFunction", 201),
     ("create-payment-float-amount.json", "CreatePaymentFunction", 400),
@@ -71,11 +73,15 @@ const API_EVENTS: &[(&str, &str, u16)] = &[
     ("create-account-overdraft.json", "CreateAccountFunction", 201),
     // An overdraft needs the owner or admin role.
     ("create-account-overdraft-by-member.json", "CreateAccountFunction", 403),
+    // The owner freezes the account of get-account.json.
+    ("update-account.json", "UpdateAccountFunction", 200),
 ];
 
 /// Job samples, run by their own tests below (or in the job's test file).
 const JOB_EVENTS: &[&str] = &[
     "verify.json",
+    // Run in tests/ledger.rs.
+    "expire-holds.json",
     "outbox-drain.json",
     "outbox-drain-sweep.json",
     "audit-writer.json",
@@ -236,6 +242,7 @@ async fn every_api_sample_gives_its_documented_status() {
                 values.insert("CLIENT_SECRET", body["client_secret"].as_str().unwrap().to_owned());
             }
             "oauth-token.json" => assert_eq!(body["scope"], "member"),
+            "update-account.json" => assert_eq!(body["status"], "frozen"),
             "oauth-token-unsupported-grant.json" => assert_eq!(body["error"], "unsupported_grant_type"),
             _ => {}
         }

@@ -286,6 +286,7 @@ async fn a_lost_answer_is_answered_from_the_idempotency_record_by_the_sdk_retry(
         &rig.stack.clients.dynamodb,
         &rig.stack.table(),
         Some(&TenantId::parse(TENANT).expect("tenant")),
+        None,
     )
     .await
     .expect("verify");

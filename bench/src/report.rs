@@ -225,6 +225,7 @@ impl Report {
         self.render_costs(&mut out);
         self.render_memory(&mut out);
         self.render_bundles(&mut out);
+        let _ = writeln!(out, "{}\n", LEDGER_READS.trim());
         let _ = writeln!(out, "{}", NOT_MEASURED.trim());
         out
     }
@@ -572,6 +573,27 @@ after each check, at the price of 64 MiB resident for the container's lifetime (
 the MemorySize).
 - **Result.** No change to the release profile or to the crate's features makes the shipped code faster without giving \
 up portability, so the root Cargo.toml was left as it is; the buffer reuse is the code change that does.
+";
+
+/// The cost of balances as of a time, statements and split payments: exact
+/// call counts (asserted by tests/ledger.rs), the same on any machine.
+pub const LEDGER_READS: &str = "
+## 10. Ledger reads and split payments: cost per call
+
+Exact DynamoDB calls, hardware-independent, asserted by `tests/ledger.rs` (never timed). *E* is the number of an \
+account's entries since its latest balance snapshot before the time asked: the verify job writes one snapshot per \
+account per UTC day that had entries, once the day has ended (plus 15 minutes for transactions still committing), so \
+*E* is the current day's entries plus those of days not snapshotted yet (verify runs every 6 hours). It does not grow \
+with the account's history: a year of entries reads like a day of them. Before an account's first snapshot *E* is all \
+of its entries. An entry item is about 300 bytes: a strongly consistent read unit (4 KB) carries about 13.
+
+| operation | DynamoDB calls | items read |
+| --- | --- | --- |
+| `GET /v1/accounts/{id}/balance?at=` | 3: GetItem (the account: who may see it), Query (the latest snapshot of a day ended by `at`, `Limit 1`), Query (the entries since, by key range: a transaction's id carries its time); another page only past 1 MB | 1 + at most 1 + *E* |
+| `GET /v1/accounts/{id}/statement?from=&to=` | 6, the last 5 concurrently: GetItem, a snapshot Query and an entries Query for each of the opening and the closing balance, one Query for the page | 1 + 2 + *E*(from) + *E*(to) + the page (`limit`, at most 100) |
+| create-payment with `splits` (1 to 45 legs) | 2 fresh (BatchGetItem of 2 + *N* keys: the idempotency record, the payer, the *N* payees; TransactWriteItems of at most 9 + 2*N* ≤ 99 actions), 1 replayed (BatchGetItem) | 2 + *N* |
+| capture, void, refund of a split payment | 2 fresh (BatchGetItem of the idempotency record and the payment; one TransactWriteItems for every leg), 1 replayed | 2 |
+| expire-holds, per expired hold | 1 TransactWriteItems (the void's writes, conditional on the deadline having passed), plus 1 Query per 100 holds per index shard (4 shards) | the index page |
 ";
 
 pub const NOT_MEASURED: &str = "

@@ -65,6 +65,10 @@ pub struct Config {
     pub idempotency_ttl_seconds: i64,
     /// How long an invitation can be accepted (default 7 days).
     pub invitation_ttl_seconds: i64,
+    /// How long an authorization can be captured when the request names no
+    /// `capture_before` (default 7 days), and the longest it may name (30 days).
+    pub hold_ttl_seconds: i64,
+    pub max_hold_ttl_seconds: i64,
     /// How long a machine client's previous secret keeps working after a
     /// rotation (default 24 hours; 0 ends it at once).
     pub client_secret_grace_seconds: i64,
@@ -155,6 +159,8 @@ impl Config {
             idempotency_ttl_seconds: number(&text, "IDEMPOTENCY_TTL_SECONDS", 86_400, 86_400..=2_592_000)?,
             invitation_ttl_seconds: number(&text, "INVITATION_TTL_SECONDS", 604_800, 3_600..=2_592_000)?,
             rate_limits: crate::ratelimit::RateLimits::from_lookup(&text)?,
+            hold_ttl_seconds: number(&text, "HOLD_TTL_SECONDS", 604_800, 60..=2_592_000)?,
+            max_hold_ttl_seconds: number(&text, "MAX_HOLD_TTL_SECONDS", 2_592_000, 60..=2_592_000)?,
             client_secret_grace_seconds: number(&text, "CLIENT_SECRET_GRACE_SECONDS", 86_400, 0..=604_800)?,
             backup: BackupSettings {
                 tables: match text("BACKUP_TABLES") {

@@ -33,8 +33,9 @@ pub async fn verify(
     dynamodb: &aws_sdk_dynamodb::Client,
     table: &str,
     tenant: Option<&TenantId>,
+    now: time::OffsetDateTime,
 ) -> Result<IntegrityReport, AppError> {
-    let ledger = verify_ledger(dynamodb, table, tenant).await?;
+    let ledger = verify_ledger(dynamodb, table, tenant, Some(now)).await?;
     let tenants = match tenant {
         Some(tenant) => vec![tenant.clone()],
         None => crate::store::audit::tenants_with_chains(dynamodb, table)

@@ -87,6 +87,9 @@ pub async fn try_dispatch(
         "RotateClientSecretFunction" => Box::pin(rotate_client_secret::handler(app, request)).await,
         "RevokeClientFunction" => Box::pin(revoke_client::handler(app, request)).await,
         "OAuthTokenFunction" => Box::pin(oauth_token::handler(app, request)).await,
+        "UpdateAccountFunction" => Box::pin(update_account::handler(app, request)).await,
+        "GetBalanceFunction" => Box::pin(get_balance::handler(app, request)).await,
+        "GetStatementFunction" => Box::pin(get_statement::handler(app, request)).await,
         _ => return None,
     })
 }

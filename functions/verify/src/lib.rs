@@ -19,7 +19,7 @@ pub fn tenant_of(payload: &Value) -> Result<Option<TenantId>, Error> {
 
 pub async fn handler(app: &App, event: LambdaEvent<Value>) -> Result<IntegrityReport, Error> {
     let tenant = tenant_of(&event.payload)?;
-    let report = verify(&app.clients.dynamodb, &app.config.table_name, tenant.as_ref()).await?;
+    let report = verify(&app.clients.dynamodb, &app.config.table_name, tenant.as_ref(), app.now()).await?;
     emit_metrics(&report, app.now());
     if report.ok {
         tracing::info!(

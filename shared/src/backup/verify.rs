@@ -52,7 +52,7 @@ async fn verify_tenants(
 ) -> Result<Vec<Check>, AppError> {
     let dynamodb = &app.clients.dynamodb;
     let mut checks = Vec::new();
-    let ledger = crate::ledger::verify::verify_ledger(dynamodb, restored, None).await?;
+    let ledger = crate::ledger::verify::verify_ledger(dynamodb, restored, None, None).await?;
     checks.push(Check { name: "ledger".into(), ok: ledger.ok, detail: json!(ledger) });
     let mut broken = Vec::new();
     let mut entries = 0u64;

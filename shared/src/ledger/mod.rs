@@ -10,6 +10,46 @@ pub mod verify;
 
 use serde::{Deserialize, Serialize};
 
+/// An account's state. A frozen account refuses debits and new holds but
+/// takes credits and releases; a closed one (only at a zero balance with no
+/// pending holds) takes nothing. Accounts stored before states existed have
+/// no status and are active. Enforced as conditions of the balance update
+/// (`store::ledger::apply_delta`), in the same transaction as the movement.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AccountStatus {
+    #[default]
+    Active,
+    Frozen,
+    Closed,
+}
+
+impl AccountStatus {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            AccountStatus::Active => "active",
+            AccountStatus::Frozen => "frozen",
+            AccountStatus::Closed => "closed",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        [AccountStatus::Active, AccountStatus::Frozen, AccountStatus::Closed]
+            .into_iter()
+            .find(|status| status.as_str() == text)
+    }
+
+    /// Whether an account in this state takes `delta`: a debit (posted or a
+    /// new hold) only when active; anything else (credits, releases) unless closed.
+    pub fn takes(&self, delta: &Delta) -> bool {
+        match self {
+            AccountStatus::Active => true,
+            AccountStatus::Frozen => !delta.is_debit(),
+            AccountStatus::Closed => false,
+        }
+    }
+}
+
 /// Changes to one account's totals.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Delta {
@@ -28,6 +68,12 @@ impl Delta {
     /// fit in i64 (never for amounts the API accepts, at most 10^12 each).
     pub fn available(&self) -> Option<i64> {
         self.credits_posted.checked_sub(self.debits_posted)?.checked_sub(self.debits_pending)
+    }
+
+    /// Whether the delta takes money from the account: a posted debit or a
+    /// new hold (a release lowers `debits_pending` and is not one).
+    pub fn is_debit(&self) -> bool {
+        self.debits_posted > 0 || self.debits_pending > 0
     }
 
     /// The delta's terms as they are stored: `(attribute, change)`, `available` last.
@@ -99,6 +145,27 @@ impl Movement {
         }
     }
 
+    /// The payer's delta and one per payee leg of a split payment: leg `i`
+    /// was authorized `shares[i].0` and takes `shares[i].1` of this
+    /// movement's amount (the shares sum to it; see [`pro_rata`]), so the
+    /// transaction stays balanced for any number of legs.
+    pub fn split_deltas(&self, shares: &[(i64, i64)]) -> (Delta, Vec<Delta>) {
+        let (payer, _) = self.deltas();
+        let legs = shares
+            .iter()
+            .map(|&(authorized, part)| {
+                let leg = match *self {
+                    Movement::Authorize { .. } => Movement::Authorize { amount: authorized },
+                    Movement::Capture { .. } => Movement::Capture { authorized, captured: part },
+                    Movement::Void { .. } => Movement::Void { authorized },
+                    Movement::Refund { .. } => Movement::Refund { amount: part },
+                };
+                leg.deltas().1
+            })
+            .collect();
+        (payer, legs)
+    }
+
     /// The (payer, payee) deltas.
     pub fn deltas(&self) -> (Delta, Delta) {
         let zero = Delta::default();
@@ -119,6 +186,34 @@ impl Movement {
             }
         }
     }
+}
+
+/// Splits `total` over legs in proportion to `weights`, exactly: the
+/// largest-remainder rule. Each leg first gets `floor(total * w / W)` (W the
+/// sum of the weights); the minor units left over (fewer than the number of
+/// legs) go one each to the legs with the largest remainders
+/// `total * w mod W`, earlier legs first on a tie. The parts sum to `total`
+/// (no minor unit created or lost) and none exceeds its weight when
+/// `total <= W`. `None` if `total` is negative or beyond `W`, or a weight
+/// is negative, or all are zero with `total > 0`. Arithmetic in i128: exact.
+pub fn pro_rata(total: i64, weights: &[i64]) -> Option<Vec<i64>> {
+    let sum: i128 = weights.iter().map(|w| i128::from(*w)).sum();
+    if total < 0 || i128::from(total) > sum || weights.iter().any(|w| *w < 0) {
+        return None;
+    }
+    if total == 0 {
+        return Some(vec![0; weights.len()]);
+    }
+    let total = i128::from(total);
+    let mut parts: Vec<i128> = weights.iter().map(|w| total * i128::from(*w) / sum).collect();
+    let mut order: Vec<(usize, i128)> =
+        weights.iter().enumerate().map(|(i, w)| (i, total * i128::from(*w) % sum)).collect();
+    order.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    let left = total - parts.iter().sum::<i128>();
+    for (i, _) in order.into_iter().take(usize::try_from(left).ok()?) {
+        parts[i] += 1;
+    }
+    parts.into_iter().map(|part| i64::try_from(part).ok()).collect()
 }
 
 /// Debits equal credits, pending and posted alike (summed in i128: exact for
@@ -151,6 +246,62 @@ mod tests {
                 0
             );
         }
+    }
+
+    #[test]
+    fn split_movements_balance_and_round_by_largest_remainder() {
+        assert_eq!(pro_rata(100, &[1_000, 1_000, 1_000]), Some(vec![34, 33, 33]));
+        assert_eq!(pro_rata(10, &[700, 200, 100]), Some(vec![7, 2, 1]));
+        assert_eq!(pro_rata(5, &[10, 30]), Some(vec![1, 4]));
+        assert_eq!(pro_rata(0, &[0, 0]), Some(vec![0, 0]));
+        assert_eq!(pro_rata(3, &[1, 1]), None);
+        assert_eq!(pro_rata(-1, &[1]), None);
+        let shares = [(700, 467), (300, 200)];
+        for movement in [
+            Movement::Authorize { amount: 1000 },
+            Movement::Capture { authorized: 1000, captured: 667 },
+            Movement::Void { authorized: 1000 },
+            Movement::Refund { amount: 667 },
+        ] {
+            let (payer, legs) = movement.split_deltas(&shares);
+            assert!(is_balanced(std::iter::once(&payer).chain(&legs)), "{movement:?}");
+        }
+    }
+
+    proptest::proptest! {
+        /// Any amount split over any legs: the parts sum to it exactly, none
+        /// is negative or above its leg's weight, and a full amount splits
+        /// into the weights themselves.
+        #[test]
+        fn pro_rata_never_creates_or_loses_a_minor_unit(
+            weights in proptest::collection::vec(1i64..=1_000_000_000_000, 1..=45),
+            fraction in 0u32..=1_000_000,
+        ) {
+            let sum: i64 = weights.iter().sum();
+            let total = i64::try_from(i128::from(sum) * i128::from(fraction) / 1_000_000).unwrap();
+            let parts = pro_rata(total, &weights).unwrap();
+            proptest::prop_assert_eq!(parts.iter().sum::<i64>(), total);
+            proptest::prop_assert!(parts.iter().zip(&weights).all(|(p, w)| 0 <= *p && p <= w));
+            proptest::prop_assert_eq!(pro_rata(sum, &weights).unwrap(), weights.clone());
+            let shares: Vec<(i64, i64)> = weights.iter().copied().zip(parts.iter().copied()).collect();
+            let (payer, legs) = Movement::Capture { authorized: sum, captured: total }.split_deltas(&shares);
+            proptest::prop_assert!(is_balanced(std::iter::once(&payer).chain(&legs)));
+        }
+    }
+
+    #[test]
+    fn frozen_accounts_take_credits_and_releases_only() {
+        let (payer_hold, payee_hold) = Movement::Authorize { amount: 5 }.deltas();
+        let (payer_void, _) = Movement::Void { authorized: 5 }.deltas();
+        let (payer_capture, payee_capture) = Movement::Capture { authorized: 5, captured: 3 }.deltas();
+        let (payer_refund, payee_refund) = Movement::Refund { amount: 2 }.deltas();
+        let frozen = AccountStatus::Frozen;
+        assert!(!frozen.takes(&payer_hold) && !frozen.takes(&payer_capture) && !frozen.takes(&payee_refund));
+        assert!(frozen.takes(&payee_hold) && frozen.takes(&payer_void) && frozen.takes(&payee_capture));
+        assert!(frozen.takes(&payer_refund));
+        assert!(!AccountStatus::Closed.takes(&payer_void) && AccountStatus::Active.takes(&payer_hold));
+        assert_eq!(AccountStatus::parse("frozen"), Some(frozen));
+        assert_eq!(AccountStatus::parse("Frozen"), None);
     }
 
     #[test]

@@ -5,7 +5,7 @@
 
 use super::{Balances, Delta, is_balanced};
 use crate::error::AppError;
-use crate::store::ledger::{self as ledger_store, OutOfRange, StoredAccount};
+use crate::store::ledger::{self as ledger_store, EntryRecord, OutOfRange, SnapshotRecord, StoredAccount};
 use crate::tenant::TenantId;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -45,28 +45,113 @@ pub struct LedgerReport {
     pub spendable_mismatch: Vec<String>,
     pub unbalanced_transactions: Vec<String>,
     pub currency_totals: Vec<CurrencyTotal>,
+    /// Balance snapshots (`<account id>@<day>`) that disagree with the entries.
+    pub snapshot_mismatch: Vec<String>,
+    /// Snapshots written by this run (days that had entries and have ended).
+    pub snapshots_written: usize,
+}
+
+/// How long after midnight a day's snapshot waits: a transaction made just
+/// before it may still be committing (a handler's timeout at most).
+pub const SNAPSHOT_GRACE: time::Duration = time::Duration::minutes(15);
+
+/// An entry's day (UTC, `YYYY-MM-DD`) and that day's end (epoch ms), from
+/// its transaction's id.
+fn day_of(entry: &EntryRecord) -> Option<(String, i64)> {
+    let at = crate::clock::from_epoch_ms(crate::ids::time_of(&entry.tx_id)?)?;
+    let end = at.date().next_day()?.midnight().assume_utc();
+    Some((at.date().to_string(), crate::clock::epoch_ms(end)))
+}
+
+/// Per day that had entries (oldest first): the day, its end (epoch ms), and
+/// the totals and entry count at its end. Entries come in key order: by time.
+fn closings(entries: &[EntryRecord]) -> Option<Vec<(String, i64, Balances, u64)>> {
+    let mut days: Vec<(String, i64, Balances, u64)> = Vec::new();
+    let (mut totals, mut count) = (Balances::default(), 0u64);
+    for entry in entries {
+        let (day, end) = day_of(entry)?;
+        totals = totals.apply(&entry.delta)?;
+        count += 1;
+        match days.last_mut() {
+            Some(last) if last.0 == day => (last.2, last.3) = (totals, count),
+            _ => days.push((day, end, totals, count)),
+        }
+    }
+    Some(days)
+}
+
+/// Checks the account's snapshots against its entries and, with `write_before`,
+/// writes the missing ones of the days that ended before it.
+async fn check_snapshots(
+    dynamodb: &aws_sdk_dynamodb::Client,
+    table: &str,
+    (entries, snapshots): (&[EntryRecord], &[SnapshotRecord]),
+    write_before: Option<i64>,
+    report: &mut LedgerReport,
+) -> Result<(), AppError> {
+    let Some(days) = closings(entries) else { return Ok(()) };
+    for snapshot in snapshots {
+        // The totals at the end of its day: those of the last day with entries up to it.
+        let expected = days.iter().rev().find(|(day, ..)| *day <= snapshot.day);
+        let (balances, count) = expected.map_or((Balances::default(), 0), |(_, _, b, n)| (*b, *n));
+        if (balances, count) != (snapshot.balances, snapshot.entries) {
+            report.snapshot_mismatch.push(format!("{}@{}", snapshot.account_id, snapshot.day));
+        }
+    }
+    let Some(before) = write_before else { return Ok(()) };
+    let Some(first) = entries.first() else { return Ok(()) };
+    for (day, end, balances, count) in days.iter().filter(|(_, end, ..)| *end <= before) {
+        if snapshots.iter().any(|s| s.day == *day) {
+            continue;
+        }
+        let snapshot = SnapshotRecord {
+            tenant_id: first.tenant_id.clone(),
+            account_id: first.account_id.clone(),
+            day: day.clone(),
+            balances: *balances,
+            entries: *count,
+        };
+        let _ = end;
+        ledger_store::insert_snapshot(dynamodb, table, &snapshot).await?;
+        report.snapshots_written += 1;
+    }
+    Ok(())
+}
+
+/// The postings of every ledger transaction written before split payments.
+const LEGACY_POSTINGS: u32 = 2;
+
+/// Every entry of the transaction is there: as many as each of them says it
+/// has (a payment to one payee: 2; a split payment: 1 + its legs).
+fn is_whole(deltas: &[Delta], counts: &[u32]) -> bool {
+    counts.iter().all(|count| usize::try_from(*count).is_ok_and(|count| count == deltas.len()))
 }
 
 /// Replays the ledger of `tenant` (or of every tenant) in `table`. The table is
-/// explicit so the backup drill can verify a restored copy.
+/// explicit so the backup drill can verify a restored copy. With `now`, it
+/// also writes the balance snapshots of the days that ended before `now`
+/// (less [`SNAPSHOT_GRACE`]) and lack one; it always checks those there are.
 pub async fn verify_ledger(
     dynamodb: &aws_sdk_dynamodb::Client,
     table: &str,
     tenant: Option<&TenantId>,
+    now: Option<time::OffsetDateTime>,
 ) -> Result<LedgerReport, AppError> {
+    let write_before = now.map(|now| crate::clock::epoch_ms(now - SNAPSHOT_GRACE));
     let tenants = match tenant {
         Some(tenant) => vec![tenant.to_string()],
         None => ledger_store::tenants_with_accounts(dynamodb, table).await?,
     };
     let mut report = LedgerReport::default();
     for tenant in &tenants {
-        verify_tenant(dynamodb, table, tenant, &mut report).await?;
+        verify_tenant(dynamodb, table, tenant, write_before, &mut report).await?;
     }
     report.tenants_checked = tenants.len();
     report.ok = report.drift.is_empty()
         && report.out_of_range.is_empty()
         && report.spendable_mismatch.is_empty()
         && report.unbalanced_transactions.is_empty()
+        && report.snapshot_mismatch.is_empty()
         && report.currency_totals.iter().all(|t| t.posted_sum == 0 && t.pending_difference == 0);
     Ok(report)
 }
@@ -75,15 +160,20 @@ async fn verify_tenant(
     dynamodb: &aws_sdk_dynamodb::Client,
     table: &str,
     tenant: &str,
+    write_before: Option<i64>,
     report: &mut LedgerReport,
 ) -> Result<(), AppError> {
-    let mut transactions: BTreeMap<String, Vec<Delta>> = BTreeMap::new();
+    // Per ledger transaction: its entries' deltas and the posting counts they name.
+    let mut transactions: BTreeMap<String, (Vec<Delta>, Vec<u32>)> = BTreeMap::new();
     let mut totals: BTreeMap<String, (i128, i128)> = BTreeMap::new();
     for account_id in ledger_store::tenant_account_ids(dynamodb, table, tenant).await? {
-        let (account, entries) =
+        let (account, entries, snapshots) =
             ledger_store::account_with_entries(dynamodb, table, tenant, &account_id).await?;
+        check_snapshots(dynamodb, table, (&entries, &snapshots), write_before, report).await?;
         for entry in &entries {
-            transactions.entry(entry.tx_id.clone()).or_default().push(entry.delta);
+            let transaction = transactions.entry(entry.tx_id.clone()).or_default();
+            transaction.0.push(entry.delta);
+            transaction.1.push(entry.postings.unwrap_or(LEGACY_POSTINGS));
         }
         report.entries_checked += entries.len();
         let account = match account {
@@ -126,7 +216,7 @@ async fn verify_tenant(
     report.unbalanced_transactions.extend(
         transactions
             .iter()
-            .filter(|(_, deltas)| deltas.len() != 2 || !is_balanced(deltas.iter()))
+            .filter(|(_, (deltas, counts))| !is_whole(deltas, counts) || !is_balanced(deltas.iter()))
             .map(|(tx_id, _)| tx_id.clone()),
     );
     let clamp = |sum: i128| i64::try_from(sum).unwrap_or(if sum < 0 { i64::MIN } else { i64::MAX });

@@ -13,7 +13,7 @@ use super::ownership::{self, Grant, Owner};
 use super::views::{AccountView, EntryView, to_json};
 use crate::app::App;
 use crate::auth::Authenticated;
-use crate::auth::principal::{ADMINISTRATORS, Actor};
+use crate::auth::principal::{ADMINISTRATORS, Actor, Principal};
 use crate::clock::rfc3339;
 use crate::error::AppError;
 use crate::http::RequestContext;
@@ -22,7 +22,7 @@ use crate::ledger::Balances;
 use crate::outbox::OutboxEvent;
 use crate::paging::PageQuery;
 use crate::store::labels::PaymentLabel;
-use crate::store::ledger::{self as ledger_store, AccountRecord};
+use crate::store::ledger::{self as ledger_store, AccountChange, AccountRecord, ChangeRefused};
 use crate::store::members;
 use crate::store::tx::{Tx, TxError};
 use crate::tenant::TenantId;
@@ -52,16 +52,29 @@ pub async fn create_account(
         stored_overdraft_limit: Some(input.overdraft_limit),
         balances: Balances::default(),
         spendable: None,
+        status: Default::default(),
         created_at: rfc3339(now),
     };
-    let scope = Scope { table: &app.config.table_name, ctx, who: request.who, now };
-    execute(app, request, Vec::new(), |_| creation(&scope, &account, grant), creation_refused).await
+    let scope = Scope::of(&app.config.table_name, ctx, request.who, now);
+    execute(
+        app,
+        request,
+        Vec::new(),
+        |_| creation(&scope, &request.who.principal, &account, grant),
+        creation_refused,
+    )
+    .await
 }
 
 /// The account's creation: its item, its event, the named owner's directory
 /// entry (unless it is the caller's), and the caller's role when `grant` needs it.
-fn creation(scope: &Scope<'_>, account: &AccountRecord, grant: Option<Grant>) -> Result<Prepared, AppError> {
-    let (table, principal) = (scope.table, &scope.who.principal);
+fn creation(
+    scope: &Scope<'_>,
+    principal: &Principal,
+    account: &AccountRecord,
+    grant: Option<Grant>,
+) -> Result<Prepared, AppError> {
+    let table = scope.table;
     let payload = json!({
         "account_id": account.account_id,
         "currency": account.currency,
@@ -70,12 +83,12 @@ fn creation(scope: &Scope<'_>, account: &AccountRecord, grant: Option<Grant>) ->
         "owner": account.owner.view(),
     });
     let event = OutboxEvent::new(
-        &scope.who.tenant,
+        scope.tenant,
         "account",
         &account.account_id,
         "account.created",
         scope.now,
-        &scope.ctx.correlation_id,
+        scope.correlation_id,
         payload,
     )
     .by(&principal.actor());
@@ -120,7 +133,8 @@ pub async fn get_account(app: &App, who: &Authenticated, account_id: &str) -> Re
 
 /// The operator (`tenants` job) sets an overdraft account's limit, e.g. to
 /// replace the default the migration gave a legacy account: one transaction
-/// with its event; `spendable` follows from the balance at that moment.
+/// with its event; `spendable` follows from the balance at that moment, and
+/// the limit is never below the account's current overdraft.
 pub async fn set_overdraft_limit(
     app: &App,
     correlation_id: &str,
@@ -142,16 +156,78 @@ pub async fn set_overdraft_limit(
         payload.clone(),
     )
     .by(&Actor::operator());
+    let change = AccountChange { status: None, overdraft_limit: Some(limit) };
     Tx::new(table, &event)?
-        .push(ledger_store::set_overdraft_limit(table, tenant.as_str(), &account_id, limit)?)
+        .push(ledger_store::change_account(table, tenant.as_str(), &account_id, &change)?)
         .commit(&app.clients.dynamodb)
         .await
-        .map_err(|error| match error.failed(PaymentLabel::Account) {
-            Some(failure) if failure.item.is_none() => AppError::NotFound("account"),
-            Some(_) => AppError::Conflict("the account does not allow overdraft".into()),
-            None => error.into_app_error(),
-        })?;
+        .map_err(|error| change_refused(error, &change))?;
     Ok(payload)
+}
+
+/// `PATCH /v1/accounts/{id}`: an owner or admin freezes, reactivates or
+/// closes an account or changes its overdraft limit. One transaction: the
+/// account's update (its rules are the condition, see
+/// [`ledger_store::change_account`]), the caller's role re-checked on their
+/// directory entry, the `account.updated` event. The answer is the account
+/// as read right after (strongly consistent).
+pub async fn update_account(
+    app: &App,
+    ctx: &RequestContext,
+    who: &Authenticated,
+    account_id: &str,
+    body: Value,
+) -> Result<AccountView, AppError> {
+    if !who.principal.has_any_role(&ADMINISTRATORS) {
+        return Err(AppError::forbidden("only owners and admins may change an account"));
+    }
+    let account_id = path_id(account_id, "account")?;
+    let change = input::account_change(body)?;
+    let table = &app.config.table_name;
+    let mut payload = json!({ "account_id": account_id });
+    if let Some(status) = change.status {
+        payload["status"] = json!(status);
+    }
+    if let Some(limit) = change.overdraft_limit {
+        payload["overdraft_limit"] = json!(limit);
+    }
+    let event = OutboxEvent::new(
+        &who.tenant,
+        "account",
+        &account_id,
+        "account.updated",
+        app.now(),
+        &ctx.correlation_id,
+        payload,
+    )
+    .by(&who.principal.actor());
+    Tx::new(table, &event)?
+        .push(ledger_store::change_account(table, who.tenant.as_str(), &account_id, &change)?)
+        .push(members::require_role_as(table, PaymentLabel::Caller, &who.principal, &ADMINISTRATORS)?)
+        .commit(&app.clients.dynamodb)
+        .await
+        .map_err(|error| change_refused(error, &change))?;
+    get_account(app, who, &account_id).await
+}
+
+/// The answer to a refused account change, from the account as it was.
+fn change_refused(error: TxError<PaymentLabel>, change: &AccountChange) -> AppError {
+    if error.failed(PaymentLabel::Caller).is_some() {
+        return AppError::forbidden("your current role does not allow changing accounts");
+    }
+    let Some(failure) = error.condition_failed(PaymentLabel::Account) else { return error.into_app_error() };
+    match ledger_store::refusal(failure.item.as_ref(), change) {
+        Ok(ChangeRefused::Missing) => AppError::NotFound("account"),
+        Ok(ChangeRefused::Closed) => AppError::Conflict("the account is closed".into()),
+        Ok(ChangeRefused::NotSettled) => {
+            AppError::Conflict("an account can be closed only at a zero balance with no pending holds".into())
+        }
+        Ok(ChangeRefused::NoOverdraft) => AppError::Conflict("the account does not allow overdraft".into()),
+        Ok(ChangeRefused::BelowOverdraft(overdraft)) => AppError::Conflict(format!(
+            "overdraft_limit: may not be below the account's current overdraft ({overdraft} minor units)"
+        )),
+        Err(error) => error,
+    }
 }
 
 /// An account's ledger entries, newest first; the cursor is the last entry's tx id.

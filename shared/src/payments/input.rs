@@ -2,11 +2,15 @@
 //! before anything is read or written.
 
 use super::ownership::Owner;
+use super::{MAX_SPLITS, RefundFrom};
 use crate::error::AppError;
+use crate::ledger::AccountStatus;
 use crate::money::{Currency, amount_field, currency_field};
+use crate::store::ledger::AccountChange;
 use serde::Deserialize;
 use serde_json::Value;
 use std::collections::BTreeMap;
+use time::OffsetDateTime;
 
 const MAX_NAME_CHARS: usize = 200;
 const MAX_DESCRIPTION_CHARS: usize = 500;
@@ -68,6 +72,34 @@ pub(super) fn overdraft_limit(allow_overdraft: bool, limit: Option<&Value>) -> R
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+struct AccountChangeBody {
+    #[serde(default)]
+    status: Option<Value>,
+    #[serde(default)]
+    overdraft_limit: Option<Value>,
+}
+
+/// `PATCH /v1/accounts/{id}`: `{status?: active | frozen | closed, overdraft_limit?}`, at least one.
+pub(super) fn account_change(body: Value) -> Result<AccountChange, AppError> {
+    let input: AccountChangeBody = crate::http::from_value(body)?;
+    let status = input
+        .status
+        .map(|status| {
+            status.as_str().and_then(AccountStatus::parse).ok_or_else(|| {
+                AppError::bad_request("status", "status: must be one of active, frozen, closed")
+            })
+        })
+        .transpose()?;
+    let overdraft_limit =
+        input.overdraft_limit.map(|limit| amount_field("overdraft_limit", &limit)).transpose()?;
+    if status.is_none() && overdraft_limit.is_none() {
+        return Err(AppError::bad_request("status", "give status or overdraft_limit (or both)"));
+    }
+    Ok(AccountChange { status, overdraft_limit })
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct OwnerBody {
     #[serde(rename = "type")]
     kind: String,
@@ -103,11 +135,23 @@ struct NewPaymentBody {
     amount: Value,
     currency: String,
     payer_account_id: String,
-    payee_account_id: String,
+    #[serde(default)]
+    payee_account_id: Option<String>,
+    #[serde(default)]
+    splits: Option<Vec<SplitBody>>,
     #[serde(default)]
     description: Option<String>,
     #[serde(default)]
     metadata: Option<BTreeMap<String, String>>,
+    #[serde(default)]
+    capture_before: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SplitBody {
+    account_id: String,
+    amount: Value,
 }
 
 /// A valid payment (authorization) request.
@@ -115,9 +159,16 @@ pub(super) struct NewPayment {
     pub amount: i64,
     pub currency: Currency,
     pub payer_id: String,
-    pub payee_id: String,
+    /// The payees and their parts of the amount: one (`payee_account_id`,
+    /// all of it) or the `splits`, in the request's order.
+    pub payees: Vec<(String, i64)>,
+    /// Whether the request named `splits` (the payment shows its legs).
+    pub split: bool,
     pub description: Option<String>,
     pub metadata: Option<BTreeMap<String, String>>,
+    /// When the hold may no longer be captured (checked against the clock and
+    /// the configured bounds when the payment is made).
+    pub capture_before: Option<OffsetDateTime>,
 }
 
 pub(super) fn new_payment(body: Value) -> Result<NewPayment, AppError> {
@@ -125,16 +176,96 @@ pub(super) fn new_payment(body: Value) -> Result<NewPayment, AppError> {
     let amount = amount_field("amount", &input.amount)?;
     let currency = currency_field("currency", &input.currency)?;
     let payer_id = id_field("payer_account_id", &input.payer_account_id)?;
-    let payee_id = id_field("payee_account_id", &input.payee_account_id)?;
-    if payer_id == payee_id {
-        return Err(AppError::bad_request(
-            "payee_account_id",
-            "payee_account_id: must differ from payer_account_id",
-        ));
-    }
+    let split = input.splits.is_some();
+    let payees = match (input.payee_account_id, input.splits) {
+        (Some(payee), None) => {
+            let payee_id = id_field("payee_account_id", &payee)?;
+            if payer_id == payee_id {
+                return Err(AppError::bad_request(
+                    "payee_account_id",
+                    "payee_account_id: must differ from payer_account_id",
+                ));
+            }
+            vec![(payee_id, amount)]
+        }
+        (None, Some(splits)) => splits_field(&payer_id, amount, splits)?,
+        _ => {
+            return Err(AppError::bad_request(
+                "payee_account_id",
+                "payee_account_id or splits: give exactly one of them",
+            ));
+        }
+    };
     let description = bounded_text("description", input.description, MAX_DESCRIPTION_CHARS)?;
     check_metadata(&input.metadata)?;
-    Ok(NewPayment { amount, currency, payer_id, payee_id, description, metadata: input.metadata })
+    let capture_before = input
+        .capture_before
+        .map(|text| {
+            crate::clock::parse_rfc3339(&text).ok_or_else(|| {
+                AppError::bad_request("capture_before", "capture_before: must be an RFC 3339 date-time")
+            })
+        })
+        .transpose()?;
+    Ok(NewPayment {
+        amount,
+        currency,
+        payer_id,
+        payees,
+        split,
+        description,
+        metadata: input.metadata,
+        capture_before,
+    })
+}
+
+/// The legs of a split payment: 1 to [`MAX_SPLITS`] distinct accounts, none
+/// the payer, whose amounts sum to the payment's (the shape is a 400, what
+/// no schema says, the sum and the distinct accounts, a 422).
+fn splits_field(payer_id: &str, amount: i64, splits: Vec<SplitBody>) -> Result<Vec<(String, i64)>, AppError> {
+    if splits.is_empty() || splits.len() > MAX_SPLITS {
+        return Err(AppError::bad_request("splits", format!("splits: 1 to {MAX_SPLITS} payees")));
+    }
+    let mut legs: Vec<(String, i64)> = Vec::with_capacity(splits.len());
+    for (n, split) in splits.into_iter().enumerate() {
+        let account_id = id_field(&format!("splits[{n}].account_id"), &split.account_id)?;
+        if account_id == payer_id || legs.iter().any(|(id, _)| *id == account_id) {
+            return Err(AppError::Unprocessable(format!(
+                "splits[{n}].account_id: every payee account once, none the payer's"
+            )));
+        }
+        legs.push((account_id, amount_field(&format!("splits[{n}].amount"), &split.amount)?));
+    }
+    let sum = legs.iter().try_fold(0i64, |sum, (_, part)| sum.checked_add(*part));
+    if sum != Some(amount) {
+        return Err(AppError::Unprocessable("splits: the amounts must sum to the payment's amount".into()));
+    }
+    Ok(legs)
+}
+
+/// The hold's deadline as stored (UTC, whole seconds): the one asked for, or
+/// `default_seconds` from `now`; after `now`, at most `max_seconds` from it.
+pub(super) fn capture_deadline(
+    asked: Option<OffsetDateTime>,
+    now: OffsetDateTime,
+    (default_seconds, max_seconds): (i64, i64),
+) -> Result<String, AppError> {
+    let deadline = asked.unwrap_or(now + time::Duration::seconds(default_seconds));
+    let latest = now + time::Duration::seconds(max_seconds);
+    let refused = || {
+        AppError::Unprocessable(format!(
+            "capture_before: must be in the future and at most {max_seconds} seconds from now"
+        ))
+    };
+    // Compared before converting: any offset, even one whose UTC time is past
+    // year 9999, is a time the comparison orders.
+    if deadline > latest {
+        return Err(refused());
+    }
+    let text = crate::clock::rfc3339(deadline.checked_to_offset(time::UtcOffset::UTC).ok_or_else(refused)?);
+    if text <= crate::clock::rfc3339(now) {
+        return Err(refused());
+    }
+    Ok(text)
 }
 
 #[derive(Debug, Deserialize)]
@@ -154,11 +285,19 @@ pub(super) fn capture_amount(body: Value) -> Result<Option<i64>, AppError> {
 #[serde(deny_unknown_fields)]
 struct RefundBody {
     amount: Value,
+    #[serde(default)]
+    account_id: Option<String>,
 }
 
-pub(super) fn refund_amount(body: Value) -> Result<i64, AppError> {
+/// The refund's amount and the leg it takes from (default: all, pro rata).
+pub(super) fn refund(body: Value) -> Result<(i64, RefundFrom), AppError> {
     let input: RefundBody = crate::http::from_value(body)?;
-    amount_field("amount", &input.amount)
+    let amount = amount_field("amount", &input.amount)?;
+    let from = match input.account_id {
+        Some(id) => RefundFrom::Leg(id_field("account_id", &id)?),
+        None => RefundFrom::ProRata,
+    };
+    Ok((amount, from))
 }
 
 #[derive(Debug, Deserialize)]

@@ -63,14 +63,22 @@ fn check(body: Value) {
     }
     if let Some(payment) = refused(input::new_payment(body.clone())) {
         assert!(amount_ok(payment.amount));
-        assert_ne!(payment.payer_id, payment.payee_id);
-        assert!(crate::ids::is_valid_id(&payment.payer_id) && crate::ids::is_valid_id(&payment.payee_id));
+        assert!(crate::ids::is_valid_id(&payment.payer_id));
+        assert!((1..=crate::payments::MAX_SPLITS).contains(&payment.payees.len()));
+        assert_eq!(
+            payment.payees.iter().map(|(_, part)| i128::from(*part)).sum::<i128>(),
+            i128::from(payment.amount)
+        );
+        for (n, (payee, part)) in payment.payees.iter().enumerate() {
+            assert!(crate::ids::is_valid_id(payee) && *payee != payment.payer_id && amount_ok(*part));
+            assert!(payment.payees[..n].iter().all(|(other, _)| other != payee), "distinct payees");
+        }
         assert!(payment.metadata.is_none_or(|m| m.len() <= 20));
     }
     if let Some(amount) = refused(input::capture_amount(body.clone())) {
         assert!(amount.is_none_or(amount_ok));
     }
-    if let Some(amount) = refused(input::refund_amount(body.clone())) {
+    if let Some((amount, _)) = refused(input::refund(body.clone())) {
         assert!(amount_ok(amount));
     }
     let _ = refused(input::empty(body));

@@ -18,9 +18,10 @@ use super::input::{self, NewPayment, path_id};
 use super::movement::{Change, Scope, record_movement};
 use super::ownership::{self, Grant, Owner, Side};
 use super::views::{payment_view, to_json};
-use super::{Payment, PaymentStatus, Transition, TransitionError};
+use super::{Leg, Payment, PaymentStatus, RefundFrom, Transition, TransitionError};
 use crate::app::App;
 use crate::auth::Authenticated;
+use crate::auth::principal::ADMINISTRATORS;
 use crate::clock::rfc3339;
 use crate::error::AppError;
 use crate::http::RequestContext;
@@ -29,7 +30,7 @@ use crate::ledger::{Delta, Movement};
 use crate::store::Item;
 use crate::store::labels::PaymentLabel;
 use crate::store::ledger::{self as ledger_store, AccountRecord};
-use crate::store::payments as payment_store;
+use crate::store::payments::{self as payment_store, Deadline};
 use crate::store::tx::TxError;
 use serde_json::Value;
 use std::sync::OnceLock;
@@ -38,28 +39,45 @@ fn transition_error(error: TransitionError) -> AppError {
     match error {
         TransitionError::InvalidState(..) => AppError::Conflict(error.to_string()),
         TransitionError::Exceeds(_) => AppError::Unprocessable(error.to_string()),
+        TransitionError::Expired(_) => AppError::Conflict(error.to_string()),
     }
 }
 
-/// Why the balance update on `side` failed its condition: the account did
-/// not have the owner the decision pinned (`granted` = owning it), which
-/// nothing makes happen (owners never change); the bound that keeps every
-/// total within i64 (told apart with the account as it was, returned by the
-/// failed transaction, and the `delta` that side would have taken); or its
+/// What a movement's transaction moves on each account, and whose owner it
+/// pinned (the account the caller acts on when owning it permits the change).
+#[derive(Debug, Clone, Default)]
+struct Moved {
+    deltas: Vec<(String, Delta)>,
+    pinned: Option<String>,
+}
+
+/// Why a balance update (`label`: the payer's, or a payee leg's) failed its
+/// condition, told apart with the account as it was (returned by the failed
+/// transaction): the pinned account did not have the caller as its owner,
+/// which nothing makes happen (owners never change); the account's state
+/// (frozen, closed); the bound that keeps every total within i64; or its
 /// overdraft rule.
 fn refused_update(
     error: &TxError<PaymentLabel>,
-    (side, label): (Side, PaymentLabel),
-    delta: Option<&Delta>,
-    granted: Option<Grant>,
+    label: PaymentLabel,
+    moved: &Moved,
     caller: &Owner,
 ) -> Option<AppError> {
     let failure = error.condition_failed(label)?;
     let account = failure.item.clone().and_then(|item| ledger_store::decode_account(item).ok());
-    if granted == Some(Grant::Owns(side)) && account.is_some_and(|account| account.owner != *caller) {
+    let account_id = account.as_ref().map(|account| account.account_id.as_str());
+    if moved.pinned.is_some()
+        && moved.pinned.as_deref() == account_id
+        && account.as_ref().is_some_and(|a| a.owner != *caller)
+    {
         return Some(AppError::forbidden("the account is not yours"));
     }
-    let whose = if side == Side::Payer { "payer" } else { "payee" };
+    let whose = if label == PaymentLabel::Payer { "payer" } else { "payee" };
+    let delta = moved.deltas.iter().find(|(id, _)| Some(id.as_str()) == account_id).map(|(_, delta)| delta);
+    let refusing = account.as_ref().zip(delta).filter(|(account, delta)| !account.status.takes(delta));
+    if let Some((account, _)) = refusing {
+        return Some(AppError::Conflict(format!("the {whose} account is {}", account.status.as_str())));
+    }
     let beyond = delta.is_some_and(|delta| {
         failure.item.as_ref().is_some_and(|old| ledger_store::exceeds_range(old, delta))
     });
@@ -70,6 +88,13 @@ fn refused_update(
     } else {
         format!("insufficient funds: the {whose}'s available balance is too low")
     }))
+}
+
+/// What a movement of `payment` moves on each account (payer first).
+fn moved(payment: &Payment, movement: Movement, shares: &[(i64, i64)], pinned: Option<String>) -> Moved {
+    let (payer, legs) = movement.split_deltas(shares);
+    let legs = payment.legs().into_iter().map(|leg| leg.account_id).zip(legs);
+    Moved { deltas: std::iter::once((payment.payer_account_id.clone(), payer)).chain(legs).collect(), pinned }
 }
 
 /// The caller's role, re-checked on their directory entry, no longer allows it.
@@ -87,62 +112,88 @@ pub async fn create_payment(
 ) -> Result<Outcome, AppError> {
     let input = input::new_payment(body)?;
     let amount = input.amount;
+    let hold_ttl = (app.config.hold_ttl_seconds, app.config.max_hold_ttl_seconds);
     let who = request.who;
     let tenant = who.tenant.as_str();
-    let scope = Scope { table: &app.config.table_name, ctx, who, now: app.now() };
-    let keys = vec![
-        ledger_store::account_key(tenant, &input.payer_id),
-        ledger_store::account_key(tenant, &input.payee_id),
-    ];
+    let scope = Scope::of(&app.config.table_name, ctx, who, app.now());
+    // The payer's account and every payee's, in the same read as the idempotency record.
+    let accounts = std::iter::once(&input.payer_id).chain(input.payees.iter().map(|(id, _)| id));
+    let keys = accounts.map(|id| ledger_store::account_key(tenant, id)).collect();
     let caller = Owner::of(&who.principal);
     let granted = OnceLock::new();
+    let (payer_delta, leg_deltas) = Movement::Authorize { amount }
+        .split_deltas(&input.payees.iter().map(|(_, part)| (*part, *part)).collect::<Vec<_>>());
+    let legs = input.payees.iter().map(|(id, _)| id.clone()).zip(leg_deltas);
+    let mut moved = Moved {
+        deltas: std::iter::once((input.payer_id.clone(), payer_delta)).chain(legs).collect(),
+        pinned: None,
+    };
+    let payer_id = input.payer_id.clone();
     execute(
         app,
         request,
         keys,
-        |items| authorize(&scope, input, items, &granted),
+        |items| authorize(&scope, who, input, hold_ttl, items, &granted),
         |error| {
-            let (payer_delta, payee_delta) = Movement::Authorize { amount }.deltas();
-            let granted = granted.get().copied();
-            let (payer, payee) = ((Side::Payer, PaymentLabel::Payer), (Side::Payee, PaymentLabel::Payee));
+            if granted.get() == Some(&Grant::Owns(Side::Payer)) {
+                moved.pinned = Some(payer_id.clone());
+            }
             role_refused(error)
-                .or_else(|| refused_update(error, payer, Some(&payer_delta), granted, &caller))
-                .or_else(|| refused_update(error, payee, Some(&payee_delta), granted, &caller))
+                .or_else(|| refused_update(error, PaymentLabel::Payer, &moved, &caller))
+                .or_else(|| refused_update(error, PaymentLabel::Payee, &moved, &caller))
         },
     )
     .await
 }
 
-/// A new payment between the two accounts read, authorized in full, if the
-/// caller may spend from the payer account. The payee account only has to
-/// exist (paying into an account needs its id, not the right to see it).
+/// A new payment from the payer account read to the payee accounts read (one,
+/// or a split payment's legs), authorized in full, if the caller may spend
+/// from the payer account. The payee accounts only have to exist (paying
+/// into an account needs its id, not the right to see it).
 fn authorize(
     scope: &Scope<'_>,
+    who: &Authenticated,
     input: NewPayment,
+    hold_ttl: (i64, i64),
     items: Vec<Option<Item>>,
     granted: &OnceLock<Grant>,
 ) -> Result<Prepared, AppError> {
     let mut accounts = items.into_iter().map(|item| item.map(ledger_store::decode_account).transpose());
     let payer = accounts.next().transpose()?.flatten().ok_or(AppError::NotFound("payer account"))?;
-    let grant = ownership::may_authorize(&scope.who.principal, &payer.owner)?;
+    let grant = ownership::may_authorize(&who.principal, &payer.owner)?;
     let _ = granted.set(grant);
-    let payee = accounts.next().transpose()?.flatten().ok_or(AppError::NotFound("payee account"))?;
-    check_currency(&input, &payer, &payee)?;
+    let mut payees = Vec::with_capacity(input.payees.len());
+    for (account_id, amount) in &input.payees {
+        let payee = accounts.next().transpose()?.flatten().ok_or(AppError::NotFound("payee account"))?;
+        check_currency(&input, &payer, &payee)?;
+        payees.push(Leg {
+            account_id: account_id.clone(),
+            owner: payee.owner,
+            amount: *amount,
+            captured_amount: 0,
+            refunded_amount: 0,
+        });
+    }
+    let first =
+        payees.first().cloned().ok_or_else(|| AppError::Internal("a payment without a payee".into()))?;
     let at = rfc3339(scope.now);
+    let capture_before = input::capture_deadline(input.capture_before, scope.now, hold_ttl)?;
     let payment = Payment {
         payment_id: crate::ids::new_id(),
-        tenant_id: scope.who.tenant.as_str().to_owned(),
+        tenant_id: who.tenant.as_str().to_owned(),
         amount: input.amount,
         currency: input.currency.code().to_owned(),
         payer_account_id: input.payer_id,
-        payee_account_id: input.payee_id,
+        payee_account_id: first.account_id,
         payer_owner: payer.owner,
-        payee_owner: payee.owner,
+        payee_owner: first.owner,
         description: input.description,
         metadata: input.metadata,
         status: PaymentStatus::Authorized,
+        capture_before: Some(capture_before),
         captured_amount: 0,
         refunded_amount: 0,
+        splits: if input.split { payees } else { Vec::new() },
         created_at: at.clone(),
         updated_at: at,
         version: 1,
@@ -152,8 +203,11 @@ fn authorize(
         movement: Movement::Authorize { amount: input.amount },
         event_type: "payment.authorized",
         amount: input.amount,
+        shares: payment.authorized_shares(),
+        acting_leg: 0,
     };
-    let tx = record_movement(scope, &change, grant)?.push(payment_store::insert(scope.table, &payment)?);
+    let tx =
+        record_movement(scope, &change, Some(grant))?.push(payment_store::insert(scope.table, &payment)?);
     Ok(Prepared { tx, status: 201, body: payment_view(&payment) })
 }
 
@@ -169,6 +223,18 @@ fn check_currency(input: &NewPayment, payer: &AccountRecord, payee: &AccountReco
     Ok(())
 }
 
+/// The payee a capture or void acts for: the first (the only one, unless split).
+fn first_payee(payment: &Payment) -> Result<(Owner, usize), AppError> {
+    Ok((payment.payee_owner.clone(), 0))
+}
+
+/// Every owner of the payment's accounts: the payer's and each leg's.
+fn owners(payment: &Payment) -> Vec<Owner> {
+    std::iter::once(payment.payer_owner.clone())
+        .chain(payment.legs().into_iter().map(|leg| leg.owner))
+        .collect()
+}
+
 /// Who may make a transition of a payment between accounts of these owners.
 type Rule = fn(&crate::auth::Principal, &Owner, &Owner) -> Result<Grant, AppError>;
 
@@ -180,16 +246,17 @@ async fn transition(
     request: &Idempotent<'_>,
     payment_id: &str,
     (status, rule): (u16, Rule),
+    acting: impl FnOnce(&Payment) -> Result<(Owner, usize), AppError>,
     decide: impl FnOnce(&Payment, &str) -> Result<Transition, TransitionError>,
 ) -> Result<Outcome, AppError> {
     let payment_id = path_id(payment_id, "payment")?;
     let who = request.who;
-    let scope = Scope { table: &app.config.table_name, ctx, who, now: app.now() };
+    let scope = Scope::of(&app.config.table_name, ctx, who, app.now());
     let keys = vec![payment_store::payment_key(who.tenant.as_str(), &payment_id)];
     let caller = Owner::of(&who.principal);
-    let granted = OnceLock::new();
     // What the transition moves, for telling a refused balance update apart.
     let movement = OnceLock::new();
+    let moves = OnceLock::new();
     execute(
         app,
         request,
@@ -202,15 +269,29 @@ async fn transition(
                 .map(payment_store::decode_payment)
                 .transpose()?
                 .ok_or(AppError::NotFound("payment"))?;
-            let grant = rule(&who.principal, &current.payer_owner, &current.payee_owner)?;
-            let _ = granted.set(grant);
-            let change = decide(&current, &rfc3339(scope.now)).map_err(transition_error)?;
+            // The payee the caller acts for: the first, or the leg a refund takes from.
+            let (payee_owner, acting_leg) = acting(&current)?;
+            let grant = rule(&who.principal, &current.payer_owner, &payee_owner)?;
+            let now = rfc3339(scope.now);
+            let change = decide(&current, &now).map_err(transition_error)?;
             let _ = movement.set(change.movement);
-            let tx = record_movement(&scope, &Change::from(&change), grant)?
-                .push(payment_store::transition(scope.table, &change.next)?);
+            let pinned = match grant {
+                Grant::Owns(Side::Payer) => Some(current.payer_account_id.clone()),
+                Grant::Owns(Side::Payee) => current.legs().get(acting_leg).map(|leg| leg.account_id.clone()),
+                Grant::Role => None,
+            };
+            let _ = moves.set(moved(&current, change.movement, &change.shares, pinned));
+            // A capture commits only while the hold's deadline is still ahead
+            // (the expiry job's transition requires it passed: one of them wins).
+            let deadline = match change.movement {
+                Movement::Capture { .. } => Deadline::Open(&now),
+                _ => Deadline::Any,
+            };
+            let tx = record_movement(&scope, &Change { acting_leg, ..Change::from(&change) }, Some(grant))?
+                .push(payment_store::transition(scope.table, &change.next, deadline)?);
             Ok(Prepared { tx, status, body: payment_view(&change.next) })
         },
-        |error| transition_cancelled(error, movement.get().copied(), granted.get().copied(), &caller),
+        |error| transition_cancelled(error, movement.get().copied(), moves.get(), &caller),
     )
     .await
 }
@@ -220,18 +301,29 @@ async fn transition(
 fn transition_cancelled(
     error: &TxError<PaymentLabel>,
     movement: Option<Movement>,
-    granted: Option<Grant>,
+    moved: Option<&Moved>,
     caller: &Owner,
 ) -> Option<AppError> {
-    if error.failed(PaymentLabel::Payment).is_some() {
-        return Some(AppError::Conflict("the payment changed concurrently; fetch it and retry".into()));
+    if let Some(failure) = error.failed(PaymentLabel::Payment) {
+        let now = failure.item.clone().and_then(|item| payment_store::decode_payment(item).ok());
+        return Some(AppError::Conflict(match now {
+            Some(payment) if payment.status == PaymentStatus::Expired => {
+                "authorization expired: the hold was released".into()
+            }
+            Some(payment)
+                if payment.status == PaymentStatus::Authorized
+                    && movement.is_some_and(|m| matches!(m, Movement::Capture { .. })) =>
+            {
+                "authorization expired".into()
+            }
+            _ => "the payment changed concurrently; fetch it and retry".into(),
+        }));
     }
-    let deltas = movement.map(|m| m.deltas());
-    // A refund debits the payee; no other transition lowers a balance.
-    let (payee, payer) = ((Side::Payee, PaymentLabel::Payee), (Side::Payer, PaymentLabel::Payer));
+    let moved = moved.cloned().unwrap_or_default();
+    // A refund debits the payees; no other transition lowers a balance.
     role_refused(error)
-        .or_else(|| refused_update(error, payee, deltas.as_ref().map(|d| &d.1), granted, caller))
-        .or_else(|| refused_update(error, payer, deltas.as_ref().map(|d| &d.0), granted, caller))
+        .or_else(|| refused_update(error, PaymentLabel::Payee, &moved, caller))
+        .or_else(|| refused_update(error, PaymentLabel::Payer, &moved, caller))
 }
 
 pub async fn capture_payment(
@@ -242,8 +334,8 @@ pub async fn capture_payment(
     body: Value,
 ) -> Result<Outcome, AppError> {
     let amount = input::capture_amount(body)?;
-    transition(app, ctx, request, payment_id, (200, ownership::may_settle), |p, at| p.capture(amount, at))
-        .await
+    let settle = (200, ownership::may_settle as Rule);
+    transition(app, ctx, request, payment_id, settle, first_payee, |p, at| p.capture(amount, at)).await
 }
 
 pub async fn void_payment(
@@ -254,7 +346,8 @@ pub async fn void_payment(
     body: Value,
 ) -> Result<Outcome, AppError> {
     input::empty(body)?;
-    transition(app, ctx, request, payment_id, (200, ownership::may_settle), |p, at| p.void(at)).await
+    let settle = (200, ownership::may_settle as Rule);
+    transition(app, ctx, request, payment_id, settle, first_payee, |p, at| p.void(at)).await
 }
 
 pub async fn refund_payment(
@@ -264,9 +357,30 @@ pub async fn refund_payment(
     payment_id: &str,
     body: Value,
 ) -> Result<Outcome, AppError> {
-    let amount = input::refund_amount(body)?;
-    transition(app, ctx, request, payment_id, (201, ownership::may_refund), |p, at| p.refund(amount, at))
-        .await
+    let (amount, from) = input::refund(body)?;
+    // The payee a refund takes from: its leg's owner may refund it; a pro rata
+    // refund of several legs takes from accounts of several owners, which only
+    // the tenant's owners and admins may do.
+    let principal = &request.who.principal;
+    let acting = |p: &Payment| {
+        let legs = p.legs();
+        let index = match &from {
+            RefundFrom::Leg(id) => legs.iter().position(|leg| leg.account_id == *id),
+            RefundFrom::ProRata if legs.len() == 1 => Some(0),
+            RefundFrom::ProRata if principal.has_any_role(&ADMINISTRATORS) => None,
+            RefundFrom::ProRata => {
+                let owners = owners(p);
+                return Err(if ownership::can_read(principal, &owners.iter().collect::<Vec<_>>()) {
+                    AppError::forbidden("a refund from several payees needs the owner or admin role")
+                } else {
+                    AppError::NotFound("payment")
+                });
+            }
+        };
+        Ok(index.and_then(|i| legs.get(i).map(|leg| (leg.owner.clone(), i))).unwrap_or((Owner::Tenant, 0)))
+    };
+    let refund = (201, ownership::may_refund as Rule);
+    transition(app, ctx, request, payment_id, refund, acting, |p, at| p.refund(amount, &from, at)).await
 }
 
 pub async fn get_payment(app: &App, who: &Authenticated, payment_id: &str) -> Result<Value, AppError> {
@@ -278,7 +392,7 @@ pub async fn get_payment(app: &App, who: &Authenticated, payment_id: &str) -> Re
         &payment_id,
     )
     .await?
-    .filter(|(payment, _)| ownership::can_read(&who.principal, &[&payment.payer_owner, &payment.payee_owner]))
+    .filter(|(payment, _)| ownership::can_read(&who.principal, &owners(payment).iter().collect::<Vec<_>>()))
     .ok_or(AppError::NotFound("payment"))?;
     let mut view = payment_view(&payment);
     view["events"] = to_json(events)?;

@@ -2,7 +2,7 @@
 
 use super::Payment;
 use crate::error::AppError;
-use crate::ledger::Balances;
+use crate::ledger::{AccountStatus, Balances};
 use crate::store::ledger::{AccountRecord, EntryRecord};
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -14,6 +14,7 @@ pub struct AccountView {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     pub allow_overdraft: bool,
+    pub status: AccountStatus,
     /// Minor units `available` may go below zero (0 without overdraft).
     pub overdraft_limit: i64,
     /// `{"type": "tenant"}` or `{"type": "user" | "client", "id"}`.
@@ -33,6 +34,22 @@ pub struct BalanceView {
     pub available: i64,
 }
 
+impl BalanceView {
+    /// The balance of these totals; 409 for a posted balance beyond i64,
+    /// which the bounded balance updates never store.
+    pub fn of(b: &Balances) -> Result<Self, AppError> {
+        let posted = b
+            .posted()
+            .ok_or_else(|| AppError::Conflict("the posted balance is beyond what the ledger holds".into()))?;
+        Ok(BalanceView {
+            posted,
+            pending_debits: b.debits_pending,
+            pending_credits: b.credits_pending,
+            available: b.available,
+        })
+    }
+}
+
 impl TryFrom<&AccountRecord> for AccountView {
     type Error = AppError;
 
@@ -40,7 +57,7 @@ impl TryFrom<&AccountRecord> for AccountView {
     /// bounded balance updates never store.
     fn try_from(account: &AccountRecord) -> Result<Self, AppError> {
         let b = &account.balances;
-        let posted = b.posted().ok_or_else(|| {
+        let balance = BalanceView::of(b).map_err(|_| {
             AppError::Conflict(format!(
                 "account {}: its posted balance is beyond what the ledger holds; contact support",
                 account.account_id
@@ -51,14 +68,10 @@ impl TryFrom<&AccountRecord> for AccountView {
             currency: account.currency.clone(),
             name: account.name.clone(),
             allow_overdraft: account.allow_overdraft,
+            status: account.status,
             overdraft_limit: account.overdraft_limit(),
             owner: account.owner.view(),
-            balance: BalanceView {
-                posted,
-                pending_debits: b.debits_pending,
-                pending_credits: b.credits_pending,
-                available: b.available,
-            },
+            balance,
             totals: *b,
             created_at: account.created_at.clone(),
         })
@@ -103,8 +116,15 @@ pub fn payment_view(payment: &Payment) -> Value {
         "currency": payment.currency,
         "captured_amount": payment.captured_amount,
         "refunded_amount": payment.refunded_amount,
+        "capture_before": payment.capture_before,
         "payer_account_id": payment.payer_account_id,
         "payee_account_id": payment.payee_account_id,
+        "splits": (!payment.splits.is_empty()).then(|| payment.splits.iter().map(|leg| json!({
+            "account_id": leg.account_id,
+            "amount": leg.amount,
+            "captured_amount": leg.captured_amount,
+            "refunded_amount": leg.refunded_amount,
+        })).collect::<Vec<_>>()),
         "description": payment.description,
         "metadata": payment.metadata,
         "created_at": payment.created_at,

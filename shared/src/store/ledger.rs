@@ -15,7 +15,7 @@ use super::account_layouts::{self, LEGACY_OVERDRAFT_LIMIT};
 use super::labels::PaymentLabel;
 use super::{Action, Expr, Item, Keyed, from_item, key, tenant_pk, value};
 use crate::error::AppError;
-use crate::ledger::{Balances, Delta};
+use crate::ledger::{AccountStatus, Balances, Delta};
 use crate::payments::ownership::Owner;
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde::{Deserialize, Serialize};
@@ -23,6 +23,9 @@ use serde::{Deserialize, Serialize};
 /// The `kind` of account items.
 const ACCOUNT_KIND: &str = account_layouts::KIND;
 const ENTRY_KIND: &str = "ledger_entry";
+const SNAPSHOT_KIND: &str = "balance_snapshot";
+/// Snapshots' sort keys: the prefix, then the UTC day (`YYYY-MM-DD`) they close.
+const SNAPSHOT_PREFIX: &str = "SNAP#";
 /// Entries' sort keys: the prefix, then the ledger transaction id.
 const ENTRY_PREFIX: &str = "ENTRY#";
 
@@ -46,6 +49,9 @@ pub struct AccountRecord {
     /// `available + overdraft_limit`, what a debit may take (absent on legacy accounts).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub spendable: Option<i64>,
+    /// Absent on accounts stored before states existed: active.
+    #[serde(default)]
+    pub status: AccountStatus,
     pub created_at: String,
 }
 
@@ -67,6 +73,11 @@ pub struct EntryRecord {
     pub currency: String,
     #[serde(flatten)]
     pub delta: Delta,
+    /// How many postings (entries) its ledger transaction has: 1 + the
+    /// payment's payee legs. Absent on entries written before split
+    /// payments, all of which had 2.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub postings: Option<u32>,
     pub created_at: String,
 }
 
@@ -217,6 +228,14 @@ pub fn apply_delta(table: &str, change: &BalanceUpdate<'_>) -> Result<Action<Pay
         // `spendable` (available + overdraft limit) moves with `available`.
         terms.push("spendable :available".to_owned());
     }
+    // The account's state: a closed account takes nothing, a frozen one no debit.
+    let (state, status) = if delta.is_debit() {
+        ("#status = :status", AccountStatus::Active)
+    } else {
+        ("#status <> :status", AccountStatus::Closed)
+    };
+    conditions.push(format!("(attribute_not_exists(#status) OR {state})"));
+    expr = expr.name("#status", "status").value(":status", value(status)?);
     if let Some(owner) = change.owner {
         conditions.push("#owner = :owner".to_owned());
         expr = expr.name("#owner", "owner").value(":owner", value(owner)?);
@@ -249,23 +268,95 @@ pub fn exceeds_range(old: &Item, delta: &Delta) -> bool {
     })
 }
 
-/// Gives an overdraft account a new limit, `spendable` following from the
-/// balance at that moment (one atomic update); fails (label `account`) if
-/// the account is missing or does not allow overdraft.
-pub fn set_overdraft_limit(
+/// A change of an account's state or overdraft limit.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AccountChange {
+    pub status: Option<AccountStatus>,
+    pub overdraft_limit: Option<i64>,
+}
+
+/// Why an [`AccountChange`] was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeRefused {
+    Missing,
+    /// Closed accounts stay closed and take no other change.
+    Closed,
+    /// Closing needs a zero balance and no pending holds (either way).
+    NotSettled,
+    /// Only overdraft accounts have a limit.
+    NoOverdraft,
+    /// The new limit is below the account's current overdraft (`-available`).
+    BelowOverdraft(i64),
+}
+
+/// The change as one atomic update of the account (label `account`), its
+/// rules as the condition: the account exists and is not closed (closing a
+/// closed one again is a no-op); closing needs `available`, `debits_pending`
+/// and `credits_pending` all zero (so the posted balance is zero too); a
+/// new limit needs an overdraft account whose `available >= -limit`, and
+/// `spendable` follows from the balance at that moment. [`refusal`] tells a
+/// failed condition apart from the account as it was.
+pub fn change_account(
     table: &str,
     tenant: &str,
     account_id: &str,
-    limit: i64,
+    change: &AccountChange,
 ) -> Result<Action<PaymentLabel>, AppError> {
+    let mut sets = Vec::new();
+    let mut conditions = vec!["attribute_exists(pk)".to_owned()];
+    let mut expr = Expr::default().name("#status", "status");
+    if change.status != Some(AccountStatus::Closed) || change.overdraft_limit.is_some() {
+        conditions.push("(attribute_not_exists(#status) OR #status <> :closed)".to_owned());
+        expr = expr.value(":closed", value(AccountStatus::Closed)?);
+    }
+    if let Some(status) = change.status {
+        sets.push("#status = :new_status");
+        expr = expr.value(":new_status", value(status)?);
+        if status == AccountStatus::Closed {
+            conditions
+                .push("available = :zero AND debits_pending = :zero AND credits_pending = :zero".into());
+            expr = expr.value(":zero", value(0)?);
+        }
+    }
+    if let Some(limit) = change.overdraft_limit {
+        sets.push("overdraft_limit = :limit, spendable = available + :limit");
+        conditions.push("allow_overdraft = :yes AND available >= :floor".to_owned());
+        expr = expr
+            .value(":limit", value(limit)?)
+            .value(":floor", value(limit.checked_neg().ok_or_else(|| AppError::Internal("limit".into()))?)?)
+            .value(":yes", AttributeValue::Bool(true));
+    }
+    if sets.is_empty() {
+        return Err(AppError::Internal("an account change that changes nothing".into()));
+    }
     Action::update(
         table,
         PaymentLabel::Account,
         account_key(tenant, account_id),
-        "SET overdraft_limit = :limit, spendable = available + :limit",
-        Some("allow_overdraft = :yes"),
-        Expr::default().value(":limit", value(limit)?).value(":yes", AttributeValue::Bool(true)),
+        &format!("SET {}", sets.join(", ")),
+        Some(&conditions.join(" AND ")),
+        expr,
     )
+}
+
+/// Why [`change_account`]'s condition failed, from the account as it was
+/// (`None`: there was no account).
+pub fn refusal(old: Option<&Item>, change: &AccountChange) -> Result<ChangeRefused, AppError> {
+    let Some(old) = old else { return Ok(ChangeRefused::Missing) };
+    let account = decode_account(old.clone())?;
+    let closing = change.status == Some(AccountStatus::Closed);
+    let b = &account.balances;
+    if account.status == AccountStatus::Closed && (!closing || change.overdraft_limit.is_some()) {
+        return Ok(ChangeRefused::Closed);
+    }
+    if closing && (b.available != 0 || b.debits_pending != 0 || b.credits_pending != 0) {
+        return Ok(ChangeRefused::NotSettled);
+    }
+    match change.overdraft_limit {
+        Some(_) if !account.allow_overdraft => Ok(ChangeRefused::NoOverdraft),
+        Some(_) => Ok(ChangeRefused::BelowOverdraft(b.available.saturating_neg())),
+        None => Err(AppError::Internal("account change refused for no known reason".into())),
+    }
 }
 
 pub fn insert_entry(table: &str, entry: &EntryRecord) -> Result<Action<PaymentLabel>, AppError> {
@@ -315,6 +406,13 @@ pub async fn list_entries(
         .send()
         .await
         .map_err(|e| AppError::from_sdk("list entries", e))?;
+    entry_page(output)
+}
+
+/// A page of entries and its cursor: the last entry's tx id, if there are more.
+fn entry_page(
+    output: aws_sdk_dynamodb::operation::query::QueryOutput,
+) -> Result<(Vec<EntryRecord>, Option<String>), AppError> {
     let next = output
         .last_evaluated_key()
         .and_then(|k| k.get("sk"))
@@ -325,6 +423,87 @@ pub async fn list_entries(
     Ok((entries, next))
 }
 
+/// An account's totals at the end of one UTC day: every entry of a ledger
+/// transaction made before the next midnight (transaction ids carry their
+/// time, see [`crate::ids::new_id_at`]). Written once by the verify job for
+/// each day that had entries and has ended; immutable, derived from the
+/// entries (verify checks it against them).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotRecord {
+    pub tenant_id: String,
+    pub account_id: String,
+    /// `YYYY-MM-DD`.
+    pub day: String,
+    #[serde(flatten)]
+    pub balances: Balances,
+    /// The entries up to then.
+    pub entries: u64,
+}
+
+/// Writes a snapshot unless that day's is there already (a no-op then).
+pub async fn insert_snapshot(
+    dynamodb: &aws_sdk_dynamodb::Client,
+    table: &str,
+    snapshot: &SnapshotRecord,
+) -> Result<(), AppError> {
+    let pk = account_pk(&snapshot.tenant_id, &snapshot.account_id);
+    let item =
+        Keyed::new(pk, format!("{SNAPSHOT_PREFIX}{}", snapshot.day), SNAPSHOT_KIND, snapshot).item()?;
+    super::put_if_absent(dynamodb, table, item, "write balance snapshot").await.map(|_| ())
+}
+
+/// The latest snapshot of a day up to `day` (`YYYY-MM-DD`), one consistent
+/// query of at most one item.
+pub async fn latest_snapshot(
+    dynamodb: &aws_sdk_dynamodb::Client,
+    table: &str,
+    (tenant, account_id): (&str, &str),
+    day: &str,
+) -> Result<Option<SnapshotRecord>, AppError> {
+    let output = dynamodb
+        .query()
+        .table_name(table)
+        .key_condition_expression("pk = :pk AND sk BETWEEN :first AND :day")
+        .expression_attribute_values(":pk", AttributeValue::S(account_pk(tenant, account_id)))
+        .expression_attribute_values(":first", AttributeValue::S(SNAPSHOT_PREFIX.to_owned()))
+        .expression_attribute_values(":day", AttributeValue::S(format!("{SNAPSHOT_PREFIX}{day}")))
+        .scan_index_forward(false)
+        .consistent_read(true)
+        .limit(1)
+        .send()
+        .await
+        .map_err(|e| AppError::from_sdk("read balance snapshot", e))?;
+    output.items.unwrap_or_default().into_iter().next().map(from_item).transpose()
+}
+
+/// One page of an account's entries of the transactions made in
+/// `[from, to)`, oldest first, after the entry of transaction `after` (the
+/// bounds are [`crate::ids::time_floor`]s: the key range is the time range).
+pub async fn entries_between(
+    dynamodb: &aws_sdk_dynamodb::Client,
+    table: &str,
+    (tenant, account_id): (&str, &str),
+    (from, to): (&str, &str),
+    (limit, after): (Option<i32>, Option<&str>),
+) -> Result<(Vec<EntryRecord>, Option<String>), AppError> {
+    let pk = account_pk(tenant, account_id);
+    let start = after.map(|tx_id| key(pk.clone(), &format!("{ENTRY_PREFIX}{tx_id}")));
+    let output = dynamodb
+        .query()
+        .table_name(table)
+        .key_condition_expression("pk = :pk AND sk BETWEEN :from AND :to")
+        .expression_attribute_values(":pk", AttributeValue::S(pk))
+        .expression_attribute_values(":from", AttributeValue::S(format!("{ENTRY_PREFIX}{from}")))
+        .expression_attribute_values(":to", AttributeValue::S(format!("{ENTRY_PREFIX}{to}")))
+        .consistent_read(true)
+        .set_limit(limit)
+        .set_exclusive_start_key(start)
+        .send()
+        .await
+        .map_err(|e| AppError::from_sdk("list entries", e))?;
+    entry_page(output)
+}
+
 /// An account as the verify job reads it.
 #[derive(Debug, Clone)]
 pub enum StoredAccount {
@@ -333,15 +512,16 @@ pub enum StoredAccount {
     OutOfRange(OutOfRange),
 }
 
-/// An account item and all its entries, read together (strongly consistent).
+/// An account item, all its entries and its snapshots, read together (strongly consistent).
 pub async fn account_with_entries(
     dynamodb: &aws_sdk_dynamodb::Client,
     table: &str,
     tenant: &str,
     account_id: &str,
-) -> Result<(Option<StoredAccount>, Vec<EntryRecord>), AppError> {
+) -> Result<(Option<StoredAccount>, Vec<EntryRecord>, Vec<SnapshotRecord>), AppError> {
     let mut account = None;
     let mut entries = Vec::new();
+    let mut snapshots = Vec::new();
     let items = super::query_all(dynamodb, table, account_pk(tenant, account_id), true).await?;
     for item in items {
         match item.get("kind").and_then(|k| k.as_s().ok()).map(String::as_str) {
@@ -352,10 +532,11 @@ pub async fn account_with_entries(
                 })
             }
             Some(ENTRY_KIND) => entries.push(decode_entry(item)?),
+            Some(SNAPSHOT_KIND) => snapshots.push(from_item(item)?),
             _ => {}
         }
     }
-    Ok((account, entries))
+    Ok((account, entries, snapshots))
 }
 
 /// Every tenant that has ledger accounts (a full scan: for the verify job).

@@ -95,6 +95,10 @@ pub(crate) struct Keyed<'a, T> {
     gsi1pk: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     gsi1sk: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    gsi2pk: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    gsi2sk: Option<String>,
     schema_version: u32,
     #[serde(flatten)]
     record: &'a T,
@@ -102,13 +106,31 @@ pub(crate) struct Keyed<'a, T> {
 
 impl<'a, T: Serialize> Keyed<'a, T> {
     pub fn new(pk: String, sk: impl Into<String>, kind: &'static str, record: &'a T) -> Self {
-        Self { pk, sk: sk.into(), kind, gsi1pk: None, gsi1sk: None, schema_version: 1, record }
+        Self {
+            pk,
+            sk: sk.into(),
+            kind,
+            gsi1pk: None,
+            gsi1sk: None,
+            gsi2pk: None,
+            gsi2sk: None,
+            schema_version: 1,
+            record,
+        }
     }
 
     /// Also listed in `gsi1` under `gsi1pk`, sorted by `gsi1sk`.
     pub fn indexed(mut self, gsi1pk: String, gsi1sk: impl Into<String>) -> Self {
         self.gsi1pk = Some(gsi1pk);
         self.gsi1sk = Some(gsi1sk.into());
+        self
+    }
+
+    /// Also in the sparse `gsi2` under `gsi2pk`, sorted by `gsi2sk`, while the
+    /// item carries them (a later write without them takes it out).
+    pub fn sparse(mut self, gsi2pk: String, gsi2sk: String) -> Self {
+        self.gsi2pk = Some(gsi2pk);
+        self.gsi2sk = Some(gsi2sk);
         self
     }
 
@@ -223,6 +245,30 @@ fn non_empty<K, V>(map: HashMap<K, V>) -> Option<HashMap<K, V>> {
 }
 
 /// A strongly consistent read of one item.
+/// Writes `item` unless an item with its key exists (then nothing, `false`):
+/// for records written once (derived data, history).
+pub(crate) async fn put_if_absent(
+    dynamodb: &aws_sdk_dynamodb::Client,
+    table: &str,
+    item: Item,
+    what: &'static str,
+) -> Result<bool, AppError> {
+    let result = dynamodb
+        .put_item()
+        .table_name(table)
+        .set_item(Some(item))
+        .condition_expression("attribute_not_exists(pk)")
+        .send()
+        .await;
+    match result {
+        Ok(_) => Ok(true),
+        Err(error) if error.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => {
+            Ok(false)
+        }
+        Err(error) => Err(AppError::from_sdk(what, error)),
+    }
+}
+
 pub(crate) async fn get(
     dynamodb: &aws_sdk_dynamodb::Client,
     table: &str,

@@ -1,6 +1,6 @@
 //! History entries: one per finished run, written once.
 
-use super::{Counters, Direction, HISTORY_KIND, RunStatus, history_pk, is_condition_failure};
+use super::{Counters, Direction, HISTORY_KIND, RunStatus, history_pk};
 use crate::error::AppError;
 use crate::store::{from_item, query_prefix, to_item};
 use serde::{Deserialize, Serialize};
@@ -54,18 +54,7 @@ pub async fn put_history(
         schema_version: 1,
         record: record.clone(),
     })?;
-    let result = dynamodb
-        .put_item()
-        .table_name(table)
-        .set_item(Some(item))
-        .condition_expression("attribute_not_exists(pk)")
-        .send()
-        .await;
-    match result {
-        Ok(_) => Ok(()),
-        Err(error) if is_condition_failure(&error) => Ok(()),
-        Err(error) => Err(AppError::from_sdk("record migration history", error)),
-    }
+    crate::store::put_if_absent(dynamodb, table, item, "record migration history").await.map(|_| ())
 }
 
 /// Every history entry, oldest first.

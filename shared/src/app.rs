@@ -13,6 +13,8 @@ pub struct App {
     pub clock: Arc<dyn Clock>,
     /// The token public key, fetched from KMS once per container.
     pub(crate) token_key: OnceCell<TokenKey>,
+    /// The audit checkpoint public key, fetched from KMS once per container.
+    pub(crate) audit_key: OnceCell<TokenKey>,
 }
 
 impl App {
@@ -21,7 +23,7 @@ impl App {
     }
 
     pub fn with_clock(config: Config, clients: Clients, clock: Arc<dyn Clock>) -> Self {
-        Self { config, clients, clock, token_key: OnceCell::new() }
+        Self { config, clients, clock, token_key: OnceCell::new(), audit_key: OnceCell::new() }
     }
 
     /// The production wiring used by every function's `main`: JSON logs,

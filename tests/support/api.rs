@@ -67,6 +67,8 @@ pub async fn try_dispatch(
         "GetPaymentFunction" => get_payment::handler(app, request).await,
         "ListAuditFunction" => list_audit::handler(app, request).await,
         "VerifyAuditFunction" => verify_audit::handler(app, request).await,
+        "ExportAuditFunction" => export_audit::handler(app, request).await,
+        "AuditKeysFunction" => audit_keys::handler(app, request).await,
         "MeFunction" => me::handler(app, request).await,
         "CreateInvitationFunction" => create_invitation::handler(app, request).await,
         "ListUsersFunction" => list_users::handler(app, request).await,

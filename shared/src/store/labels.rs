@@ -128,6 +128,8 @@ pub enum AuditLabel {
     Marker,
     /// The chain head.
     Head,
+    /// A signed checkpoint (its own table).
+    Checkpoint,
 }
 
 impl Label for AuditLabel {
@@ -136,6 +138,7 @@ impl Label for AuditLabel {
             AuditLabel::Entry => "audit_entry",
             AuditLabel::Marker => "audit_event",
             AuditLabel::Head => "audit_head",
+            AuditLabel::Checkpoint => "audit_checkpoint",
         }
     }
 }

@@ -20,6 +20,7 @@
 
 pub mod account_layouts;
 pub mod audit;
+pub mod audit_checkpoints;
 pub mod census;
 pub mod clients;
 pub mod idempotency;

@@ -421,7 +421,7 @@ async fn the_export_bundle_verifies_offline_and_a_tampered_one_does_not() {
     rewrite_from(&stack, "acme", 3, json!({"n": 3})).await;
     let (_, rewritten) = get(&api, "ExportAuditFunction", "/v1/audit/export", Some(&auditor), &[]).await;
     assert!(rewritten.get("next_after_seq").is_none(), "default limit 1000: one page");
-    let (code, report) = offline_verify(&keys, &[rewritten.clone()]);
+    let (code, report) = offline_verify(&keys, std::slice::from_ref(&rewritten));
     assert_eq!((code, report["reason"].as_str()), (1, Some("checkpoint_mismatch")), "{report}");
 
     // A checkpoint whose content was changed, or signed by another key.

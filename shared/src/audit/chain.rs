@@ -359,7 +359,8 @@ mod tests {
 
     fn anchored(entries: &[AuditEntry], checkpoints: &[Checkpoint], head: Option<&Checkpoint>) -> Verifier {
         let mut verifier = Verifier::anchored(checkpoints, entries.first().map(|e| e.seq));
-        for entry in entries.iter().filter(|e| e.seq > verifier.last().seq) {
+        let start = verifier.last().seq;
+        for entry in entries.iter().filter(|e| e.seq > start) {
             verifier.check(Ok(entry));
         }
         verifier.finish(head);

@@ -29,6 +29,7 @@ pub mod outbox;
 pub mod paging;
 pub mod payments;
 pub mod runtime;
+pub mod signing;
 pub mod sorted_json;
 pub mod store;
 pub mod telemetry;

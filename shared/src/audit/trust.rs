@@ -15,27 +15,13 @@ use crate::store::audit_checkpoints as store;
 use crate::store::labels::AuditLabel;
 use crate::store::tx::{Tx, TxError};
 use crate::tenant::TenantId;
-use aws_sdk_kms::primitives::Blob;
-use aws_sdk_kms::types::{MessageType, SigningAlgorithmSpec};
 use serde::Serialize;
 
 /// The checkpoint verification key, fetched from KMS once per container.
 pub async fn audit_key(app: &App) -> Result<&TokenKey, AppError> {
     app.audit_key
         .get_or_try_init(|| async {
-            let key_id = app.config.audit_signing_key_id()?;
-            let output = app
-                .clients
-                .kms
-                .get_public_key()
-                .key_id(key_id)
-                .send()
-                .await
-                .map_err(|e| AppError::from_sdk("get audit public key", e))?;
-            let der =
-                output.public_key().ok_or_else(|| AppError::Internal("KMS returned no public key".into()))?;
-            TokenKey::from_spki_der(key_id, der.as_ref())
-                .map_err(|e| AppError::internal("audit public key", e))
+            crate::signing::public_key(&app.clients.kms, app.config.audit_signing_key_id()?, "audit").await
         })
         .await
 }
@@ -63,21 +49,11 @@ pub async fn sign(
         key_id: key_id.to_owned(),
         signature: String::new(),
     };
-    // RAW: KMS hashes the message itself (SHA-256), as ES256 requires.
-    let signed = app
-        .clients
-        .kms
-        .sign()
-        .key_id(key_id)
-        .message(Blob::new(checkpoint.signed_bytes()))
-        .message_type(MessageType::Raw)
-        .signing_algorithm(SigningAlgorithmSpec::EcdsaSha256)
-        .send()
-        .await
-        .map_err(|e| AppError::from_sdk("sign audit checkpoint", e))?;
-    let der = signed.signature().ok_or_else(|| AppError::Internal("KMS returned no signature".into()))?;
+    let der =
+        crate::signing::sign_es256(&app.clients.kms, key_id, checkpoint.signed_bytes(), "audit checkpoint")
+            .await?;
     checkpoint.signature =
-        encode_signature(der.as_ref()).map_err(|e| AppError::internal("checkpoint signature", e))?;
+        encode_signature(&der).map_err(|e| AppError::internal("checkpoint signature", e))?;
     match Tx::without_event(table)
         .push(store::insert(table, &checkpoint)?)
         .commit(&app.clients.dynamodb)

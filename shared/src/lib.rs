@@ -28,6 +28,7 @@ pub mod money;
 pub mod outbox;
 pub mod paging;
 pub mod payments;
+pub mod privacy;
 pub mod runtime;
 pub mod signing;
 pub mod sorted_json;

@@ -287,9 +287,7 @@ async fn drain_publishes_per_tenant_in_order_and_marks_published() {
     assert_eq!((report.found, report.published, report.failed), (0, 0, 0));
 
     // Draining the same records again publishes nothing new (FIFO dedup by
-    // event id) and keeps the first publication time.
-    let first: Vec<Option<String>> =
-        futures::future::join_all(written.iter().map(|e| published_at(&stack, e))).await;
+    // event id); the items stay published and out of the pending index.
     let records = stream.replay().await;
     // Every event published so far: the test's, and the tenants' creation.
     let published = outbox_events(&records);
@@ -300,9 +298,16 @@ async fn drain_publishes_per_tenant_in_order_and_marks_published() {
     for message in queue.drain().await {
         assert!(published.iter().any(|e| e.event_id == message.attributes["MessageDeduplicationId"]));
     }
-    let again: Vec<Option<String>> =
-        futures::future::join_all(written.iter().map(|e| published_at(&stack, e))).await;
-    assert_eq!(first, again);
+    for event in &written {
+        assert!(published_at(&stack, event).await.is_some(), "{} still published", event.event_type);
+        assert!(
+            is_stored(&stack, event).await,
+            "{}: the re-marked item keeps its envelope",
+            event.event_type
+        );
+    }
+    let report = outbox_drain::sweep(&app, lambda_event(SweepRequest::new(300))).await.unwrap();
+    assert_eq!(report.found, 0);
 }
 
 /// The drain's app with its SQS client pointed at a closed port, no retries.
@@ -517,4 +522,173 @@ async fn every_payments_operation_writes_exactly_its_events() {
     // logged in) 3, accounts 3 (two wallets, one funding), funding payment 4,
     // first payment 6, voided 4, captured once 4.
     assert_eq!(outbox_items(&stack).await, 2 + 3 + 3 + 4 + 6 + 4 + 4);
+}
+
+/// 100 registrations' events, streamed and not yet drained.
+async fn hundred_events(
+    stack: &TestStack,
+    stream: &StreamTrigger,
+) -> Vec<aws_lambda_events::event::dynamodb::EventRecord> {
+    with_tenants(stack, stream, &["acme"]).await;
+    for i in 0..100 {
+        assert_eq!(register(stack, "acme", &format!("u{i}@example.com")).await.0, 201);
+    }
+    let records = stream.poll().await;
+    assert_eq!(outbox_events(&records).len(), 100);
+    records
+}
+
+#[tokio::test]
+async fn a_stream_batch_of_100_events_costs_four_dynamodb_calls() {
+    let stack = TestStack::new().await;
+    let stream = StreamTrigger::new(&stack, "OutboxDrainFunction");
+    let records = hundred_events(&stack, &stream).await;
+    let events = outbox_events(&records);
+    let app = stack.app("OutboxDrainFunction");
+    stack.round_trips.reset();
+    let response = outbox_drain::handler(&app, StreamTrigger::event(records)).await.unwrap();
+    assert!(response.batch_item_failures.is_empty());
+    let dynamodb = stack.round_trips.operations("dynamodb");
+    assert_eq!(dynamodb, ["BatchWriteItem"; 4], "the bookkeeping: 25 items to a call");
+    let per_event = dynamodb.len() as f64 / events.len() as f64;
+    assert!(per_event <= 0.05, "{per_event} DynamoDB calls per event");
+    assert_eq!(stack.round_trips.operations("sqs"), ["SendMessageBatch"; 10]);
+    for event in &events {
+        assert!(published_at(&stack, event).await.is_some());
+    }
+    assert_eq!(QueueTrigger::new(&stack, "EventsQueue").drain().await.len(), 100);
+    stack.clock.advance(time::Duration::hours(1));
+    let report = outbox_drain::sweep(&app, lambda_event(SweepRequest::new(300))).await.unwrap();
+    assert_eq!(report.found, 0, "every marked item left the pending index");
+}
+
+/// Makes DynamoDB answer BatchWriteItem with unprocessed items: `Once`
+/// reports the last 5 writes of the first call unprocessed (they were
+/// written: a resend is a repeat); `Always` sends a no-op instead of the
+/// writes and reports all of them unprocessed (sustained throttling).
+#[derive(Debug, Clone)]
+struct Unprocessed {
+    always: bool,
+    calls: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+#[derive(Debug, Clone)]
+struct Unsent(Value);
+
+impl aws_smithy_types::config_bag::Storable for Unsent {
+    type Storer = aws_smithy_types::config_bag::StoreReplace<Self>;
+}
+
+impl aws_smithy_runtime_api::client::interceptors::Intercept for Unprocessed {
+    fn name(&self) -> &'static str {
+        "Unprocessed"
+    }
+
+    fn modify_before_transmit(
+        &self,
+        context: &mut aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextMut<'_>,
+        _components: &aws_smithy_runtime_api::client::runtime_components::RuntimeComponents,
+        cfg: &mut aws_smithy_types::config_bag::ConfigBag,
+    ) -> Result<(), aws_smithy_runtime_api::box_error::BoxError> {
+        let operation =
+            cfg.load::<aws_smithy_runtime_api::client::orchestrator::Metadata>().map(|m| m.name().to_owned());
+        if operation.as_deref() != Some("BatchWriteItem") {
+            return Ok(());
+        }
+        let first = self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0;
+        let request = context.request_mut();
+        let body: Value = serde_json::from_slice(request.body().bytes().unwrap_or_default())?;
+        let Some((table, writes)) = body["RequestItems"].as_object().and_then(|m| m.iter().next()) else {
+            return Ok(());
+        };
+        let writes = writes.as_array().cloned().unwrap_or_default();
+        if self.always {
+            let noop = json!({"RequestItems": {table: [{"DeleteRequest": {"Key": {"pk": {"S": "T#none#NOTHING"}, "sk": {"S": "NOTHING"}}}}]}}).to_string();
+            request.headers_mut().insert("content-length", noop.len().to_string());
+            *request.body_mut() = aws_smithy_types::body::SdkBody::from(noop);
+            cfg.interceptor_state().store_put(Unsent(json!({table: writes})));
+        } else if first {
+            let left = writes[writes.len().saturating_sub(5)..].to_vec();
+            cfg.interceptor_state().store_put(Unsent(json!({table: left})));
+        }
+        Ok(())
+    }
+
+    fn modify_before_deserialization(
+        &self,
+        context: &mut aws_smithy_runtime_api::client::interceptors::context::BeforeDeserializationInterceptorContextMut<'_>,
+        _components: &aws_smithy_runtime_api::client::runtime_components::RuntimeComponents,
+        cfg: &mut aws_smithy_types::config_bag::ConfigBag,
+    ) -> Result<(), aws_smithy_runtime_api::box_error::BoxError> {
+        if let Some(Unsent(items)) = cfg.load::<Unsent>().cloned() {
+            let body = json!({"UnprocessedItems": items}).to_string();
+            let response = context.response_mut();
+            response.headers_mut().insert("content-length", body.len().to_string());
+            *response.body_mut() = aws_smithy_types::body::SdkBody::from(body);
+            cfg.interceptor_state().unset::<Unsent>();
+        }
+        Ok(())
+    }
+}
+
+/// The drain's app whose DynamoDB client sees `unprocessed` answers (and is counted).
+fn throttled(stack: &TestStack, always: bool) -> caas::App {
+    let mut app = stack.app("OutboxDrainFunction");
+    let unprocessed = Unprocessed { always, calls: Default::default() };
+    app.clients.dynamodb = aws_sdk_dynamodb::Client::from_conf(
+        aws_sdk_dynamodb::config::Builder::from(&stack.sdk)
+            .interceptor(stack.round_trips.clone())
+            .interceptor(unprocessed)
+            .build(),
+    );
+    app
+}
+
+#[tokio::test]
+async fn unprocessed_writes_are_sent_again_and_never_lost() {
+    let stack = TestStack::new().await;
+    let stream = StreamTrigger::new(&stack, "OutboxDrainFunction");
+    let queue = QueueTrigger::new(&stack, "EventsQueue");
+    let records = hundred_events(&stack, &stream).await;
+    let events = outbox_events(&records);
+
+    // Some writes unprocessed once: sent again, every item marked.
+    stack.round_trips.reset();
+    let response = outbox_drain::handler(&throttled(&stack, false), StreamTrigger::event(records.clone()))
+        .await
+        .unwrap();
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!(
+        stack.round_trips.operations("dynamodb"),
+        ["BatchWriteItem"; 5],
+        "four batches and one resend"
+    );
+    for event in &events {
+        assert!(published_at(&stack, event).await.is_some());
+    }
+    queue.drain().await;
+
+    // Writes that stay unprocessed: after the attempts, the records are
+    // reported and the items stay pending; the sweep publishes them.
+    let stack = TestStack::new().await;
+    let stream = StreamTrigger::new(&stack, "OutboxDrainFunction");
+    let queue = QueueTrigger::new(&stack, "EventsQueue");
+    let records = hundred_events(&stack, &stream).await;
+    let events = outbox_events(&records);
+    let response =
+        outbox_drain::handler(&throttled(&stack, true), StreamTrigger::event(records)).await.unwrap();
+    assert_eq!(response.batch_item_failures.len(), 100, "every record left for Lambda's retry");
+    for event in &events {
+        assert_eq!(published_at(&stack, event).await, None, "{} not marked", event.event_id);
+    }
+    assert_eq!(queue.drain().await.len(), 100, "published (a retry publishes again, deduplicated)");
+    stack.clock.advance(time::Duration::minutes(10));
+    let app = stack.app("OutboxDrainFunction");
+    let report = outbox_drain::sweep(&app, lambda_event(SweepRequest::new(300))).await.unwrap();
+    assert_eq!((report.found, report.published, report.failed), (100, 100, 0));
+    for event in &events {
+        assert!(published_at(&stack, event).await.is_some());
+    }
+    let report = outbox_drain::sweep(&app, lambda_event(SweepRequest::new(300))).await.unwrap();
+    assert_eq!(report.found, 0);
 }

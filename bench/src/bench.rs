@@ -5,6 +5,7 @@
 
 use crate::error::{BenchError, Result};
 use crate::http::{Call, dispatch, expect, field};
+use crate::recorder::{Recorder, StreamLog};
 use caas::App;
 use caas::clients::Clients;
 use caas::config::Config;
@@ -28,11 +29,58 @@ pub enum Cost {
 pub struct Bench {
     pub stack: TestStack,
     apps: Mutex<HashMap<(String, Cost, bool), Arc<App>>>,
+    /// The bodies of every request of the counted apps, and their answers.
+    pub recorder: Recorder,
+    /// Every change to the table, from its stream.
+    pub stream: StreamLog,
+    /// Clients that count and record every request.
+    recorded: Clients,
 }
 
 impl Bench {
-    pub async fn new() -> Self {
-        Self { stack: TestStack::new().await, apps: Mutex::new(HashMap::new()) }
+    pub async fn new() -> Result<Self> {
+        let stack = TestStack::new().await;
+        let recorder = Recorder::default();
+        let table = stack.table();
+        let arn = stack
+            .stack
+            .resources
+            .values()
+            .find_map(|r| r.stream_arn.clone())
+            .ok_or_else(|| BenchError::Setup(format!("the table {table} has no stream")))?;
+        let stream = StreamLog::new(&stack.sdk, &arn);
+        let counter = stack.round_trips.clone();
+        let sdk = &stack.sdk;
+        let recorded = Clients {
+            dynamodb: aws_sdk_dynamodb::Client::from_conf(
+                aws_sdk_dynamodb::config::Builder::from(sdk)
+                    .interceptor(counter.clone())
+                    .interceptor(recorder.clone())
+                    .build(),
+            ),
+            kms: aws_sdk_kms::Client::from_conf(
+                aws_sdk_kms::config::Builder::from(sdk)
+                    .interceptor(counter.clone())
+                    .interceptor(recorder.clone())
+                    .build(),
+            ),
+            sqs: aws_sdk_sqs::Client::from_conf(
+                aws_sdk_sqs::config::Builder::from(sdk)
+                    .interceptor(counter)
+                    .interceptor(recorder.clone())
+                    .build(),
+            ),
+        };
+        Ok(Self { stack, apps: Mutex::new(HashMap::new()), recorder, stream, recorded })
+    }
+
+    /// Forgets what was counted, recorded and streamed so far: what comes
+    /// after is the next operation's.
+    pub async fn reset(&self) -> Result<()> {
+        self.stream.changes().await.map_err(BenchError::Setup)?;
+        self.stack.round_trips.reset();
+        self.recorder.reset();
+        Ok(())
     }
 
     /// The environment template.yaml gives `function` on this stack.
@@ -50,7 +98,8 @@ impl Bench {
         Ok(env)
     }
 
-    /// A warm app of `function`; `counted` apps share the stack's round-trip counter.
+    /// A warm app of `function`; `counted` apps share the stack's round-trip
+    /// counter and the bench's recorder.
     pub fn app(&self, function: &str, cost: Cost, counted: bool) -> Result<Arc<App>> {
         let key = (function.to_owned(), cost, counted);
         let mut apps = self.apps.lock().unwrap_or_else(|p| p.into_inner());
@@ -60,11 +109,57 @@ impl Bench {
         let env = self.env(function, cost)?;
         let config = Config::from_lookup(|name| env.get(name).cloned())
             .map_err(|e| BenchError::Setup(format!("config of {function}: {e}")))?;
-        let clients =
-            if counted { self.stack.clients.clone() } else { Clients::from_sdk_config(&self.stack.sdk) };
+        let clients = if counted { self.recorded.clone() } else { Clients::from_sdk_config(&self.stack.sdk) };
         let app = Arc::new(App::new(config, clients));
         apps.insert(key, app.clone());
         Ok(app)
+    }
+
+    /// The DynamoDB client of the counted apps (counted and recorded).
+    pub fn recorded_dynamodb(&self) -> &aws_sdk_dynamodb::Client {
+        &self.recorded.dynamodb
+    }
+
+    /// The item `pk|sk` as it is now (strongly consistent, uncounted), in DynamoDB JSON.
+    pub async fn item(&self, key: &str) -> Result<Option<serde_json::Map<String, Value>>> {
+        use aws_sdk_dynamodb::types::AttributeValue;
+        let (pk, sk) = key.split_once('|').unwrap_or((key, ""));
+        let output = Clients::from_sdk_config(&self.stack.sdk)
+            .dynamodb
+            .get_item()
+            .table_name(self.stack.table())
+            .key("pk", AttributeValue::S(pk.to_owned()))
+            .key("sk", AttributeValue::S(sk.to_owned()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| BenchError::Setup(format!("read {key}: {e}")))?;
+        Ok(output.item.map(|item| {
+            let item: serde_dynamo::Item = item.into();
+            serde_json::to_value(item).ok().and_then(|v| v.as_object().cloned()).unwrap_or_default()
+        }))
+    }
+
+    /// The table's global secondary indexes (their key attributes), as provisioned.
+    pub async fn indexes(&self) -> Result<Vec<crate::capacity::Index>> {
+        let output = self
+            .stack
+            .clients
+            .dynamodb
+            .describe_table()
+            .table_name(self.stack.table())
+            .send()
+            .await
+            .map_err(|e| BenchError::Setup(format!("describe table: {e}")))?;
+        let table =
+            output.table.unwrap_or_else(|| aws_sdk_dynamodb::types::TableDescription::builder().build());
+        Ok(table
+            .global_secondary_indexes()
+            .iter()
+            .map(|index| crate::capacity::Index {
+                keys: index.key_schema().iter().map(|k| k.attribute_name().to_owned()).collect(),
+            })
+            .collect())
     }
 
     /// One request through `function` (production cost, uncounted clients).

@@ -215,7 +215,7 @@ fn migrate_event<T>(payload: T, timeout: Duration) -> lambda_runtime::LambdaEven
 pub async fn migrate(items: usize, segments: u32) -> Result<Migration> {
     use caas::migrate::Command;
     use migrate::{Input, Output};
-    let bench = Bench::new().await;
+    let bench = Bench::new().await?;
     let seed_start = Instant::now();
     seed_users(&bench, "migrate", items).await?;
     let seed = seed_start.elapsed();

@@ -3,13 +3,18 @@
 //! handler CPU, Argon2id against the reference C implementation, cold start
 //! and size, and job throughput, and writes the results as Markdown.
 
+mod accounting;
 mod argon;
 mod bench;
+mod capacity;
 mod cold;
+mod costs;
 mod cpu;
 mod error;
 mod http;
 mod jobs;
+mod prices;
+mod recorder;
 mod report;
 mod roundtrips;
 mod runtime_api;
@@ -20,9 +25,9 @@ use std::path::PathBuf;
 
 const USAGE: &str = "caas-bench [--out FILE] [--only SECTIONS] [--requests N] [--argon2-requests N] \
 [--argon2-rounds N] [--cold-starts N] [--outbox-events N] [--audit-entries N] [--migrate-items N] \
-[--migrate-segments LIST] [--bin-dir DIR] [--python PATH] [--command TEXT]\n  SECTIONS: comma-separated of roundtrips,cpu,argon2,cold,jobs,migrate (default: all)";
+[--migrate-segments LIST] [--bin-dir DIR] [--python PATH] [--command TEXT]\n  SECTIONS: comma-separated of roundtrips,cpu,argon2,cold,jobs,migrate,bundles (default: all)";
 
-const SECTIONS: [&str; 6] = ["roundtrips", "cpu", "argon2", "cold", "jobs", "migrate"];
+const SECTIONS: [&str; 7] = ["roundtrips", "cpu", "argon2", "cold", "jobs", "migrate", "bundles"];
 
 pub struct Options {
     pub out: PathBuf,
@@ -95,6 +100,11 @@ impl Options {
             if !SECTIONS.contains(&section.as_str()) {
                 return Err(BenchError::Usage(format!("unknown section {section}\n{USAGE}")));
             }
+            if cfg!(debug_assertions) && !["roundtrips", "bundles"].contains(&section.as_str()) {
+                return Err(BenchError::Usage(format!(
+                    "{section} is timed: run it from a release build (scripts/bench without --dev)"
+                )));
+            }
         }
         Ok(options)
     }
@@ -135,13 +145,14 @@ async fn run(options: &Options) -> Result<()> {
 
     let mut report = report::Report::new(options);
     eprintln!("caas-bench: provisioning the stack from template.yaml");
-    let bench = bench::Bench::new().await;
+    let bench = bench::Bench::new().await?;
     let fixture = bench::Fixture::new(&bench).await?;
 
     if options.runs("roundtrips") {
         eprintln!("caas-bench: round trips");
         let load = report::load();
-        report.roundtrips = Some((roundtrips::measure(&bench, &fixture).await?, load));
+        let rows = roundtrips::measure(&bench, &fixture).await?;
+        report.roundtrips = Some((rows, load));
     }
     if options.runs("argon2") {
         eprintln!("caas-bench: Argon2id, ours and the reference C implementation");
@@ -197,7 +208,21 @@ async fn run(options: &Options) -> Result<()> {
             report.migrate.push((run, load));
         }
     }
+    if options.runs("bundles") {
+        let target = std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".to_owned());
+        let record = PathBuf::from(target).join("lambda").join("bundles.tsv");
+        let mut all: Vec<String> = bench.stack.template.functions().into_iter().map(|f| f.binary).collect();
+        all.sort();
+        report.bundles = Some((report::read_bundles(&record), all));
+    }
     let existing = std::fs::read_to_string(&options.out).ok();
+    if let Some((rows, load)) = &report.roundtrips {
+        let section = cost_section(&bench, &report, rows, load, existing.as_deref()).await?;
+        let memory =
+            bench.stack.template.functions().into_iter().map(|f| (f.logical_id, f.memory_mb)).collect();
+        report.memory = Some(report::workloads(&section, &memory));
+        report.costs = Some(section);
+    }
     let text = report.render_merged(existing.as_deref(), &|section| options.runs(section));
     if let Some(dir) = options.out.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(BenchError::io(format!("create {}", dir.display())))?;
@@ -205,4 +230,38 @@ async fn run(options: &Options) -> Result<()> {
     std::fs::write(&options.out, text).map_err(BenchError::io(format!("write {}", options.out.display())))?;
     eprintln!("caas-bench: wrote {} (handler logs: {})", options.out.display(), log_path.display());
     Ok(())
+}
+
+/// Section 7 from the round-trip rows, with this run's durations where it
+/// measured them and the document's sections 2 and 5 otherwise.
+async fn cost_section(
+    bench: &bench::Bench,
+    report: &report::Report,
+    rows: &[roundtrips::Row],
+    load: &str,
+    existing: Option<&str>,
+) -> Result<report::CostSection> {
+    let mut durations = existing.map(costs::Durations::from_document).unwrap_or_default();
+    if let Some((cpu_rows, ..)) = &report.cpu {
+        for row in cpu_rows {
+            let ms = |d: std::time::Duration| d.as_secs_f64() * 1000.0;
+            durations.by_function.insert(row.function.to_owned(), (ms(row.cpu.median), ms(row.wall.median)));
+        }
+        durations.source = "section 2 of this run".to_owned();
+    }
+    if let Some((drain, audits, ..)) = &report.jobs {
+        let per = |cpu: std::time::Duration, n: usize| cpu.as_secs_f64() * 1000.0 / n.max(1) as f64;
+        durations.drain_cpu_per_event = Some(per(drain.cpu, drain.events));
+        durations.audit_cpu_per_event = audits.first().map(|a| per(a.cpu, a.entries));
+        durations.source = format!("{} and section 5 of this run", durations.source);
+    }
+    let memory = bench.stack.template.functions().into_iter().map(|f| (f.logical_id, f.memory_mb)).collect();
+    let indexes = bench.indexes().await?;
+    let priced = costs::price(rows, &indexes, bench::TENANT, &memory, &durations);
+    let example = rows.iter().find(|r| r.operation == "capture-payment, fresh").and_then(|r| {
+        r.changes.iter().find_map(|c| {
+            c.after.clone().filter(|a| a.get("kind") == Some(&serde_json::json!({"S": "payment"})))
+        })
+    });
+    Ok(report::CostSection { priced, durations, example, load: load.to_owned() })
 }

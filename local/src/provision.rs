@@ -76,7 +76,14 @@ pub async fn emulator_sdk_config() -> Result<SdkConfig, LocalError> {
             ));
         }
     }
-    Ok(aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await)
+    Ok(aws_config::defaults(aws_config::BehaviorVersion::latest()).http_client(http_client()).load().await)
+}
+
+/// The HTTP client of the local stack's AWS clients: rustls on `ring`, as the
+/// functions' (the SDK's default client would bring in aws-lc).
+pub fn http_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
+    use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
+    aws_smithy_http_client::Builder::new().tls_provider(Provider::Rustls(CryptoMode::Ring)).build_https()
 }
 
 impl Stack {

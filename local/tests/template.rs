@@ -40,7 +40,9 @@ fn the_real_template_functions_build_from_their_own_crates() {
     assert_eq!(login.binary, "login");
     assert_eq!(login.code_uri, "functions/login");
     assert_eq!(login.timeout_seconds, 10);
-    assert_eq!(login.memory_mb, 256);
+    assert_eq!(login.memory_mb, 1769, "its own MemorySize");
+    let listing = functions.iter().find(|f| f.logical_id == "ListTransactionsFunction").expect("listing");
+    assert_eq!(listing.memory_mb, 256, "the Globals' MemorySize");
     assert_eq!(
         login.events,
         [EventSource::HttpApi { method: "POST".to_owned(), path: "/v1/auth/login".to_owned() }]

@@ -1,9 +1,12 @@
 //! AWS clients, built once per container in `main` and shared by reference.
-//! Retries (with backoff and jitter) and timeouts are the SDK's own.
+//! Retries (with backoff and jitter) and timeouts are the SDK's own; HTTPS is
+//! hyper with rustls on the `ring` crypto provider ([`http_client`]).
 
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, SdkConfig};
+use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
+use aws_smithy_runtime_api::client::http::SharedHttpClient;
 use std::time::Duration;
 
 #[derive(Clone, Debug)]
@@ -13,10 +16,18 @@ pub struct Clients {
     pub sqs: aws_sdk_sqs::Client,
 }
 
+/// The HTTP client of every AWS client: rustls with `ring` and the system's
+/// root certificates. (The SDK's default client uses rustls on aws-lc, which
+/// no function needs and which makes every bundle larger.)
+pub fn http_client() -> SharedHttpClient {
+    aws_smithy_http_client::Builder::new().tls_provider(Provider::Rustls(CryptoMode::Ring)).build_https()
+}
+
 /// Loads region, credentials and endpoint (`AWS_ENDPOINT_URL`) from the
-/// standard chain, with our retry and timeout policy.
+/// standard chain, with our HTTP client and our retry and timeout policy.
 pub async fn load_sdk_config() -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
+        .http_client(http_client())
         .retry_config(
             RetryConfig::standard()
                 .with_max_attempts(3)

@@ -342,9 +342,15 @@ pub async fn scan_items<T: serde::de::DeserializeOwned>(
 
 /// Every outbox event stored for `tenant`, oldest first.
 pub async fn stored_events(stack: &TestStack, tenant: &str) -> Vec<caas::outbox::OutboxEvent> {
-    let filter = "kind = :outbox AND tenant_id = :tenant";
-    let mut events: Vec<caas::outbox::OutboxEvent> =
-        scan_items(stack, filter, &[(":outbox", "outbox"), (":tenant", tenant)]).await;
+    let filter = "kind = :outbox AND begins_with(pk, :tenant)";
+    let prefix = format!("T#{tenant}#");
+    let items: Vec<serde_dynamo::Item> =
+        scan_items(stack, filter, &[(":outbox", "outbox"), (":tenant", &prefix)]).await;
+    // Decoded by the store: the item's key holds the tenant and event id.
+    let mut events: Vec<caas::outbox::OutboxEvent> = items
+        .into_iter()
+        .map(|item| caas::store::outbox::event_from_image(item).unwrap().expect("an outbox item"))
+        .collect();
     events.sort_by(|a, b| a.event_id.cmp(&b.event_id));
     events
 }

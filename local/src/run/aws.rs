@@ -120,6 +120,7 @@ pub(super) fn aws_env(started_emulator: Option<&str>) -> BTreeMap<String, String
 
 pub(super) async fn sdk_config(aws_env: &BTreeMap<String, String>) -> SdkConfig {
     let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .http_client(crate::provision::http_client())
         .region(aws_config::Region::new(aws_env.get("AWS_REGION").cloned().unwrap_or_default()));
     if let Some(url) = aws_env.get("AWS_ENDPOINT_URL") {
         loader = loader.endpoint_url(url);

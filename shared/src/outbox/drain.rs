@@ -2,8 +2,9 @@
 //!
 //! - stream: a batch of DynamoDB stream records (template.yaml filters them to
 //!   INSERTs of `kind = outbox`; anything else is skipped here too). Each outbox
-//!   event is published, then its item is marked published. Records that could
-//!   not be published or marked are reported by sequence number
+//!   event is published, then the published items are marked, 25 to a
+//!   BatchWriteItem (four DynamoDB calls for a batch of 100). Records that
+//!   could not be published or marked are reported by sequence number
 //!   (`batchItemFailures`) so Lambda retries them.
 //! - sweep: a scheduled `{"action":"sweep"}` publishes items still pending after
 //!   a grace period, read from the sparse pending index — an event survives a
@@ -19,12 +20,9 @@ use crate::error::AppError;
 use crate::store::outbox as store;
 use aws_lambda_events::event::dynamodb;
 use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
-use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
 
-/// Concurrent mark-published updates.
-const MARK_CONCURRENCY: usize = 16;
 const SWEEP_PAGE: i32 = 100;
 
 /// What the drain function is invoked with: a stream batch or the sweep
@@ -207,28 +205,14 @@ async fn publish_and_mark(app: &App, queue_url: &str, mut events: Vec<OutboxEven
     }
     let outcome = publish::publish(&app.clients.sqs, queue_url, messages).await;
     failed.extend(outcome.failed);
-    let tenant_of: HashMap<&str, &str> =
-        events.iter().map(|e| (e.event_id.as_str(), e.tenant_id.as_str())).collect();
-    let at = rfc3339(app.now());
-    let table = &app.config.table_name;
-    let marks =
-        futures::stream::iter(outcome.published.iter().map(|event_id| {
-            let tenant = tenant_of.get(event_id.as_str()).copied().unwrap_or_default();
-            let at = &at;
-            async move {
-                (event_id, store::mark_published(&app.clients.dynamodb, table, tenant, event_id, at).await)
-            }
-        }))
-        .buffer_unordered(MARK_CONCURRENCY)
-        .collect::<Vec<_>>()
-        .await;
-    for (event_id, result) in marks {
-        if let Err(error) = result {
-            // Published but not marked: retried, so published again (deduplicated downstream).
-            tracing::warn!(%error, %event_id, "published event not marked");
-            failed.push(event_id.clone());
-        }
-    }
+    let published: HashSet<&str> = outcome.published.iter().map(String::as_str).collect();
+    let to_mark: Vec<&OutboxEvent> =
+        events.iter().filter(|e| published.contains(e.event_id.as_str())).collect();
+    // Published but not marked: retried, so published again (deduplicated downstream).
+    let unmarked =
+        store::mark_published(&app.clients.dynamodb, &app.config.table_name, &to_mark, &rfc3339(app.now()))
+            .await;
+    failed.extend(unmarked);
     failed
 }
 

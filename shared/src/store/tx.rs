@@ -6,12 +6,11 @@
 //! back as [`Reason`]s.
 
 use super::labels::{Label, OutboxLabel};
-use super::{Action, Item, to_item};
+use super::{Action, Item};
 use crate::error::AppError;
 use crate::outbox::OutboxEvent;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use rand::RngExt;
-use serde::Serialize;
 use std::time::Duration;
 
 /// DynamoDB's limit on actions per transaction.
@@ -117,40 +116,8 @@ impl<L> From<AppError> for TxError<L> {
     }
 }
 
-/// An outbox item as stored: the envelope plus keys and the pending marker.
-#[derive(Serialize)]
-struct OutboxItem<'a> {
-    pk: String,
-    sk: &'static str,
-    kind: &'static str,
-    schema_version: u32,
-    /// Sparse-index key: present until the event is published.
-    gsi2pk: String,
-    gsi2sk: &'a str,
-    #[serde(flatten)]
-    event: &'a OutboxEvent,
-}
-
-/// Shards of the pending-outbox index, so one hot tenant does not make one hot
-/// index partition.
-pub const OUTBOX_PENDING_SHARDS: u32 = 4;
-
-pub(crate) fn outbox_pk(tenant: &str, event_id: &str) -> String {
-    super::tenant_pk(tenant, &format!("OUTBOX#{event_id}"))
-}
-
 fn outbox_action<L: OutboxLabel>(table: &str, event: &OutboxEvent) -> Result<Action<L>, AppError> {
-    let shard = event.event_id.bytes().fold(0u32, |acc, b| acc.wrapping_mul(31).wrapping_add(b.into()))
-        % OUTBOX_PENDING_SHARDS;
-    let item = to_item(&OutboxItem {
-        pk: outbox_pk(&event.tenant_id, &event.event_id),
-        sk: "OUTBOX",
-        kind: "outbox",
-        schema_version: 1,
-        gsi2pk: format!("OUTBOX#PENDING#{shard}"),
-        gsi2sk: &event.event_id,
-        event,
-    })?;
+    let item = super::outbox::pending_item(event)?;
     Action::put(table, L::OUTBOX, item, Some("attribute_not_exists(pk)"), Default::default())
 }
 

@@ -69,6 +69,8 @@ const API_EVENTS: &[(&str, &str, u16)] = &[
 /// Job samples, run by their own tests below (or in the job's test file).
 const JOB_EVENTS: &[&str] = &[
     "verify.json",
+    // Run in tests/retention.rs.
+    "retention.json",
     "outbox-drain.json",
     "outbox-drain-sweep.json",
     "audit-writer.json",

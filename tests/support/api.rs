@@ -69,6 +69,8 @@ pub async fn try_dispatch(
         "VerifyAuditFunction" => verify_audit::handler(app, request).await,
         "ExportAuditFunction" => export_audit::handler(app, request).await,
         "AuditKeysFunction" => audit_keys::handler(app, request).await,
+        "RecordConsentFunction" => record_consent::handler(app, request).await,
+        "ListConsentsFunction" => list_consents::handler(app, request).await,
         "MeFunction" => me::handler(app, request).await,
         "CreateInvitationFunction" => create_invitation::handler(app, request).await,
         "ListUsersFunction" => list_users::handler(app, request).await,

@@ -315,6 +315,19 @@ pub async fn scan_items<T: serde::de::DeserializeOwned>(
     filter: &str,
     values: &[(&str, &str)],
 ) -> Vec<T> {
+    scan_raw(stack, filter, values)
+        .await
+        .into_iter()
+        .map(|item| serde_dynamo::from_item(item).expect("an item decodes"))
+        .collect()
+}
+
+/// The same, as stored (attribute values, not decoded).
+pub async fn scan_raw(
+    stack: &TestStack,
+    filter: &str,
+    values: &[(&str, &str)],
+) -> Vec<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>> {
     use aws_sdk_dynamodb::types::AttributeValue;
     let mut items = Vec::new();
     let mut start = None;
@@ -330,10 +343,8 @@ pub async fn scan_items<T: serde::de::DeserializeOwned>(
             scan = scan.expression_attribute_values(*name, AttributeValue::S((*value).to_owned()));
         }
         let page = scan.set_exclusive_start_key(start).send().await.expect("scan the table");
-        items.extend(
-            page.items().iter().map(|item| serde_dynamo::from_item(item.clone()).expect("an item decodes")),
-        );
-        start = page.last_evaluated_key;
+        start = page.last_evaluated_key.clone();
+        items.extend(page.items.unwrap_or_default());
         if start.is_none() {
             return items;
         }
@@ -344,12 +355,15 @@ pub async fn scan_items<T: serde::de::DeserializeOwned>(
 pub async fn stored_events(stack: &TestStack, tenant: &str) -> Vec<caas::outbox::OutboxEvent> {
     let filter = "kind = :outbox AND begins_with(pk, :tenant)";
     let prefix = format!("T#{tenant}#");
-    let items: Vec<serde_dynamo::Item> =
-        scan_items(stack, filter, &[(":outbox", "outbox"), (":tenant", &prefix)]).await;
+    let items = scan_raw(stack, filter, &[(":outbox", "outbox"), (":tenant", &prefix)]).await;
     // Decoded by the store: the item's key holds the tenant and event id.
     let mut events: Vec<caas::outbox::OutboxEvent> = items
         .into_iter()
-        .map(|item| caas::store::outbox::event_from_image(item).unwrap().expect("an outbox item"))
+        .map(|item| {
+            caas::store::outbox::event_from_image(serde_dynamo::Item::from(item))
+                .unwrap()
+                .expect("an outbox item")
+        })
         .collect();
     events.sort_by(|a, b| a.event_id.cmp(&b.event_id));
     events

@@ -19,15 +19,8 @@ fn tenant(name: &str) -> TenantId {
 }
 
 fn event(tenant_name: &str, n: u32) -> OutboxEvent {
-    OutboxEvent::new(
-        &tenant(tenant_name),
-        "user",
-        &format!("user-{n}"),
-        "user.login_succeeded",
-        time::OffsetDateTime::now_utc(),
-        "test",
-        json!({ "n": n, "user_id": format!("user-{n}"), "note": "é \"quoted\"\n/" }),
-    )
+    let payload = json!({ "n": n, "user_id": format!("user-{n}"), "note": "é \"quoted\"\n/" });
+    caas_tests::triggers::synthetic_event(tenant_name, n, payload)
 }
 
 /// Appends `count` events in batches of `batch` through the audit writer's app.

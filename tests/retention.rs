@@ -13,7 +13,7 @@ use caas::audit::BreakReason;
 use caas::outbox::OutboxEvent;
 use caas::tenant::TenantId;
 use caas_tests::api::Api;
-use caas_tests::triggers::{QueueTrigger, StreamTrigger, lambda_event};
+use caas_tests::triggers::{QueueTrigger, StreamTrigger, audit_pipeline, synthetic_event};
 use caas_tests::*;
 use lambda_runtime::{Context, LambdaEvent};
 use serde_json::{Value, json};
@@ -57,23 +57,6 @@ fn count(census: &HashMap<String, usize>, kind: &str) -> usize {
     census.get(kind).copied().unwrap_or(0)
 }
 
-/// Stream → outbox-drain → queue → audit-writer, until the queue is empty.
-async fn publish(stack: &TestStack, stream: &StreamTrigger, queue: &QueueTrigger) {
-    let drain = stack.app("OutboxDrainFunction");
-    let drained = outbox_drain::handler(&drain, StreamTrigger::event(stream.poll().await)).await.unwrap();
-    assert!(drained.batch_item_failures.is_empty());
-    let writer = stack.app("AuditWriterFunction");
-    loop {
-        let batch = queue.receive(10).await;
-        if batch.records.is_empty() {
-            return;
-        }
-        let response = audit_writer::handler(&writer, lambda_event(batch.clone())).await.unwrap();
-        assert!(response.batch_item_failures.is_empty());
-        queue.settle(&batch, &response).await;
-    }
-}
-
 #[tokio::test]
 async fn records_go_when_their_tenants_retention_is_past_and_not_before() {
     let stack = TestStack::new().await;
@@ -87,7 +70,7 @@ async fn records_go_when_their_tenants_retention_is_past_and_not_before() {
         api.fund(&token, &payer, 10_000, "EUR").await;
         assert_eq!(api.authorize(&token, &payer, &payee, 100, "EUR").await.status(), 201);
     }
-    publish(&stack, &stream, &queue).await;
+    audit_pipeline(&stack, &stream, &queue).await;
 
     // The operator shortens acme's outbox retention; bad values are named.
     let policy = operator(&stack, json!({"action": "set_retention", "tenant_id": "acme", "outbox_days": 1}))
@@ -100,7 +83,7 @@ async fn records_go_when_their_tenants_retention_is_past_and_not_before() {
     let refused =
         operator(&stack, json!({"action": "set_retention", "tenant_id": "nobody", "outbox_days": 2})).await;
     assert!(refused.is_err(), "an unknown tenant");
-    publish(&stack, &stream, &queue).await; // tenant.retention_changed
+    audit_pipeline(&stack, &stream, &queue).await; // tenant.retention_changed
 
     let before: HashMap<&str, HashMap<String, usize>> =
         HashMap::from([("acme", census(&stack, "acme").await), ("globex", census(&stack, "globex").await)]);
@@ -142,20 +125,9 @@ async fn records_go_when_their_tenants_retention_is_past_and_not_before() {
     }
 }
 
-fn event(tenant_name: &str, n: u32) -> OutboxEvent {
-    OutboxEvent::new(
-        &tenant(tenant_name),
-        "user",
-        &format!("user-{n}"),
-        "user.login_succeeded",
-        time::OffsetDateTime::now_utc(),
-        "test",
-        json!({ "n": n }),
-    )
-}
-
 async fn append(app: &caas::App, tenant_name: &str, range: std::ops::RangeInclusive<u32>) {
-    let events: Vec<OutboxEvent> = range.map(|n| event(tenant_name, n)).collect();
+    let events: Vec<OutboxEvent> =
+        range.map(|n| synthetic_event(tenant_name, n, json!({ "n": n }))).collect();
     caas::audit::append_events(app, &tenant(tenant_name), &events).await.unwrap();
 }
 

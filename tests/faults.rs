@@ -1159,7 +1159,14 @@ async fn random_walk_and_pipeline_under_faults_conserve_money_and_chain_every_ch
     // Audit: every committed change (outbox item) published and in the chain
     // exactly once, nothing else in it, each payment's events in order.
     let outbox = scan_kind(&rig.stack, "outbox").await;
-    let committed: HashSet<String> = outbox.iter().map(|i| text(i, "event_id")).collect();
+    // Decoded by the store: an outbox item's key holds its event id.
+    let committed: HashSet<String> = outbox
+        .iter()
+        .map(|i| {
+            let event = caas::store::outbox::event_from_image(serde_dynamo::Item::from(i.clone()));
+            event.ok().flatten().map(|e| e.event_id).unwrap_or_default()
+        })
+        .collect();
     let unpublished = outbox.iter().filter(|i| !i.contains_key("published_at")).count();
     let mut chain = Vec::new();
     let mut after = 0;

@@ -1058,10 +1058,6 @@ async fn scan_kind(stack: &TestStack, kind: &str) -> Vec<HashMap<String, Attribu
     }
 }
 
-fn text(item: &HashMap<String, AttributeValue>, name: &str) -> String {
-    item.get(name).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn random_walk_and_pipeline_under_faults_conserve_money_and_chain_every_change_once() {
     let seed = env_number("FAULTS_SEED", 20_261_125);

@@ -123,6 +123,10 @@ const ROWS: &[Row] = &[
     row("PATCH /v1/users/{id}", F::OtherUser, Some(r#"{"role": "member"}"#),              [401, 403, 403, 403, 200, 200, 403, 403, 403, 404]),
     row("GET /v1/audit/verify", F::None, None,                                            [401, 403, 403, 403, 200, 200, 200, 403, 200, 200]),
     row("GET /v1/audit/events", F::None, None,                                            [401, 403, 403, 403, 200, 200, 200, 403, 200, 200]),
+    row("GET /v1/audit/export", F::None, None,                                            [401, 403, 403, 403, 200, 200, 200, 403, 200, 200]),
+    row("POST /v1/consents", F::None, Some(r#"{"purpose": "marketing_email", "version": "1", "granted": true}"#),
+                                                                                          [401, 201, 201, 201, 201, 201, 201, 403, 403, 201]),
+    row("GET /v1/consents", F::None, None,                                                [401, 200, 200, 200, 200, 200, 200, 403, 403, 200]),
     row("POST /v1/accounts", F::None, Some(r#"{"currency": "USD"}"#),                     [401, 201, 201, 201, 201, 201, 201, 201, 201, 201]),
     row("POST /v1/accounts", F::None, Some(r#"{"currency": "USD", "allow_overdraft": true, "overdraft_limit": 1000}"#),
                                                                                           [401, 403, 403, 403, 201, 201, 403, 403, 403, 201]),
@@ -146,6 +150,7 @@ const ROWS: &[Row] = &[
     public("POST /v1/auth/refresh", Some(UNKNOWN_REFRESH), 401),
     public("POST /v1/auth/logout", Some(UNKNOWN_REFRESH), 204),
     public("GET /.well-known/jwks.json", None, 200),
+    public("GET /.well-known/audit-keys.json", None, 200),
     // The matrix sends JSON; the token endpoint takes only a form body (RFC 6749
     // invalid_request). Its client authentication is tested in tests/clients.rs.
     public("POST /v1/oauth/token", Some("grant_type=client_credentials"), 400),

@@ -11,7 +11,7 @@ use backup::Input;
 use caas::backup::BackupError;
 use caas::clock::Deadline;
 use caas_tests::api::Api;
-use caas_tests::triggers::{QueueTrigger, StreamTrigger, lambda_event};
+use caas_tests::triggers::{QueueTrigger, StreamTrigger, audit_pipeline, lambda_event};
 use caas_tests::*;
 use lambda_runtime::{Context, LambdaEvent};
 use serde_json::{Value, json};
@@ -117,22 +117,6 @@ async fn run_turns_pitr_back_on_and_prunes_old_backups_but_keeps_the_newest() {
 }
 
 /// stream → outbox-drain → events queue → audit-writer, until the queue is empty.
-async fn audit_pipeline(stack: &TestStack, stream: &StreamTrigger, queue: &QueueTrigger) {
-    let drain = stack.app("OutboxDrainFunction");
-    let drained = outbox_drain::handler(&drain, StreamTrigger::event(stream.poll().await)).await.unwrap();
-    assert!(drained.batch_item_failures.is_empty());
-    let writer = stack.app("AuditWriterFunction");
-    loop {
-        let batch = queue.receive(10).await;
-        if batch.records.is_empty() {
-            return;
-        }
-        let response = audit_writer::handler(&writer, lambda_event(batch.clone())).await.unwrap();
-        assert!(response.batch_item_failures.is_empty());
-        queue.settle(&batch, &response).await;
-    }
-}
-
 fn check<'a>(report: &'a Value, name: &str) -> &'a Value {
     report["checks"]
         .as_array()

@@ -49,6 +49,8 @@ const API_EVENTS: &[(&str, &str, u16)] = &[
     ("refund-payment.json", "RefundPaymentFunction", 201),
     ("get-payment.json", "GetPaymentFunction", 200),
     ("verify-audit.json", "VerifyAuditFunction", 200),
+    ("export-audit.json", "ExportAuditFunction", 200),
+    ("audit-keys.json", "AuditKeysFunction", 200),
     ("list-audit.json", "ListAuditFunction", 200),
     ("list-audit-bad-limit.json", "ListAuditFunction", 400),
     // The audit routes are for owners, admins and auditors; ada is a member.
@@ -82,6 +84,8 @@ const JOB_EVENTS: &[&str] = &[
     "verify.json",
     // Run in tests/ledger.rs.
     "expire-holds.json",
+    // Run in tests/retention.rs.
+    "retention.json",
     "outbox-drain.json",
     "outbox-drain-sweep.json",
     "audit-writer.json",

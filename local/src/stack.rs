@@ -50,9 +50,18 @@ pub(crate) struct Context<'a> {
 }
 
 impl Stack {
-    /// The first table, by logical id.
+    /// The table the functions share (logical id `Table`; else the first table, by logical id).
     pub fn table_name(&self) -> Option<&str> {
-        self.resources.values().find(|p| p.kind == ResourceKind::Table).map(|p| p.name.as_str())
+        self.resources
+            .get("Table")
+            .filter(|p| p.kind == ResourceKind::Table)
+            .or_else(|| self.resources.values().find(|p| p.kind == ResourceKind::Table))
+            .map(|p| p.name.as_str())
+    }
+
+    /// The physical name of the table with this logical id.
+    pub fn table_named(&self, logical_id: &str) -> Option<&str> {
+        self.resources.get(logical_id).filter(|p| p.kind == ResourceKind::Table).map(|p| p.name.as_str())
     }
 
     pub fn queue_url(&self, logical_id: &str) -> Option<&str> {

@@ -13,6 +13,8 @@ pub struct App {
     /// The published token keys and the signing key id, fetched from KMS
     /// and kept for a few minutes per container.
     pub(crate) token_keys: KeyCache,
+    /// The audit checkpoint public key, fetched from KMS once per container.
+    pub(crate) audit_key: tokio::sync::OnceCell<crate::auth::jwt::TokenKey>,
 }
 
 impl App {
@@ -21,7 +23,7 @@ impl App {
     }
 
     pub fn with_clock(config: Config, clients: Clients, clock: Arc<dyn Clock>) -> Self {
-        Self { config, clients, clock, token_keys: KeyCache::default() }
+        Self { config, clients, clock, token_keys: KeyCache::default(), audit_key: Default::default() }
     }
 
     /// The production wiring used by every function's `main`: JSON logs,

@@ -75,6 +75,20 @@ pub struct Config {
     pub backup: BackupSettings,
     pub migrate: MigrateSettings,
     pub rate_limits: crate::ratelimit::RateLimits,
+    pub audit: AuditSettings,
+}
+
+/// Signed audit checkpoints: the signing key, the table they are kept in,
+/// and how often the audit writer signs one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditSettings {
+    /// `AUDIT_SIGNING_KEY_ID`: the KMS key (ES256) that signs checkpoints.
+    pub signing_key_id: Option<String>,
+    /// `AUDIT_CHECKPOINT_TABLE`.
+    pub checkpoint_table: Option<String>,
+    /// `AUDIT_CHECKPOINT_EVERY`: the audit writer signs the head each time
+    /// the chain passes a multiple of this many entries (default 1000).
+    pub checkpoint_every: u64,
 }
 
 /// The backup job: which tables, how long on-demand backups are kept, and
@@ -190,6 +204,11 @@ impl Config {
                     None => None,
                 },
             },
+            audit: AuditSettings {
+                signing_key_id: text("AUDIT_SIGNING_KEY_ID"),
+                checkpoint_table: text("AUDIT_CHECKPOINT_TABLE"),
+                checkpoint_every: number(&text, "AUDIT_CHECKPOINT_EVERY", 1000, 1..=1_000_000)?,
+            },
         })
     }
 
@@ -203,6 +222,14 @@ impl Config {
             Some(alias) => Ok(alias),
             None => self.token_signing_key_id(),
         }
+    }
+
+    pub fn audit_signing_key_id(&self) -> Result<&str, ConfigError> {
+        self.audit.signing_key_id.as_deref().ok_or(ConfigError::Missing("AUDIT_SIGNING_KEY_ID"))
+    }
+
+    pub fn audit_checkpoint_table(&self) -> Result<&str, ConfigError> {
+        self.audit.checkpoint_table.as_deref().ok_or(ConfigError::Missing("AUDIT_CHECKPOINT_TABLE"))
     }
 }
 

@@ -1,8 +1,9 @@
-//! The integrity check run by the `verify` job and by restore drills: the
-//! ledger replay (balances, Σ = 0 per currency) and every tenant's audit hash
-//! chain, against any table (the live one or a restored copy).
+//! The integrity check run by the `verify` job: the ledger replay (balances,
+//! Σ = 0 per currency) and every tenant's audit hash chain against its signed
+//! checkpoints, signing a new checkpoint of each chain that holds.
 
-use crate::audit::{ChainReport, verify_chain};
+use crate::App;
+use crate::audit::ChainReport;
 use crate::error::AppError;
 use crate::ledger::verify::{LedgerReport, verify_ledger};
 use crate::tenant::TenantId;
@@ -28,25 +29,17 @@ impl IntegrityReport {
     }
 }
 
-/// Verifies `tenant` (or every tenant found in `table`).
-pub async fn verify(
-    dynamodb: &aws_sdk_dynamodb::Client,
-    table: &str,
-    tenant: Option<&TenantId>,
-    now: time::OffsetDateTime,
-) -> Result<IntegrityReport, AppError> {
-    let ledger = verify_ledger(dynamodb, table, tenant, Some(now)).await?;
+/// Verifies `tenant` (or every tenant with a chain or a checkpoint) in the
+/// app's table.
+pub async fn verify(app: &App, tenant: Option<&TenantId>) -> Result<IntegrityReport, AppError> {
+    let ledger = verify_ledger(&app.clients.dynamodb, &app.config.table_name, tenant, Some(app.now())).await?;
     let tenants = match tenant {
         Some(tenant) => vec![tenant.clone()],
-        None => crate::store::audit::tenants_with_chains(dynamodb, table)
-            .await?
-            .iter()
-            .filter_map(|t| TenantId::parse(t).ok())
-            .collect(),
+        None => crate::audit::trust::tenants(app).await?,
     };
     let mut audit = Vec::with_capacity(tenants.len());
     for tenant in &tenants {
-        let chain = verify_chain(dynamodb, table, tenant).await?;
+        let chain = crate::audit::trust::verify_and_checkpoint(app, tenant).await?;
         audit.push(TenantChain { tenant_id: tenant.to_string(), chain });
     }
     let ok = ledger.ok && audit.iter().all(|c| c.chain.ok);

@@ -90,6 +90,10 @@ pub async fn try_dispatch(
         "UpdateAccountFunction" => Box::pin(update_account::handler(app, request)).await,
         "GetBalanceFunction" => Box::pin(get_balance::handler(app, request)).await,
         "GetStatementFunction" => Box::pin(get_statement::handler(app, request)).await,
+        "ExportAuditFunction" => Box::pin(export_audit::handler(app, request)).await,
+        "AuditKeysFunction" => Box::pin(audit_keys::handler(app, request)).await,
+        "RecordConsentFunction" => Box::pin(record_consent::handler(app, request)).await,
+        "ListConsentsFunction" => Box::pin(list_consents::handler(app, request)).await,
         _ => return None,
     })
 }

@@ -218,3 +218,34 @@ pub fn outbox_events(records: &[EventRecord]) -> Vec<caas::outbox::OutboxEvent> 
         })
         .collect()
 }
+
+/// What Lambda would do with the outbox: the stream's new records through
+/// outbox-drain, then the events queue through audit-writer until it is empty.
+pub async fn audit_pipeline(stack: &TestStack, stream: &StreamTrigger, queue: &QueueTrigger) {
+    let drain = stack.app("OutboxDrainFunction");
+    let drained = outbox_drain::handler(&drain, StreamTrigger::event(stream.poll().await)).await.unwrap();
+    assert!(drained.batch_item_failures.is_empty());
+    let writer = stack.app("AuditWriterFunction");
+    loop {
+        let batch = queue.receive(10).await;
+        if batch.records.is_empty() {
+            return;
+        }
+        let response = audit_writer::handler(&writer, lambda_event(batch.clone())).await.unwrap();
+        assert!(response.batch_item_failures.is_empty());
+        queue.settle(&batch, &response).await;
+    }
+}
+
+/// A synthetic `user.login_succeeded` event of `tenant` with `payload`.
+pub fn synthetic_event(tenant: &str, n: u32, payload: Value) -> caas::outbox::OutboxEvent {
+    caas::outbox::OutboxEvent::new(
+        &caas::tenant::TenantId::parse(tenant).expect("a tenant id"),
+        "user",
+        &format!("user-{n}"),
+        "user.login_succeeded",
+        time::OffsetDateTime::now_utc(),
+        "test",
+        payload,
+    )
+}

@@ -1,5 +1,7 @@
 //! The `verify` job (scheduled, or invoked with `{"tenant_id": "..."}`):
-//! replays the ledger and re-hashes the audit chains; reports JSON and metrics.
+//! replays the ledger and re-hashes the audit chains against their signed
+//! checkpoints, signing a new one of each chain that holds; reports JSON and
+//! metrics.
 
 use caas::App;
 use caas::integrity::{IntegrityReport, emit_metrics, verify};
@@ -19,7 +21,7 @@ pub fn tenant_of(payload: &Value) -> Result<Option<TenantId>, Error> {
 
 pub async fn handler(app: &App, event: LambdaEvent<Value>) -> Result<IntegrityReport, Error> {
     let tenant = tenant_of(&event.payload)?;
-    let report = verify(&app.clients.dynamodb, &app.config.table_name, tenant.as_ref(), app.now()).await?;
+    let report = verify(app, tenant.as_ref()).await?;
     emit_metrics(&report, app.now());
     if report.ok {
         tracing::info!(

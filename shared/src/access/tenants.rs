@@ -79,6 +79,17 @@ pub enum Command {
         /// Minor units; checked by the payments service, so a bad value is named.
         overdraft_limit: Value,
     },
+    /// The tenant's retention policy (`crate::privacy::retention`): the
+    /// values given change, the others stay.
+    SetRetention {
+        tenant_id: String,
+        #[serde(default)]
+        outbox_days: Option<Value>,
+        #[serde(default)]
+        payment_events_days: Option<Value>,
+        #[serde(default)]
+        audit_days: Option<Value>,
+    },
 }
 
 /// `create`'s answer: the tenant and its first owner's invitation.
@@ -142,6 +153,12 @@ pub async fn run(app: &App, correlation_id: &str, command: Command) -> Result<Va
                 &overdraft_limit,
             )
             .await
+        }
+        Command::SetRetention { tenant_id: tenant, outbox_days, payment_events_days, audit_days } => {
+            let tenant = tenant_id(&tenant)?;
+            let change =
+                crate::privacy::retention::PolicyChange { outbox_days, payment_events_days, audit_days };
+            encode(crate::privacy::retention::set_policy(app, correlation_id, &tenant, &change).await)
         }
     }
 }

@@ -21,6 +21,7 @@ use crate::outbox::OutboxEvent;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
 
 /// The `prev_hash` of the first entry.
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -145,6 +146,18 @@ pub enum BreakReason {
     HashMismatch,
     /// The chain head does not match the last entry (tail truncated or altered).
     HeadMismatch,
+    /// The entry at a signed checkpoint's seq does not have the checkpoint's
+    /// hash: an entry at or below the checkpoint was changed (and the chain
+    /// re-hashed after it).
+    CheckpointMismatch,
+    /// The chain ends before a signed checkpoint: its tail was cut off (and
+    /// the head moved back).
+    Truncated,
+    /// Entries are stored after the head: the head was moved back over them.
+    EntriesPastHead,
+    /// A stored checkpoint does not verify with the published key, or is
+    /// stored under another tenant or seq than the one it signs.
+    BadCheckpoint,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -160,11 +173,45 @@ pub struct Verifier {
     last: Checkpoint,
     checked: u64,
     broken: Option<Broken>,
+    /// Signed checkpoints (already verified) the entries must match, by seq.
+    anchors: BTreeMap<u64, String>,
 }
 
 impl Verifier {
     pub fn from(checkpoint: Checkpoint) -> Self {
-        Self { last: checkpoint, checked: 0, broken: None }
+        Self { last: checkpoint, checked: 0, broken: None, anchors: BTreeMap::new() }
+    }
+
+    /// A verifier over signed checkpoints (signatures already checked), for a
+    /// chain whose oldest stored entry is `oldest` (`None`: no entries). It
+    /// starts from the genesis when entry 1 is stored, else from the highest
+    /// checkpoint below the oldest entry (entries at or below a checkpoint may
+    /// have been removed by retention): verification always starts from a
+    /// signed checkpoint. Every checkpoint after the start must then match
+    /// the entry at its seq, and the chain must reach the latest one.
+    pub fn anchored(checkpoints: &[Checkpoint], oldest: Option<u64>) -> Self {
+        let start = checkpoints
+            .iter()
+            .filter(|c| oldest.is_none_or(|oldest| c.seq < oldest) && oldest != Some(1))
+            .max_by_key(|c| c.seq)
+            .cloned()
+            .unwrap_or_else(Checkpoint::genesis);
+        let anchors =
+            checkpoints.iter().filter(|c| c.seq > start.seq).map(|c| (c.seq, c.hash.clone())).collect();
+        let mut verifier = Self::from(start);
+        verifier.anchors = anchors;
+        verifier
+    }
+
+    /// The latest checkpoint the chain must reach (its seq), if any after the start.
+    pub fn reach(&self) -> Option<u64> {
+        self.anchors.keys().next_back().copied()
+    }
+
+    /// Stops the walk: something is wrong at `seq` that the walk itself
+    /// cannot see (entries past the head, a bad checkpoint).
+    pub fn break_at(&mut self, seq: u64, reason: BreakReason) {
+        self.fail(seq, reason);
     }
 
     pub fn broken(&self) -> Option<Broken> {
@@ -216,6 +263,10 @@ impl Verifier {
             self.fail(seq, BreakReason::HashMismatch);
             return false;
         }
+        if self.anchors.get(&seq).is_some_and(|signed| *signed != entry.hash) {
+            self.fail(seq, BreakReason::CheckpointMismatch);
+            return false;
+        }
         self.last = entry.checkpoint();
         true
     }
@@ -230,6 +281,8 @@ impl Verifier {
             self.fail(self.last.seq + 1, BreakReason::MissingEntry);
         } else if head != self.last {
             self.fail(self.last.seq.max(1), BreakReason::HeadMismatch);
+        } else if self.reach().is_some_and(|latest| latest > self.last.seq) {
+            self.fail(self.last.seq + 1, BreakReason::Truncated);
         }
     }
 }
@@ -302,6 +355,52 @@ mod tests {
         assert_eq!((v.broken(), v.checked()), (None, 5));
         let v = verify(&[], None);
         assert_eq!((v.broken(), v.checked()), (None, 0));
+    }
+
+    fn anchored(entries: &[AuditEntry], checkpoints: &[Checkpoint], head: Option<&Checkpoint>) -> Verifier {
+        let mut verifier = Verifier::anchored(checkpoints, entries.first().map(|e| e.seq));
+        let start = verifier.last().seq;
+        for entry in entries.iter().filter(|e| e.seq > start) {
+            verifier.check(Ok(entry));
+        }
+        verifier.finish(head);
+        verifier
+    }
+
+    #[test]
+    fn checkpoints_catch_truncation_and_rewrites() {
+        let entries = chain(6);
+        let signed = [entries[1].checkpoint(), entries[3].checkpoint()];
+        let v = anchored(&entries, &signed, Some(&entries[5].checkpoint()));
+        assert_eq!((v.broken(), v.checked()), (None, 6));
+
+        // The tail cut off and the head moved back: the head agrees, the checkpoint does not.
+        let v = anchored(&entries[..3], &signed, Some(&entries[2].checkpoint()));
+        assert_eq!(v.broken(), Some(Broken { seq: 4, reason: BreakReason::Truncated }));
+
+        // Entry 2 changed and every hash after it recomputed: links and head agree.
+        let mut rewritten = entries.clone();
+        rewritten[1].payload = json!({"n": 99});
+        for i in 1..rewritten.len() {
+            rewritten[i].prev_hash = rewritten[i - 1].hash.clone();
+            rewritten[i].hash = rewritten[i].expected_hash(&rewritten[i].prev_hash);
+        }
+        let head = rewritten[5].checkpoint();
+        assert_eq!(verify(&rewritten, Some(&head)).broken(), None, "without checkpoints it passes");
+        assert_eq!(
+            anchored(&rewritten, &signed, Some(&head)).broken(),
+            Some(Broken { seq: 2, reason: BreakReason::CheckpointMismatch })
+        );
+
+        // Entries up to a checkpoint removed (retention): it starts from that checkpoint.
+        let v = anchored(&entries[2..], &signed, Some(&entries[5].checkpoint()));
+        assert_eq!((v.broken(), v.checked(), v.last().seq), (None, 4, 6));
+        // Removed past a checkpoint: the first missing entry is named.
+        let v = anchored(&entries[3..], &signed, Some(&entries[5].checkpoint()));
+        assert_eq!(v.broken(), Some(Broken { seq: 3, reason: BreakReason::MissingEntry }));
+        // Everything removed up to the latest checkpoint, which is the head.
+        let v = anchored(&[], &signed, Some(&entries[3].checkpoint()));
+        assert_eq!(v.broken(), None);
     }
 
     #[test]

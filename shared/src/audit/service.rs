@@ -44,6 +44,7 @@ pub async fn append_events(
     let mut pending: Vec<&OutboxEvent> = events.iter().filter(|e| seen.insert(e.event_id.as_str())).collect();
     let mut outcome = AppendOutcome { appended: 0, duplicates: events.len() - pending.len() };
     let mut head: Option<Checkpoint> = None;
+    let mut first_seq = None;
     let mut attempts = 0;
     while !pending.is_empty() {
         let current = match head.take() {
@@ -52,6 +53,7 @@ pub async fn append_events(
                 .await?
                 .unwrap_or_else(Checkpoint::genesis),
         };
+        first_seq.get_or_insert(current.seq);
         let chunk = pending.len().min(MAX_ENTRIES_PER_TX);
         match append_chunk(app, tenant, &current, &pending[..chunk]).await {
             Ok(last) => {
@@ -80,7 +82,24 @@ pub async fn append_events(
     if outcome.appended > 0 || outcome.duplicates > 0 {
         tracing::info!(appended = outcome.appended, duplicates = outcome.duplicates, "audit chain appended");
     }
+    if let (Some(from), Some(head)) = (first_seq, head.as_ref()) {
+        checkpoint_every(app, tenant, from, head).await;
+    }
     Ok(outcome)
+}
+
+/// Signs `head` when the chain passed a multiple of the configured interval
+/// since `from` (and checkpoints are configured). A failure is logged, not
+/// returned: the entries are committed, and the verify job signs the head on
+/// its next run.
+async fn checkpoint_every(app: &App, tenant: &TenantId, from: u64, head: &Checkpoint) {
+    let every = app.config.audit.checkpoint_every.max(1);
+    if app.config.audit.signing_key_id.is_none() || from / every >= head.seq / every {
+        return;
+    }
+    if let Err(error) = super::trust::sign(app, tenant, head).await {
+        tracing::error!(%error, seq = head.seq, "audit checkpoint not signed; the verify job will sign one");
+    }
 }
 
 /// Chains `events` after `current` and commits them with the head moved to
@@ -240,6 +259,19 @@ pub struct ChainReport {
     /// The stored head: the writer's view of the chain's end.
     pub head_seq: u64,
     pub head_hash: String,
+    /// The latest signed checkpoint the chain was checked against.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub checkpoint_seq: Option<u64>,
+}
+
+/// Where a verification starts.
+#[derive(Debug, Clone)]
+pub enum Start {
+    /// After a trusted position (the genesis, or an entry verified earlier).
+    From(Checkpoint),
+    /// From signed checkpoints (signatures already checked): see
+    /// [`Verifier::anchored`].
+    Anchored(Vec<Checkpoint>),
 }
 
 /// Verifies `tenant`'s whole chain in `table` (explicit, so a restored table
@@ -256,34 +288,62 @@ pub async fn verify_chain(
 /// Verifies the entries after a trusted checkpoint (seq and hash of an entry
 /// verified earlier). Entries appended after the head was read are left for
 /// the next run.
-#[tracing::instrument(skip(dynamodb, checkpoint), fields(tenant = %tenant, from_seq = checkpoint.seq))]
 pub async fn verify_chain_from(
     dynamodb: &aws_sdk_dynamodb::Client,
     table: &str,
     tenant: &TenantId,
     checkpoint: Checkpoint,
 ) -> Result<ChainReport, AppError> {
+    verify_chain_with(dynamodb, table, tenant, Start::From(checkpoint), false).await
+}
+
+/// Verifies `tenant`'s chain from `start`. `live` (the table the writers
+/// write, not a restored copy, whose backup may hold an entry without its
+/// head): entries stored past the head are a break too, unless a re-read
+/// head shows they were appended meanwhile.
+#[tracing::instrument(skip(dynamodb, start), fields(tenant = %tenant))]
+pub async fn verify_chain_with(
+    dynamodb: &aws_sdk_dynamodb::Client,
+    table: &str,
+    tenant: &TenantId,
+    start: Start,
+    live: bool,
+) -> Result<ChainReport, AppError> {
     let head = store::head(dynamodb, table, tenant.as_str()).await?;
     let end = head.as_ref().map_or(0, |h| h.seq);
-    let mut verifier = Verifier::from(checkpoint);
-    let mut after = verifier.last().seq;
+    let (mut after, mut anchors, mut verifier) = match start {
+        Start::From(checkpoint) => (checkpoint.seq, None, Some(Verifier::from(checkpoint))),
+        Start::Anchored(checkpoints) => (0, Some(checkpoints), None),
+    };
+    let mut past_head = None;
     'pages: loop {
         let (page, more) = store::entries_after(dynamodb, table, tenant.as_str(), after, VERIFY_PAGE).await?;
+        let seq_of = |entry: &Result<AuditEntry, u64>| match entry {
+            Ok(entry) => entry.seq,
+            Err(seq) => *seq,
+        };
+        let verifier = verifier.get_or_insert_with(|| {
+            Verifier::anchored(&anchors.take().unwrap_or_default(), page.first().map(seq_of))
+        });
         if head.is_none() && !page.is_empty() {
             // Entries without a head: the head was removed.
-            let mut report = report(&verifier, head.as_ref());
+            let mut report = report(verifier, head.as_ref());
             report.ok = false;
-            report.first_broken_seq = Some(after + 1);
+            report.first_broken_seq = Some(verifier.last().seq + 1);
             report.reason = Some(BreakReason::HeadMismatch);
             return Ok(report);
         }
         for entry in &page {
-            let seq = match entry {
-                Ok(entry) => entry.seq,
-                Err(seq) => *seq,
-            };
+            let seq = seq_of(entry);
             after = after.max(seq);
-            if seq > end || !verifier.check(entry.as_ref().map_err(|seq| *seq)) {
+            if seq <= verifier.last().seq {
+                continue;
+            }
+            if seq > end {
+                past_head = Some(seq);
+                break 'pages;
+            }
+            if !verifier.check(entry.as_ref().map_err(|seq| *seq)) {
                 break 'pages;
             }
         }
@@ -291,8 +351,17 @@ pub async fn verify_chain_from(
             break;
         }
     }
+    let verifier = verifier.get_or_insert_with(|| Verifier::anchored(&anchors.unwrap_or_default(), None));
     verifier.finish(head.as_ref());
-    let report = report(&verifier, head.as_ref());
+    if let Some(seq) = past_head.filter(|_| live && verifier.broken().is_none()) {
+        // Appends write their entries and the head in one transaction: an
+        // entry past a head read again now was not appended meanwhile.
+        let now = store::head(dynamodb, table, tenant.as_str()).await?;
+        if now.is_none_or(|now| now.seq < seq) {
+            verifier.break_at(end + 1, BreakReason::EntriesPastHead);
+        }
+    }
+    let report = report(verifier, head.as_ref());
     if !report.ok {
         tracing::warn!(first_broken_seq = report.first_broken_seq, reason = ?report.reason, "audit chain broken");
     }
@@ -309,6 +378,7 @@ fn report(verifier: &Verifier, head: Option<&Checkpoint>) -> ChainReport {
         reason: broken.map(|b| b.reason),
         head_seq: head.seq,
         head_hash: head.hash,
+        checkpoint_seq: None,
     }
 }
 
@@ -321,6 +391,16 @@ pub struct ListQuery {
 
 impl ListQuery {
     pub fn parse(after_seq: Option<&str>, limit: Option<&str>) -> Result<Self, AppError> {
+        Self::parse_bounded(after_seq, limit, DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT)
+    }
+
+    /// With another default and maximum limit (the export's).
+    pub fn parse_bounded(
+        after_seq: Option<&str>,
+        limit: Option<&str>,
+        default_limit: u32,
+        max_limit: u32,
+    ) -> Result<Self, AppError> {
         let after_seq = match after_seq.map(str::trim) {
             None => 0,
             Some(text) => text.parse::<u64>().map_err(|_| {
@@ -328,13 +408,10 @@ impl ListQuery {
             })?,
         };
         let limit = match limit.map(str::trim) {
-            None => DEFAULT_LIST_LIMIT,
+            None => default_limit,
             Some(text) => {
-                text.parse::<u32>().ok().filter(|n| (1..=MAX_LIST_LIMIT).contains(n)).ok_or_else(|| {
-                    AppError::bad_request(
-                        "limit",
-                        format!("limit: must be an integer from 1 to {MAX_LIST_LIMIT}"),
-                    )
+                text.parse::<u32>().ok().filter(|n| (1..=max_limit).contains(n)).ok_or_else(|| {
+                    AppError::bad_request("limit", format!("limit: must be an integer from 1 to {max_limit}"))
                 })?
             }
         };

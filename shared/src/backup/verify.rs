@@ -58,7 +58,7 @@ async fn verify_tenants(
     let mut entries = 0u64;
     for tenant in tenants {
         let Ok(id) = crate::tenant::TenantId::parse(tenant) else { continue };
-        let report = crate::audit::verify_chain(dynamodb, restored, &id).await?;
+        let report = crate::audit::trust::verify_restored(app, restored, &id).await?;
         entries += report.entries_checked;
         if !report.ok {
             broken.push(json!({ "tenant": tenant, "report": report }));

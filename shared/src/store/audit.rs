@@ -260,6 +260,64 @@ pub async fn entries_after(
     Ok((entries, output.last_evaluated_key.is_some()))
 }
 
+/// The seq of the oldest stored entry of `tenant` (strongly consistent).
+pub async fn oldest_seq(
+    dynamodb: &aws_sdk_dynamodb::Client,
+    table: &str,
+    tenant: &str,
+) -> Result<Option<u64>, AppError> {
+    let (page, _) = entries_after(dynamodb, table, tenant, 0, 1).await?;
+    Ok(page.first().map(|entry| match entry {
+        Ok(entry) => entry.seq,
+        Err(seq) => *seq,
+    }))
+}
+
+/// Deletes `tenant`'s entries with seq <= `through` and their event
+/// markers, oldest first (so what is left is always a suffix of the chain);
+/// retention only, below a signed checkpoint. The count deleted.
+pub async fn delete_through(
+    dynamodb: &aws_sdk_dynamodb::Client,
+    table: &str,
+    tenant: &str,
+    through: u64,
+) -> Result<u64, AppError> {
+    let mut deleted = 0;
+    loop {
+        let (page, _) = entries_after(dynamodb, table, tenant, 0, 25).await?;
+        let doomed: Vec<(u64, Option<String>)> = page
+            .into_iter()
+            .map(|entry| match entry {
+                Ok(entry) => (entry.seq, Some(entry.event_id)),
+                Err(seq) => (seq, None),
+            })
+            .filter(|(seq, _)| *seq <= through)
+            .collect();
+        if doomed.is_empty() {
+            return Ok(deleted);
+        }
+        for (seq, event_id) in doomed {
+            if let Some(event_id) = event_id {
+                dynamodb
+                    .delete_item()
+                    .table_name(table)
+                    .set_key(Some(key(marker_pk(tenant, &event_id), MARKER_SK)))
+                    .send()
+                    .await
+                    .map_err(|e| AppError::from_sdk("delete audit event marker", e))?;
+            }
+            dynamodb
+                .delete_item()
+                .table_name(table)
+                .set_key(Some(key(chain_pk(tenant), &entry_sk(seq))))
+                .send()
+                .await
+                .map_err(|e| AppError::from_sdk("delete audit entry", e))?;
+            deleted += 1;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -134,6 +134,8 @@ pub enum AuditLabel {
     Marker,
     /// The chain head.
     Head,
+    /// A signed checkpoint (its own table).
+    Checkpoint,
 }
 
 impl Label for AuditLabel {
@@ -142,6 +144,37 @@ impl Label for AuditLabel {
             AuditLabel::Entry => "audit_entry",
             AuditLabel::Marker => "audit_event",
             AuditLabel::Head => "audit_head",
+            AuditLabel::Checkpoint => "audit_checkpoint",
         }
     }
+}
+
+/// Privacy: consent records, retention policies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PrivacyLabel {
+    Outbox,
+    /// A consent record (inserted, never changed).
+    Consent,
+    /// The tenant item: "exists and is active".
+    Tenant,
+    /// The caller's own directory entry: "still an active user".
+    Caller,
+    /// A tenant's retention policy.
+    Policy,
+}
+
+impl Label for PrivacyLabel {
+    fn name(self) -> &'static str {
+        match self {
+            PrivacyLabel::Outbox => "outbox",
+            PrivacyLabel::Consent => "consent",
+            PrivacyLabel::Tenant => "tenant",
+            PrivacyLabel::Caller => "caller",
+            PrivacyLabel::Policy => "retention_policy",
+        }
+    }
+}
+
+impl OutboxLabel for PrivacyLabel {
+    const OUTBOX: Self = PrivacyLabel::Outbox;
 }

@@ -20,8 +20,10 @@
 
 pub mod account_layouts;
 pub mod audit;
+pub mod audit_checkpoints;
 pub mod census;
 pub mod clients;
+pub mod consents;
 pub mod devices;
 pub mod idempotency;
 pub mod invitations;
@@ -33,6 +35,7 @@ pub mod migrations;
 pub mod outbox;
 pub mod payments;
 pub mod ratelimits;
+pub mod retention;
 pub mod sessions;
 pub mod signing_keys;
 pub mod tenants;

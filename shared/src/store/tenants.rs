@@ -193,7 +193,12 @@ fn active() -> Result<Expr, AppError> {
 
 /// The tenant exists and is active (label `tenant`).
 pub fn require_active(table: &str, tenant: &str) -> Result<Action<AuthLabel>, AppError> {
-    Action::condition_check(table, AuthLabel::Tenant, tenant_key(tenant), "#status = :active", active()?)
+    require_active_as(table, AuthLabel::Tenant, tenant)
+}
+
+/// [`require_active`] in a transaction of another kind, labelled `label`.
+pub fn require_active_as<L>(table: &str, label: L, tenant: &str) -> Result<Action<L>, AppError> {
+    Action::condition_check(table, label, tenant_key(tenant), "#status = :active", active()?)
 }
 
 /// The tenant exists, is active, and does not require a second factor of

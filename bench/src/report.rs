@@ -19,6 +19,8 @@ pub type CpuSection = (Vec<cpu::Row>, (Duration, Duration), String, String);
 
 pub struct Report {
     command: String,
+    /// The command without its `--only`, for each section's "Reproduce" line.
+    reproduce: String,
     options: String,
     machine: String,
     date: String,
@@ -103,8 +105,18 @@ impl Report {
             &options.python,
             &["-c", "from importlib.metadata import version; print('moto', version('moto'))"],
         );
+        let mut reproduce = Vec::new();
+        let mut words = options.command.split(' ');
+        while let Some(word) = words.next() {
+            if word == "--only" {
+                words.next();
+            } else {
+                reproduce.push(word);
+            }
+        }
         Self {
             command: options.command.clone(),
+            reproduce: reproduce.join(" "),
             options: format!(
                 "{} requests per HTTP function ({} for register and login), {} Argon2 rounds, {} cold starts per function, \
                  {} outbox events, {} audit entries, migrate over {} items with {:?} segments",
@@ -244,7 +256,7 @@ impl Report {
              1 KMS sign) are asserted by `tests/payments.rs` and `tests/auth.rs`. Counted on warm containers: \
              the first request a container serves also sends one KMS `GetPublicKey` (the token key, memoized per \
              container) in every function that issues or checks access tokens.\n",
-            self.command
+            self.reproduce
         );
         let _ = writeln!(out, "| operation | DynamoDB | KMS | SQS |\n| --- | --- | --- | --- |");
         for row in rows {
@@ -289,7 +301,7 @@ impl Report {
              {:.1} s system (`getrusage`). Reproduce: `{} --only cpu`.\n",
             user.as_secs_f64(),
             sys.as_secs_f64(),
-            self.command
+            self.reproduce
         );
         let _ = writeln!(
             out,
@@ -334,7 +346,7 @@ impl Report {
              release binary) and the reference C implementation ({}, from the project venv) verify the same PHC \
              hash, m = {} KiB, t = {}, p = {}, {} rounds each, one after the other in the same run. Load: {before} \
              at the start, {after} at the end. Reproduce: `{} --only argon2`.\n",
-            report.c_versions, c.memory_kib, c.iterations, c.parallelism, report.rounds, self.command
+            report.c_versions, c.memory_kib, c.iterations, c.parallelism, report.rounds, self.reproduce
         );
         let _ = writeln!(
             out,
@@ -407,7 +419,7 @@ impl Report {
              the production cost, a capture moves money). Peak RSS is the process's `VmHWM` after that answer. \
              Zipped is the binary as a Lambda bundle (one `bootstrap` entry, deflated). Load: {before} at the start, \
              {after} at the end. Reproduce: `{} --only cold`.\n",
-            self.bin_dir, self.command
+            self.bin_dir, self.reproduce
         );
         let _ = writeln!(
             out,
@@ -463,7 +475,7 @@ impl Report {
             "The real handlers in process against the emulator; the rates are bound by the emulator (one Python \
              process whose DynamoDB backend is serialized), so they are a floor for the code, not AWS's figures; \
              calls per event are exact. Load: {before} at the start, {after} at the end. Reproduce: `{} --only jobs`.\n",
-            self.command
+            self.reproduce
         );
         let _ = writeln!(
             out,
@@ -520,7 +532,7 @@ impl Report {
              time from the `up` command to the empty queue. Every item is a conditional write to the emulator, whose \
              DynamoDB backend is serialized, so more segments cannot go faster here than one Python process allows. \
              Reproduce: `{} --only migrate`.\n",
-            self.command
+            self.reproduce
         );
         let _ = writeln!(
             out,

@@ -15,9 +15,12 @@ pub struct Bundle {
     pub arch: String,
     pub stripped: u64,
     pub zipped: u64,
+    /// Wall time of the cargo call that built it (with `built_with` functions in all).
     pub seconds: u64,
     pub commit: String,
     pub date: String,
+    /// How many functions that cargo call built (absent in older records: one).
+    pub built_with: u64,
 }
 
 /// The record's lines; a missing record is no bundle.
@@ -35,6 +38,7 @@ pub fn read(path: &Path) -> Vec<Bundle> {
                 seconds: number(4)?,
                 commit: (*f.get(5)?).to_owned(),
                 date: (*f.get(6)?).to_owned(),
+                built_with: number(7).unwrap_or(1),
             })
         })
         .collect()
@@ -42,6 +46,16 @@ pub fn read(path: &Path) -> Vec<Bundle> {
 
 fn mib(bytes: u64) -> String {
     format!("{:.2}", bytes as f64 / 1_048_576.0)
+}
+
+fn meets(b: &Bundle) -> bool {
+    b.stripped < BINARY_GOAL && b.zipped < ZIPPED_GOAL
+}
+
+const ARCHES: [&str; 2] = ["arm64", "x86_64"];
+
+fn minutes(seconds: u64) -> String {
+    if seconds < 60 { format!("{seconds} s") } else { format!("{} min {} s", seconds / 60, seconds % 60) }
 }
 
 impl Report {
@@ -54,48 +68,103 @@ impl Report {
         self.stamp(out);
         let _ = writeln!(
             out,
-            "Lambda bundles built the way `sam build` builds them: `cargo lambda build --release --arm64 \
-             --output-format zip --bin <name>` (the release profile: fat LTO, one codegen unit, stripped; \
-             cargo-lambda adds `-C target-cpu=neoverse-n1`), by `scripts/bundles [names...]`, which records each \
-             build in `target/lambda/bundles.tsv`; this section is that record (`{} --only bundles`). Goals: \
-             stripped binary under 8 MiB, zipped bundle under 4 MiB. Build time is the `cargo lambda build` call \
-             of that line, on this shared 2-vCPU machine (0 when cargo had nothing to rebuild).\n",
-            self.command
+            "Lambda bundles built the way `sam build` builds them, by `scripts/bundles [--arch arm64|x86_64|both] \
+             [names...]`, which records each build in `target/lambda/bundles.tsv`; this section is that record \
+             (`{} --only bundles`). **arm64** (what the template deploys): `cargo lambda build --release --arm64 \
+             --output-format zip -p <name>...`, the release profile (fat LTO, one codegen unit, stripped) with \
+             cargo-lambda's `-C target-cpu=neoverse-n1`; the dependencies get the features `sam build`'s per-function \
+             `cargo lambda build --bin <name>` gives them (every function asks for the same ones). **x86_64**, for \
+             comparison: `cargo build --release -p <name>...` into `target/release`, the binaries section 4 starts \
+             (no target-cpu), zipped the way cargo-lambda zips (one `bootstrap` entry, deflated). Goals, for arm64: \
+             stripped binary under 8 MiB, zipped bundle under 4 MiB.\n",
+            self.reproduce
         );
         let _ = writeln!(
             out,
-            "| function | arch | stripped (MiB) | zipped (MiB) | goals met | build (s) | commit | built |\n\
-             | --- | --- | ---: | ---: | --- | ---: | --- | --- |"
+            "| function | arm64 stripped (MiB) | arm64 zipped (MiB) | arm64 goals met | x86_64 stripped (MiB) | x86_64 zipped (MiB) |\n\
+             | --- | ---: | ---: | --- | ---: | ---: |"
         );
+        let find = |name: &str, arch: &str| bundles.iter().find(|b| b.binary == name && b.arch == arch);
+        let mut names: Vec<&str> = all.iter().map(String::as_str).collect();
         for b in bundles {
-            let met = b.stripped < BINARY_GOAL && b.zipped < ZIPPED_GOAL;
+            if !names.contains(&b.binary.as_str()) {
+                names.push(&b.binary);
+            }
+        }
+        for name in &names {
+            let arm = find(name, "arm64");
+            let x86 = find(name, "x86_64");
+            if arm.is_none() && x86.is_none() {
+                continue;
+            }
+            let size = |b: Option<&Bundle>, f: fn(&Bundle) -> u64| b.map_or("–".to_owned(), |b| mib(f(b)));
             let _ = writeln!(
                 out,
-                "| {} | {} | {} | {} | {} | {} | {} | {} |",
-                b.binary,
-                b.arch,
-                mib(b.stripped),
-                mib(b.zipped),
-                if met { "yes" } else { "**no**" },
-                b.seconds,
-                b.commit,
-                b.date
+                "| {name} | {} | {} | {} | {} | {} |",
+                size(arm, |b| b.stripped),
+                size(arm, |b| b.zipped),
+                arm.map_or("not built", |b| if meets(b) { "yes" } else { "**no**" }),
+                size(x86, |b| b.stripped),
+                size(x86, |b| b.zipped),
             );
         }
-        let missing: Vec<&str> = all
-            .iter()
-            .map(String::as_str)
-            .filter(|name| !bundles.iter().any(|b| b.binary == *name))
-            .collect();
-        if !missing.is_empty() {
+        let _ = writeln!(out);
+        for arch in ARCHES {
+            let built: Vec<&Bundle> = bundles.iter().filter(|b| b.arch == arch).collect();
+            let Some(largest) = built.iter().max_by_key(|b| b.stripped) else { continue };
+            let largest_zip = built.iter().max_by_key(|b| b.zipped).copied().unwrap_or(largest);
+            let met = built.iter().filter(|b| meets(b)).count();
+            // The cargo calls: functions recorded with the same time, commit and call size.
+            let mut calls: Vec<(u64, &str, u64, usize, &str)> = Vec::new();
+            for b in &built {
+                match calls
+                    .iter_mut()
+                    .find(|c| (c.0, c.1, c.2) == (b.seconds, b.commit.as_str(), b.built_with))
+                {
+                    Some(c) => {
+                        c.3 += 1;
+                        c.4 = c.4.max(b.date.as_str());
+                    }
+                    None => calls.push((b.seconds, &b.commit, b.built_with, 1, &b.date)),
+                }
+            }
+            let calls: Vec<String> = calls
+                .iter()
+                .map(|(seconds, commit, with, n, date)| {
+                    format!(
+                        "{n} function(s) from a call that built {with}, {} of wall time (commit {commit}, {date})",
+                        minutes(*seconds)
+                    )
+                })
+                .collect();
             let _ = writeln!(
                 out,
-                "\n**Not built here** ({} of {}; each fat-LTO arm64 build takes minutes on this shared machine): {}. \
-                 `scripts/bundles` with no argument builds and records all of them.",
-                missing.len(),
-                all.len(),
-                missing.join(", ")
+                "- **{arch}**: {met} of {} built meet both goals; largest {} ({} MiB stripped), largest bundle {} \
+                 ({} MiB zipped). Built: {}.",
+                built.len(),
+                largest.binary,
+                mib(largest.stripped),
+                largest_zip.binary,
+                mib(largest_zip.zipped),
+                calls.join("; ")
             );
+        }
+        for arch in ARCHES {
+            let missing: Vec<&str> = all
+                .iter()
+                .map(String::as_str)
+                .filter(|name| !bundles.iter().any(|b| b.binary == *name && b.arch == arch))
+                .collect();
+            if !missing.is_empty() {
+                let _ = writeln!(
+                    out,
+                    "- **Not built for {arch}** ({} of {}): {}. `scripts/bundles --arch {arch}` builds and records \
+                     all of them.",
+                    missing.len(),
+                    all.len(),
+                    missing.join(", ")
+                );
+            }
         }
         let _ = writeln!(out, "\n{}\n", BUNDLE_NOTES.trim());
     }

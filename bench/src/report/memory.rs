@@ -138,6 +138,15 @@ pub fn choose(w: &Workload) -> f64 {
     chosen.0
 }
 
+/// Dollars per million invocations per ms saved of the step to the chosen size (0 at the first size).
+fn last_step(w: &Workload) -> f64 {
+    let chosen = choose(w);
+    let points = curve(w);
+    let Some(i) = points.iter().position(|(mb, ..)| *mb == chosen).filter(|&i| i > 0) else { return 0.0 };
+    let ((_, ms0, d0), (_, ms1, d1)) = (points[i - 1], points[i]);
+    if ms0 > ms1 { (d1 - d0) / (ms0 - ms1) } else { 0.0 }
+}
+
 pub fn workloads(section: &CostSection, template: &std::collections::HashMap<String, u64>) -> Vec<Workload> {
     let d = &section.durations;
     let mut rows: Vec<Workload> = d
@@ -227,7 +236,7 @@ impl Report {
              CPU-bound function pays only for its wait to go faster; a function that mostly waits pays for every \
              megabyte. Sizes above 1,769 MB add a second vCPU no handler here uses. **Chosen** is what \
              template.yaml now says. Reproduce: `{} --only roundtrips`.\n",
-            section.durations.source, self.command
+            section.durations.source, self.reproduce
         );
         let header: Vec<String> = CANDIDATES_MB.iter().map(|mb| format!("{mb} MB: ms / $")).collect();
         let _ = writeln!(
@@ -276,11 +285,14 @@ impl Report {
                 out,
                 "\n**MigrateFunction** from {}: per item {:.3} ms of CPU and {:.1} ms of wait (the emulator's \
                  conditional writes; DynamoDB answers faster, which would favour a larger size), priced per \
-                 {MIGRATE_ITEMS} items; a segment invocation runs until its deadline, so the size sets its items \
-                 per second, not its cost per item below 1,769 MB beyond the wait.",
+                 {MIGRATE_ITEMS} items. A segment invocation works until its deadline and hands the rest on, so \
+                 the size sets how fast a segment migrates. The rule's last step, to {:.0} MB, costs ${:.3} per \
+                 million for each ms it saves.",
                 section.durations.migrate_source,
                 w.cpu / MIGRATE_ITEMS,
-                w.wait / MIGRATE_ITEMS
+                w.wait / MIGRATE_ITEMS,
+                choose(w),
+                last_step(w)
             );
         }
         let kept: Vec<String> =

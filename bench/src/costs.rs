@@ -75,10 +75,10 @@ impl Durations {
                 durations.audit_cpu_per_event = number(4);
             }
             // | segments | items | seeding (s) | wall (s) | … | CPU per item (ms) | …: the one-segment run.
-            if in_migrate && row.first() == Some(&"1") && durations.migrate_per_item.is_none() {
-                if let (Some(items), Some(wall), Some(cpu)) = (number(1), number(3), number(7)) {
-                    durations.migrate_per_item = Some((cpu, (wall * 1000.0 / items.max(1.0) - cpu).max(0.0)));
-                }
+            let one_segment = in_migrate && row.first() == Some(&"1") && durations.migrate_per_item.is_none();
+            let run = (number(1), number(3), number(7));
+            if let (true, (Some(items), Some(wall), Some(cpu))) = (one_segment, run) {
+                durations.migrate_per_item = Some((cpu, (wall * 1000.0 / items.max(1.0) - cpu).max(0.0)));
             }
             if section.starts_with("## 3.") {
                 let (fresh, reused) = durations.argon2_fresh_reused.unwrap_or_default();

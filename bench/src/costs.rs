@@ -29,6 +29,10 @@ pub struct Durations {
     pub argon2_fresh_reused: Option<(f64, f64)>,
     /// Section 4: peak RSS (MiB, median) per function.
     pub peak_rss: BTreeMap<String, f64>,
+    /// Section 6, one segment: migrate's CPU and wait (wall − CPU) per item (ms).
+    pub migrate_per_item: Option<(f64, f64)>,
+    /// Where `migrate_per_item` comes from.
+    pub migrate_source: String,
     pub source: String,
 }
 
@@ -48,9 +52,15 @@ impl Durations {
             }
             let in_cpu = section.starts_with("## 2.");
             let in_jobs = section.starts_with("## 5.");
-            if (in_cpu || in_jobs) && line.starts_with("*Measured") {
+            let in_migrate = section.starts_with("## 6.");
+            if (in_cpu || in_jobs || in_migrate) && line.starts_with("*Measured") {
                 let stamp = line.trim_matches('*').trim_end_matches('.');
-                stamps.push(format!("section {}: {}", &section[3..4], stamp.trim_start_matches("Measured ")));
+                let stamp = format!("section {}: {}", &section[3..4], stamp.trim_start_matches("Measured "));
+                if in_migrate {
+                    durations.migrate_source = stamp;
+                } else {
+                    stamps.push(stamp);
+                }
             }
             let row = cells(line);
             let number = |i: usize| row.get(i).and_then(|c| c.parse::<f64>().ok());
@@ -63,6 +73,12 @@ impl Durations {
             }
             if in_jobs && row.first().is_some_and(|c| c.starts_with("audit-writer, one tenant")) {
                 durations.audit_cpu_per_event = number(4);
+            }
+            // | segments | items | seeding (s) | wall (s) | … | CPU per item (ms) | …: the one-segment run.
+            let one_segment = in_migrate && row.first() == Some(&"1") && durations.migrate_per_item.is_none();
+            let run = (number(1), number(3), number(7));
+            if let (true, (Some(items), Some(wall), Some(cpu))) = (one_segment, run) {
+                durations.migrate_per_item = Some((cpu, (wall * 1000.0 / items.max(1.0) - cpu).max(0.0)));
             }
             if section.starts_with("## 3.") {
                 let (fresh, reused) = durations.argon2_fresh_reused.unwrap_or_default();

@@ -255,6 +255,12 @@ async fn cost_section(
         durations.audit_cpu_per_event = audits.first().map(|a| per(a.cpu, a.entries));
         durations.source = format!("{} and section 5 of this run", durations.source);
     }
+    if let Some((run, _)) = report.migrate.iter().find(|(run, _)| run.segments == 1) {
+        let per_item = |d: std::time::Duration| d.as_secs_f64() * 1000.0 / run.items.max(1) as f64;
+        let cpu = per_item(run.cpu);
+        durations.migrate_per_item = Some((cpu, (per_item(run.wall) - cpu).max(0.0)));
+        durations.migrate_source = "section 6 of this run".to_owned();
+    }
     let memory = bench.stack.template.functions().into_iter().map(|f| (f.logical_id, f.memory_mb)).collect();
     let indexes = bench.indexes().await?;
     let priced = costs::price(rows, &indexes, bench::TENANT, &memory, &durations);

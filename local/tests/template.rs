@@ -42,7 +42,18 @@ fn the_real_template_functions_build_from_their_own_crates() {
     assert_eq!(login.timeout_seconds, 10);
     assert_eq!(login.memory_mb, 1769, "its own MemorySize");
     let listing = functions.iter().find(|f| f.logical_id == "ListTransactionsFunction").expect("listing");
-    assert_eq!(listing.memory_mb, 256, "the Globals' MemorySize");
+    assert_eq!(listing.memory_mb, 256, "its own MemorySize");
+    // Every function's size is chosen (docs/BENCHMARKS.md section 8), none left to the
+    // Globals: with the Globals' MemorySize changed, no function's changes.
+    let text =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml")).expect("read");
+    let (head, globals) = text.split_once("\nGlobals:\n").expect("a Globals section");
+    assert!(globals.contains("\n    MemorySize: "), "Globals.Function.MemorySize");
+    let changed =
+        format!("{head}\nGlobals:\n{}", globals.replacen("\n    MemorySize: ", "\n    MemorySize: 7 # ", 1));
+    for f in Template::parse(&changed).expect("parse").functions() {
+        assert_ne!(f.memory_mb, 7, "{} has no MemorySize of its own", f.logical_id);
+    }
     assert_eq!(
         login.events,
         [EventSource::HttpApi { method: "POST".to_owned(), path: "/v1/auth/login".to_owned() }]
@@ -97,6 +108,7 @@ Parameters:
 Globals:
   Function:
     Timeout: !Ref Memory
+    MemorySize: 384
     Environment:
       Variables:
         TABLE: !Ref Table
@@ -281,7 +293,9 @@ fn functions_and_their_event_sources_are_read() {
     assert_eq!(f.binary, "thing", "binary defaults to the CodeUri directory");
     assert_eq!(f.code_uri, "functions/thing/");
     assert_eq!(f.timeout_seconds, 65536, "Globals Timeout via !Ref to a parameter default");
-    assert_eq!(f.memory_mb, 512);
+    assert_eq!(f.memory_mb, 512, "its own MemorySize");
+    let bad = functions.iter().find(|f| f.logical_id == "Bad").expect("Bad");
+    assert_eq!(bad.memory_mb, 384, "the Globals' MemorySize");
     let events = &f.events;
     assert!(events.contains(&EventSource::HttpApi { method: "GET".to_owned(), path: "/things".to_owned() }));
     assert!(events.contains(&EventSource::Schedule {

@@ -95,7 +95,7 @@ impl Report {
              ALL: the item's size), 2 when its index key changes; a strongly consistent read costs 1 RRU per \
              started 4 KB of each item (a missing item the minimum), eventually consistent half; a query rounds \
              the sum of its page. Start: {}. Reproduce: `{} --only roundtrips`.\n",
-            section.load, self.command
+            section.load, self.reproduce
         );
         render_units(out, &section.priced);
         render_example(out, section.example.as_ref());

@@ -15,6 +15,87 @@ pub const DOLLARS_PER_MS: f64 = 0.02;
 /// Memory kept free above the function's peak RSS.
 pub const RSS_HEADROOM: f64 = 2.0;
 
+/// Functions section 2 does not measure, priced with the CPU and wait of a
+/// measured function that sends the same AWS calls or more and does no less
+/// work: (function, stand-in, whether the stand-in's wait counts, why). A
+/// function section 2 measures is priced from its own row instead.
+pub const STAND_INS: [(&str, &str, bool, &str); 9] = [
+    (
+        "TenantsFunction",
+        "CreateAccountFunction",
+        true,
+        "the operators' commands (create, update, suspend, invite): one read or one TransactWriteItems each, as \
+         create-account's one transaction",
+    ),
+    (
+        "MeFunction",
+        "GetAccountFunction",
+        false,
+        "checks the access token and answers from its claims, with no AWS call: get-account's CPU (the same token \
+         check and a GetItem, so an upper bound) and no wait",
+    ),
+    (
+        "CreateInvitationFunction",
+        "CreateAccountFunction",
+        true,
+        "one TransactWriteItems (the invitation, the tenant still active, the caller's role, the outbox event)",
+    ),
+    (
+        "ListUsersFunction",
+        "ListTransactionsFunction",
+        true,
+        "one consistent Query page of the tenant's directory, as list-transactions' first page",
+    ),
+    (
+        "UpdateUserFunction",
+        "CapturePaymentFunction",
+        true,
+        "one GetItem of the target's entry and one TransactWriteItems, as capture's read and transaction",
+    ),
+    (
+        "CreateClientFunction",
+        "CreateAccountFunction",
+        true,
+        "one TransactWriteItems and a SHA-256 of the new secret",
+    ),
+    (
+        "RotateClientSecretFunction",
+        "CreateAccountFunction",
+        true,
+        "one TransactWriteItems (no read) and a SHA-256",
+    ),
+    ("RevokeClientFunction", "CreateAccountFunction", true, "one TransactWriteItems, no read"),
+    (
+        "OAuthTokenFunction",
+        "RefreshFunction",
+        true,
+        "one BatchGetItem (the client and its tenant), a SHA-256 and a KMS Sign; refresh sends a read, a Sign and \
+         a TransactWriteItems more (an upper bound)",
+    ),
+];
+
+/// Migrate's workload is priced per this many items (section 6's one-segment run);
+/// the rule's choice does not depend on it (cost and time grow alike).
+pub const MIGRATE_ITEMS: f64 = 100.0;
+
+/// Functions the model does not size, and why: (function, MemorySize, why).
+pub const KEPT: [(&str, f64, &str); 2] = [
+    (
+        "VerifyFunction",
+        1769.0,
+        "every 6 hours: a Scan of the whole table, summing every account's ledger and re-hashing every tenant's \
+         audit chain, within a 900 s timeout; its CPU grows with the table, so it keeps a full vCPU (at 4 runs a \
+         day its cost is negligible at any size)",
+    ),
+    (
+        "BackupFunction",
+        512.0,
+        "daily backup and weekly drill: mostly waiting on DynamoDB's backup and restore calls (a smaller size pays \
+         less for the wait), then the drill verifies the restored table like verify (a larger one scans faster); \
+         a third of a vCPU between the two, at a few runs a week",
+    ),
+];
+
 /// One function's workload: CPU on a full vCPU and wait (ms) per invocation.
 pub struct Workload {
     pub function: String,
@@ -23,6 +104,8 @@ pub struct Workload {
     pub wait: f64,
     pub peak_rss: Option<f64>,
     pub template_mb: Option<f64>,
+    /// A size chosen without the model ([`KEPT`]).
+    pub fixed: Option<f64>,
 }
 
 /// (duration ms, $ per million invocations) at each candidate size.
@@ -39,6 +122,9 @@ fn curve(w: &Workload) -> Vec<(f64, f64, f64)> {
 /// The smallest size that holds the peak RSS with headroom, then larger ones
 /// while each step costs at most [`DOLLARS_PER_MS`] per ms it saves.
 pub fn choose(w: &Workload) -> f64 {
+    if let Some(mb) = w.fixed {
+        return mb;
+    }
     let floor = w.peak_rss.map_or(0.0, |rss| rss * RSS_HEADROOM * 1.048_576);
     let points: Vec<_> = curve(w).into_iter().filter(|(mb, ..)| *mb >= floor).collect();
     let Some(mut chosen) = points.first().copied() else { return prices::FULL_VCPU_MB };
@@ -50,6 +136,15 @@ pub fn choose(w: &Workload) -> f64 {
         chosen = next;
     }
     chosen.0
+}
+
+/// Dollars per million invocations per ms saved of the step to the chosen size (0 at the first size).
+fn last_step(w: &Workload) -> f64 {
+    let chosen = choose(w);
+    let points = curve(w);
+    let Some(i) = points.iter().position(|(mb, ..)| *mb == chosen).filter(|&i| i > 0) else { return 0.0 };
+    let ((_, ms0, d0), (_, ms1, d1)) = (points[i - 1], points[i]);
+    if ms0 > ms1 { (d1 - d0) / (ms0 - ms1) } else { 0.0 }
 }
 
 pub fn workloads(section: &CostSection, template: &std::collections::HashMap<String, u64>) -> Vec<Workload> {
@@ -64,8 +159,36 @@ pub fn workloads(section: &CostSection, template: &std::collections::HashMap<Str
             wait: (wall - cpu).max(0.0),
             peak_rss: d.peak_rss.get(function).copied(),
             template_mb: template.get(function).map(|&mb| mb as f64),
+            fixed: None,
         })
         .collect();
+    for (function, stand_in, waits, _) in STAND_INS {
+        if d.by_function.contains_key(function) {
+            continue;
+        }
+        if let Some((cpu, wall)) = d.by_function.get(stand_in) {
+            rows.push(Workload {
+                function: function.to_owned(),
+                what: format!("estimated: as {stand_in}"),
+                cpu: *cpu,
+                wait: if waits { (wall - cpu).max(0.0) } else { 0.0 },
+                peak_rss: d.peak_rss.get(function).or_else(|| d.peak_rss.get(stand_in)).copied(),
+                template_mb: template.get(function).map(|&mb| mb as f64),
+                fixed: None,
+            });
+        }
+    }
+    if let Some((cpu, wait)) = d.migrate_per_item {
+        rows.push(Workload {
+            function: "MigrateFunction".to_owned(),
+            what: format!("{MIGRATE_ITEMS} items (section 6, one segment)"),
+            cpu: cpu * MIGRATE_ITEMS,
+            wait: wait * MIGRATE_ITEMS,
+            peak_rss: d.peak_rss.get("MigrateFunction").copied(),
+            template_mb: template.get("MigrateFunction").map(|&mb| mb as f64),
+            fixed: None,
+        });
+    }
     for job in ["OutboxDrainFunction", "AuditWriterFunction"] {
         let work = section.priced.iter().find(|p| p.function == job).and_then(|p| p.work.map(|w| (p.per, w)));
         if let Some((per, (cpu, wait))) = work {
@@ -76,8 +199,20 @@ pub fn workloads(section: &CostSection, template: &std::collections::HashMap<Str
                 wait,
                 peak_rss: d.peak_rss.get(job).copied(),
                 template_mb: template.get(job).map(|&mb| mb as f64),
+                fixed: None,
             });
         }
+    }
+    for (function, mb, _) in KEPT {
+        rows.push(Workload {
+            function: function.to_owned(),
+            what: "not modelled (below)".to_owned(),
+            cpu: 0.0,
+            wait: 0.0,
+            peak_rss: d.peak_rss.get(function).copied(),
+            template_mb: template.get(function).map(|&mb| mb as f64),
+            fixed: Some(mb),
+        });
     }
     rows
 }
@@ -101,7 +236,7 @@ impl Report {
              CPU-bound function pays only for its wait to go faster; a function that mostly waits pays for every \
              megabyte. Sizes above 1,769 MB add a second vCPU no handler here uses. **Chosen** is what \
              template.yaml now says. Reproduce: `{} --only roundtrips`.\n",
-            section.durations.source, self.command
+            section.durations.source, self.reproduce
         );
         let header: Vec<String> = CANDIDATES_MB.iter().map(|mb| format!("{mb} MB: ms / $")).collect();
         let _ = writeln!(
@@ -111,21 +246,58 @@ impl Report {
             " ---: |".repeat(CANDIDATES_MB.len())
         );
         for w in workloads {
-            let cells: Vec<String> = curve(w).iter().map(|(_, ms, d)| format!("{ms:.0} / {d:.3}")).collect();
+            let cells: Vec<String> = if w.fixed.is_some() {
+                vec!["–".to_owned(); CANDIDATES_MB.len()]
+            } else {
+                curve(w).iter().map(|(_, ms, d)| format!("{ms:.0} / {d:.3}")).collect()
+            };
             let template = w.template_mb.map_or("–".to_owned(), |mb| format!("{mb}"));
             let chosen = choose(w);
             let mark = if w.template_mb == Some(chosen) { "" } else { " (differs)" };
             let _ = writeln!(
                 out,
-                "| {} | {} | {:.2} | {:.1} | {} | {} | **{chosen}** | {template}{mark} |",
+                "| {} | {} | {} | {} | {} | {} | **{chosen}** | {template}{mark} |",
                 w.function,
                 w.what,
-                w.cpu,
-                w.wait,
+                if w.fixed.is_some() { "–".to_owned() } else { format!("{:.2}", w.cpu) },
+                if w.fixed.is_some() { "–".to_owned() } else { format!("{:.1}", w.wait) },
                 w.peak_rss.map_or("–".to_owned(), |r| format!("{r:.1}")),
                 cells.join(" | ")
             );
         }
+        let estimated: Vec<String> = STAND_INS
+            .iter()
+            .filter(|(function, ..)| {
+                workloads.iter().any(|w| w.function == *function && w.what.starts_with("estimated"))
+            })
+            .map(|(function, stand_in, _, why)| format!("- **{function}** as {stand_in}: {why}."))
+            .collect();
+        if !estimated.is_empty() {
+            let _ = writeln!(
+                out,
+                "\n**Estimated rows.** Section 2 does not run these functions; each is priced with the CPU and wait \
+                 of a measured function that sends the same AWS calls or more, and sized by the same rule:\n\n{}",
+                estimated.join("\n")
+            );
+        }
+        if let Some(w) = workloads.iter().find(|w| w.function == "MigrateFunction" && w.fixed.is_none()) {
+            let _ = writeln!(
+                out,
+                "\n**MigrateFunction** from {}: per item {:.3} ms of CPU and {:.1} ms of wait (the emulator's \
+                 conditional writes; DynamoDB answers faster, which would favour a larger size), priced per \
+                 {MIGRATE_ITEMS} items. A segment invocation works until its deadline and hands the rest on, so \
+                 the size sets how fast a segment migrates. The rule's last step, to {:.0} MB, costs ${:.3} per \
+                 million for each ms it saves.",
+                section.durations.migrate_source,
+                w.cpu / MIGRATE_ITEMS,
+                w.wait / MIGRATE_ITEMS,
+                choose(w),
+                last_step(w)
+            );
+        }
+        let kept: Vec<String> =
+            KEPT.iter().map(|(function, mb, why)| format!("- **{function}**, {mb} MB: {why}.")).collect();
+        let _ = writeln!(out, "\n**Not modelled**, sized by what they do:\n\n{}", kept.join("\n"));
         let _ = writeln!(out, "\n{}\n", MEMORY_NOTES.trim());
     }
 }
@@ -133,8 +305,7 @@ impl Report {
 const MEMORY_NOTES: &str = "
 Read with care: the wait is the emulator's (a local Python server: slower than DynamoDB for queries, so the list \
 and audit functions look more wait-bound than they are, which favours smaller sizes), and the CPU is this machine's \
-x86-64 core standing in for a Graviton one. Functions without a row here (tenants, me, create-invitation, \
-list-users, update-user, backup, migrate, verify) were not measured and keep their template sizes. outbox-drain's \
+x86-64 core standing in for a Graviton one. outbox-drain's \
 CPU per event was measured when it still sent one UpdateItem per event (section 5), so its row overstates its CPU. \
 Cold starts are not in the model: their init CPU stretches by the same 1,769 / MemorySize.
 

@@ -76,6 +76,9 @@ async fn migrate_item(
         match store::apply_plan(db, table, &current, &plan).await? {
             Applied::Written => return Ok(ItemResult::Changed(plan.applied)),
             Applied::Conflict => match store::read_item(db, table, key.clone()).await? {
+                // Exactly what this plan writes: an attempt whose answer was lost
+                // (timed out, then retried by the SDK) applied it.
+                Some(fresh) if fresh == plan.after => return Ok(ItemResult::Changed(plan.applied)),
                 Some(fresh) => current = fresh,
                 None => return Ok(ItemResult::Current),
             },

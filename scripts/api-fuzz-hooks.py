@@ -3,7 +3,8 @@
 Adds the ids of the data scripts/api-fuzz.py seeded before the run (in
 CAAS_API_FUZZ_SEEDS, JSON) to openapi.yaml as it is loaded, as examples of the
 operations that need existing data: accounts with entries, payments in each state
-their transitions start from, a member to administer (and whose second factor to reset). The file itself is untouched.
+their transitions start from, a member to administer (and whose second factor to reset),
+machine clients. The file itself is untouched.
 And a valid generated Idempotency-Key gets a unique suffix: the generator draws few
 distinct short keys, and a key reused with another body answers 422 before the
 operation's own checks (replays are the integration tests' business).
@@ -47,6 +48,8 @@ def before_load_schema(context, raw_schema):
     _with_id_example(paths["/v1/payments/{id}/refunds"]["post"], seeds["captured"])
     _with_id_example(paths["/v1/users/{id}"]["patch"], seeds["member"])
     _with_id_example(paths["/v1/users/{id}/mfa"]["delete"], seeds["member"])
+    _with_id_example(paths["/v1/clients/{id}/secret"]["post"], seeds["client"])
+    _with_id_example(paths["/v1/clients/{id}"]["delete"], seeds["client_to_revoke"])
     _with_body_example(paths["/v1/accounts"]["post"], {"currency": "USD", "name": "fuzz"})
     payment = {"amount": 100, "currency": "USD", "payer_account_id": seeds["payer"], "payee_account_id": seeds["payee"]}
     _with_body_example(paths["/v1/payments"]["post"], payment)

@@ -136,10 +136,11 @@ def owner_token(api: str, invoke: str) -> tuple[str, str]:
 def seed(api: str, tenant: str, token: str) -> dict:
     """Data for the operations that need some (scripts/api-fuzz-hooks.py makes them examples):
     a funding account and a customer account, payments to capture, void, refund and read,
-    and a member to administer."""
+    a member to administer, and machine clients to rotate and revoke."""
     seeds = {}
-    for name, overdraft in (("payer", True), ("payee", False)):
-        status, body = call("POST", f"{api}/v1/accounts", {"currency": "USD", "allow_overdraft": overdraft}, token)
+    funding = {"currency": "USD", "allow_overdraft": True, "overdraft_limit": 1_000_000_000}
+    for name, account in (("payer", funding), ("payee", {"currency": "USD"})):
+        status, body = call("POST", f"{api}/v1/accounts", account, token)
         expect(status, 201, "opening an account", body)
         seeds[name] = body["account_id"]
     for name in ("authorized", "to_capture", "to_void", "captured"):
@@ -157,6 +158,10 @@ def seed(api: str, tenant: str, token: str) -> dict:
     status, body = call("POST", f"{api}/v1/users", registration)
     expect(status, 201, "registering the member", body)
     seeds["member"] = body["user_id"]
+    for name in ("client", "client_to_revoke"):
+        status, body = call("POST", f"{api}/v1/clients", {"name": f"fuzz {name}", "roles": ["member"]}, token)
+        expect(status, 201, "creating a machine client", body)
+        seeds[name] = body["client_id"]
     return seeds
 
 

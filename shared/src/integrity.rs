@@ -32,7 +32,8 @@ impl IntegrityReport {
 /// Verifies `tenant` (or every tenant with a chain or a checkpoint) in the
 /// app's table.
 pub async fn verify(app: &App, tenant: Option<&TenantId>) -> Result<IntegrityReport, AppError> {
-    let ledger = verify_ledger(&app.clients.dynamodb, &app.config.table_name, tenant, Some(app.now())).await?;
+    let ledger =
+        verify_ledger(&app.clients.dynamodb, &app.config.table_name, tenant, Some(app.now())).await?;
     let tenants = match tenant {
         Some(tenant) => vec![tenant.clone()],
         None => crate::audit::trust::tenants(app).await?,

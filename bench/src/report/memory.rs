@@ -19,7 +19,7 @@ pub const RSS_HEADROOM: f64 = 2.0;
 /// measured function that sends the same AWS calls or more and does no less
 /// work: (function, stand-in, whether the stand-in's wait counts, why). A
 /// function section 2 measures is priced from its own row instead.
-pub const STAND_INS: [(&str, &str, bool, &str); 9] = [
+pub const STAND_INS: [(&str, &str, bool, &str); 28] = [
     (
         "TenantsFunction",
         "CreateAccountFunction",
@@ -72,6 +72,115 @@ pub const STAND_INS: [(&str, &str, bool, &str); 9] = [
         "one BatchGetItem (the client and its tenant), a SHA-256 and a KMS Sign; refresh sends a read, a Sign and \
          a TransactWriteItems more (an upper bound)",
     ),
+    (
+        "ListSessionsFunction",
+        "ListTransactionsFunction",
+        true,
+        "one consistent Query of the caller's sessions, as list-transactions' first page",
+    ),
+    (
+        "RevokeSessionFunction",
+        "CreateAccountFunction",
+        true,
+        "one TransactWriteItems (the session, its refresh tokens' family, the outbox event)",
+    ),
+    (
+        "LogoutAllFunction",
+        "CapturePaymentFunction",
+        true,
+        "one Query of the caller's sessions and one TransactWriteItems, as capture's read and transaction",
+    ),
+    (
+        "ChangePasswordFunction",
+        "LoginFunction",
+        true,
+        "an Argon2id verification of the current password and a hash of the new one, a read and one transaction: login's work and more (twice its Argon2 CPU), so a full vCPU as login",
+    ),
+    ("EnrolTotpFunction", "CreateAccountFunction", true, "a KMS GenerateDataKey and one TransactWriteItems"),
+    (
+        "ConfirmTotpFunction",
+        "CapturePaymentFunction",
+        true,
+        "a GetItem, a KMS Decrypt, ten SHA-256 recovery-code hashes and one TransactWriteItems",
+    ),
+    (
+        "DisableTotpFunction",
+        "LoginFunction",
+        true,
+        "an Argon2id verification of the password, a KMS Decrypt and one transaction: login's CPU",
+    ),
+    (
+        "RegenerateRecoveryCodesFunction",
+        "CapturePaymentFunction",
+        true,
+        "a GetItem, a KMS Decrypt, ten SHA-256 hashes and one TransactWriteItems",
+    ),
+    (
+        "ResetMfaFunction",
+        "CreateAccountFunction",
+        true,
+        "one TransactWriteItems (the factor, the caller's role, the outbox event)",
+    ),
+    (
+        "MfaSignInFunction",
+        "RefreshFunction",
+        true,
+        "a GetItem, a KMS Decrypt, a KMS Sign and one TransactWriteItems, as refresh's read, Sign and transaction",
+    ),
+    (
+        "SigningKeysFunction",
+        "CreateAccountFunction",
+        true,
+        "the operator's rotate, retire and status: a few KMS calls and one item write, rarely",
+    ),
+    (
+        "ExportAuditFunction",
+        "ListAuditFunction",
+        true,
+        "Query pages of the chain and of the checkpoints, as list-audit",
+    ),
+    (
+        "AuditKeysFunction",
+        "JwksFunction",
+        true,
+        "answers the checkpoint key from a per-container cache, as jwks",
+    ),
+    (
+        "RecordConsentFunction",
+        "CreateAccountFunction",
+        true,
+        "one TransactWriteItems (the record, the tenant and the caller still active, the outbox event)",
+    ),
+    (
+        "ListConsentsFunction",
+        "ListTransactionsFunction",
+        true,
+        "one consistent Query page of the caller's consents",
+    ),
+    (
+        "UpdateAccountFunction",
+        "CapturePaymentFunction",
+        true,
+        "one TransactWriteItems and a GetItem of the account after it, as capture's transaction and read",
+    ),
+    (
+        "GetBalanceFunction",
+        "ListTransactionsFunction",
+        true,
+        "a GetItem and two Query pages (the day's snapshot, the entries since), as list-transactions' read and page",
+    ),
+    (
+        "GetStatementFunction",
+        "ListTransactionsFunction",
+        true,
+        "a GetItem and five Query pages, four of them concurrent, as list-transactions' read and pages",
+    ),
+    (
+        "ExpireHoldsFunction",
+        "CapturePaymentFunction",
+        true,
+        "per expired hold one TransactWriteItems (the void through the ledger) and its share of an index Query, as capture's transaction and read",
+    ),
 ];
 
 /// Migrate's workload is priced per this many items (section 6's one-segment run);
@@ -79,7 +188,7 @@ pub const STAND_INS: [(&str, &str, bool, &str); 9] = [
 pub const MIGRATE_ITEMS: f64 = 100.0;
 
 /// Functions the model does not size, and why: (function, MemorySize, why).
-pub const KEPT: [(&str, f64, &str); 2] = [
+pub const KEPT: [(&str, f64, &str); 3] = [
     (
         "VerifyFunction",
         1769.0,
@@ -93,6 +202,13 @@ pub const KEPT: [(&str, f64, &str); 2] = [
         "daily backup and weekly drill: mostly waiting on DynamoDB's backup and restore calls (a smaller size pays \
          less for the wait), then the drill verifies the restored table like verify (a larger one scans faster); \
          a third of a vCPU between the two, at a few runs a week",
+    ),
+    (
+        "RetentionFunction",
+        1769.0,
+        "daily: a Scan of the whole table, deleting what is past each tenant's retention and re-hashing a chain \
+         before trimming it below a checkpoint, as verify does; its CPU grows with the table, so a full vCPU as \
+         verify",
     ),
 ];
 

@@ -13,7 +13,10 @@ use std::collections::BTreeMap;
 const PASSWORD: &str = "correct horse battery staple";
 
 async fn call(stack: &TestStack, function: &str, path: &str, body: Value) -> (u16, Value) {
-    let app = stack.app_with(function, &[("LOCKOUT_THRESHOLD", "3")]);
+    // Registrations of a hundred users come from one address: above the default
+    // per-address limit (tests/limits.rs tests that).
+    let app =
+        stack.app_with(function, &[("LOCKOUT_THRESHOLD", "3"), ("RATE_LIMIT_REGISTER_IP", "1000/3600")]);
     let request = api_request(
         "POST",
         path,

@@ -31,12 +31,12 @@ use caas::config::Config;
 use caas::ledger::{Balances, Movement};
 use caas::outbox::drain::SweepRequest;
 use caas::tenant::TenantId;
-use caas_local::{EventSource, StreamReader};
+use caas_local::StreamReader;
 use caas_tests::api::{Api, api_event, dispatch};
 use caas_tests::faults::{
     Attempts, Fault, FaultPlan, FaultProxy, FaultStats, HotItemLimit, Outage, Scope, SeededRng, Service,
 };
-use caas_tests::triggers::{QueueTrigger, lambda_event};
+use caas_tests::triggers::{QueueTrigger, lambda_event, outbox_drain_stream_reader};
 use caas_tests::*;
 use lambda_http::{Body, Response};
 use serde_json::{Value, json};
@@ -881,27 +881,8 @@ struct OutboxStream {
 
 impl OutboxStream {
     fn new(stack: &TestStack) -> Self {
-        let spec = stack
-            .template
-            .functions()
-            .into_iter()
-            .find(|f| f.logical_id == "OutboxDrainFunction")
-            .expect("OutboxDrainFunction in template.yaml");
-        let (table, batch_size, filters) = spec
-            .events
-            .iter()
-            .find_map(|e| match e {
-                EventSource::DynamoDbStream { table_logical_id, batch_size, filter_patterns } => {
-                    Some((table_logical_id.clone(), *batch_size, filter_patterns.clone()))
-                }
-                _ => None,
-            })
-            .expect("OutboxDrainFunction has a DynamoDB stream event");
-        let stream_arn = stack.stack.resources[&table].stream_arn.clone().expect("the table has a stream");
-        let region = stack.sdk.region().map_or("us-east-1".to_owned(), |r| r.to_string());
-        let batch_size = usize::try_from(batch_size).unwrap_or(100);
         Self {
-            reader: StreamReader::new(stream_arn, batch_size, filters, region),
+            reader: outbox_drain_stream_reader(stack),
             client: aws_sdk_dynamodbstreams::Client::new(&stack.sdk),
         }
     }

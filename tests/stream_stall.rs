@@ -11,7 +11,7 @@
 
 use aws_lambda_events::event::dynamodb;
 use caas::outbox::OutboxEvent;
-use caas_local::{EventSource, StreamReader};
+use caas_tests::triggers::outbox_drain_stream_reader;
 use caas_tests::*;
 use lambda_runtime::{Context, LambdaEvent};
 use serde_json::{Value, json};
@@ -38,26 +38,7 @@ type Drained = Arc<Mutex<Vec<OutboxEvent>>>;
 /// drain's handler in process; the future runs until dropped. (It runs beside the
 /// requests in the test's own task: the drain's future is not `Send`.)
 fn outbox_drain_trigger(stack: &TestStack) -> (impl Future<Output = ()> + use<>, Drained) {
-    let spec = stack
-        .template
-        .functions()
-        .into_iter()
-        .find(|f| f.logical_id == "OutboxDrainFunction")
-        .expect("OutboxDrainFunction in template.yaml");
-    let (table, batch_size, filters) = spec
-        .events
-        .iter()
-        .find_map(|e| match e {
-            EventSource::DynamoDbStream { table_logical_id, batch_size, filter_patterns } => {
-                Some((table_logical_id.clone(), *batch_size, filter_patterns.clone()))
-            }
-            _ => None,
-        })
-        .expect("OutboxDrainFunction has a DynamoDB stream event");
-    let stream_arn = stack.stack.resources[&table].stream_arn.clone().expect("the table has a stream");
-    let region = stack.sdk.region().map_or("us-east-1".to_owned(), |r| r.to_string());
-    let mut reader =
-        StreamReader::new(stream_arn, usize::try_from(batch_size).unwrap_or(100), filters, region);
+    let mut reader = outbox_drain_stream_reader(stack);
     let client = aws_sdk_dynamodbstreams::Client::new(&stack.sdk);
     let app = stack.app("OutboxDrainFunction");
     let drained = Drained::default();

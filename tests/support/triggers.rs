@@ -249,3 +249,28 @@ pub fn synthetic_event(tenant: &str, n: u32, payload: Value) -> caas::outbox::Ou
         payload,
     )
 }
+
+/// caas-local's reader of OutboxDrainFunction's stream, configured from its
+/// event source in template.yaml (table, batch size, filters), as the local
+/// stack's stream trigger is.
+pub fn outbox_drain_stream_reader(stack: &TestStack) -> caas_local::StreamReader {
+    let spec = stack
+        .template
+        .functions()
+        .into_iter()
+        .find(|f| f.logical_id == "OutboxDrainFunction")
+        .expect("OutboxDrainFunction in template.yaml");
+    let (table, batch_size, filters) = spec
+        .events
+        .iter()
+        .find_map(|e| match e {
+            EventSource::DynamoDbStream { table_logical_id, batch_size, filter_patterns } => {
+                Some((table_logical_id.clone(), *batch_size, filter_patterns.clone()))
+            }
+            _ => None,
+        })
+        .expect("OutboxDrainFunction has a DynamoDB stream event");
+    let stream_arn = stack.stack.resources[&table].stream_arn.clone().expect("the table has a stream");
+    let region = stack.sdk.region().map_or("us-east-1".to_owned(), |r| r.to_string());
+    caas_local::StreamReader::new(stream_arn, usize::try_from(batch_size).unwrap_or(100), filters, region)
+}

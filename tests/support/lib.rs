@@ -17,7 +17,7 @@ use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::ConfigBag;
 use caas::App;
 use caas::clients::Clients;
-use caas::clock::ManualClock;
+use caas::clock::{Clock, ManualClock};
 use caas::config::Config;
 use caas_local::{Stack, Template};
 use lambda_http::{Body, Request, Response};
@@ -217,6 +217,14 @@ impl TestStack {
         let config = Config::from_lookup(|name| env.get(name).cloned())
             .unwrap_or_else(|e| panic!("config of {function}: {e}"));
         App::with_clock(config, self.clients.clone(), self.clock.clone())
+    }
+
+    /// Moves the clock to the start of the next `window_seconds` window (the
+    /// rate limits' fixed windows), so that a test's own advances do not
+    /// cross a window boundary by chance.
+    pub fn start_of_next_window(&self, window_seconds: i64) {
+        let now = self.clock.now().unix_timestamp();
+        self.clock.advance(time::Duration::seconds(window_seconds - now.rem_euclid(window_seconds)));
     }
 
     pub fn table(&self) -> String {

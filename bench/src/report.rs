@@ -254,8 +254,9 @@ impl Report {
             out,
             "Requests the real handler sends, counted by an SDK interceptor on its clients (attempts on the wire, so \
              a retry would show), against the emulator. Start: {load}. Reproduce: `{} --only roundtrips`. \
-             The bounds (capture ≤ 2 DynamoDB calls fresh, exactly 1 replayed; login ≤ 1 read + 1 transaction + \
-             1 KMS sign) are asserted by `tests/payments.rs` and `tests/auth.rs`. Counted on warm containers: \
+             The bounds (capture ≤ 2 DynamoDB calls fresh, exactly 1 replayed; login: 1 read, 1 transaction and \
+             1 KMS sign, plus 1 conditional update of the per-address counter for a client without a device \
+             token) are asserted by `tests/payments.rs` and `tests/auth.rs`. Counted on warm containers: \
              the first request a container serves also sends one KMS `GetPublicKey` (the token key, memoized per \
              container) in every function that issues or checks access tokens.\n",
             self.reproduce

@@ -58,28 +58,7 @@ impl Bench {
             .find_map(|r| r.stream_arn.clone())
             .ok_or_else(|| BenchError::Setup(format!("the table {table} has no stream")))?;
         let stream = StreamLog::new(&stack.sdk, &arn);
-        let counter = stack.round_trips.clone();
-        let sdk = &stack.sdk;
-        let recorded = Clients {
-            dynamodb: aws_sdk_dynamodb::Client::from_conf(
-                aws_sdk_dynamodb::config::Builder::from(sdk)
-                    .interceptor(counter.clone())
-                    .interceptor(recorder.clone())
-                    .build(),
-            ),
-            kms: aws_sdk_kms::Client::from_conf(
-                aws_sdk_kms::config::Builder::from(sdk)
-                    .interceptor(counter.clone())
-                    .interceptor(recorder.clone())
-                    .build(),
-            ),
-            sqs: aws_sdk_sqs::Client::from_conf(
-                aws_sdk_sqs::config::Builder::from(sdk)
-                    .interceptor(counter)
-                    .interceptor(recorder.clone())
-                    .build(),
-            ),
-        };
+        let recorded = caas_tests::iam::handler_clients(&stack.sdk, &stack.round_trips, recorder.clone());
         Ok(Self { stack, apps: Mutex::new(HashMap::new()), recorder, stream, recorded })
     }
 

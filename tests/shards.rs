@@ -355,13 +355,13 @@ async fn scenario_verify_catches_a_tampered_shard_and_a_payment_that_disagrees_w
     let payment_key = caas::store::payments::payment_key("acme", &plain);
     add_to(&stack, payment_key.clone(), "ADD captured_amount :x", &[(":x", n(1))]).await;
     let report = verify(&stack, "acme").await;
-    assert_eq!(report.payment_mismatch, [plain.clone()], "{report:?}");
+    assert_eq!(report.payment_mismatch, [plain.as_str()], "{report:?}");
     assert!(!report.ok && report.drift.is_empty(), "the accounts still agree with their entries");
     add_to(&stack, payment_key, "ADD captured_amount :x", &[(":x", n(-1))]).await;
     let split_key = caas::store::payments::payment_key("acme", &split);
     add_to(&stack, split_key.clone(), "SET splits[1].captured_amount = :x", &[(":x", n(51))]).await;
     let report = verify(&stack, "acme").await;
-    assert_eq!(report.payment_mismatch, [split.clone()], "{report:?}");
+    assert_eq!(report.payment_mismatch, [split.as_str()], "{report:?}");
     add_to(&stack, split_key, "SET splits[1].captured_amount = :x", &[(":x", n(50))]).await;
     assert!(verify(&stack, "acme").await.ok);
 }

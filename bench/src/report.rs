@@ -259,7 +259,7 @@ impl Report {
             out,
             "A simulation, not AWS: the capture handler's DynamoDB client goes through the fault-injection proxy \
              (docs/FAULTS.md) with its per-item write limit on the merchant account's items, {units} write units per \
-             second per item ({per} captures per second per balance item: a transactional update costs 2), one \
+             second per item ({per} per second per balance item: a transactional update costs 2), one \
              second of burst; DynamoDB's own limit is 1,000 units per second per partition, so multiply the rates by \
              {scale:.0} for the real ceiling. The payers are 16 accounts outside the limit (each customer's own \
              account is not hot). Each run authorizes a pool of 100-cent payments into a fresh merchant account, then \

@@ -434,10 +434,10 @@ pub async fn refund_payment(
         Ok(index.and_then(|i| legs.get(i).map(|leg| (leg.owner.clone(), i))).unwrap_or((Owner::Tenant, 0)))
     };
     // A refund debits the payees: a hot payee's shard 0 may need its shards' credits.
+    let from = &from;
     with_sweep(app, request.who.tenant.as_str(), |sharded| {
-        let (from, acting) = (from.clone(), acting.clone());
         async move {
-            let decide = |p: &Payment, at: &str| p.refund(amount, &from, at);
+            let decide = |p: &Payment, at: &str| p.refund(amount, from, at);
             let refund = (201, ownership::may_refund as Rule, &sharded);
             let result = transition(app, ctx, request, payment_id, refund, acting, decide).await;
             (result, sharded)

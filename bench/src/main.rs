@@ -65,7 +65,7 @@ impl Options {
             migrate_segments: vec![1, 4, 16],
             hot_seconds: 30,
             hot_units: 2,
-            hot_concurrency: 32,
+            hot_concurrency: 96,
             bin_dir: PathBuf::from("target/release"),
             python: ".venv/bin/python".to_owned(),
             command: "scripts/bench".to_owned(),

@@ -263,14 +263,16 @@ impl Report {
              second of burst; DynamoDB's own limit is 1,000 units per second per partition, so multiply the rates by \
              {scale:.0} for the real ceiling. The payers are 16 accounts outside the limit (each customer's own \
              account is not hot). Each run authorizes a pool of 100-cent payments into a fresh merchant account, then \
-             keeps {concurrency} captures in flight for {seconds} s; a 503 (the transaction builder's four attempts \
-             all throttled) is retried with the same Idempotency-Key after 25 ms. The rate counts captures answered \
-             200 within the window. Start: {load}. Reproduce: `{command} --only hot`.\n",
+             keeps {concurrency} captures in flight for {seconds} s (each waits for the shard its payment was given, so \
+             with N in flight and K shards a shard idles about (K − 1) / (N + K − 1) of the time); a 503 (the \
+             transaction builder's four attempts all throttled) is retried with the same Idempotency-Key after \
+             {pause} ms. The rate counts captures answered 200 within the window. Start: {load}. Reproduce: `{command} --only hot`.\n",
             units = options.units_per_second,
             per = options.units_per_second / 2.0,
             scale = 1000.0 / options.units_per_second.max(f64::EPSILON),
             concurrency = options.concurrency,
             seconds = options.seconds,
+            pause = hot::RETRY_PAUSE.as_millis(),
             command = self.reproduce,
         );
         let _ = writeln!(

@@ -435,13 +435,11 @@ pub async fn refund_payment(
     };
     // A refund debits the payees: a hot payee's shard 0 may need its shards' credits.
     let from = &from;
-    with_sweep(app, request.who.tenant.as_str(), |sharded| {
-        async move {
-            let decide = |p: &Payment, at: &str| p.refund(amount, from, at);
-            let refund = (201, ownership::may_refund as Rule, &sharded);
-            let result = transition(app, ctx, request, payment_id, refund, acting, decide).await;
-            (result, sharded)
-        }
+    with_sweep(app, request.who.tenant.as_str(), |sharded| async move {
+        let decide = |p: &Payment, at: &str| p.refund(amount, from, at);
+        let refund = (201, ownership::may_refund as Rule, &sharded);
+        let result = transition(app, ctx, request, payment_id, refund, acting, decide).await;
+        (result, sharded)
     })
     .await
 }

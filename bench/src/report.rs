@@ -277,26 +277,31 @@ impl Report {
         );
         let _ = writeln!(
             out,
-            "| balance shards | captures | window (s) | captures/s | × 1 shard | throttled writes | 503s retried |\n\
-             | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+            "| balance shards | captures | window (s) | captures/s | × 1 shard | of the limit's ceiling | throttled writes | 503s retried |\n\
+             | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
         );
+        let per_item = options.units_per_second / 2.0;
         let base = report.runs.first().map_or(1.0, hot::Run::per_second).max(f64::EPSILON);
         for run in &report.runs {
             let _ = writeln!(
                 out,
-                "| {} | {} | {} | {:.1} | {:.1} | {} | {} |",
+                "| {} | {} | {} | {:.1} | {:.1} | {:.0} % | {} | {} |",
                 run.shards,
                 run.captures,
                 run.elapsed.as_secs(),
                 run.per_second(),
                 run.per_second() / base,
+                100.0 * run.per_second() / (per_item * f64::from(run.shards)).max(f64::EPSILON),
                 run.throttled,
                 run.retried
             );
         }
         let _ = writeln!(
             out,
-            "\nAfter both runs `verify` replayed the tenant's ledger: {} ({}).\n\n\
+            "\nThe ceiling is the limit's: shards × {per_item} captures per second. Below it: time lost between a \
+             bucket refilling and a waiting capture's next attempt, a shard left idle while the captures in flight \
+             wait on others, and the emulator and handlers sharing this machine's CPU with the polling.\n\n\
+             After both runs `verify` replayed the tenant's ledger: {} ({}).\n\n\
              Why it scales: a capture's only write to the merchant account's balance is one update of the shard its \
              payment was given at authorization (a hash of the payment id), so K shards take K times the writes; \
              each capture still costs 2 DynamoDB calls (the same BatchGetItem and TransactWriteItems as into any \
@@ -304,7 +309,8 @@ impl Report {
              refunds); when shard 0 alone cannot cover one, its shards' posted credits are swept into it (one Query \
              and one TransactWriteItems touching every shard) and the command runs again (section 10).\n",
             if report.verify_ok { "clean, no money created or lost" } else { "NOT clean" },
-            report.verify_summary
+            report.verify_summary,
+            per_item = per_item,
         );
     }
 

@@ -76,14 +76,16 @@ fn creation(
     grant: Option<Grant>,
 ) -> Result<Prepared, AppError> {
     let table = scope.table;
-    let payload = json!({
+    let mut payload = json!({
         "account_id": account.account_id,
         "currency": account.currency,
         "allow_overdraft": account.allow_overdraft,
         "overdraft_limit": account.overdraft_limit(),
         "owner": account.owner.view(),
-        "shards": account.shards,
     });
+    if account.shards > 1 {
+        payload["shards"] = json!(account.shards);
+    }
     let event = OutboxEvent::new(
         scope.tenant,
         "account",

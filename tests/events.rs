@@ -36,6 +36,8 @@ const API_EVENTS: &[(&str, &str, u16)] = &[
     ("logout.json", "LogoutFunction", 204),
     ("jwks.json", "JwksFunction", 200),
     ("create-account.json", "CreateAccountFunction", 201),
+    // A hot account: its balance in 8 shards.
+    ("create-account-hot.json", "CreateAccountFunction", 201),
     ("create-account-unknown-currency.json", "CreateAccountFunction", 400),
     ("get-account.json", "GetAccountFunction", 200),
     ("get-balance.json", "GetBalanceFunction", 200),

@@ -11,6 +11,7 @@ mod cold;
 mod costs;
 mod cpu;
 mod error;
+mod hot;
 mod http;
 mod jobs;
 mod prices;
@@ -25,9 +26,10 @@ use std::path::PathBuf;
 
 const USAGE: &str = "caas-bench [--out FILE] [--only SECTIONS] [--requests N] [--argon2-requests N] \
 [--argon2-rounds N] [--cold-starts N] [--outbox-events N] [--audit-entries N] [--migrate-items N] \
-[--migrate-segments LIST] [--bin-dir DIR] [--python PATH] [--command TEXT]\n  SECTIONS: comma-separated of roundtrips,cpu,argon2,cold,jobs,migrate,bundles (default: all)";
+[--migrate-segments LIST] [--hot-seconds N] [--hot-units N] [--hot-concurrency N] [--bin-dir DIR] [--python PATH] \
+[--command TEXT]\n  SECTIONS: comma-separated of roundtrips,cpu,argon2,cold,jobs,migrate,bundles,hot (default: all)";
 
-const SECTIONS: [&str; 7] = ["roundtrips", "cpu", "argon2", "cold", "jobs", "migrate", "bundles"];
+const SECTIONS: [&str; 8] = ["roundtrips", "cpu", "argon2", "cold", "jobs", "migrate", "bundles", "hot"];
 
 pub struct Options {
     pub out: PathBuf,
@@ -40,6 +42,9 @@ pub struct Options {
     pub audit_entries: usize,
     pub migrate_items: usize,
     pub migrate_segments: Vec<u32>,
+    pub hot_seconds: usize,
+    pub hot_units: usize,
+    pub hot_concurrency: usize,
     pub bin_dir: PathBuf,
     pub python: String,
     pub command: String,
@@ -58,6 +63,9 @@ impl Options {
             audit_entries: 1000,
             migrate_items: 100_000,
             migrate_segments: vec![1, 4, 16],
+            hot_seconds: 30,
+            hot_units: 2,
+            hot_concurrency: 96,
             bin_dir: PathBuf::from("target/release"),
             python: ".venv/bin/python".to_owned(),
             command: "scripts/bench".to_owned(),
@@ -81,6 +89,9 @@ impl Options {
                 "--outbox-events" => options.outbox_events = number(&value)?,
                 "--audit-entries" => options.audit_entries = number(&value)?,
                 "--migrate-items" => options.migrate_items = number(&value)?,
+                "--hot-seconds" => options.hot_seconds = number(&value)?.max(1),
+                "--hot-units" => options.hot_units = number(&value)?.max(1),
+                "--hot-concurrency" => options.hot_concurrency = number(&value)?.max(1),
                 "--migrate-segments" => {
                     options.migrate_segments = value
                         .split(',')
@@ -100,7 +111,8 @@ impl Options {
             if !SECTIONS.contains(&section.as_str()) {
                 return Err(BenchError::Usage(format!("unknown section {section}\n{USAGE}")));
             }
-            if cfg!(debug_assertions) && !["roundtrips", "bundles"].contains(&section.as_str()) {
+            // The hot-account rates are set by the simulated write limit, not by the build.
+            if cfg!(debug_assertions) && !["roundtrips", "bundles", "hot"].contains(&section.as_str()) {
                 return Err(BenchError::Usage(format!(
                     "{section} is timed: run it from a release build (scripts/bench without --dev)"
                 )));
@@ -207,6 +219,22 @@ async fn run(options: &Options) -> Result<()> {
             let run = jobs::migrate(options.migrate_items, segments).await?;
             report.migrate.push((run, load));
         }
+    }
+    if options.runs("hot") {
+        eprintln!("caas-bench: hot accounts");
+        let load = report::load();
+        let hot = hot::measure(
+            &bench,
+            &fixture,
+            hot::Options {
+                units_per_second: options.hot_units as f64,
+                seconds: options.hot_seconds as u64,
+                concurrency: options.hot_concurrency,
+                shards: vec![1, 8],
+            },
+        )
+        .await?;
+        report.hot = Some((hot, load));
     }
     if options.runs("bundles") {
         let target = std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".to_owned());

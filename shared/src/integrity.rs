@@ -48,8 +48,9 @@ pub async fn verify(app: &App, tenant: Option<&TenantId>) -> Result<IntegrityRep
 }
 
 /// The report as CloudWatch metrics (EMF); the alarms in template.yaml watch
-/// `LedgerDriftAccounts` (totals that disagree with the entries, or a
-/// `spendable` that disagrees with the totals) and `AuditChainsBroken`.
+/// `LedgerDriftAccounts` (totals that disagree with the entries, a
+/// `spendable` that disagrees with the totals, or a hot account's shards that
+/// disagree with it), `LedgerPaymentMismatches` and `AuditChainsBroken`.
 pub fn emit_metrics(report: &IntegrityReport, at: time::OffsetDateTime) {
     let ledger = &report.ledger;
     let off_balance =
@@ -59,8 +60,12 @@ pub fn emit_metrics(report: &IntegrityReport, at: time::OffsetDateTime) {
         // their totals, are drifted too: their totals cannot be trusted.
         .count(
             "LedgerDriftAccounts",
-            (ledger.drift.len() + ledger.out_of_range.len() + ledger.spendable_mismatch.len()) as u64,
+            (ledger.drift.len()
+                + ledger.out_of_range.len()
+                + ledger.spendable_mismatch.len()
+                + ledger.shard_mismatch.len()) as u64,
         )
+        .count("LedgerPaymentMismatches", ledger.payment_mismatch.len() as u64)
         .count("LedgerAccountsOutOfRange", ledger.out_of_range.len() as u64)
         .count("LedgerUnbalancedTransactions", ledger.unbalanced_transactions.len() as u64)
         .count("LedgerNonZeroCurrencySums", off_balance as u64)

@@ -216,6 +216,45 @@ pub fn pro_rata(total: i64, weights: &[i64]) -> Option<Vec<i64>> {
     parts.into_iter().map(|part| i64::try_from(part).ok()).collect()
 }
 
+/// The most balance shards an account may have. A hot account (a merchant
+/// or fee account credited by every payment) keeps its balance in `shards`
+/// items: the account item (shard 0, the only one debited, where the
+/// overdraft rule is a condition) and `shards - 1` credit shards. Bounded by
+/// the creating transaction (the account, its shards, its event, the
+/// idempotency record and two directory checks: 5 + 31 <= 100 actions) and
+/// by the balance read, which returns them all in one query (32 items of
+/// about 300 bytes: 3 read units).
+pub const MAX_SHARDS: u32 = 32;
+
+/// The shard that takes leg `leg`'s credits of payment `payment_id` on an
+/// account of `shards` shards: a hash of both (FNV-1a), so concurrent
+/// payments into one account spread over its shards, and every movement of
+/// one leg (the hold, then its capture or release) meets the same shard.
+pub fn credit_shard(payment_id: &str, leg: usize, shards: u32) -> u32 {
+    if shards <= 1 {
+        return 0;
+    }
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in payment_id.bytes().chain(leg.to_le_bytes()) {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    u32::try_from(hash % u64::from(shards)).unwrap_or(0)
+}
+
+/// The totals of an account kept in shards: their sum; `None` if it leaves i64.
+pub fn sum_balances<'a>(parts: impl IntoIterator<Item = &'a Balances>) -> Option<Balances> {
+    parts.into_iter().try_fold(Balances::default(), |sum, b| {
+        Some(Balances {
+            debits_pending: sum.debits_pending.checked_add(b.debits_pending)?,
+            credits_pending: sum.credits_pending.checked_add(b.credits_pending)?,
+            debits_posted: sum.debits_posted.checked_add(b.debits_posted)?,
+            credits_posted: sum.credits_posted.checked_add(b.credits_posted)?,
+            available: sum.available.checked_add(b.available)?,
+        })
+    })
+}
+
 /// Debits equal credits, pending and posted alike (summed in i128: exact for
 /// any number of i64 deltas up to 2^64).
 pub fn is_balanced<'a>(deltas: impl IntoIterator<Item = &'a Delta>) -> bool {
@@ -287,6 +326,22 @@ mod tests {
             let (payer, legs) = Movement::Capture { authorized: sum, captured: total }.split_deltas(&shares);
             proptest::prop_assert!(is_balanced(std::iter::once(&payer).chain(&legs)));
         }
+    }
+
+    #[test]
+    fn credits_spread_over_shards_and_one_leg_keeps_its_shard() {
+        assert_eq!(credit_shard("p1", 0, 1), 0);
+        let shards: std::collections::BTreeSet<u32> =
+            (0..200).map(|i| credit_shard(&format!("payment-{i}"), 0, 8)).collect();
+        assert_eq!(shards.len(), 8, "every shard takes credits");
+        assert!(shards.iter().all(|s| *s < 8));
+        assert_eq!(credit_shard("p1", 3, 8), credit_shard("p1", 3, 8));
+        let a = Balances { credits_posted: 5, available: 5, ..Default::default() };
+        let b = Balances { debits_posted: 2, available: -2, ..Default::default() };
+        let sum = sum_balances([&a, &b]).unwrap();
+        assert_eq!((sum.available, sum.posted()), (3, Some(3)));
+        let max = Balances { credits_posted: i64::MAX, ..Default::default() };
+        assert_eq!(sum_balances([&max, &a]), None);
     }
 
     #[test]

@@ -1,11 +1,19 @@
 //! Ledger replay and drift detection (the seeds' DriftVerifier): recompute
 //! every account's totals from its immutable entries, compare with the stored
 //! totals, check every transaction is balanced and every tenant's balances sum
-//! to zero per currency.
+//! to zero per currency. A hot account's stored totals are its item's and
+//! its credit shards' summed; each shard must agree with its account. Every
+//! payment's totals (authorized, captured, refunded, released) and each
+//! leg's must be what its ledger entries moved.
 
-use super::{Balances, Delta, is_balanced};
+use super::{Balances, Delta, is_balanced, sum_balances};
 use crate::error::AppError;
-use crate::store::ledger::{self as ledger_store, EntryRecord, OutOfRange, SnapshotRecord, StoredAccount};
+use crate::payments::{Payment, PaymentStatus};
+use crate::store::ledger::{
+    self as ledger_store, AccountHistory, AccountRecord, EntryRecord, OutOfRange, ShardRecord,
+    SnapshotRecord, StoredAccount,
+};
+use crate::store::payments as payment_store;
 use crate::tenant::TenantId;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -49,6 +57,13 @@ pub struct LedgerReport {
     pub snapshot_mismatch: Vec<String>,
     /// Snapshots written by this run (days that had entries and have ended).
     pub snapshots_written: usize,
+    /// Hot accounts whose credit shards disagree with the account: a shard
+    /// missing or beyond its count, a debit on one, another currency or status.
+    pub shard_mismatch: Vec<String>,
+    pub payments_checked: usize,
+    /// Payments whose totals or legs disagree with their ledger entries (or
+    /// whose item is missing while entries name it).
+    pub payment_mismatch: Vec<String>,
 }
 
 /// How long after midnight a day's snapshot waits: a transaction made just
@@ -152,6 +167,8 @@ pub async fn verify_ledger(
         && report.spendable_mismatch.is_empty()
         && report.unbalanced_transactions.is_empty()
         && report.snapshot_mismatch.is_empty()
+        && report.shard_mismatch.is_empty()
+        && report.payment_mismatch.is_empty()
         && report.currency_totals.iter().all(|t| t.posted_sum == 0 && t.pending_difference == 0);
     Ok(report)
 }
@@ -166,14 +183,18 @@ async fn verify_tenant(
     // Per ledger transaction: its entries' deltas and the posting counts they name.
     let mut transactions: BTreeMap<String, (Vec<Delta>, Vec<u32>)> = BTreeMap::new();
     let mut totals: BTreeMap<String, (i128, i128)> = BTreeMap::new();
+    // Per payment, what its entries moved per (account, movement).
+    let mut payments: BTreeMap<String, Moved> = BTreeMap::new();
     for account_id in ledger_store::tenant_account_ids(dynamodb, table, tenant).await? {
-        let (account, entries, snapshots) =
+        let AccountHistory { account, shards, entries, snapshots } =
             ledger_store::account_with_entries(dynamodb, table, tenant, &account_id).await?;
         check_snapshots(dynamodb, table, (&entries, &snapshots), write_before, report).await?;
         for entry in &entries {
             let transaction = transactions.entry(entry.tx_id.clone()).or_default();
             transaction.0.push(entry.delta);
             transaction.1.push(entry.postings.unwrap_or(LEGACY_POSTINGS));
+            let moved = payments.entry(entry.payment_id.clone()).or_default();
+            add(moved, (&entry.account_id, &entry.movement), &entry.delta);
         }
         report.entries_checked += entries.len();
         let account = match account {
@@ -195,7 +216,18 @@ async fn verify_tenant(
             });
             continue;
         };
-        let stored = account.balances;
+        if !shards_agree(&account, &shards) {
+            report.shard_mismatch.push(account.account_id.clone());
+        }
+        let all = std::iter::once(&account.balances).chain(shards.iter().map(|s| &s.balances));
+        let Some(stored) = sum_balances(all) else {
+            report.out_of_range.push(OutOfRange {
+                account_id: account.account_id.clone(),
+                attribute: "shards".to_owned(),
+                value: "the sum of its balance shards is beyond i64".to_owned(),
+            });
+            continue;
+        };
         if stored != replayed {
             report.drift.push(AccountDrift {
                 tenant_id: tenant.to_owned(),
@@ -204,13 +236,22 @@ async fn verify_tenant(
                 replayed,
             });
         }
-        let expected = account.stored_overdraft_limit.map(|limit| stored.available.checked_add(limit));
+        // `spendable` is shard 0's: the account item's own `available` plus the limit.
+        let expected =
+            account.stored_overdraft_limit.map(|limit| account.balances.available.checked_add(limit));
         if expected.is_some_and(|spendable| spendable != account.spendable) {
             report.spendable_mismatch.push(account.account_id.clone());
         }
         let total = totals.entry(account.currency.clone()).or_default();
         total.0 += i128::from(stored.credits_posted) - i128::from(stored.debits_posted);
         total.1 += i128::from(stored.debits_pending) - i128::from(stored.credits_pending);
+    }
+    for (payment_id, moved) in &payments {
+        let payment = payment_store::read(dynamodb, table, tenant, payment_id).await?;
+        report.payments_checked += 1;
+        if payment.is_none_or(|payment| expected_moves(&payment) != nonzero(moved)) {
+            report.payment_mismatch.push(payment_id.clone());
+        }
     }
     report.transactions_checked += transactions.len();
     report.unbalanced_transactions.extend(
@@ -229,4 +270,77 @@ async fn verify_tenant(
         }
     }));
     Ok(())
+}
+
+/// What a payment's entries moved: the sum of their deltas per (account, movement).
+type Moved = BTreeMap<(String, String), Delta>;
+
+fn add(moved: &mut Moved, (account_id, movement): (&str, &str), delta: &Delta) {
+    let sum = moved.entry((account_id.to_owned(), movement.to_owned())).or_default();
+    sum.debits_pending = sum.debits_pending.saturating_add(delta.debits_pending);
+    sum.credits_pending = sum.credits_pending.saturating_add(delta.credits_pending);
+    sum.debits_posted = sum.debits_posted.saturating_add(delta.debits_posted);
+    sum.credits_posted = sum.credits_posted.saturating_add(delta.credits_posted);
+}
+
+fn nonzero(moved: &Moved) -> Moved {
+    moved.iter().filter(|(_, d)| **d != Delta::default()).map(|(k, d)| (k.clone(), *d)).collect()
+}
+
+/// What a payment's ledger entries must have moved, from its own totals:
+/// the hold of its amount on the payer and of each leg's on its payee; a
+/// capture (captured or refunded since) posting `captured_amount` and each
+/// leg's captured part and releasing the whole hold; a void or expiry
+/// releasing it; refunds of `refunded_amount` and each leg's refunded part.
+pub fn expected_moves(payment: &Payment) -> Moved {
+    let mut moved = Moved::new();
+    let payer = payment.payer_account_id.as_str();
+    let legs = payment.legs();
+    let zero = Delta::default();
+    add(&mut moved, (payer, "authorize"), &Delta { debits_pending: payment.amount, ..zero });
+    for leg in &legs {
+        add(&mut moved, (&leg.account_id, "authorize"), &Delta { credits_pending: leg.amount, ..zero });
+    }
+    match payment.status {
+        PaymentStatus::Authorized => {}
+        PaymentStatus::Voided | PaymentStatus::Expired => {
+            add(&mut moved, (payer, "void"), &Delta { debits_pending: -payment.amount, ..zero });
+            for leg in &legs {
+                add(&mut moved, (&leg.account_id, "void"), &Delta { credits_pending: -leg.amount, ..zero });
+            }
+        }
+        PaymentStatus::Captured | PaymentStatus::PartiallyRefunded | PaymentStatus::Refunded => {
+            let capture =
+                Delta { debits_pending: -payment.amount, debits_posted: payment.captured_amount, ..zero };
+            add(&mut moved, (payer, "capture"), &capture);
+            add(&mut moved, (payer, "refund"), &Delta { credits_posted: payment.refunded_amount, ..zero });
+            for leg in &legs {
+                let capture =
+                    Delta { credits_pending: -leg.amount, credits_posted: leg.captured_amount, ..zero };
+                add(&mut moved, (&leg.account_id, "capture"), &capture);
+                add(
+                    &mut moved,
+                    (&leg.account_id, "refund"),
+                    &Delta { debits_posted: leg.refunded_amount, ..zero },
+                );
+            }
+        }
+    }
+    nonzero(&moved)
+}
+
+/// A hot account's credit shards are exactly 1..shards, each only credited
+/// (`available == credits_posted`, no debit), in the account's currency and state.
+fn shards_agree(account: &AccountRecord, shards: &[ShardRecord]) -> bool {
+    let numbers: Vec<u32> = shards.iter().map(|s| s.shard).collect();
+    numbers == (1..account.shards.max(1)).collect::<Vec<_>>()
+        && shards.iter().all(|s| {
+            let b = &s.balances;
+            b.debits_pending == 0
+                && b.debits_posted == 0
+                && b.available == b.credits_posted
+                && s.currency == account.currency
+                && s.status == account.status
+                && s.account_id == account.account_id
+        })
 }

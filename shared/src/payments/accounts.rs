@@ -18,7 +18,7 @@ use crate::clock::rfc3339;
 use crate::error::AppError;
 use crate::http::RequestContext;
 use crate::idempotency::{Idempotent, Outcome, Prepared, execute};
-use crate::ledger::Balances;
+use crate::ledger::{AccountStatus, Balances};
 use crate::outbox::OutboxEvent;
 use crate::paging::PageQuery;
 use crate::store::labels::PaymentLabel;
@@ -54,6 +54,7 @@ pub async fn create_account(
         spendable: None,
         status: Default::default(),
         created_at: rfc3339(now),
+        shards: input.shards,
     };
     let scope = Scope::of(&app.config.table_name, ctx, request.who, now);
     execute(
@@ -75,13 +76,16 @@ fn creation(
     grant: Option<Grant>,
 ) -> Result<Prepared, AppError> {
     let table = scope.table;
-    let payload = json!({
+    let mut payload = json!({
         "account_id": account.account_id,
         "currency": account.currency,
         "allow_overdraft": account.allow_overdraft,
         "overdraft_limit": account.overdraft_limit(),
         "owner": account.owner.view(),
     });
+    if account.shards > 1 {
+        payload["shards"] = json!(account.shards);
+    }
     let event = OutboxEvent::new(
         scope.tenant,
         "account",
@@ -93,6 +97,9 @@ fn creation(
     )
     .by(&principal.actor());
     let mut tx = Tx::new(table, &event)?.push(ledger_store::insert_account(table, account)?);
+    for shard in ledger_store::insert_shards(table, account)? {
+        tx = tx.push(shard);
+    }
     // The caller's own entry is checked by the role check when it applies.
     let named = if account.owner == Owner::of(principal) {
         None
@@ -118,17 +125,87 @@ fn creation_refused(error: &TxError<PaymentLabel>) -> Option<AppError> {
         .map(|_| AppError::Unprocessable("owner: there is no such user or client in this tenant".into()))
 }
 
-/// The account, if the caller may see it (404 otherwise: its existence is not revealed).
+/// The account, if the caller may see it (404 otherwise: its existence is
+/// not revealed), its totals summed over its balance shards: one strongly
+/// consistent query of the account item and its shards.
 pub async fn get_account(app: &App, who: &Authenticated, account_id: &str) -> Result<AccountView, AppError> {
     let account_id = path_id(account_id, "account")?;
-    let key = ledger_store::account_key(who.tenant.as_str(), &account_id);
-    let item = crate::store::get(&app.clients.dynamodb, &app.config.table_name, key).await?;
-    let account = item
-        .map(ledger_store::decode_account)
-        .transpose()?
-        .filter(|account| ownership::can_read(&who.principal, &[&account.owner]))
+    let table = &app.config.table_name;
+    let account = ledger_store::read_account(&app.clients.dynamodb, table, who.tenant.as_str(), &account_id)
+        .await?
+        .filter(|read| ownership::can_read(&who.principal, &[&read.account.owner]))
         .ok_or(AppError::NotFound("account"))?;
-    AccountView::try_from(&account)
+    AccountView::try_from(&account.summed()?)
+}
+
+/// Moves a hot account's posted credits from its credit shards into shard 0
+/// (one query, then one transaction; no balance of the account changes, so
+/// it writes no event). `false`: there was nothing to move. Its conditions
+/// hold while no sweep runs beside it; a concurrent one makes it a no-op.
+pub async fn sweep_shards(app: &App, tenant: &str, account_id: &str) -> Result<bool, AppError> {
+    let table = &app.config.table_name;
+    let Some(account) = ledger_store::read_account(&app.clients.dynamodb, table, tenant, account_id).await?
+    else {
+        return Ok(false);
+    };
+    let actions = ledger_store::sweep(table, &account)?;
+    if actions.is_empty() {
+        return Ok(false);
+    }
+    let tx = actions.into_iter().fold(Tx::without_event(table), Tx::push);
+    match tx.commit(&app.clients.dynamodb).await {
+        Ok(()) => Ok(true),
+        // A concurrent sweep moved them first: shard 0 has them.
+        Err(TxError::Cancelled(_)) => Ok(true),
+        Err(TxError::Other(error)) => Err(error),
+    }
+}
+
+/// A change of an account (`event` describes it; `caller`: the role check of
+/// the caller's request, if any) in one transaction. A hot account refuses
+/// the single-item form; then its shards are swept (closing needs every
+/// total in shard 0; a new limit is checked against the whole balance),
+/// read, and changed with it.
+async fn commit_change(
+    app: &App,
+    tenant: &TenantId,
+    account_id: &str,
+    change: &AccountChange,
+    (event, caller): (&OutboxEvent, Option<&Principal>),
+) -> Result<(), AppError> {
+    let table = &app.config.table_name;
+    let dynamodb = &app.clients.dynamodb;
+    let attempt = |sharded: Option<&ledger_store::ShardedAccount>| -> Result<Tx<PaymentLabel>, AppError> {
+        let mut tx = Tx::new(table, event)?;
+        for action in ledger_store::change_account(table, tenant.as_str(), account_id, change, sharded)? {
+            tx = tx.push(action);
+        }
+        if let Some(principal) = caller {
+            tx = tx.push(members::require_role_as(table, PaymentLabel::Caller, principal, &ADMINISTRATORS)?);
+        }
+        Ok(tx)
+    };
+    match attempt(None)?.commit(dynamodb).await {
+        Ok(()) => return Ok(()),
+        Err(error) => match change_refused(error, change, false) {
+            ChangeOutcome::Sharded => {}
+            ChangeOutcome::Refused(error) => return Err(error),
+        },
+    }
+    if change.status == Some(AccountStatus::Closed) || change.overdraft_limit.is_some() {
+        sweep_shards(app, tenant.as_str(), account_id).await?;
+    }
+    let account = ledger_store::read_account(dynamodb, table, tenant.as_str(), account_id)
+        .await?
+        .ok_or(AppError::NotFound("account"))?;
+    attempt(Some(&account))?.commit(dynamodb).await.map_err(|error| {
+        match change_refused(error, change, true) {
+            ChangeOutcome::Refused(error) => error,
+            ChangeOutcome::Sharded => {
+                AppError::Internal("a sharded account change refused as unsharded".into())
+            }
+        }
+    })
 }
 
 /// The operator (`tenants` job) sets an overdraft account's limit, e.g. to
@@ -144,7 +221,6 @@ pub async fn set_overdraft_limit(
 ) -> Result<Value, AppError> {
     let account_id = path_id(account_id, "account")?;
     let limit = input::overdraft_limit(true, Some(limit))?;
-    let table = &app.config.table_name;
     let payload = json!({ "account_id": account_id, "overdraft_limit": limit });
     let event = OutboxEvent::new(
         tenant,
@@ -157,11 +233,7 @@ pub async fn set_overdraft_limit(
     )
     .by(&Actor::operator());
     let change = AccountChange { status: None, overdraft_limit: Some(limit) };
-    Tx::new(table, &event)?
-        .push(ledger_store::change_account(table, tenant.as_str(), &account_id, &change)?)
-        .commit(&app.clients.dynamodb)
-        .await
-        .map_err(|error| change_refused(error, &change))?;
+    commit_change(app, tenant, &account_id, &change, (&event, None)).await?;
     Ok(payload)
 }
 
@@ -183,7 +255,6 @@ pub async fn update_account(
     }
     let account_id = path_id(account_id, "account")?;
     let change = input::account_change(body)?;
-    let table = &app.config.table_name;
     let mut payload = json!({ "account_id": account_id });
     if let Some(status) = change.status {
         payload["status"] = json!(status);
@@ -201,34 +272,46 @@ pub async fn update_account(
         payload,
     )
     .by(&who.principal.actor());
-    Tx::new(table, &event)?
-        .push(ledger_store::change_account(table, who.tenant.as_str(), &account_id, &change)?)
-        .push(members::require_role_as(table, PaymentLabel::Caller, &who.principal, &ADMINISTRATORS)?)
-        .commit(&app.clients.dynamodb)
-        .await
-        .map_err(|error| change_refused(error, &change))?;
+    commit_change(app, &who.tenant, &account_id, &change, (&event, Some(&who.principal))).await?;
     get_account(app, who, &account_id).await
 }
 
-/// The answer to a refused account change, from the account as it was.
-fn change_refused(error: TxError<PaymentLabel>, change: &AccountChange) -> AppError {
+enum ChangeOutcome {
+    /// A hot account: change it with its shards.
+    Sharded,
+    Refused(AppError),
+}
+
+/// The answer to a refused account change, from the account as it was
+/// (`with_shards`: the change named the account's shards).
+fn change_refused(error: TxError<PaymentLabel>, change: &AccountChange, with_shards: bool) -> ChangeOutcome {
     if error.failed(PaymentLabel::Caller).is_some() {
-        return AppError::forbidden("your current role does not allow changing accounts");
+        return ChangeOutcome::Refused(AppError::forbidden(
+            "your current role does not allow changing accounts",
+        ));
     }
-    let Some(failure) = error.condition_failed(PaymentLabel::Account) else { return error.into_app_error() };
-    match ledger_store::refusal(failure.item.as_ref(), change) {
+    if error.condition_failed(PaymentLabel::Shard).is_some() && error.failed(PaymentLabel::Account).is_none()
+    {
+        // Only a closing puts a condition on a shard: it still holds credits.
+        return ChangeOutcome::Refused(AppError::Conflict(NOT_SETTLED.into()));
+    }
+    let Some(failure) = error.condition_failed(PaymentLabel::Account) else {
+        return ChangeOutcome::Refused(error.into_app_error());
+    };
+    ChangeOutcome::Refused(match ledger_store::refusal(failure.item.as_ref(), change, with_shards) {
+        Ok(ChangeRefused::Sharded) => return ChangeOutcome::Sharded,
         Ok(ChangeRefused::Missing) => AppError::NotFound("account"),
         Ok(ChangeRefused::Closed) => AppError::Conflict("the account is closed".into()),
-        Ok(ChangeRefused::NotSettled) => {
-            AppError::Conflict("an account can be closed only at a zero balance with no pending holds".into())
-        }
+        Ok(ChangeRefused::NotSettled) => AppError::Conflict(NOT_SETTLED.into()),
         Ok(ChangeRefused::NoOverdraft) => AppError::Conflict("the account does not allow overdraft".into()),
         Ok(ChangeRefused::BelowOverdraft(overdraft)) => AppError::Conflict(format!(
             "overdraft_limit: may not be below the account's current overdraft ({overdraft} minor units)"
         )),
         Err(error) => error,
-    }
+    })
 }
+
+const NOT_SETTLED: &str = "an account can be closed only at a zero balance with no pending holds";
 
 /// An account's ledger entries, newest first; the cursor is the last entry's tx id.
 pub async fn list_transactions(

@@ -4,7 +4,7 @@
 use super::ownership::Owner;
 use super::{MAX_SPLITS, RefundFrom};
 use crate::error::AppError;
-use crate::ledger::AccountStatus;
+use crate::ledger::{AccountStatus, MAX_SHARDS};
 use crate::money::{Currency, amount_field, currency_field};
 use crate::store::ledger::AccountChange;
 use serde::Deserialize;
@@ -31,6 +31,8 @@ struct NewAccountBody {
     name: Option<String>,
     #[serde(default)]
     owner: Option<Value>,
+    #[serde(default)]
+    shards: Option<Value>,
 }
 
 /// A valid account creation request.
@@ -42,6 +44,8 @@ pub(super) struct NewAccount {
     pub name: Option<String>,
     /// The owner an administrator asked for (default: the caller).
     pub owner: Option<Owner>,
+    /// Balance shards, 1 to [`MAX_SHARDS`] (default 1): a hot account's.
+    pub shards: u32,
 }
 
 pub(super) fn new_account(body: Value) -> Result<NewAccount, AppError> {
@@ -50,7 +54,20 @@ pub(super) fn new_account(body: Value) -> Result<NewAccount, AppError> {
     let overdraft_limit = overdraft_limit(input.allow_overdraft, input.overdraft_limit.as_ref())?;
     let name = bounded_text("name", input.name, MAX_NAME_CHARS)?;
     let owner = input.owner.map(owner_field).transpose()?;
-    Ok(NewAccount { currency, allow_overdraft: input.allow_overdraft, overdraft_limit, name, owner })
+    let shards = match input.shards {
+        None => 1,
+        Some(shards) => shards
+            .as_u64()
+            .and_then(|n| u32::try_from(n).ok())
+            .filter(|n| (1..=MAX_SHARDS).contains(n))
+            .ok_or_else(|| {
+                AppError::bad_request(
+                    "shards",
+                    format!("shards: must be a whole number from 1 to {MAX_SHARDS}"),
+                )
+            })?,
+    };
+    Ok(NewAccount { currency, allow_overdraft: input.allow_overdraft, overdraft_limit, name, owner, shards })
 }
 
 /// An overdraft is always bounded: `allow_overdraft: true` needs its limit.

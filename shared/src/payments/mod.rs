@@ -61,6 +61,10 @@ pub struct Payment {
     pub currency: String,
     pub payer_account_id: String,
     pub payee_account_id: String,
+    /// The balance shard of the payee account that takes this payment's
+    /// credits (0 unless the payee is a hot account; see [`Leg::shard`]).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub payee_shard: u32,
     /// The accounts' owners when the payment was authorized (owners never
     /// change), so capture, void and refund decide from the payment alone.
     /// Payments stored before ownership existed read as tenant-owned.
@@ -103,6 +107,16 @@ pub struct Leg {
     pub captured_amount: i64,
     #[serde(default)]
     pub refunded_amount: i64,
+    /// The balance shard of a hot payee account that takes this leg's
+    /// credits (its hold and its capture: one shard), chosen when the
+    /// payment is authorized ([`crate::ledger::credit_shard`]); 0 otherwise.
+    /// Debits of the leg (refunds) go to shard 0.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub shard: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// The most payees of one split payment. Every leg is two actions of the
@@ -160,6 +174,7 @@ impl Payment {
             amount: self.amount,
             captured_amount: self.captured_amount,
             refunded_amount: self.refunded_amount,
+            shard: self.payee_shard,
         }]
     }
 
@@ -299,6 +314,7 @@ mod tests {
             currency: "USD".into(),
             payer_account_id: "a".into(),
             payee_account_id: "b".into(),
+            payee_shard: 0,
             payer_owner: Owner::User("u-a".into()),
             payee_owner: Owner::Tenant,
             description: None,
@@ -351,6 +367,7 @@ mod tests {
             amount,
             captured_amount: 0,
             refunded_amount: 0,
+            shard: 0,
         };
         let p = Payment { splits: vec![leg("b", 700), leg("fee", 200), leg("c", 100)], ..authorized(1000) };
         let captured = p.capture(Some(999), "t1").unwrap();

@@ -114,6 +114,7 @@ pub(super) fn record_movement(
         .push(payment_store::insert_event(table, &history(scope, change, &tx_id, &at))?)
         .push(ledger_store::insert_transaction(table, &transaction)?);
     let caller = scope.caller.map(Owner::of);
+    let legs = change.payment.legs();
     for (n, posting) in transaction.postings.iter().enumerate() {
         // The payer first, then the payee legs.
         let (side, label) = match n {
@@ -128,6 +129,12 @@ pub(super) fn record_movement(
             currency: &change.payment.currency,
             delta: posting.delta,
             owner: caller.as_ref().filter(|_| pinned),
+            // Debits (and the payer's side) on shard 0; a leg's credits on its shard.
+            shard: match n {
+                0 => 0,
+                _ if posting.delta.is_debit() => 0,
+                _ => legs.get(n - 1).map_or(0, |leg| leg.shard),
+            },
         };
         tx = tx
             .push(ledger_store::insert_entry(

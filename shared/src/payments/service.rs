@@ -56,15 +56,17 @@ struct Moved {
 /// transaction): the pinned account did not have the caller as its owner,
 /// which nothing makes happen (owners never change); the account's state
 /// (frozen, closed); the bound that keeps every total within i64; or its
-/// overdraft rule.
+/// overdraft rule. A hot account's shortfall is noted in `sharded` (its
+/// shard 0 may lack funds its credit shards hold: see [`with_sweep`]).
 fn refused_update(
     error: &TxError<PaymentLabel>,
     label: PaymentLabel,
     moved: &Moved,
     caller: &Owner,
+    sharded: &OnceLock<String>,
 ) -> Option<AppError> {
     let failure = error.condition_failed(label)?;
-    let account = failure.item.clone().and_then(|item| ledger_store::decode_account(item).ok());
+    let account = failure.item.as_ref().and_then(ledger_store::holder);
     let account_id = account.as_ref().map(|account| account.account_id.as_str());
     if moved.pinned.is_some()
         && moved.pinned.as_deref() == account_id
@@ -81,6 +83,9 @@ fn refused_update(
     let beyond = delta.is_some_and(|delta| {
         failure.item.as_ref().is_some_and(|old| ledger_store::exceeds_range(old, delta))
     });
+    if !beyond && let Some(hot) = account.as_ref().filter(|a| a.shards > 1) {
+        let _ = sharded.set(hot.account_id.clone());
+    }
     Some(AppError::Unprocessable(if beyond {
         format!(
             "the {whose} account's totals would exceed what the ledger holds (9223372036854775807 minor units)"
@@ -104,11 +109,54 @@ fn role_refused(error: &TxError<PaymentLabel>) -> Option<AppError> {
         .map(|_| AppError::forbidden("your current role does not allow this payment operation"))
 }
 
+/// A command that a hot account's shard 0 refused for funds: its credit
+/// shards' posted credits are swept into shard 0 ([`ledger_store::sweep`],
+/// one query and one transaction) and the command runs once more, decided
+/// afresh (a refused command stored nothing). The overdraft rule stays a
+/// condition on shard 0, and exact: it refuses only what the account's
+/// whole balance, as of the sweep, cannot cover. Accounts of one shard never
+/// get here: their round trips are unchanged.
+async fn with_sweep<F, Fut>(app: &App, tenant: &str, mut command: F) -> Result<Outcome, AppError>
+where
+    F: FnMut(OnceLock<String>) -> Fut,
+    Fut: std::future::Future<Output = (Result<Outcome, AppError>, OnceLock<String>)>,
+{
+    let (result, sharded) = command(OnceLock::new()).await;
+    match (result, sharded.get()) {
+        (Err(refused), Some(account_id)) => {
+            if super::accounts::sweep_shards(app, tenant, account_id).await? {
+                command(OnceLock::new()).await.0
+            } else {
+                Err(refused)
+            }
+        }
+        (result, _) => result,
+    }
+}
+
 pub async fn create_payment(
     app: &App,
     ctx: &RequestContext,
     request: &Idempotent<'_>,
     body: Value,
+) -> Result<Outcome, AppError> {
+    let tenant = request.who.tenant.as_str();
+    with_sweep(app, tenant, |sharded| {
+        let body = body.clone();
+        async move {
+            let result = create_payment_once(app, ctx, request, body, &sharded).await;
+            (result, sharded)
+        }
+    })
+    .await
+}
+
+async fn create_payment_once(
+    app: &App,
+    ctx: &RequestContext,
+    request: &Idempotent<'_>,
+    body: Value,
+    sharded: &OnceLock<String>,
 ) -> Result<Outcome, AppError> {
     let input = input::new_payment(body)?;
     let amount = input.amount;
@@ -139,8 +187,8 @@ pub async fn create_payment(
                 moved.pinned = Some(payer_id.clone());
             }
             role_refused(error)
-                .or_else(|| refused_update(error, PaymentLabel::Payer, &moved, &caller))
-                .or_else(|| refused_update(error, PaymentLabel::Payee, &moved, &caller))
+                .or_else(|| refused_update(error, PaymentLabel::Payer, &moved, &caller, sharded))
+                .or_else(|| refused_update(error, PaymentLabel::Payee, &moved, &caller, sharded))
         },
     )
     .await
@@ -162,8 +210,9 @@ fn authorize(
     let payer = accounts.next().transpose()?.flatten().ok_or(AppError::NotFound("payer account"))?;
     let grant = ownership::may_authorize(&who.principal, &payer.owner)?;
     let _ = granted.set(grant);
+    let payment_id = crate::ids::new_id();
     let mut payees = Vec::with_capacity(input.payees.len());
-    for (account_id, amount) in &input.payees {
+    for (leg, (account_id, amount)) in input.payees.iter().enumerate() {
         let payee = accounts.next().transpose()?.flatten().ok_or(AppError::NotFound("payee account"))?;
         check_currency(&input, &payer, &payee)?;
         payees.push(Leg {
@@ -172,6 +221,7 @@ fn authorize(
             amount: *amount,
             captured_amount: 0,
             refunded_amount: 0,
+            shard: crate::ledger::credit_shard(&payment_id, leg, payee.shards),
         });
     }
     let first =
@@ -179,12 +229,13 @@ fn authorize(
     let at = rfc3339(scope.now);
     let capture_before = input::capture_deadline(input.capture_before, scope.now, hold_ttl)?;
     let payment = Payment {
-        payment_id: crate::ids::new_id(),
+        payment_id,
         tenant_id: who.tenant.as_str().to_owned(),
         amount: input.amount,
         currency: input.currency.code().to_owned(),
         payer_account_id: input.payer_id,
         payee_account_id: first.account_id,
+        payee_shard: first.shard,
         payer_owner: payer.owner,
         payee_owner: first.owner,
         description: input.description,
@@ -245,7 +296,7 @@ async fn transition(
     ctx: &RequestContext,
     request: &Idempotent<'_>,
     payment_id: &str,
-    (status, rule): (u16, Rule),
+    (status, rule, sharded): (u16, Rule, &OnceLock<String>),
     acting: impl FnOnce(&Payment) -> Result<(Owner, usize), AppError>,
     decide: impl FnOnce(&Payment, &str) -> Result<Transition, TransitionError>,
 ) -> Result<Outcome, AppError> {
@@ -291,7 +342,7 @@ async fn transition(
                 .push(payment_store::transition(scope.table, &change.next, deadline)?);
             Ok(Prepared { tx, status, body: payment_view(&change.next) })
         },
-        |error| transition_cancelled(error, movement.get().copied(), moves.get(), &caller),
+        |error| transition_cancelled(error, movement.get().copied(), moves.get(), &caller, sharded),
     )
     .await
 }
@@ -303,6 +354,7 @@ fn transition_cancelled(
     movement: Option<Movement>,
     moved: Option<&Moved>,
     caller: &Owner,
+    sharded: &OnceLock<String>,
 ) -> Option<AppError> {
     if let Some(failure) = error.failed(PaymentLabel::Payment) {
         let now = failure.item.clone().and_then(|item| payment_store::decode_payment(item).ok());
@@ -322,8 +374,8 @@ fn transition_cancelled(
     let moved = moved.cloned().unwrap_or_default();
     // A refund debits the payees; no other transition lowers a balance.
     role_refused(error)
-        .or_else(|| refused_update(error, PaymentLabel::Payee, &moved, caller))
-        .or_else(|| refused_update(error, PaymentLabel::Payer, &moved, caller))
+        .or_else(|| refused_update(error, PaymentLabel::Payee, &moved, caller, sharded))
+        .or_else(|| refused_update(error, PaymentLabel::Payer, &moved, caller, sharded))
 }
 
 pub async fn capture_payment(
@@ -334,7 +386,8 @@ pub async fn capture_payment(
     body: Value,
 ) -> Result<Outcome, AppError> {
     let amount = input::capture_amount(body)?;
-    let settle = (200, ownership::may_settle as Rule);
+    let unsharded = OnceLock::new();
+    let settle = (200, ownership::may_settle as Rule, &unsharded);
     transition(app, ctx, request, payment_id, settle, first_payee, |p, at| p.capture(amount, at)).await
 }
 
@@ -346,7 +399,8 @@ pub async fn void_payment(
     body: Value,
 ) -> Result<Outcome, AppError> {
     input::empty(body)?;
-    let settle = (200, ownership::may_settle as Rule);
+    let unsharded = OnceLock::new();
+    let settle = (200, ownership::may_settle as Rule, &unsharded);
     transition(app, ctx, request, payment_id, settle, first_payee, |p, at| p.void(at)).await
 }
 
@@ -379,8 +433,15 @@ pub async fn refund_payment(
         };
         Ok(index.and_then(|i| legs.get(i).map(|leg| (leg.owner.clone(), i))).unwrap_or((Owner::Tenant, 0)))
     };
-    let refund = (201, ownership::may_refund as Rule);
-    transition(app, ctx, request, payment_id, refund, acting, |p, at| p.refund(amount, &from, at)).await
+    // A refund debits the payees: a hot payee's shard 0 may need its shards' credits.
+    let from = &from;
+    with_sweep(app, request.who.tenant.as_str(), |sharded| async move {
+        let decide = |p: &Payment, at: &str| p.refund(amount, from, at);
+        let refund = (201, ownership::may_refund as Rule, &sharded);
+        let result = transition(app, ctx, request, payment_id, refund, acting, decide).await;
+        (result, sharded)
+    })
+    .await
 }
 
 pub async fn get_payment(app: &App, who: &Authenticated, payment_id: &str) -> Result<Value, AppError> {

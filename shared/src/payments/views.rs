@@ -21,6 +21,8 @@ pub struct AccountView {
     pub owner: Value,
     pub balance: BalanceView,
     pub totals: Balances,
+    /// Balance shards (1 unless a hot account: its totals are their sum).
+    pub shards: u32,
     pub created_at: String,
 }
 
@@ -73,6 +75,7 @@ impl TryFrom<&AccountRecord> for AccountView {
             owner: account.owner.view(),
             balance,
             totals: *b,
+            shards: account.shards,
             created_at: account.created_at.clone(),
         })
     }

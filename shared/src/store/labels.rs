@@ -100,6 +100,8 @@ pub enum PaymentLabel {
     Caller,
     /// The directory entry of the user or client named as a new account's owner.
     Owner,
+    /// A hot account's credit shard: created with it, swept, or given its new status.
+    Shard,
 }
 
 impl Label for PaymentLabel {
@@ -116,6 +118,7 @@ impl Label for PaymentLabel {
             PaymentLabel::Payee => "payee",
             PaymentLabel::Caller => "caller",
             PaymentLabel::Owner => "owner",
+            PaymentLabel::Shard => "shard",
         }
     }
 }

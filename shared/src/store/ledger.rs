@@ -10,12 +10,22 @@
 //! owners and limits existed ([`super::account_layouts`]) have neither
 //! attribute until the migration adds them; until then they keep the old
 //! rule, with the documented default limit for overdraft accounts.
+//!
+//! A hot account of `shards` K > 1 ([`crate::ledger::MAX_SHARDS`]) keeps its
+//! balance in K items of its partition: the account item (shard 0: every
+//! debit, the overdraft rule, `spendable`) and K − 1 credit shards
+//! (`ACCOUNT#SHARD#<k>`, kind `account_shard`), which only ever take credits
+//! and releases of pending credits, carry the account's currency, owner and
+//! status for their conditions, and whose totals add to the account's.
+//! One consistent query (`begins_with(sk, "ACCOUNT")`) reads them all.
+//! [`sweep`] moves the shards' posted credits into shard 0 in one
+//! transaction, leaving every total of the account unchanged.
 
 use super::account_layouts::{self, LEGACY_OVERDRAFT_LIMIT};
 use super::labels::PaymentLabel;
 use super::{Action, Expr, Item, Keyed, from_item, key, tenant_pk, value};
 use crate::error::AppError;
-use crate::ledger::{AccountStatus, Balances, Delta};
+use crate::ledger::{AccountStatus, Balances, Delta, sum_balances};
 use crate::payments::ownership::Owner;
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde::{Deserialize, Serialize};
@@ -28,6 +38,19 @@ const SNAPSHOT_KIND: &str = "balance_snapshot";
 const SNAPSHOT_PREFIX: &str = "SNAP#";
 /// Entries' sort keys: the prefix, then the ledger transaction id.
 const ENTRY_PREFIX: &str = "ENTRY#";
+const SHARD_KIND: &str = "account_shard";
+/// The account item's sort key; shards' keys extend it, so one
+/// `begins_with` query reads the account with its shards.
+const ACCOUNT_SK: &str = "ACCOUNT";
+const SHARD_PREFIX: &str = "ACCOUNT#SHARD#";
+
+fn one() -> u32 {
+    1
+}
+
+fn is_one(n: &u32) -> bool {
+    *n == 1
+}
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AccountRecord {
@@ -53,6 +76,44 @@ pub struct AccountRecord {
     #[serde(default)]
     pub status: AccountStatus,
     pub created_at: String,
+    /// Balance shards (1: the account item alone, not stored).
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub shards: u32,
+}
+
+/// A credit shard of a hot account (shards 1..K; shard 0 is the account
+/// item). Its debits stay zero: `available == credits_posted`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShardRecord {
+    pub tenant_id: String,
+    pub account_id: String,
+    pub shard: u32,
+    pub currency: String,
+    pub owner: Owner,
+    #[serde(default)]
+    pub status: AccountStatus,
+    #[serde(flatten)]
+    pub balances: Balances,
+}
+
+/// An account's item with its credit shards, as one query reads them.
+#[derive(Debug, Clone)]
+pub struct ShardedAccount {
+    pub account: AccountRecord,
+    pub shards: Vec<ShardRecord>,
+}
+
+impl ShardedAccount {
+    /// The account's totals: its item's and its shards' (409 if beyond i64).
+    pub fn balances(&self) -> Result<Balances, AppError> {
+        sum_balances(std::iter::once(&self.account.balances).chain(self.shards.iter().map(|s| &s.balances)))
+            .ok_or_else(|| OutOfRange::total(&self.account.account_id).into_app_error())
+    }
+
+    /// The account with its totals summed over its shards.
+    pub fn summed(&self) -> Result<AccountRecord, AppError> {
+        Ok(AccountRecord { balances: self.balances()?, ..self.account.clone() })
+    }
 }
 
 impl AccountRecord {
@@ -104,7 +165,15 @@ pub fn account_pk(tenant: &str, account_id: &str) -> String {
 }
 
 pub fn account_key(tenant: &str, account_id: &str) -> Item {
-    key(account_pk(tenant, account_id), "ACCOUNT")
+    key(account_pk(tenant, account_id), ACCOUNT_SK)
+}
+
+/// The key of balance shard `shard` (0: the account item itself).
+pub fn shard_key(tenant: &str, account_id: &str, shard: u32) -> Item {
+    match shard {
+        0 => account_key(tenant, account_id),
+        k => key(account_pk(tenant, account_id), &format!("{SHARD_PREFIX}{k:02}")),
+    }
 }
 
 /// The index partition listing a tenant's accounts.
@@ -122,10 +191,113 @@ pub fn insert_account(table: &str, account: &AccountRecord) -> Result<Action<Pay
         spendable: Some(spendable.ok_or_else(|| AppError::Internal("overdraft limit out of range".into()))?),
         ..account.clone()
     };
-    Keyed::new(account_pk(&account.tenant_id, &account.account_id), "ACCOUNT", ACCOUNT_KIND, &account)
+    Keyed::new(account_pk(&account.tenant_id, &account.account_id), ACCOUNT_SK, ACCOUNT_KIND, &account)
         .indexed(accounts_index_pk(&account.tenant_id), &account.account_id)
         .version(account_layouts::SCHEMA_VERSION)
         .insert(table, PaymentLabel::Account)
+}
+
+/// A new account's credit shards (none unless `shards > 1`), empty, with its
+/// currency, owner and status.
+pub fn insert_shards(table: &str, account: &AccountRecord) -> Result<Vec<Action<PaymentLabel>>, AppError> {
+    (1..account.shards)
+        .map(|shard| {
+            let record = ShardRecord {
+                tenant_id: account.tenant_id.clone(),
+                account_id: account.account_id.clone(),
+                shard,
+                currency: account.currency.clone(),
+                owner: account.owner.clone(),
+                status: account.status,
+                balances: Balances::default(),
+            };
+            let sk = format!("{SHARD_PREFIX}{shard:02}");
+            Keyed::new(account_pk(&account.tenant_id, &account.account_id), sk, SHARD_KIND, &record)
+                .insert(table, PaymentLabel::Shard)
+        })
+        .collect()
+}
+
+/// Decodes the items of an account's `begins_with(sk, "ACCOUNT")` query.
+fn sharded(items: Vec<Item>) -> Result<Option<ShardedAccount>, AppError> {
+    let mut account = None;
+    let mut shards = Vec::new();
+    for item in items {
+        match item.get("kind").and_then(|k| k.as_s().ok()).map(String::as_str) {
+            Some(ACCOUNT_KIND) => account = Some(decode_account(item)?),
+            Some(SHARD_KIND) => shards.push(decode_shard(item)?),
+            _ => {}
+        }
+    }
+    Ok(account.map(|account| ShardedAccount { account, shards }))
+}
+
+fn decode_shard(item: Item) -> Result<ShardRecord, AppError> {
+    if let Some(out_of_range) = OutOfRange::of(&item) {
+        return Err(out_of_range.into_app_error());
+    }
+    from_item(item)
+}
+
+/// The account with its shards: one strongly consistent query of the
+/// account's item and its shard items (never its entries).
+pub async fn read_account(
+    dynamodb: &aws_sdk_dynamodb::Client,
+    table: &str,
+    tenant: &str,
+    account_id: &str,
+) -> Result<Option<ShardedAccount>, AppError> {
+    let output = dynamodb
+        .query()
+        .table_name(table)
+        .key_condition_expression("pk = :pk AND begins_with(sk, :account)")
+        .expression_attribute_values(":pk", AttributeValue::S(account_pk(tenant, account_id)))
+        .expression_attribute_values(":account", AttributeValue::S(ACCOUNT_SK.to_owned()))
+        .consistent_read(true)
+        .send()
+        .await
+        .map_err(|e| AppError::from_sdk("read account", e))?;
+    sharded(output.items.unwrap_or_default())
+}
+
+/// The transaction's actions that move every credit shard's posted credits
+/// into shard 0 (label `account`), leaving the account's totals as they
+/// were: each shard `ADD credits_posted -c, available -c` on the condition
+/// that it still holds `c` (credits only ever add to it), shard 0 `ADD` the
+/// sum to `credits_posted`, `available` and `spendable`, within i64. Empty
+/// when no shard holds posted credits. Pending credits stay where their
+/// holds will settle them.
+pub fn sweep(table: &str, account: &ShardedAccount) -> Result<Vec<Action<PaymentLabel>>, AppError> {
+    let tenant = &account.account.tenant_id;
+    let id = &account.account.account_id;
+    let mut actions = Vec::new();
+    let mut sum = 0i64;
+    for shard in account.shards.iter().filter(|s| s.balances.credits_posted > 0) {
+        let c = shard.balances.credits_posted;
+        sum = sum.checked_add(c).ok_or_else(|| OutOfRange::total(id).into_app_error())?;
+        let expr = Expr::default().value(":c", value(c)?).value(":neg", value(-c)?);
+        actions.push(Action::update(
+            table,
+            PaymentLabel::Shard,
+            shard_key(tenant, id, shard.shard),
+            "ADD credits_posted :neg, available :neg",
+            Some("credits_posted >= :c AND available >= :c"),
+            expr,
+        )?);
+    }
+    if sum == 0 {
+        return Ok(Vec::new());
+    }
+    let expr = Expr::default().value(":sum", value(sum)?).value(":bound", value(i64::MAX - sum)?);
+    actions.push(Action::update(
+        table,
+        PaymentLabel::Account,
+        account_key(tenant, id),
+        "ADD credits_posted :sum, available :sum, spendable :sum",
+        Some("attribute_exists(pk) AND credits_posted <= :bound AND available <= :bound"),
+        expr,
+    )?);
+    Ok(actions)
 }
 
 /// The stored totals of an account (and `available`), by attribute name.
@@ -143,6 +315,15 @@ pub struct OutOfRange {
 }
 
 impl OutOfRange {
+    /// An account whose shards sum beyond i64.
+    fn total(account_id: &str) -> OutOfRange {
+        OutOfRange {
+            account_id: account_id.to_owned(),
+            attribute: "shards".to_owned(),
+            value: "the sum of its balance shards".to_owned(),
+        }
+    }
+
     fn of(item: &Item) -> Option<OutOfRange> {
         BALANCE_ATTRIBUTES.iter().find_map(|attribute| {
             let stored = item.get(*attribute)?.as_n().ok()?;
@@ -176,6 +357,24 @@ pub fn decode_entry(item: Item) -> Result<EntryRecord, AppError> {
     from_item(item)
 }
 
+/// What a refused balance update's item (an account or a shard) says about
+/// why: whose it is, its state, and whether it is a hot account's shard 0.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Holder {
+    pub account_id: String,
+    #[serde(default)]
+    pub owner: Owner,
+    #[serde(default)]
+    pub status: AccountStatus,
+    #[serde(default = "one")]
+    pub shards: u32,
+}
+
+/// The holder of a balance item returned by a cancelled transaction.
+pub fn holder(item: &Item) -> Option<Holder> {
+    from_item(item.clone()).ok()
+}
+
 /// One account's side of a ledger movement.
 #[derive(Debug, Clone, Copy)]
 pub struct BalanceUpdate<'a> {
@@ -188,6 +387,9 @@ pub struct BalanceUpdate<'a> {
     /// The owner the account must have: the caller, when owning it is what
     /// permits the change (owners never change, so this pins what was decided).
     pub owner: Option<&'a Owner>,
+    /// The balance shard it goes to: 0 (the account item) for every debit;
+    /// a credit shard only for credits and releases of pending credits.
+    pub shard: u32,
 }
 
 /// The overdraft rule when a debit of `:need` lowers the available balance:
@@ -224,7 +426,10 @@ pub fn apply_delta(table: &str, change: &BalanceUpdate<'_>) -> Result<Action<Pay
         conditions.push(format!("{attribute} {comparison} :bound_{attribute}"));
         expr = expr.value(&format!(":bound_{attribute}"), value(bound)?);
     }
-    if available != 0 {
+    if change.shard > 0 && (delta.is_debit() || available < 0 || delta.debits_pending != 0) {
+        return Err(AppError::Internal("a debit on a credit shard".into()));
+    }
+    if available != 0 && change.shard == 0 {
         // `spendable` (available + overdraft limit) moves with `available`.
         terms.push("spendable :available".to_owned());
     }
@@ -253,7 +458,7 @@ pub fn apply_delta(table: &str, change: &BalanceUpdate<'_>) -> Result<Action<Pay
     } else {
         format!("ADD {}", terms.join(", "))
     };
-    let key = account_key(change.tenant, change.account_id);
+    let key = shard_key(change.tenant, change.account_id, change.shard);
     Action::update(table, change.label, key, &update, Some(&conditions.join(" AND ")), expr)
 }
 
@@ -287,6 +492,8 @@ pub enum ChangeRefused {
     NoOverdraft,
     /// The new limit is below the account's current overdraft (`-available`).
     BelowOverdraft(i64),
+    /// A hot account: the change needs its shards (see [`change_account`]).
+    Sharded,
 }
 
 /// The change as one atomic update of the account (label `account`), its
@@ -296,14 +503,31 @@ pub enum ChangeRefused {
 /// new limit needs an overdraft account whose `available >= -limit`, and
 /// `spendable` follows from the balance at that moment. [`refusal`] tells a
 /// failed condition apart from the account as it was.
+///
+/// Without `sharded` the update requires an account of one shard (a hot
+/// account refuses it as [`ChangeRefused::Sharded`]: no extra read for the
+/// others). With the hot account as read (after a [`sweep`], so shard 0
+/// holds its posted credits), the update requires that many shards, and each
+/// shard takes the new status (label `shard`), closing only when empty.
 pub fn change_account(
     table: &str,
     tenant: &str,
     account_id: &str,
     change: &AccountChange,
-) -> Result<Action<PaymentLabel>, AppError> {
+    sharded: Option<&ShardedAccount>,
+) -> Result<Vec<Action<PaymentLabel>>, AppError> {
     let mut sets = Vec::new();
     let mut conditions = vec!["attribute_exists(pk)".to_owned()];
+    let mut shard_actions = Vec::new();
+    match sharded {
+        None => conditions.push("attribute_not_exists(shards)".to_owned()),
+        Some(account) => {
+            conditions.push("shards = :shards".to_owned());
+            for shard in account.shards.iter().filter(|_| change.status.is_some()) {
+                shard_actions.push(shard_status(table, tenant, account_id, shard.shard, change)?);
+            }
+        }
+    }
     let mut expr = Expr::default().name("#status", "status");
     if change.status != Some(AccountStatus::Closed) || change.overdraft_limit.is_some() {
         conditions.push("(attribute_not_exists(#status) OR #status <> :closed)".to_owned());
@@ -329,21 +553,58 @@ pub fn change_account(
     if sets.is_empty() {
         return Err(AppError::Internal("an account change that changes nothing".into()));
     }
-    Action::update(
+    if let Some(account) = sharded {
+        expr = expr.value(":shards", value(account.account.shards)?);
+    }
+    let update = Action::update(
         table,
         PaymentLabel::Account,
         account_key(tenant, account_id),
         &format!("SET {}", sets.join(", ")),
         Some(&conditions.join(" AND ")),
         expr,
+    )?;
+    Ok(std::iter::once(update).chain(shard_actions).collect())
+}
+
+/// A credit shard's part of a status change: the new status; closing needs
+/// it empty (no posted or pending credit).
+fn shard_status(
+    table: &str,
+    tenant: &str,
+    account_id: &str,
+    shard: u32,
+    change: &AccountChange,
+) -> Result<Action<PaymentLabel>, AppError> {
+    let status = change.status.unwrap_or_default();
+    let mut condition = "attribute_exists(pk)".to_owned();
+    let mut expr = Expr::default().name("#status", "status").value(":new_status", value(status)?);
+    if status == AccountStatus::Closed {
+        condition.push_str(" AND available = :zero AND credits_pending = :zero AND credits_posted = :zero");
+        expr = expr.value(":zero", value(0)?);
+    }
+    Action::update(
+        table,
+        PaymentLabel::Shard,
+        shard_key(tenant, account_id, shard),
+        "SET #status = :new_status",
+        Some(&condition),
+        expr,
     )
 }
 
 /// Why [`change_account`]'s condition failed, from the account as it was
-/// (`None`: there was no account).
-pub fn refusal(old: Option<&Item>, change: &AccountChange) -> Result<ChangeRefused, AppError> {
+/// (`None`: there was no account); `with_shards`: the change named its shards.
+pub fn refusal(
+    old: Option<&Item>,
+    change: &AccountChange,
+    with_shards: bool,
+) -> Result<ChangeRefused, AppError> {
     let Some(old) = old else { return Ok(ChangeRefused::Missing) };
     let account = decode_account(old.clone())?;
+    if account.shards > 1 && !with_shards {
+        return Ok(ChangeRefused::Sharded);
+    }
     let closing = change.status == Some(AccountStatus::Closed);
     let b = &account.balances;
     if account.status == AccountStatus::Closed && (!closing || change.overdraft_limit.is_some()) {
@@ -512,31 +773,49 @@ pub enum StoredAccount {
     OutOfRange(OutOfRange),
 }
 
-/// An account item, all its entries and its snapshots, read together (strongly consistent).
+/// An account's whole partition as the verify job reads it.
+#[derive(Debug, Clone, Default)]
+pub struct AccountHistory {
+    pub account: Option<StoredAccount>,
+    /// A hot account's credit shards (shard order).
+    pub shards: Vec<ShardRecord>,
+    pub entries: Vec<EntryRecord>,
+    pub snapshots: Vec<SnapshotRecord>,
+}
+
+/// An account item, its shards, all its entries and its snapshots, read
+/// together (strongly consistent). A shard with a total beyond i64 reports
+/// the account as [`StoredAccount::OutOfRange`].
 pub async fn account_with_entries(
     dynamodb: &aws_sdk_dynamodb::Client,
     table: &str,
     tenant: &str,
     account_id: &str,
-) -> Result<(Option<StoredAccount>, Vec<EntryRecord>, Vec<SnapshotRecord>), AppError> {
-    let mut account = None;
-    let mut entries = Vec::new();
-    let mut snapshots = Vec::new();
+) -> Result<AccountHistory, AppError> {
+    let mut history = AccountHistory::default();
+    let mut shard_out_of_range = None;
     let items = super::query_all(dynamodb, table, account_pk(tenant, account_id), true).await?;
     for item in items {
         match item.get("kind").and_then(|k| k.as_s().ok()).map(String::as_str) {
             Some(ACCOUNT_KIND) => {
-                account = Some(match OutOfRange::of(&item) {
+                history.account = Some(match OutOfRange::of(&item) {
                     Some(out_of_range) => StoredAccount::OutOfRange(out_of_range),
                     None => StoredAccount::Valid(decode_account(item)?),
                 })
             }
-            Some(ENTRY_KIND) => entries.push(decode_entry(item)?),
-            Some(SNAPSHOT_KIND) => snapshots.push(from_item(item)?),
+            Some(SHARD_KIND) => match OutOfRange::of(&item) {
+                Some(out_of_range) => shard_out_of_range = Some(out_of_range),
+                None => history.shards.push(from_item(item)?),
+            },
+            Some(ENTRY_KIND) => history.entries.push(decode_entry(item)?),
+            Some(SNAPSHOT_KIND) => history.snapshots.push(from_item(item)?),
             _ => {}
         }
     }
-    Ok((account, entries, snapshots))
+    if let (Some(out_of_range), Some(StoredAccount::Valid(_))) = (shard_out_of_range, &history.account) {
+        history.account = Some(StoredAccount::OutOfRange(out_of_range));
+    }
+    Ok(history)
 }
 
 /// Every tenant that has ledger accounts (a full scan: for the verify job).
@@ -595,6 +874,7 @@ mod tests {
             currency: "USD",
             delta: payer,
             owner: None,
+            shard: 0,
         };
         let action = apply_delta("t", &change).unwrap();
         let update = action.write.update().expect("an update");

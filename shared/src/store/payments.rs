@@ -146,6 +146,16 @@ pub fn insert_event(table: &str, event: &PaymentEventRecord) -> Result<Action<Pa
     .insert(table, PaymentLabel::PaymentEvent)
 }
 
+/// The payment item alone (strongly consistent): for the verify job.
+pub async fn read(
+    dynamodb: &aws_sdk_dynamodb::Client,
+    table: &str,
+    tenant: &str,
+    payment_id: &str,
+) -> Result<Option<Payment>, AppError> {
+    super::get(dynamodb, table, payment_key(tenant, payment_id)).await?.map(decode_payment).transpose()
+}
+
 /// The payment and its events, oldest first, in one consistent query.
 pub async fn payment_with_events(
     dynamodb: &aws_sdk_dynamodb::Client,

@@ -138,7 +138,9 @@ impl<L: Label> Tx<L> {
     /// A transaction without an outbox event, only for internal bookkeeping
     /// writes that are not domain state changes and must not re-enter the
     /// outbox: the audit chain appends the events the outbox published, and an
-    /// event per append would feed the chain its own appends forever. Every
+    /// event per append would feed the chain its own appends forever; a hot
+    /// account's sweep moves posted credits between its own balance shards
+    /// (`super::ledger::sweep`), which changes no balance and no entry. Every
     /// domain change uses [`Tx::new`].
     pub fn without_event(table: &str) -> Self {
         Self { table: table.to_owned(), actions: Vec::new() }

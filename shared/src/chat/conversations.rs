@@ -174,10 +174,9 @@ pub async fn create(
             for (n, raw) in request.admins.iter().enumerate() {
                 let id = user_id(&format!("admins[{n}]"), raw)?;
                 if !others.contains(&id) {
-                    return Err(AppError::bad_request(
-                        format!("admins[{n}]"),
-                        format!("admins[{n}]: must be one of the participants"),
-                    ));
+                    return Err(AppError::Unprocessable(format!(
+                        "admins[{n}]: must be one of the participants"
+                    )));
                 }
                 admins.push(id);
             }

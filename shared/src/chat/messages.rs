@@ -251,7 +251,8 @@ async fn participant(
 
 /// `GET /v1/conversations/{id}/messages?before=&after=&limit=`: a page of
 /// messages, oldest first: the newest ones, those before a sequence number,
-/// or those after one (to catch up after a gap). Participants only.
+/// those after one (to catch up after a gap), or those between two.
+/// Participants only.
 pub async fn list(
     app: &App,
     who: &Authenticated,
@@ -264,9 +265,7 @@ pub async fn list(
     let conversation_id = conversation_id(raw_id)?;
     let limit = crate::paging::page_limit(limit, DEFAULT_PAGE, MAX_PAGE)?;
     let range = match (seq_query("before", before)?, seq_query("after", after)?) {
-        (Some(_), Some(_)) => {
-            return Err(AppError::bad_request("after", "after: give before or after, not both"));
-        }
+        (Some(before), Some(after)) => MessageRange::Between(after, before),
         (Some(seq), None) => MessageRange::Before(seq),
         (None, Some(seq)) => MessageRange::After(seq),
         (None, None) => MessageRange::Latest,
@@ -281,7 +280,7 @@ pub async fn list(
         limit,
     )
     .await?;
-    let forward = matches!(range, MessageRange::After(_));
+    let forward = matches!(range, MessageRange::After(_) | MessageRange::Between(..));
     if !forward {
         records.reverse();
     }

@@ -447,10 +447,13 @@ pub enum MessageRange {
     Before(u64),
     /// Messages with a sequence number above this one, oldest first.
     After(u64),
+    /// Messages with a sequence number above the first and below the second, oldest first.
+    Between(u64, u64),
 }
 
-/// One page of messages (strongly consistent), in the order of `range`, and
-/// whether there may be more.
+/// One page of messages (strongly consistent), newest first for
+/// [`MessageRange::Latest`] and [`MessageRange::Before`], oldest first
+/// otherwise, and whether there may be more.
 pub async fn messages_page(
     dynamodb: &aws_sdk_dynamodb::Client,
     table: &str,
@@ -459,34 +462,30 @@ pub async fn messages_page(
     range: MessageRange,
     limit: i32,
 ) -> Result<(Vec<MessageRecord>, bool), AppError> {
-    let (condition, bound, forward) = match range {
-        MessageRange::Latest => ("pk = :pk AND begins_with(sk, :bound)", MESSAGE_PREFIX.to_owned(), false),
-        MessageRange::Before(seq) => {
-            ("pk = :pk AND sk BETWEEN :low AND :bound", message_sk_before(seq), false)
-        }
-        MessageRange::After(seq) => ("pk = :pk AND sk > :bound", message_sk(seq), true),
+    let (low, high) = match range {
+        MessageRange::Latest => (1, u64::MAX),
+        MessageRange::Before(seq) => (1, seq.saturating_sub(1)),
+        MessageRange::After(seq) => (seq.saturating_add(1), u64::MAX),
+        MessageRange::Between(after, before) => (after.saturating_add(1), before.saturating_sub(1)),
     };
-    let mut query = dynamodb
+    if low > high {
+        return Ok((Vec::new(), false));
+    }
+    let forward = matches!(range, MessageRange::After(_) | MessageRange::Between(..));
+    let query = dynamodb
         .query()
         .table_name(table)
         .consistent_read(true)
-        .key_condition_expression(condition)
+        .key_condition_expression("pk = :pk AND sk BETWEEN :low AND :high")
         .expression_attribute_values(":pk", AttributeValue::S(conversation_pk(tenant, conversation_id)))
-        .expression_attribute_values(":bound", AttributeValue::S(bound))
+        .expression_attribute_values(":low", AttributeValue::S(message_sk(low)))
+        .expression_attribute_values(":high", AttributeValue::S(message_sk(high)))
         .scan_index_forward(forward)
         .limit(limit);
-    if matches!(range, MessageRange::Before(_)) {
-        query = query.expression_attribute_values(":low", AttributeValue::S(message_sk(0)));
-    }
     let output = query.send().await.map_err(|e| AppError::from_sdk("list messages", e))?;
     let messages: Vec<MessageRecord> =
         output.items.unwrap_or_default().into_iter().map(decode_message).collect::<Result<_, _>>()?;
     Ok((messages, output.last_evaluated_key.is_some()))
-}
-
-/// The greatest message sort key below `seq` (`seq` 0: none, below every message).
-fn message_sk_before(seq: u64) -> String {
-    message_sk(seq.saturating_sub(1))
 }
 
 #[cfg(test)]
@@ -507,6 +506,5 @@ mod tests {
         assert!(message_sk(9) < message_sk(10));
         assert!(message_sk(u64::MAX) > message_sk(u64::MAX - 1));
         assert!(CONVERSATION_SK < PARTICIPANT_PREFIX && PARTICIPANT_PREFIX < MESSAGE_PREFIX);
-        assert_eq!(message_sk_before(1), message_sk(0));
     }
 }

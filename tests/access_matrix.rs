@@ -22,8 +22,7 @@
 //! Routes that take no token (sign-in, JWKS) have one expected status for an
 //! anonymous caller ([`Expect::Public`]).
 
-use caas::auth::principal::{Principal, PrincipalKind, Role};
-use caas::tenant::TenantId;
+use caas::auth::principal::Role;
 use caas_tests::api::{Api, api_event};
 use caas_tests::*;
 use lambda_http::{Body, Response};
@@ -196,17 +195,6 @@ const ROWS: &[Row] = &[
 struct World {
     tokens: HashMap<Who, String>,
     values: HashMap<&'static str, String>,
-}
-
-async fn client_token(stack: &TestStack, tenant: &str, role: Role) -> String {
-    let principal = Principal {
-        kind: PrincipalKind::Client,
-        id: format!("client-{}", caas::ids::new_id()),
-        tenant: TenantId::parse(tenant).unwrap(),
-        roles: vec![role],
-    };
-    let app = stack.app("LoginFunction");
-    caas::auth::service::issue_access_token(&app, &principal).await.expect("a client token").0
 }
 
 async fn world(stack: &TestStack, api: &Api<'_>) -> World {

@@ -645,14 +645,7 @@ async fn bad_input_and_machine_clients_are_refused() {
     assert_eq!(chat.list(&ada, &[("cursor", &uuid::Uuid::new_v4().to_string())]).await.0, 400);
 
     // Chat is between people.
-    let principal = caas::auth::principal::Principal {
-        kind: caas::auth::principal::PrincipalKind::Client,
-        id: format!("client-{}", caas::ids::new_id()),
-        tenant: caas::tenant::TenantId::parse("acme").unwrap(),
-        roles: vec![Role::Admin],
-    };
-    let client =
-        caas::auth::service::issue_access_token(&stack.app("LoginFunction"), &principal).await.unwrap().0;
+    let client = client_token(&stack, "acme", Role::Admin).await;
     assert_eq!(chat.create(&client, json!({"type": "group", "title": "t", "participants": []})).await.0, 403);
     assert_eq!(chat.list(&client, &[]).await.0, 403);
     assert_eq!(chat.post(&client, &id, "beep").await.0, 403);

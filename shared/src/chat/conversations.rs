@@ -2,7 +2,7 @@
 
 use super::{
     ANY_ROLE, ConversationView, MAX_ADDED, MAX_PARTICIPANTS, MAX_TITLE_CHARS, ParticipantView,
-    conversation_id, not_found, require_person, text, user_id,
+    conversation_id, event, not_found, require_person, text, user_id,
 };
 use crate::app::App;
 use crate::auth::Authenticated;
@@ -10,7 +10,6 @@ use crate::auth::principal::ADMINISTRATORS;
 use crate::clock::rfc3339;
 use crate::error::AppError;
 use crate::http::RequestContext;
-use crate::outbox::OutboxEvent;
 use crate::store::chat::{
     self as store, ConversationRecord, ConversationType, ParticipantRecord, ParticipantRole,
 };
@@ -61,26 +60,6 @@ pub struct ConversationPage {
     pub conversations: Vec<ConversationView>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next_cursor: Option<String>,
-}
-
-fn chat_event(
-    who: &Authenticated,
-    ctx: &RequestContext,
-    conversation_id: &str,
-    event_type: &str,
-    at: time::OffsetDateTime,
-    payload: serde_json::Value,
-) -> OutboxEvent {
-    OutboxEvent::new(
-        &who.tenant,
-        "conversation",
-        conversation_id,
-        event_type,
-        at,
-        &ctx.correlation_id,
-        payload,
-    )
-    .by(&who.principal.actor())
 }
 
 /// The other participants of a create or add: valid, distinct user ids, not the caller.
@@ -211,7 +190,7 @@ pub async fn create(
         last_read_seq: 0,
     };
     let mine = participant(&me, creator_role);
-    let event = chat_event(
+    let event = event(
         who,
         ctx,
         &conversation_id,
@@ -423,7 +402,7 @@ pub async fn add(
     let at = rfc3339(now);
     let role = if request.admin { ParticipantRole::Admin } else { ParticipantRole::Member };
     let delta = i64::try_from(others.len()).map_err(|e| AppError::internal("participants", e))?;
-    let event = chat_event(
+    let event = event(
         who,
         ctx,
         &conversation_id,
@@ -511,32 +490,11 @@ pub async fn remove(
     if target == who.principal.id {
         return leave(app, ctx, who, raw_id).await;
     }
-    let tenant = who.tenant.as_str();
-    let table = &app.config.table_name;
-    let now = app.now();
-    let event = chat_event(
-        who,
-        ctx,
-        &conversation_id,
-        "conversation.participant_removed",
-        now,
-        json!({ "conversation_id": conversation_id, "user_id": target }),
-    );
-    let mut tx = Tx::new(table, &event)?
-        .push(store::change_participant_count(
-            table,
-            tenant,
-            &conversation_id,
-            -1,
-            MAX_PARTICIPANTS,
-            &rfc3339(now),
-        )?)
-        .push(store::delete_participant(table, tenant, &conversation_id, &target)?);
-    for check in manager_checks(table, who, &conversation_id)? {
-        tx = tx.push(check);
-    }
-    tx.commit(&app.clients.dynamodb).await.map_err(|e| participants_refusal(e, "user_id"))?;
-    tracing::info!(tenant, %conversation_id, "participant removed");
+    let checks = manager_checks(&app.config.table_name, who, &conversation_id)?;
+    depart(app, ctx, who, &conversation_id, &target, "conversation.participant_removed", checks)
+        .await
+        .map_err(|e| participants_refusal(e, "user_id"))?;
+    tracing::info!(tenant = %who.tenant, %conversation_id, "participant removed");
     Ok(())
 }
 
@@ -550,39 +508,57 @@ pub async fn leave(
 ) -> Result<(), AppError> {
     require_person(who)?;
     let conversation_id = conversation_id(raw_id)?;
+    let checks = caller_checks(&app.config.table_name, who, false)?;
+    let me = &who.principal.id;
+    depart(app, ctx, who, &conversation_id, me, "conversation.participant_left", checks).await.map_err(
+        |error| {
+            // Not a participant (or no such conversation): 404 before anything else.
+            if error.condition_failed(ChatLabel::Participant).is_some() {
+                not_found()
+            } else {
+                participants_refusal(error, "user_id")
+            }
+        },
+    )?;
+    tracing::info!(tenant = %who.tenant, %conversation_id, "participant left");
+    Ok(())
+}
+
+/// `user` stops being a participant of a group: one transaction of their
+/// participant item deleted, the count, `checks` (the caller's right) and
+/// the event `event_type`.
+async fn depart(
+    app: &App,
+    ctx: &RequestContext,
+    who: &Authenticated,
+    conversation_id: &str,
+    user: &str,
+    event_type: &str,
+    checks: Vec<crate::store::Action<ChatLabel>>,
+) -> Result<(), TxError<ChatLabel>> {
     let tenant = who.tenant.as_str();
     let table = &app.config.table_name;
     let now = app.now();
-    let me = &who.principal.id;
-    let event = chat_event(
+    let departed = event(
         who,
         ctx,
-        &conversation_id,
-        "conversation.participant_left",
+        conversation_id,
+        event_type,
         now,
-        json!({ "conversation_id": conversation_id, "user_id": me }),
+        json!({ "conversation_id": conversation_id, "user_id": user }),
     );
-    let mut tx = Tx::new(table, &event)?
+    let mut tx = Tx::new(table, &departed)?
         .push(store::change_participant_count(
             table,
             tenant,
-            &conversation_id,
+            conversation_id,
             -1,
             MAX_PARTICIPANTS,
             &rfc3339(now),
         )?)
-        .push(store::delete_participant(table, tenant, &conversation_id, me)?);
-    for check in caller_checks(table, who, false)? {
+        .push(store::delete_participant(table, tenant, conversation_id, user)?);
+    for check in checks {
         tx = tx.push(check);
     }
-    tx.commit(&app.clients.dynamodb).await.map_err(|error| {
-        // Not a participant (or no such conversation): 404 before anything else.
-        if error.condition_failed(ChatLabel::Participant).is_some() {
-            not_found()
-        } else {
-            participants_refusal(error, "user_id")
-        }
-    })?;
-    tracing::info!(tenant, %conversation_id, "participant left");
-    Ok(())
+    tx.commit(&app.clients.dynamodb).await
 }

@@ -13,14 +13,13 @@
 //! is answered from its idempotency record: it never posts twice.
 
 use super::conversations::{caller_checks, caller_refusal};
-use super::{MAX_BODY_CHARS, MessageView, conversation_id, not_found, require_person, text};
+use super::{MAX_BODY_CHARS, MessageView, conversation_id, event, not_found, require_person, text};
 use crate::app::App;
 use crate::auth::Authenticated;
 use crate::clock::rfc3339;
 use crate::error::AppError;
 use crate::http::RequestContext;
 use crate::idempotency::{Idempotent, Outcome, Prepared, execute};
-use crate::outbox::OutboxEvent;
 use crate::ratelimit::{self, Counter};
 use crate::store::chat::{self as store, MessageRange, MessageRecord, ParticipantRole};
 use crate::store::labels::ChatLabel;
@@ -105,26 +104,6 @@ fn seq_query(field: &'static str, raw: Option<&str>) -> Result<Option<u64>, AppE
     .transpose()
 }
 
-fn event(
-    who: &Authenticated,
-    ctx: &RequestContext,
-    conversation_id: &str,
-    event_type: &str,
-    at: time::OffsetDateTime,
-    payload: serde_json::Value,
-) -> OutboxEvent {
-    OutboxEvent::new(
-        &who.tenant,
-        "conversation",
-        conversation_id,
-        event_type,
-        at,
-        &ctx.correlation_id,
-        payload,
-    )
-    .by(&who.principal.actor())
-}
-
 /// Posts a message (see the module's documentation). Answers 201 with the
 /// message, or the first answer again for a retried client message id.
 pub async fn post(
@@ -193,7 +172,7 @@ pub async fn post(
                 let mut tx = Tx::new(table, &posted)?
                     .push(store::advance_seq(table, tenant, &conversation_id, conversation.seq, &at)?)
                     .push(store::insert_message(table, &message)?)
-                    .push(store::read_own(table, tenant, &conversation_id, &who.principal.id, seq)?)
+                    .push(store::read_up_to(table, tenant, &conversation_id, &who.principal.id, seq, false)?)
                     .push(ratelimit::action(table, ChatLabel::RateLimit, &limit)?);
                 for check in caller_checks(table, who, false)? {
                     tx = tx.push(check);
@@ -461,7 +440,7 @@ pub async fn mark_read(
         json!({ "conversation_id": conversation_id, "user_id": me, "seq": request.seq }),
     );
     let tx = Tx::new(table, &read)?
-        .push(store::mark_read(table, tenant, &conversation_id, me, request.seq)?)
+        .push(store::read_up_to(table, tenant, &conversation_id, me, request.seq, true)?)
         .push(store::require_seq_at_least(table, tenant, &conversation_id, request.seq)?);
     match tx.commit(&app.clients.dynamodb).await {
         Ok(()) => Ok(ReadState { conversation_id, last_read_seq: request.seq }),

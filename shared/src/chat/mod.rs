@@ -84,6 +84,27 @@ fn text(field: &str, raw: &str, max: usize) -> Result<String, AppError> {
     }
 }
 
+/// A chat event: of the conversation's aggregate (so in its order), by the caller.
+fn event(
+    who: &Authenticated,
+    ctx: &crate::http::RequestContext,
+    conversation_id: &str,
+    event_type: &str,
+    at: time::OffsetDateTime,
+    payload: serde_json::Value,
+) -> crate::outbox::OutboxEvent {
+    crate::outbox::OutboxEvent::new(
+        &who.tenant,
+        "conversation",
+        conversation_id,
+        event_type,
+        at,
+        &ctx.correlation_id,
+        payload,
+    )
+    .by(&who.principal.actor())
+}
+
 /// A conversation as its participants see it.
 #[derive(Debug, Clone, Serialize)]
 pub struct ConversationView {

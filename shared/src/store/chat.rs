@@ -208,41 +208,25 @@ pub fn require_participant(
     }
 }
 
-/// The caller's own participant item marks everything up to `seq` read
-/// (label `caller`): the poster of a message has read it. Fails if they are
-/// no longer a participant.
-pub fn read_own(
+/// A participant's read state becomes `seq` (label `caller`): the poster of
+/// a message has read it; with `forward_only`, only if it is past what they
+/// read before (a mark never moves back). Fails if they are not a participant.
+pub fn read_up_to(
     table: &str,
     tenant: &str,
     conversation_id: &str,
     user_id: &str,
     seq: u64,
+    forward_only: bool,
 ) -> Result<Action<ChatLabel>, AppError> {
+    let condition =
+        if forward_only { "attribute_exists(pk) AND last_read_seq < :seq" } else { "attribute_exists(pk)" };
     Action::update(
         table,
         ChatLabel::Caller,
         participant_key(tenant, conversation_id, user_id),
         "SET last_read_seq = :seq",
-        Some("attribute_exists(pk)"),
-        Expr::default().value(":seq", value(seq)?),
-    )
-}
-
-/// Moves a participant's read state forward to `seq` (label `caller`):
-/// fails if they are not a participant or have read `seq` already.
-pub fn mark_read(
-    table: &str,
-    tenant: &str,
-    conversation_id: &str,
-    user_id: &str,
-    seq: u64,
-) -> Result<Action<ChatLabel>, AppError> {
-    Action::update(
-        table,
-        ChatLabel::Caller,
-        participant_key(tenant, conversation_id, user_id),
-        "SET last_read_seq = :seq",
-        Some("attribute_exists(pk) AND last_read_seq < :seq"),
+        Some(condition),
         Expr::default().value(":seq", value(seq)?),
     )
 }

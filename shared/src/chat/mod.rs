@@ -22,6 +22,7 @@
 
 pub mod conversations;
 pub mod messages;
+pub mod realtime;
 
 use crate::auth::Authenticated;
 use crate::auth::principal::{PrincipalKind, Role};

@@ -24,6 +24,7 @@ pub mod audit_checkpoints;
 pub mod census;
 pub mod chat;
 pub mod clients;
+pub mod connections;
 pub mod consents;
 pub mod devices;
 pub mod idempotency;

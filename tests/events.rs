@@ -117,6 +117,10 @@ const JOB_EVENTS: &[&str] = &[
     "signing-keys-status.json",
     // Run in tests/mfa.rs.
     "tenants-require-mfa.json",
+    // Run in tests/websocket.rs.
+    "ws-connect.json",
+    "ws-send.json",
+    "ws-disconnect.json",
     // Run in tests/migrate.rs, on a migrated legacy overdraft account.
     "tenants-set-overdraft-limit.json",
 ];

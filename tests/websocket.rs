@@ -260,3 +260,20 @@ async fn send_posts_as_the_connections_user_like_the_http_route() {
         invoke(&api, ws_event("send", "conn-dan", &[], &[], Some(&send_frame(&id, "ws-8", "late")))).await;
     assert_eq!(status, 401, "expired with API Gateway's limit, even if TTL has not deleted it");
 }
+
+#[tokio::test]
+async fn the_samples_connect_send_and_disconnect() {
+    let stack = TestStack::new().await;
+    let api = Api::new(&stack);
+    let ada = api.token("acme", "ada@acme.example").await;
+    let id = group(&api, &ada, &[]).await;
+    let sample = |name: &str| -> ApiGatewayWebsocketProxyRequest {
+        let text = event_file(name).replace("{{ACCESS_TOKEN}}", &ada).replace("{{CONVERSATION_ID}}", &id);
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("events/{name}: {e}"))
+    };
+    assert_eq!(invoke(&api, sample("ws-connect.json")).await.0, 200);
+    let (status, frame) = invoke(&api, sample("ws-send.json")).await;
+    assert_eq!((status, frame["message"]["body"].as_str()), (201, Some("Hello over the socket")), "{frame}");
+    assert_eq!(invoke(&api, sample("ws-disconnect.json")).await.0, 200);
+    assert_eq!(invoke(&api, sample("ws-send.json")).await.0, 401, "disconnected");
+}

@@ -90,6 +90,11 @@ fn client_message_id(raw: &str) -> Result<String, AppError> {
     }
 }
 
+/// A post's client message id and text, checked (400 naming the field).
+pub fn checked(request: &PostRequest) -> Result<(String, String), AppError> {
+    Ok((client_message_id(&request.client_message_id)?, text("body", &request.body, MAX_BODY_CHARS)?))
+}
+
 /// A sequence number from the path or a query (a message that cannot exist: 404).
 fn seq_param(raw: &str) -> Result<u64, AppError> {
     raw.parse::<u64>().ok().filter(|seq| *seq >= 1).ok_or(AppError::NotFound("message"))
@@ -116,8 +121,7 @@ pub async fn post(
     require_person(who)?;
     let conversation_id = conversation_id(raw_id)?;
     let request: PostRequest = crate::http::from_value(raw_body.clone())?;
-    let client_id = client_message_id(&request.client_message_id)?;
-    let body = text("body", &request.body, MAX_BODY_CHARS)?;
+    let (client_id, body) = checked(&request)?;
     let idempotent = Idempotent::new(who, OPERATION, client_id.clone(), &conversation_id, &raw_body);
     let tenant = who.tenant.as_str();
     let table = &app.config.table_name;

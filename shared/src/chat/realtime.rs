@@ -116,13 +116,7 @@ pub async fn send(
     event: &ApiGatewayWebsocketProxyRequest,
 ) -> Result<crate::idempotency::Outcome, AppError> {
     let connection_id = connection_id(event)?;
-    let raw = event.body.as_deref().unwrap_or_default();
-    if raw.len() > crate::http::MAX_BODY_BYTES {
-        return Err(AppError::PayloadTooLarge { limit: crate::http::MAX_BODY_BYTES });
-    }
-    let value: Value = serde_json::from_str(raw)
-        .map_err(|_| AppError::BadRequest { field: None, detail: "malformed JSON message".into() })?;
-    let frame: SendFrame = crate::http::from_value(value)?;
+    let (conversation_id, post) = parse_send(event.body.as_deref().unwrap_or_default())?;
     let record = store::find(
         &app.clients.dynamodb,
         &app.config.table_name,
@@ -132,8 +126,20 @@ pub async fn send(
     .await?
     .ok_or(AppError::Unauthorized("the connection is not authenticated; connect again"))?;
     let who = authenticated(record)?;
+    super::messages::post(app, &context(event), &who, &conversation_id, post).await
+}
+
+/// A `send` frame: the conversation and the post's body as the HTTP route
+/// takes it (so both fingerprint alike); bad frames are 400s naming the field.
+pub fn parse_send(raw: &str) -> Result<(String, Value), AppError> {
+    if raw.len() > crate::http::MAX_BODY_BYTES {
+        return Err(AppError::PayloadTooLarge { limit: crate::http::MAX_BODY_BYTES });
+    }
+    let value: Value = serde_json::from_str(raw)
+        .map_err(|_| AppError::BadRequest { field: None, detail: "malformed JSON message".into() })?;
+    let frame: SendFrame = crate::http::from_value(value)?;
     let post = json!({ "client_message_id": frame.client_message_id, "body": frame.body });
-    super::messages::post(app, &context(event), &who, &frame.conversation_id, post).await
+    Ok((frame.conversation_id, post))
 }
 
 /// A route's answer: a status and a JSON frame.

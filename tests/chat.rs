@@ -650,3 +650,39 @@ async fn bad_input_and_machine_clients_are_refused() {
     assert_eq!(chat.list(&client, &[]).await.0, 403);
     assert_eq!(chat.post(&client, &id, "beep").await.0, 403);
 }
+
+#[tokio::test]
+async fn posts_count_against_the_per_principal_write_limit() {
+    let stack = TestStack::new().await;
+    let chat = Chat { api: Api::new(&stack) };
+    let ada = chat.api.token("acme", "ada@acme.example").await;
+    let bob = chat.api.token("acme", "bob@acme.example").await;
+    let id = chat.group(&ada, "limited", &[&sub(&bob)]).await;
+    stack.start_of_next_window(60);
+    let limited = stack.app_with("PostMessageFunction", &[("RATE_LIMIT_WRITES", "2/60")]);
+    let post = |token: &str, client_id: &str| {
+        let bearer = format!("Bearer {token}");
+        let body = json!({"client_message_id": client_id, "body": "hi"}).to_string();
+        let headers = [("authorization", bearer), ("content-type", "application/json".to_owned())];
+        let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        api_event("POST", "/v1/conversations/{id}/messages", &[("id", &id)], &[], &headers, Some(&body))
+    };
+    for n in 0..2 {
+        let response =
+            caas_tests::api::dispatch(&limited, "PostMessageFunction", post(&ada, &format!("a{n}"))).await;
+        assert_eq!(response.status(), 201);
+    }
+    let refused = caas_tests::api::dispatch(&limited, "PostMessageFunction", post(&ada, "a2")).await;
+    assert_problem(&refused, 429);
+    assert!(
+        header(&refused, "retry-after")
+            .is_some_and(|s| s.parse::<u64>().is_ok_and(|s| (1..=60).contains(&s)))
+    );
+    let replay = caas_tests::api::dispatch(&limited, "PostMessageFunction", post(&ada, "a1")).await;
+    assert_eq!(header(&replay, "idempotent-replayed"), Some("true"), "a retry is not a new post");
+    let other = caas_tests::api::dispatch(&limited, "PostMessageFunction", post(&bob, "b0")).await;
+    assert_eq!(other.status(), 201, "per principal");
+    stack.clock.advance(time::Duration::seconds(60));
+    let later = caas_tests::api::dispatch(&limited, "PostMessageFunction", post(&ada, "a2")).await;
+    assert_eq!((later.status().as_u16(), parts(&later).1["seq"].as_u64()), (201, Some(4)), "the next window");
+}

@@ -19,7 +19,7 @@ pub const RSS_HEADROOM: f64 = 2.0;
 /// measured function that sends the same AWS calls or more and does no less
 /// work: (function, stand-in, whether the stand-in's wait counts, why). A
 /// function section 2 measures is priced from its own row instead.
-pub const STAND_INS: [(&str, &str, bool, &str); 39] = [
+pub const STAND_INS: [(&str, &str, bool, &str); 42] = [
     (
         "TenantsFunction",
         "CreateAccountFunction",
@@ -246,6 +246,24 @@ pub const STAND_INS: [(&str, &str, bool, &str); 39] = [
         "CreateAccountFunction",
         true,
         "one TransactWriteItems (the read state, the conversation's sequence number, the outbox event)",
+    ),
+    (
+        "WsConnectFunction",
+        "CreateAccountFunction",
+        true,
+        "the access token's check and one PutItem, less than create-account's token check and transaction",
+    ),
+    (
+        "WsDisconnectFunction",
+        "GetAccountFunction",
+        true,
+        "one DeleteItem and no token check, less than get-account's check and GetItem",
+    ),
+    (
+        "WsSendFunction",
+        "CapturePaymentFunction",
+        true,
+        "a GetItem, then post-message's BatchGetItem and TransactWriteItems, as capture's read and transaction",
     ),
 ];
 

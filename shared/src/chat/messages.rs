@@ -55,7 +55,23 @@ pub struct EditRequest {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ReadRequest {
+    #[serde(deserialize_with = "seq_number")]
     pub seq: u64,
+}
+
+/// The largest sequence number a request may name: every integer up to it is
+/// exact as a JSON number with a fraction part of zero.
+pub const MAX_SEQ: u64 = (1 << 53) - 1;
+
+/// A sequence number in a JSON body: an integer from 0 to [`MAX_SEQ`]; as
+/// in JSON Schema, `3.0` is the integer 3.
+fn seq_number<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error> {
+    let number = serde_json::Number::deserialize(deserializer)?;
+    number
+        .as_u64()
+        .or_else(|| number.as_f64().filter(|f| f.fract() == 0.0 && *f >= 0.0).map(|f| f as u64))
+        .filter(|seq| *seq <= MAX_SEQ)
+        .ok_or_else(|| serde::de::Error::custom(format!("must be a sequence number from 0 to {MAX_SEQ}")))
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -102,9 +118,9 @@ fn seq_param(raw: &str) -> Result<u64, AppError> {
 
 fn seq_query(field: &'static str, raw: Option<&str>) -> Result<Option<u64>, AppError> {
     raw.map(|raw| {
-        raw.trim()
-            .parse::<u64>()
-            .map_err(|_| AppError::bad_request(field, format!("{field}: must be a sequence number")))
+        raw.trim().parse::<u64>().ok().filter(|seq| *seq <= MAX_SEQ).ok_or_else(|| {
+            AppError::bad_request(field, format!("{field}: must be a sequence number from 0 to {MAX_SEQ}"))
+        })
     })
     .transpose()
 }
@@ -486,5 +502,16 @@ mod tests {
         }
         assert!(seq_query("before", Some("x")).is_err());
         assert_eq!(seq_query("before", Some(" 3 ")).ok().flatten(), Some(3));
+        assert!(seq_query("before", Some("9007199254740992")).is_err());
+        for (body, seq) in [
+            (r#"{"seq": 3}"#, Some(3)),
+            (r#"{"seq": 3.0}"#, Some(3)),
+            (r#"{"seq": 3.5}"#, None),
+            (r#"{"seq": -1}"#, None),
+            (r#"{"seq": 1e300}"#, None),
+            (r#"{"seq": "3"}"#, None),
+        ] {
+            assert_eq!(serde_json::from_str::<ReadRequest>(body).ok().map(|r| r.seq), seq, "{body}");
+        }
     }
 }

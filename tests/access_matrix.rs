@@ -22,8 +22,7 @@
 //! Routes that take no token (sign-in, JWKS) have one expected status for an
 //! anonymous caller ([`Expect::Public`]).
 
-use caas::auth::principal::{Principal, PrincipalKind, Role};
-use caas::tenant::TenantId;
+use caas::auth::principal::Role;
 use caas_tests::api::{Api, api_event};
 use caas_tests::*;
 use lambda_http::{Body, Response};
@@ -64,6 +63,10 @@ enum Fixture {
     OtherUser,
     /// A machine client of the tenant, created by its owner (fresh per cell).
     Client,
+    /// A group conversation `own` created (its admin) with `peer` (a member), fresh per cell.
+    Conversation,
+    /// The same, with a message of `own` at sequence number 1.
+    Message,
     /// An id no resource has.
     Unknown,
 }
@@ -78,7 +81,9 @@ enum Expect {
 
 /// One case of one route: `"METHOD /path"`, what it acts on, its body (with
 /// `{{OWN_ACCOUNT}}`, `{{PEER_ACCOUNT}}`, `{{OWN_USER_ID}}`, `{{OWN_EMAIL}}`,
-/// `{{N}}` filled in), and the expected statuses.
+/// `{{EXTRA_USER_ID}}` (a member who is none of the columns), `{{N}}` filled
+/// in), and the expected statuses. A path's `{user_id}` is `peer`'s id, its
+/// `{seq}` 1.
 struct Row {
     route: &'static str,
     fixture: Fixture,
@@ -145,6 +150,23 @@ const ROWS: &[Row] = &[
     row("POST /v1/payments/{id}/void", F::Authorized, Some("{}"),                         [401, 200, 200, 404, 200, 200, 403, 404, 403, 404]),
     row("POST /v1/payments/{id}/refunds", F::Captured, Some(r#"{"amount": 10}"#),         [401, 403, 201, 404, 201, 201, 403, 404, 403, 404]),
     row("GET /v1/payments/{id}", F::Authorized, None,                                     [401, 200, 200, 404, 200, 200, 200, 404, 200, 404]),
+    // Chat: `own` is the conversation's admin, `peer` a participant; tenant owners and
+    // admins manage participants and delete messages without being participants.
+    row("POST /v1/conversations", F::None, Some(r#"{"type": "group", "title": "t", "participants": ["{{EXTRA_USER_ID}}"]}"#),
+                                                                                          [401, 201, 201, 201, 201, 201, 201, 403, 403, 422]),
+    row("GET /v1/conversations", F::None, None,                                           [401, 200, 200, 200, 200, 200, 200, 403, 403, 200]),
+    row("GET /v1/conversations/{id}", F::Conversation, None,                              [401, 200, 200, 404, 404, 404, 404, 403, 403, 404]),
+    row("POST /v1/conversations/{id}/participants", F::Conversation, Some(r#"{"user_ids": ["{{EXTRA_USER_ID}}"]}"#),
+                                                                                          [401, 200, 403, 404, 200, 200, 404, 403, 403, 404]),
+    row("DELETE /v1/conversations/{id}/participants/{user_id}", F::Conversation, None,    [401, 204, 204, 404, 204, 204, 404, 403, 403, 404]),
+    row("POST /v1/conversations/{id}/leave", F::Conversation, None,                       [401, 204, 204, 404, 404, 404, 404, 403, 403, 404]),
+    row("POST /v1/conversations/{id}/messages", F::Conversation, Some(r#"{"client_message_id": "m-{{N}}", "body": "hi"}"#),
+                                                                                          [401, 201, 201, 404, 404, 404, 404, 403, 403, 404]),
+    row("GET /v1/conversations/{id}/messages", F::Conversation, None,                     [401, 200, 200, 404, 404, 404, 404, 403, 403, 404]),
+    row("PATCH /v1/conversations/{id}/messages/{seq}", F::Message, Some(r#"{"body": "edited"}"#),
+                                                                                          [401, 204, 403, 404, 404, 404, 404, 403, 403, 404]),
+    row("DELETE /v1/conversations/{id}/messages/{seq}", F::Message, None,                 [401, 204, 403, 404, 204, 204, 404, 403, 403, 404]),
+    row("POST /v1/conversations/{id}/read", F::Message, Some(r#"{"seq": 1}"#),            [401, 200, 200, 404, 404, 404, 404, 403, 403, 404]),
     public("POST /v1/users", Some(REGISTER), 201),
     public("POST /v1/auth/login", Some(LOGIN), 200),
     public("POST /v1/auth/refresh", Some(UNKNOWN_REFRESH), 401),
@@ -173,17 +195,6 @@ const ROWS: &[Row] = &[
 struct World {
     tokens: HashMap<Who, String>,
     values: HashMap<&'static str, String>,
-}
-
-async fn client_token(stack: &TestStack, tenant: &str, role: Role) -> String {
-    let principal = Principal {
-        kind: PrincipalKind::Client,
-        id: format!("client-{}", caas::ids::new_id()),
-        tenant: TenantId::parse(tenant).unwrap(),
-        roles: vec![role],
-    };
-    let app = stack.app("LoginFunction");
-    caas::auth::service::issue_access_token(&app, &principal).await.expect("a client token").0
 }
 
 async fn world(stack: &TestStack, api: &Api<'_>) -> World {
@@ -216,6 +227,8 @@ async fn world(stack: &TestStack, api: &Api<'_>) -> World {
         ("OWN_USER_ID", sub(&own)),
         ("OTHER_USER_ID", sub(&other)),
         ("OWN_EMAIL", "own@acme.example".to_owned()),
+        ("PEER_USER_ID", sub(&peer)),
+        ("EXTRA_USER_ID", sub(&api.token("acme", "extra@acme.example").await)),
     ]);
     World { tokens, values }
 }
@@ -245,6 +258,30 @@ async fn fixture_id(api: &Api<'_>, world: &World, fixture: Fixture) -> Option<St
             assert_eq!(status, 201, "fixture client: {body}");
             body["client_id"].as_str().unwrap().to_owned()
         }
+        F::Conversation | F::Message => {
+            let body = serde_json::json!({"type": "group", "title": "fixture", "participants": [values["PEER_USER_ID"]]});
+            let created =
+                api.post("CreateConversationFunction", "/v1/conversations", None, own, None, &body).await;
+            let (status, body) = parts(&created);
+            assert_eq!(status, 201, "fixture conversation: {body}");
+            let id = body["conversation_id"].as_str().unwrap().to_owned();
+            if fixture == F::Message {
+                let message =
+                    serde_json::json!({"client_message_id": caas::ids::new_id(), "body": "fixture"});
+                let posted = api
+                    .post(
+                        "PostMessageFunction",
+                        "/v1/conversations/{id}/messages",
+                        Some(&id),
+                        own,
+                        None,
+                        &message,
+                    )
+                    .await;
+                assert_eq!(posted.status(), 201, "fixture message: {:?}", parts(&posted).1);
+            }
+            id
+        }
         F::Authorized => payment().await,
         F::Captured => {
             let id = payment().await;
@@ -258,7 +295,13 @@ async fn fixture_id(api: &Api<'_>, world: &World, fixture: Fixture) -> Option<St
 async fn call(api: &Api<'_>, world: &World, function: &str, row: &Row, who: Who, n: usize) -> Response<Body> {
     let (method, path) = row.route.split_once(' ').expect("METHOD /path");
     let id = fixture_id(api, world, row.fixture).await;
-    let params: Vec<(&str, &str)> = id.as_deref().map(|id| vec![("id", id)]).unwrap_or_default();
+    let mut params: Vec<(&str, &str)> = id.as_deref().map(|id| vec![("id", id)]).unwrap_or_default();
+    if path.contains("{user_id}") {
+        params.push(("user_id", world.values["PEER_USER_ID"].as_str()));
+    }
+    if path.contains("{seq}") {
+        params.push(("seq", "1"));
+    }
     let body = row.body.map(|body| {
         world.values.iter().fold(body.replace("{{N}}", &n.to_string()), |text, (name, value)| {
             text.replace(&format!("{{{{{name}}}}}"), value)

@@ -6,7 +6,8 @@
 //! `{{PAYER_ACCOUNT_ID}}`, `{{PAYEE_ACCOUNT_ID}}`, `{{PAYMENT_ID}}`,
 //! `{{OWNER_ACCESS_TOKEN}}`, `{{AUDITOR_ACCESS_TOKEN}}`, `{{INVITATION_TOKEN}}`,
 //! `{{USER_ID}}`, `{{SESSION_ID}}`, `{{PASSWORD_USER_ACCESS_TOKEN}}`,
-//! `{{CLIENT_ID}}`, `{{CLIENT_SECRET}}`) that the test fills with live values,
+//! `{{CLIENT_ID}}`, `{{CLIENT_SECRET}}`, `{{CONVERSATION_ID}}`, `{{PEER_USER_ID}}`,
+//! `{{THIRD_USER_ID}}`) that the test fills with live values,
 //! as a user of `sam local invoke` would. Errors are problem documents, but the
 //! OAuth token endpoint's (RFC 6749 JSON).
 
@@ -91,6 +92,18 @@ const API_EVENTS: &[(&str, &str, u16)] = &[
     ("create-account-overdraft-by-member.json", "CreateAccountFunction", 403),
     // The owner freezes the account of get-account.json.
     ("update-account.json", "UpdateAccountFunction", 200),
+    // Chat: ada's group with bea (`{{PEER_USER_ID}}`), cy (`{{THIRD_USER_ID}}`) added and removed.
+    ("create-conversation.json", "CreateConversationFunction", 201),
+    ("get-conversation.json", "GetConversationFunction", 200),
+    ("post-message.json", "PostMessageFunction", 201),
+    ("list-messages.json", "ListMessagesFunction", 200),
+    ("edit-message.json", "EditMessageFunction", 204),
+    ("mark-read.json", "MarkReadFunction", 200),
+    ("list-conversations.json", "ListConversationsFunction", 200),
+    ("add-participants.json", "AddParticipantsFunction", 200),
+    ("remove-participant.json", "RemoveParticipantFunction", 204),
+    ("delete-message.json", "DeleteMessageFunction", 204),
+    ("leave-conversation.json", "LeaveConversationFunction", 204),
 ];
 
 /// Job samples, run by their own tests below (or in the job's test file).
@@ -118,6 +131,10 @@ const JOB_EVENTS: &[&str] = &[
     "signing-keys-status.json",
     // Run in tests/mfa.rs.
     "tenants-require-mfa.json",
+    // Run in tests/websocket.rs.
+    "ws-connect.json",
+    "ws-send.json",
+    "ws-disconnect.json",
     // Run in tests/migrate.rs, on a migrated legacy overdraft account.
     "tenants-set-overdraft-limit.json",
 ];
@@ -225,6 +242,12 @@ async fn every_api_sample_gives_its_documented_status() {
                 let token = api.token("acme", "pat@example.com").await;
                 values.insert("PASSWORD_USER_ACCESS_TOKEN", token);
             }
+            "create-conversation.json" => {
+                let bea = api.token("acme", "bea@example.com").await;
+                let cy = api.token("acme", "cy@example.com").await;
+                values.insert("PEER_USER_ID", claims_of(&bea)["sub"].as_str().unwrap().to_owned());
+                values.insert("THIRD_USER_ID", claims_of(&cy)["sub"].as_str().unwrap().to_owned());
+            }
             "refund-payment.json" => {
                 let token = &values["ACCESS_TOKEN"];
                 let response = api
@@ -259,6 +282,12 @@ async fn every_api_sample_gives_its_documented_status() {
             "rotate-client-secret.json" => {
                 values.insert("CLIENT_SECRET", body["client_secret"].as_str().unwrap().to_owned());
             }
+            "create-conversation.json" => {
+                values.insert("CONVERSATION_ID", body["conversation_id"].as_str().unwrap().to_owned());
+            }
+            "post-message.json" => assert_eq!(body["seq"], 1),
+            "list-messages.json" => assert_eq!(body["messages"][0]["body"], "Hello, launch team"),
+            "list-conversations.json" => assert_eq!(body["conversations"][0]["title"], "Launch"),
             "oauth-token.json" => assert_eq!(body["scope"], "member"),
             "update-account.json" => assert_eq!(body["status"], "frozen"),
             "oauth-token-unsupported-grant.json" => assert_eq!(body["error"], "unsupported_grant_type"),

@@ -235,6 +235,20 @@ fn check_bodies(bytes: &[u8]) {
             is_bad_request(caas::auth::Role::from_field("role", &role));
         }
     }
+    // Chat.
+    if let Some(post) = parse_body::<caas::chat::messages::PostRequest>(bytes) {
+        is_bad_request(caas::chat::messages::checked(&post));
+    }
+    parse_body::<caas::chat::conversations::CreateRequest>(bytes);
+    parse_body::<caas::chat::conversations::AddRequest>(bytes);
+    parse_body::<caas::chat::messages::EditRequest>(bytes);
+    parse_body::<caas::chat::messages::ReadRequest>(bytes);
+    if let Ok(text) = std::str::from_utf8(bytes) {
+        match caas::chat::realtime::parse_send(text) {
+            Ok(_) | Err(AppError::BadRequest { .. }) | Err(AppError::PayloadTooLarge { .. }) => {}
+            Err(other) => panic!("a WebSocket frame answered {other:?}"),
+        }
+    }
     // The payments routes parse a JSON value first (it is fingerprinted).
     parse_body::<Value>(bytes);
     let _ = caas::http::optional_json_body(&request(Body::Binary(bytes.to_vec())));

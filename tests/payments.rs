@@ -213,7 +213,7 @@ async fn an_abandoned_in_flight_key_blocks_only_until_it_expires() {
     let table = stack.table();
     let tenant = caas::tenant::TenantId::parse("acme").unwrap();
     let seed = caas::outbox::OutboxEvent::new(&tenant, "test", "seed", "test.seeded", now, "seed", json!({}));
-    caas::store::tx::Tx::new(&table, &seed)
+    caas::store::tx::Tx::<caas::store::labels::PaymentLabel>::new(&table, &seed)
         .unwrap()
         .push(complete(&table, &record, now.unix_timestamp(), now_ms).unwrap())
         .commit(&stack.clients.dynamodb)

@@ -267,6 +267,25 @@ fn render(reply: Reply) -> Response<Body> {
 /// Renders an error as a problem document and logs it (the message only; it
 /// never contains request values).
 pub fn problem_response(error: &AppError) -> Response<Body> {
+    let (status, body) = problem(error);
+    let mut builder = Response::builder().status(status).header(header::CONTENT_TYPE, PROBLEM_CONTENT_TYPE);
+    match error {
+        AppError::InProgress { retry_after_seconds } => {
+            builder = builder.header(header::RETRY_AFTER, retry_after_seconds.to_string());
+        }
+        AppError::TooManyRequests { retry_after_seconds } => {
+            builder = builder.header(header::RETRY_AFTER, retry_after_seconds.to_string());
+        }
+        AppError::Unavailable(_) => builder = builder.header(header::RETRY_AFTER, "1"),
+        AppError::Unauthorized(_) => builder = builder.header(header::WWW_AUTHENTICATE, "Bearer"),
+        _ => {}
+    }
+    builder.body(Body::Text(body.to_string())).unwrap_or_else(|_| fallback_internal())
+}
+
+/// An error's status and problem document (logged as [`problem_response`]
+/// says), for answers that are not HTTP responses (WebSocket frames).
+pub fn problem(error: &AppError) -> (StatusCode, serde_json::Value) {
     let (status, kind, title) = classify(error);
     let mut body = serde_json::json!({
         "type": format!("urn:caas:problem:{kind}"),
@@ -286,19 +305,7 @@ pub fn problem_response(error: &AppError) -> Response<Body> {
     } else {
         tracing::info!(problem = kind, status = status.as_u16(), "request rejected");
     }
-    let mut builder = Response::builder().status(status).header(header::CONTENT_TYPE, PROBLEM_CONTENT_TYPE);
-    match error {
-        AppError::InProgress { retry_after_seconds } => {
-            builder = builder.header(header::RETRY_AFTER, retry_after_seconds.to_string());
-        }
-        AppError::TooManyRequests { retry_after_seconds } => {
-            builder = builder.header(header::RETRY_AFTER, retry_after_seconds.to_string());
-        }
-        AppError::Unavailable(_) => builder = builder.header(header::RETRY_AFTER, "1"),
-        AppError::Unauthorized(_) => builder = builder.header(header::WWW_AUTHENTICATE, "Bearer"),
-        _ => {}
-    }
-    builder.body(Body::Text(body.to_string())).unwrap_or_else(|_| fallback_internal())
+    (status, body)
 }
 
 fn classify(error: &AppError) -> (StatusCode, &'static str, &'static str) {

@@ -94,6 +94,17 @@ pub async fn try_dispatch(
         "AuditKeysFunction" => Box::pin(audit_keys::handler(app, request)).await,
         "RecordConsentFunction" => Box::pin(record_consent::handler(app, request)).await,
         "ListConsentsFunction" => Box::pin(list_consents::handler(app, request)).await,
+        "CreateConversationFunction" => Box::pin(create_conversation::handler(app, request)).await,
+        "GetConversationFunction" => Box::pin(get_conversation::handler(app, request)).await,
+        "ListConversationsFunction" => Box::pin(list_conversations::handler(app, request)).await,
+        "AddParticipantsFunction" => Box::pin(add_participants::handler(app, request)).await,
+        "RemoveParticipantFunction" => Box::pin(remove_participant::handler(app, request)).await,
+        "LeaveConversationFunction" => Box::pin(leave_conversation::handler(app, request)).await,
+        "PostMessageFunction" => Box::pin(post_message::handler(app, request)).await,
+        "ListMessagesFunction" => Box::pin(list_messages::handler(app, request)).await,
+        "EditMessageFunction" => Box::pin(edit_message::handler(app, request)).await,
+        "DeleteMessageFunction" => Box::pin(delete_message::handler(app, request)).await,
+        "MarkReadFunction" => Box::pin(mark_read::handler(app, request)).await,
         _ => return None,
     })
 }

@@ -389,3 +389,16 @@ pub async fn stored_events(stack: &TestStack, tenant: &str) -> Vec<caas::outbox:
     events.sort_by(|a, b| a.event_id.cmp(&b.event_id));
     events
 }
+
+/// An access token of a machine client of `tenant` with `role`, as the
+/// client-credentials grant issues them (the client has no directory entry).
+pub async fn client_token(stack: &TestStack, tenant: &str, role: caas::auth::Role) -> String {
+    let principal = caas::auth::principal::Principal {
+        kind: caas::auth::principal::PrincipalKind::Client,
+        id: format!("client-{}", caas::ids::new_id()),
+        tenant: caas::tenant::TenantId::parse(tenant).expect("a tenant id"),
+        roles: vec![role],
+    };
+    let app = stack.app("LoginFunction");
+    caas::auth::service::issue_access_token(&app, &principal).await.expect("a client token").0
+}

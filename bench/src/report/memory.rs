@@ -19,7 +19,7 @@ pub const RSS_HEADROOM: f64 = 2.0;
 /// measured function that sends the same AWS calls or more and does no less
 /// work: (function, stand-in, whether the stand-in's wait counts, why). A
 /// function section 2 measures is priced from its own row instead.
-pub const STAND_INS: [(&str, &str, bool, &str); 28] = [
+pub const STAND_INS: [(&str, &str, bool, &str); 42] = [
     (
         "TenantsFunction",
         "CreateAccountFunction",
@@ -180,6 +180,90 @@ pub const STAND_INS: [(&str, &str, bool, &str); 28] = [
         "CapturePaymentFunction",
         true,
         "per expired hold one TransactWriteItems (the void through the ledger) and its share of an index Query, as capture's transaction and read",
+    ),
+    (
+        "CreateConversationFunction",
+        "CreateAccountFunction",
+        true,
+        "one TransactWriteItems (the conversation, its participants, the tenant, the caller and each participant active, the outbox event)",
+    ),
+    (
+        "GetConversationFunction",
+        "ListTransactionsFunction",
+        true,
+        "one consistent Query of the conversation's partition up to its messages",
+    ),
+    (
+        "ListConversationsFunction",
+        "ListTransactionsFunction",
+        true,
+        "an index Query of the caller's inbox and a BatchGetItem per hundred conversations",
+    ),
+    (
+        "AddParticipantsFunction",
+        "CapturePaymentFunction",
+        true,
+        "one TransactWriteItems and a Query of the result, as capture's transaction and read",
+    ),
+    (
+        "RemoveParticipantFunction",
+        "CreateAccountFunction",
+        true,
+        "one TransactWriteItems (the participant, the count, the caller's right, the outbox event)",
+    ),
+    (
+        "LeaveConversationFunction",
+        "CreateAccountFunction",
+        true,
+        "one TransactWriteItems (the participant, the count, the caller, the outbox event)",
+    ),
+    (
+        "PostMessageFunction",
+        "CapturePaymentFunction",
+        true,
+        "one BatchGetItem and one TransactWriteItems (the sequence number, the message, the idempotency record, the outbox event), as capture's",
+    ),
+    (
+        "ListMessagesFunction",
+        "ListTransactionsFunction",
+        true,
+        "a GetItem and one Query page, as list-transactions' read and page",
+    ),
+    (
+        "EditMessageFunction",
+        "CreateAccountFunction",
+        true,
+        "one TransactWriteItems (the message, the author's checks, the outbox event)",
+    ),
+    (
+        "DeleteMessageFunction",
+        "CapturePaymentFunction",
+        true,
+        "one BatchGetItem and one TransactWriteItems, as capture's read and transaction",
+    ),
+    (
+        "MarkReadFunction",
+        "CreateAccountFunction",
+        true,
+        "one TransactWriteItems (the read state, the conversation's sequence number, the outbox event)",
+    ),
+    (
+        "WsConnectFunction",
+        "CreateAccountFunction",
+        true,
+        "the access token's check and one PutItem, less than create-account's token check and transaction",
+    ),
+    (
+        "WsDisconnectFunction",
+        "GetAccountFunction",
+        true,
+        "one DeleteItem and no token check, less than get-account's check and GetItem",
+    ),
+    (
+        "WsSendFunction",
+        "CapturePaymentFunction",
+        true,
+        "a GetItem, then post-message's BatchGetItem and TransactWriteItems, as capture's read and transaction",
     ),
 ];
 

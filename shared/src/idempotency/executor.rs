@@ -11,7 +11,7 @@ use crate::auth::Authenticated;
 use crate::clock::rfc3339;
 use crate::error::AppError;
 use crate::store::idempotency::{self as store, IdempotencyRecord, RecordStatus};
-use crate::store::labels::PaymentLabel;
+use crate::store::labels::{IdempotentLabel, PaymentLabel};
 use crate::store::tx::{Failure, Reason, Tx, TxError};
 use crate::store::{self as items, Item};
 use serde_json::Value;
@@ -62,8 +62,8 @@ impl Outcome {
 
 /// What an operation decided from the items it read: its transaction and
 /// its answer.
-pub struct Prepared {
-    pub tx: Tx<PaymentLabel>,
+pub struct Prepared<L = PaymentLabel> {
+    pub tx: Tx<L>,
     pub status: u16,
     pub body: Value,
 }
@@ -88,12 +88,12 @@ impl Now {
 /// the completed record. A cancellation not caused by the record is given to
 /// `on_cancel` to name (e.g. a failed balance condition); otherwise it is an
 /// internal error.
-pub async fn execute(
+pub async fn execute<L: IdempotentLabel>(
     app: &App,
     request: &Idempotent<'_>,
     keys: Vec<Item>,
-    prepare: impl FnOnce(Vec<Option<Item>>) -> Result<Prepared, AppError>,
-    on_cancel: impl FnOnce(&TxError<PaymentLabel>) -> Option<AppError>,
+    prepare: impl FnOnce(Vec<Option<Item>>) -> Result<Prepared<L>, AppError>,
+    on_cancel: impl FnOnce(&TxError<L>) -> Option<AppError>,
 ) -> Result<Outcome, AppError> {
     let now = Now::of(app);
     let (record, legacy, items) = read(app, request, keys).await?;
@@ -113,7 +113,7 @@ pub async fn execute(
         Ok(()) => return Ok(Outcome { status: prepared.status, body: prepared.body, replayed: false }),
         Err(error) => error,
     };
-    if let Some(failure) = error.failed(PaymentLabel::Idempotency) {
+    if let Some(failure) = error.failed(L::IDEMPOTENCY) {
         return lost_race(failure, request, now);
     }
     Err(on_cancel(&error).unwrap_or_else(|| error.into_app_error()))
@@ -141,7 +141,7 @@ async fn read(
 }
 
 /// The record answering later requests with this key as `prepared` answers this one.
-fn completed(app: &App, request: &Idempotent<'_>, prepared: &Prepared, now: Now) -> IdempotencyRecord {
+fn completed<L>(app: &App, request: &Idempotent<'_>, prepared: &Prepared<L>, now: Now) -> IdempotencyRecord {
     IdempotencyRecord {
         tenant_id: request.who.tenant.as_str().to_owned(),
         principal: store::principal_scope(&request.who.principal),
@@ -160,11 +160,7 @@ fn completed(app: &App, request: &Idempotent<'_>, prepared: &Prepared, now: Now)
 /// The answer when the record's action failed: another request with the
 /// same key committed first (its stored answer, or a mismatch), or is
 /// committing right now (retry).
-fn lost_race(
-    failure: &Failure<PaymentLabel>,
-    request: &Idempotent<'_>,
-    now: Now,
-) -> Result<Outcome, AppError> {
+fn lost_race<L>(failure: &Failure<L>, request: &Idempotent<'_>, now: Now) -> Result<Outcome, AppError> {
     let winner = failure.item.clone().map(store::decode).transpose()?;
     match (&failure.reason, winner) {
         (Reason::ConditionalCheckFailed, Some(winner)) => {

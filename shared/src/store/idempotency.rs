@@ -11,7 +11,7 @@
 //! (`IdempotencyTtlSeconds`). Until then [`legacy_record_key`] finds them, so
 //! a key used before the upgrade is refused instead of running twice.
 
-use super::labels::PaymentLabel;
+use super::labels::IdempotentLabel;
 use super::{Action, Expr, Item, Keyed, from_item, key, tenant_pk, value};
 use crate::auth::principal::{Principal, PrincipalKind};
 use crate::error::AppError;
@@ -74,17 +74,17 @@ pub fn decode(item: Item) -> Result<IdempotencyRecord, AppError> {
 /// Writes the completed record. The condition lets the write through only if
 /// no live record holds the key: absent, expired (TTL deletes late), or an
 /// abandoned in-progress reservation.
-pub fn complete(
+pub fn complete<L: IdempotentLabel>(
     table: &str,
     record: &IdempotencyRecord,
     now: i64,
     now_ms: i64,
-) -> Result<Action<PaymentLabel>, AppError> {
+) -> Result<Action<L>, AppError> {
     let pk = record_pk(&record.tenant_id, &record.principal, &record.operation, &record.idempotency_key);
     let item = Keyed::new(pk, "IDEM", "idempotency", record).item()?;
     Action::put(
         table,
-        PaymentLabel::Idempotency,
+        L::IDEMPOTENCY,
         item,
         Some(
             "attribute_not_exists(pk) OR expires_at <= :now \

@@ -127,6 +127,17 @@ impl OutboxLabel for PaymentLabel {
     const OUTBOX: Self = PaymentLabel::Outbox;
 }
 
+/// Labels of transactions that complete an idempotency record
+/// ([`crate::idempotency::execute`]).
+pub trait IdempotentLabel: OutboxLabel {
+    /// The label of the completed idempotency record.
+    const IDEMPOTENCY: Self;
+}
+
+impl IdempotentLabel for PaymentLabel {
+    const IDEMPOTENCY: Self = PaymentLabel::Idempotency;
+}
+
 /// An append to a tenant's audit chain (no outbox event: see
 /// [`super::tx::Tx::without_event`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -180,4 +191,53 @@ impl Label for PrivacyLabel {
 
 impl OutboxLabel for PrivacyLabel {
     const OUTBOX: Self = PrivacyLabel::Outbox;
+}
+
+/// Chat: conversations, their participants and messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChatLabel {
+    Outbox,
+    /// The completed idempotency record of a posted message.
+    Idempotency,
+    /// The conversation item: created, its sequence number or participant count moved.
+    Conversation,
+    /// A participant's item: inserted, removed, its read state moved.
+    Participant,
+    /// The caller's own participant item: "still a participant" (or a conversation admin).
+    Caller,
+    /// The caller's directory entry: "still an active user" (or a tenant admin).
+    Directory,
+    /// The directory entry of a user being made a participant: "an active user of the tenant".
+    Member,
+    /// The tenant item: "exists and is active".
+    Tenant,
+    /// A message: posted, edited, tombstoned.
+    Message,
+    /// The caller's hit on the per-principal write limit.
+    RateLimit,
+}
+
+impl Label for ChatLabel {
+    fn name(self) -> &'static str {
+        match self {
+            ChatLabel::Outbox => "outbox",
+            ChatLabel::Idempotency => "idempotency",
+            ChatLabel::Conversation => "conversation",
+            ChatLabel::Participant => "participant",
+            ChatLabel::Caller => "caller",
+            ChatLabel::Directory => "directory",
+            ChatLabel::Member => "member",
+            ChatLabel::Tenant => "tenant",
+            ChatLabel::Message => "message",
+            ChatLabel::RateLimit => "rate_limit",
+        }
+    }
+}
+
+impl OutboxLabel for ChatLabel {
+    const OUTBOX: Self = ChatLabel::Outbox;
+}
+
+impl IdempotentLabel for ChatLabel {
+    const IDEMPOTENCY: Self = ChatLabel::Idempotency;
 }

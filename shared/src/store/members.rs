@@ -156,6 +156,23 @@ pub fn require_role_as<L>(
     )
 }
 
+/// `user_id` is an active user of `tenant` (label `label`): e.g. someone
+/// being made a participant of a conversation.
+pub fn require_active_user_as<L>(
+    table: &str,
+    label: L,
+    tenant: &str,
+    user_id: &str,
+) -> Result<Action<L>, AppError> {
+    Action::condition_check(
+        table,
+        label,
+        member_key(tenant, user_id),
+        "#status = :active",
+        user_status_expr(Expr::default())?,
+    )
+}
+
 /// The user or client `owner` names is in the tenant's directory (label
 /// `label`); `None` for the tenant itself, which needs no entry.
 pub fn require_listed<L>(

@@ -31,7 +31,9 @@ pub use second_factor::{
     Confirmed, Disable, Enrolment, MfaSignIn, RecoveryCodes, TotpCode, complete_sign_in, confirm_totp,
     disable_totp, enrol_totp, regenerate_recovery_codes, reset_mfa,
 };
-pub use tokens::{authenticate, issue_access_token, issue_session_token, jwks, token_key};
+pub use tokens::{
+    authenticate, authenticate_token, issue_access_token, issue_session_token, jwks, token_key,
+};
 
 use super::credentials::{Email, check_new_password, check_password_size};
 use super::jwt::{self, AccessClaims, Expected, TokenKey};

@@ -100,6 +100,12 @@ pub async fn authenticate(app: &App, request: &lambda_http::Request) -> Result<A
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
         .map(|(_, token)| token.trim())
         .ok_or(AppError::Unauthorized("a bearer access token is required"))?;
+    authenticate_token(app, token).await
+}
+
+/// Verifies an access token presented some other way than the
+/// `Authorization` header (a WebSocket's `$connect`).
+pub async fn authenticate_token(app: &App, token: &str) -> Result<Authenticated, AppError> {
     let expected = Expected {
         issuer: &app.config.token_issuer,
         audience: &app.config.token_audience,

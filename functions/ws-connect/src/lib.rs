@@ -1,0 +1,19 @@
+//! The WebSocket API's `$connect`: authenticates the access token
+//! (`?access_token=` or `Authorization: Bearer`) and records the connection;
+//! without a valid token 401, and API Gateway refuses the connection.
+
+use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
+use caas::App;
+use caas::chat::realtime;
+use lambda_runtime::{Error, LambdaEvent};
+
+pub async fn handler(
+    app: &App,
+    event: LambdaEvent<ApiGatewayWebsocketProxyRequest>,
+) -> Result<ApiGatewayProxyResponse, Error> {
+    Ok(realtime::serve(event.payload, |event| async move {
+        realtime::connect(app, &event).await?;
+        Ok(realtime::response(200, None))
+    })
+    .await)
+}

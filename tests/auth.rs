@@ -60,7 +60,9 @@ async fn logout(stack: &TestStack, token: &str) -> u16 {
 }
 
 async fn stored_user(stack: &TestStack, tenant: &str, email: &str) -> caas::store::users::UserRecord {
-    caas::store::users::find_by_email(&stack.clients.dynamodb, &stack.table(), tenant, email)
+    let tenant = caas::tenant::TenantId::parse(tenant).unwrap();
+    let email = caas::auth::credentials::Email::parse(email).unwrap();
+    caas::auth::service::user_by_email(&stack.unattributed_app_with("LoginFunction", &[]), &tenant, &email)
         .await
         .unwrap()
         .expect("user stored")
@@ -277,7 +279,10 @@ async fn legacy_bcrypt_user_logs_in_and_is_rehashed() {
     let legacy = users::UserRecord {
         tenant_id: "acme".into(),
         user_id: caas::ids::new_id(),
-        email: "legacy@example.com".into(),
+        email: Some("legacy@example.com".into()),
+        email_lookup: None,
+        email_sealed: None,
+        key_name: String::new(),
         password_hash: bcrypt::hash("legacy-password", 4).unwrap(),
         created_at: "2020-01-01T00:00:00Z".into(),
         created_at_ms: None,
@@ -303,7 +308,7 @@ async fn legacy_bcrypt_user_logs_in_and_is_rehashed() {
     );
     Tx::new(&table, &event)
         .unwrap()
-        .push(users::insert(&table, &legacy).unwrap())
+        .push(users::insert_legacy(&table, &legacy).unwrap())
         .commit(&stack.clients.dynamodb)
         .await
         .unwrap();

@@ -60,16 +60,28 @@ pub struct UserView {
     pub updated_at: Option<String>,
 }
 
-impl From<MemberRecord> for UserView {
-    fn from(member: MemberRecord) -> Self {
-        Self {
+impl UserView {
+    /// The entry as shown, with its email (opened: one read of the user's
+    /// key and one KMS `Decrypt`, unless the entry still has the plaintext).
+    async fn of(app: &App, member: MemberRecord) -> Result<Self, AppError> {
+        let email = crate::privacy::personal::shown(
+            app,
+            &member.tenant_id,
+            &member.user_id,
+            crate::privacy::personal::EMAIL,
+            member.email.as_deref(),
+            member.email_sealed.as_deref(),
+        )
+        .await?
+        .unwrap_or_default();
+        Ok(Self {
             user_id: member.user_id,
-            email: member.email,
+            email,
             role: member.role,
             status: member.status,
             created_at: member.created_at,
             updated_at: member.updated_at,
-        }
+        })
     }
 }
 
@@ -97,7 +109,10 @@ pub async fn list(
         page.after.as_deref(),
     )
     .await?;
-    Ok(UsersPage { users: members.into_iter().map(UserView::from).collect(), next_cursor })
+    use futures::StreamExt;
+    let users: Vec<Result<UserView, AppError>> =
+        futures::stream::iter(members).map(|m| UserView::of(app, m)).buffered(8).collect().await;
+    Ok(UsersPage { users: users.into_iter().collect::<Result<_, _>>()?, next_cursor })
 }
 
 /// `PATCH /v1/users/{id}`. Fields are strings, checked here, so an invalid
@@ -165,7 +180,7 @@ pub async fn update(
         ..before.clone()
     };
     if after.role == before.role && after.status == before.status {
-        return Ok(before.into());
+        return UserView::of(app, before).await;
     }
     let changes_self = caller.kind == PrincipalKind::User && caller.id == before.user_id;
     // Acting on oneself: the read entry is the caller's own, and the
@@ -188,7 +203,14 @@ pub async fn update(
     }
     tx = tx
         .push(members::change_access(table, &before, &after)?)
-        .push(users::set_access(table, tenant, &before.email, after.role, after.status, after.session_epoch)?)
+        .push(users::set_access(
+            table,
+            tenant,
+            before.user_key_name().ok_or(AppError::NotFound("user"))?,
+            after.role,
+            after.status,
+            after.session_epoch,
+        )?)
         .push(tenant_action);
     if !changes_self {
         tx = tx.push(members::require_role(table, caller, required)?);
@@ -206,7 +228,7 @@ pub async fn update(
         disabled = after.status == UserStatus::Disabled,
         "user access changed; sessions revoked"
     );
-    Ok(after.into())
+    UserView::of(app, after).await
 }
 
 /// `user.role_changed` and/or `user.enabled` / `user.disabled`, by the caller.

@@ -18,6 +18,17 @@
 //! - v6 `accounts-owner-and-limit`: every account gets an owner (the tenant)
 //!   and a limit (the documented default on overdraft accounts, else 0), and
 //!   its tenant a record if absent.
+//!
+//! Personal data sealed per person, expand + backfill → contract
+//! ([`crate::privacy::personal`]):
+//! - v7 `users-seal-email` (expand + backfill): user items and directory
+//!   entries keep the plaintext email and get its lookup hash and its sealed
+//!   value (each user's key created if absent): both written, login works
+//!   from either.
+//! - v8 `users-drop-plaintext-email` (contract): each user item moves to its
+//!   lookup key without the plaintext, its directory entry losing the
+//!   plaintext in the same transaction; `down` opens the sealed value to
+//!   move it back.
 
 use super::plan::{Migration, Phase};
 use crate::store::{account_layouts, user_layouts};
@@ -40,6 +51,7 @@ static MIGRATIONS: &[Migration] = &[
         description: "user items gain created_at_ms (epoch ms) derived from created_at",
         phase: Phase::ExpandBackfill,
         change: user_layouts::CREATED_AT_MS,
+        prepare: None,
     },
     Migration {
         version: 3,
@@ -47,6 +59,7 @@ static MIGRATIONS: &[Migration] = &[
         description: "user items lose the RFC 3339 created_at string (created_at_ms replaces it)",
         phase: Phase::Contract,
         change: user_layouts::DROP_CREATED_AT,
+        prepare: None,
     },
     Migration {
         version: 4,
@@ -54,6 +67,7 @@ static MIGRATIONS: &[Migration] = &[
         description: "users with a legacy bcrypt password hash are flagged needs_rehash (replaced by Argon2id on next login)",
         phase: Phase::Data,
         change: user_layouts::FLAG_LEGACY_BCRYPT,
+        prepare: None,
     },
     Migration {
         version: 5,
@@ -61,6 +75,7 @@ static MIGRATIONS: &[Migration] = &[
         description: "users that predate roles get their directory entry (member) and their tenant a record (open signup)",
         phase: Phase::ExpandBackfill,
         change: user_layouts::DIRECTORY,
+        prepare: None,
     },
     Migration {
         version: account_layouts::SCHEMA_VERSION,
@@ -68,6 +83,23 @@ static MIGRATIONS: &[Migration] = &[
         description: "accounts that predate owners become tenant-owned; overdraft accounts get the default limit",
         phase: Phase::ExpandBackfill,
         change: account_layouts::OWNER_AND_LIMIT,
+        prepare: None,
+    },
+    Migration {
+        version: user_layouts::SEAL_EMAIL_VERSION,
+        name: "users-seal-email",
+        description: "users and directory entries get the email's lookup hash and its value sealed with the user's own key (beside the plaintext)",
+        phase: Phase::ExpandBackfill,
+        change: user_layouts::SEAL_EMAIL,
+        prepare: Some(crate::privacy::personal::prepare_email),
+    },
+    Migration {
+        version: user_layouts::DROP_PLAINTEXT_EMAIL_VERSION,
+        name: "users-drop-plaintext-email",
+        description: "users move to their lookup key without the plaintext email; their directory entries lose it too",
+        phase: Phase::Contract,
+        change: user_layouts::DROP_PLAINTEXT_EMAIL,
+        prepare: Some(crate::privacy::personal::prepare_email),
     },
 ];
 
@@ -98,7 +130,7 @@ mod tests {
     #[test]
     fn registry_is_valid() {
         plan::validate(all()).unwrap();
-        assert_eq!(plan::latest(all()), 6);
+        assert_eq!(plan::latest(all()), 8);
     }
 
     #[test]

@@ -50,6 +50,8 @@ pub enum AuthLabel {
     Client,
     /// A second-factor challenge (`mfa_token`): spent, or a failure counted.
     Challenge,
+    /// A user's personal-data key: created on registration, deleted by an erasure.
+    UserKey,
 }
 
 impl Label for AuthLabel {
@@ -67,6 +69,7 @@ impl Label for AuthLabel {
             AuthLabel::RateLimit => "rate_limit",
             AuthLabel::Client => "client",
             AuthLabel::Challenge => "challenge",
+            AuthLabel::UserKey => "user_key",
         }
     }
 }

@@ -40,12 +40,13 @@ pub mod sessions;
 pub mod signing_keys;
 pub mod tenants;
 pub mod tx;
+pub mod user_keys;
 pub mod user_layouts;
 pub mod users;
 
 use crate::error::AppError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, ConditionCheck, Put, ReturnValuesOnConditionCheckFailure, StreamViewType,
+    AttributeValue, ConditionCheck, Delete, Put, ReturnValuesOnConditionCheckFailure, StreamViewType,
     TransactWriteItem, Update,
 };
 use serde::Serialize;
@@ -219,6 +220,26 @@ impl<L> Action<L> {
             .build()
             .map_err(|e| AppError::internal("build update", e))?;
         Ok(Self { label, write: TransactWriteItem::builder().update(update).build() })
+    }
+
+    /// A delete, conditional on `condition` when given.
+    pub(crate) fn delete(
+        table: &str,
+        label: L,
+        key: Item,
+        condition: Option<&str>,
+        expr: Expr,
+    ) -> Result<Self, AppError> {
+        let delete = Delete::builder()
+            .table_name(table)
+            .set_key(Some(key))
+            .set_condition_expression(condition.map(str::to_owned))
+            .set_expression_attribute_names(non_empty(expr.names))
+            .set_expression_attribute_values(non_empty(expr.values))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .build()
+            .map_err(|e| AppError::internal("build delete", e))?;
+        Ok(Self { label, write: TransactWriteItem::builder().delete(delete).build() })
     }
 
     /// A condition on an item the transaction does not change (e.g. "the

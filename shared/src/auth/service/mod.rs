@@ -22,7 +22,7 @@ mod second_factor;
 mod tokens;
 
 pub use account::{SessionList, SessionView, list_sessions, logout_all, revoke_session};
-pub use login::{LoginOutcome, MfaChallenge, login};
+pub use login::{LoginOutcome, MfaChallenge, login, user_by_email};
 pub use password_change::{PasswordChange, change_password};
 pub use refresh::{logout, refresh};
 pub use register::register;

@@ -1,0 +1,343 @@
+// The handlers' futures nest the SDK's calls deeply enough to pass the
+// compiler's default query depth when their layout is computed.
+#![recursion_limit = "256"]
+
+//! Personal data sealed per person against the emulator: registration
+//! stores the email only sealed with the user's own key and keyed by its
+//! hash, login finds it without opening anything, administrators see it
+//! opened; and the `users-seal-email` / `users-drop-plaintext-email`
+//! migration over users stored before, with logins running throughout.
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use caas::auth::Role;
+use caas::migrate::Command;
+use caas::store::Item;
+use caas::store::members::MemberRecord;
+use caas::store::users::{self, UserRecord, UserStatus};
+use caas_tests::api::{Api, PASSWORD, api_event};
+use caas_tests::*;
+use lambda_runtime::{Context, LambdaEvent};
+use serde_json::{Value, json};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+const TENANT: &str = "acme";
+
+/// Every item of the tenant, as stored.
+async fn tenant_items(stack: &TestStack) -> Vec<Item> {
+    scan_raw_items(stack, "begins_with(pk, :t)", &[(":t", &format!("T#{TENANT}#"))]).await
+}
+
+/// Whether any attribute of any item holds `needle` (keys included).
+fn anywhere(items: &[Item], needle: &str) -> bool {
+    items.iter().any(|item| format!("{item:?}").contains(needle))
+}
+
+fn kind(item: &Item) -> &str {
+    match item.get("kind") {
+        Some(AttributeValue::S(kind)) => kind,
+        _ => "",
+    }
+}
+
+fn text<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
+    match item.get(name) {
+        Some(AttributeValue::S(value)) => Some(value),
+        _ => None,
+    }
+}
+
+async fn list_users(api: &Api<'_>, token: &str) -> Value {
+    let bearer = format!("Bearer {token}");
+    let response = api
+        .call(
+            "ListUsersFunction",
+            api_event("GET", "/v1/users", &[], &[], &[("authorization", &bearer)], None),
+        )
+        .await;
+    let (status, page) = parts(&response);
+    assert_eq!(status, 200, "{page}");
+    page
+}
+
+fn emails_of(page: &Value) -> Vec<String> {
+    let mut emails: Vec<String> =
+        page["users"].as_array().unwrap().iter().map(|u| u["email"].as_str().unwrap().to_owned()).collect();
+    emails.sort();
+    emails
+}
+
+#[tokio::test]
+async fn the_email_is_stored_only_sealed_and_login_finds_it_by_its_hash() {
+    let stack = TestStack::new().await;
+    let api = Api::new(&stack);
+    let owner = api.invited(TENANT, "boss@example.com", Role::Owner).await;
+    api.token(TENANT, "ada@example.com").await;
+
+    let items = tenant_items(&stack).await;
+    for email in ["ada@example.com", "boss@example.com"] {
+        // Users, directory entries, outbox events: nowhere in plaintext
+        // (the operator's invitation of the owner keeps the owner's own).
+        let without_invitations: Vec<Item> =
+            items.iter().filter(|i| kind(i) != "invitation").cloned().collect();
+        assert!(!anywhere(&without_invitations, email), "{email} is stored in plaintext");
+    }
+    let users: Vec<&Item> = items.iter().filter(|i| kind(i) == "user").collect();
+    assert_eq!(users.len(), 2);
+    for user in &users {
+        let pk = text(user, "pk").unwrap();
+        let name = pk.strip_prefix(&format!("T#{TENANT}#USER#")).unwrap();
+        assert!(caas::privacy::lookup::is_lookup(name), "keyed by the lookup hash: {pk}");
+        assert_eq!(text(user, "email_lookup"), Some(name));
+        assert!(text(user, "email_sealed").is_some_and(|s| s.starts_with("v1.")));
+        assert!(user.get("email").is_none());
+        let user_id = text(user, "user_id").unwrap();
+        let key = items.iter().find(|i| kind(i) == "user_key" && text(i, "user_id") == Some(user_id));
+        assert!(key.is_some(), "each user has their own key item");
+    }
+
+    // A warm login: one read (both keys at once), no KMS call but the token's signature.
+    api.login(TENANT, "ada@example.com").await;
+    stack.round_trips.reset();
+    api.login(TENANT, "ada@example.com").await;
+    assert_eq!(stack.round_trips.operations("DynamoDB")[0], "BatchGetItem");
+    assert_eq!(stack.round_trips.operations("KMS"), ["Sign"]);
+
+    // Shown to administrators, opened.
+    assert_eq!(emails_of(&list_users(&api, &owner).await), ["ada@example.com", "boss@example.com"]);
+
+    // The same email again is the same user (the hash is the key).
+    let body = json!({ "tenant_id": TENANT, "email": " ADA@example.com", "password": PASSWORD }).to_string();
+    let again =
+        api.call("RegisterFunction", api_event("POST", "/v1/users", &[], &[], &[], Some(&body))).await;
+    assert_eq!(again.status(), 409);
+}
+
+// ------------------------------------------------------------------ migration
+
+const USERS: usize = 40;
+
+fn email(i: usize) -> String {
+    format!("legacy{i:03}@example.com")
+}
+
+/// Stores `count` users in the layout from before personal data was sealed:
+/// keyed by the plaintext email, which the user item and the directory
+/// entry carry.
+async fn seed_legacy_users(stack: &TestStack, count: usize) -> Vec<String> {
+    let app = stack.app("LoginFunction");
+    let hash = caas::auth::password::hash(app.config.argon2, PASSWORD).unwrap();
+    let table = stack.table();
+    let tenant = caas::tenant::TenantId::parse(TENANT).unwrap();
+    let mut ids = Vec::new();
+    for i in 0..count {
+        let user = UserRecord {
+            tenant_id: TENANT.into(),
+            user_id: caas::ids::new_id(),
+            email: Some(email(i)),
+            email_lookup: None,
+            email_sealed: None,
+            key_name: String::new(),
+            password_hash: hash.clone(),
+            created_at: "2024-01-02T03:04:05Z".into(),
+            created_at_ms: None,
+            last_login_at: None,
+            failed_logins: 0,
+            failed_window_started_at: None,
+            locked_until: None,
+            role: Role::Member,
+            status: UserStatus::Active,
+            session_epoch: 0,
+            devices: None,
+            mfa: None,
+        };
+        let member = MemberRecord {
+            tenant_id: TENANT.into(),
+            user_id: user.user_id.clone(),
+            email: Some(email(i)),
+            email_lookup: None,
+            email_sealed: None,
+            role: Role::Member,
+            status: UserStatus::Active,
+            session_epoch: 0,
+            created_at: user.created_at.clone(),
+            updated_at: None,
+        };
+        let event = caas::outbox::OutboxEvent::new(
+            &tenant,
+            "user",
+            &user.user_id,
+            "user.imported",
+            time::OffsetDateTime::now_utc(),
+            "seed",
+            json!({ "user_id": user.user_id }),
+        );
+        caas::store::tx::Tx::new(&table, &event)
+            .unwrap()
+            .push(users::insert_legacy(&table, &user).unwrap())
+            .push(caas::store::members::insert(&table, &member).unwrap())
+            .commit(&stack.clients.dynamodb)
+            .await
+            .unwrap();
+        ids.push(user.user_id);
+    }
+    ids
+}
+
+fn invocation<T>(payload: T) -> LambdaEvent<T> {
+    let mut context = Context::default();
+    context.request_id = uuid::Uuid::new_v4().to_string();
+    LambdaEvent::new(payload, context)
+}
+
+async fn migrate_command(app: &caas::App, command: Command) -> Value {
+    match migrate::handler(app, invocation(migrate::Input::Command(command))).await {
+        Ok(migrate::Output::Report(report)) => report,
+        other => panic!("a command answered {other:?}"),
+    }
+}
+
+/// The jobs queue's trigger until the queue is empty (one message per invocation).
+async fn drive(stack: &TestStack, app: &caas::App) {
+    let queue = triggers::QueueTrigger::new(stack, "JobsQueue");
+    loop {
+        let batch = queue.receive(10).await;
+        if batch.records.is_empty() {
+            return;
+        }
+        let queue = &queue;
+        let jobs = batch.records.iter().map(|message| async move {
+            let mut event = aws_lambda_events::event::sqs::SqsEvent::default();
+            event.records = vec![message.clone()];
+            let response = match migrate::handler(app, invocation(migrate::Input::Jobs(event.clone()))).await
+            {
+                Ok(migrate::Output::Batch(response)) => response,
+                other => panic!("a job answered {other:?}"),
+            };
+            assert!(response.batch_item_failures.is_empty(), "a segment job failed");
+            queue.settle(&event, &response).await;
+        });
+        futures::future::join_all(jobs).await;
+    }
+}
+
+/// Runs `command` to its end while every user logs in over and over; every
+/// login must succeed. Returns how many logins ran while the run was going.
+async fn run_with_logins(
+    stack: &TestStack,
+    migrate_app: &caas::App,
+    login_app: &caas::App,
+    command: Command,
+) -> usize {
+    let done = AtomicBool::new(false);
+    let logins = AtomicUsize::new(0);
+    let migration = async {
+        let started = migrate_command(migrate_app, command).await;
+        assert!(started["run_id"].is_string(), "{started}");
+        drive(stack, migrate_app).await;
+        done.store(true, Ordering::SeqCst);
+    };
+    let sign_ins = futures::future::join_all((0..4).map(|worker| {
+        let (done, logins) = (&done, &logins);
+        async move {
+            let mut i = worker;
+            // At least one round over every user, and on until the run ends.
+            while !done.load(Ordering::SeqCst) || i < USERS {
+                let body = json!({ "tenant_id": TENANT, "email": email(i % USERS), "password": PASSWORD })
+                    .to_string();
+                let request = api_event("POST", "/v1/auth/login", &[], &[], &[], Some(&body));
+                let response = login::handler(login_app, request).await.unwrap();
+                let (status, answer) = parts(&response);
+                assert_eq!(status, 200, "login of {} during the migration: {answer}", email(i % USERS));
+                logins.fetch_add(1, Ordering::SeqCst);
+                i += 4;
+            }
+        }
+    }));
+    tokio::join!(migration, sign_ins);
+    logins.load(Ordering::SeqCst)
+}
+
+#[tokio::test]
+async fn the_email_migration_seals_legacy_users_while_they_log_in_and_rolls_back() {
+    let stack = TestStack::new().await;
+    let api = Api::new(&stack);
+    // Signed in first: the logins below spend the source address's limit.
+    let owner = api.invited(TENANT, "boss@example.com", Role::Owner).await;
+    let ids = seed_legacy_users(&stack, USERS).await;
+    let unlimited = [("RATE_LIMIT_LOGIN_IP", "1000000/300")];
+    let login_app = stack.app_with("LoginFunction", &unlimited);
+    let migrate_app = stack.app_with("MigrateFunction", &[("MIGRATE_PAGE_SIZE", "10")]);
+
+    // Legacy users log in as they are (found by the email key).
+    let body = json!({ "tenant_id": TENANT, "email": email(0), "password": PASSWORD }).to_string();
+    let response =
+        login::handler(&login_app, api_event("POST", "/v1/auth/login", &[], &[], &[], Some(&body))).await;
+    assert_eq!(response.unwrap().status(), 200);
+    let legacy = tenant_items(&stack).await;
+    assert!(anywhere(&legacy, &email(3)), "the seed is in plaintext");
+
+    // Up to the expand + backfill: both the plaintext and the sealed value.
+    run_with_logins(
+        &stack,
+        &migrate_app,
+        &login_app,
+        Command::Up { to: Some(7), segments: Some(3), dry_run: false },
+    )
+    .await;
+    let expanded = tenant_items(&stack).await;
+    let legacy_person = |i: &&Item| {
+        matches!(kind(i), "user" | "member") && ids.iter().any(|id| text(i, "user_id") == Some(id))
+    };
+    for item in expanded.iter().filter(legacy_person) {
+        assert!(text(item, "email").is_some(), "expand keeps the plaintext");
+        assert!(text(item, "email_lookup").is_some_and(caas::privacy::lookup::is_lookup));
+        assert!(text(item, "email_sealed").is_some());
+    }
+    assert_eq!(expanded.iter().filter(|i| kind(i) == "user_key").count(), USERS + 1, "one key per user");
+
+    // The contract, with logins throughout.
+    let during = run_with_logins(
+        &stack,
+        &migrate_app,
+        &login_app,
+        Command::Up { to: None, segments: Some(3), dry_run: false },
+    )
+    .await;
+    assert!(during >= USERS);
+    let status = migrate_command(&migrate_app, Command::Status).await;
+    assert_eq!(status["current_version"], 8, "{status}");
+    let contracted = tenant_items(&stack).await;
+    let people: Vec<Item> = contracted.iter().filter(legacy_person).cloned().collect();
+    assert_eq!(people.len(), 2 * USERS);
+    for i in 0..USERS {
+        assert!(!anywhere(&people, &email(i)), "{} left in plaintext", email(i));
+    }
+    for user in people.iter().filter(|i| kind(i) == "user") {
+        let name = text(user, "pk").unwrap().strip_prefix(&format!("T#{TENANT}#USER#")).unwrap();
+        assert!(caas::privacy::lookup::is_lookup(name), "moved to its lookup key");
+        assert!(ids.iter().any(|id| text(user, "user_id") == Some(id)));
+    }
+
+    // Administrators still see every email (opened with each user's key).
+    let mut expected: Vec<String> = (0..USERS).map(email).collect();
+    expected.push("boss@example.com".into());
+    expected.sort();
+    assert_eq!(emails_of(&list_users(&api, &owner).await), expected);
+
+    // Rolling back: down to the release before, with logins throughout;
+    // the plaintext is back where that release reads it.
+    run_with_logins(
+        &stack,
+        &migrate_app,
+        &login_app,
+        Command::Down { to: 6, segments: Some(3), dry_run: false },
+    )
+    .await;
+    let restored = tenant_items(&stack).await;
+    for i in 0..USERS {
+        let pk = format!("T#{TENANT}#USER#{}", email(i));
+        let user = restored.iter().find(|item| text(item, "pk") == Some(&pk)).expect("back at its email key");
+        assert_eq!(text(user, "email"), Some(email(i).as_str()));
+        assert!(user.get("email_sealed").is_none());
+    }
+}

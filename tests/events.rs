@@ -77,6 +77,8 @@ const API_EVENTS: &[(&str, &str, u16)] = &[
     ("create-account-overdraft-by-member.json", "CreateAccountFunction", 403),
     // The owner freezes the account of get-account.json.
     ("update-account.json", "UpdateAccountFunction", 200),
+    // The owner erases the invited user of register-invited.json.
+    ("erase-user.json", "EraseUserFunction", 204),
 ];
 
 /// Job samples, run by their own tests below (or in the job's test file).

@@ -341,3 +341,147 @@ async fn the_email_migration_seals_legacy_users_while_they_log_in_and_rolls_back
         assert!(user.get("email_sealed").is_none());
     }
 }
+
+// ------------------------------------------------------------------ erasure
+
+async fn erase(api: &Api<'_>, token: &str, user_id: &str, body: Option<&str>) -> (u16, Value) {
+    let bearer = format!("Bearer {token}");
+    let headers = [("authorization", bearer.as_str()), ("content-type", "application/json")];
+    let response = api
+        .call(
+            "EraseUserFunction",
+            api_event("DELETE", "/v1/users/{id}", &[("id", user_id)], &[], &headers, body),
+        )
+        .await;
+    let (status, value) = parts(&response);
+    if status >= 400 {
+        assert_problem(&response, status);
+    }
+    (status, value)
+}
+
+fn invoke_backup(payload: Value) -> LambdaEvent<backup::Input> {
+    invocation(serde_json::from_value(payload).expect("a backup command"))
+}
+
+fn check<'a>(report: &'a Value, name: &str) -> &'a Value {
+    report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == name)
+        .unwrap_or_else(|| panic!("no {name} check"))
+}
+
+#[tokio::test]
+async fn an_erased_user_is_gone_the_books_and_the_chain_stay_and_every_restore_erases_them_again() {
+    let stack = TestStack::new().await;
+    let api = Api::new(&stack);
+    let treasurer = api.treasurer(TENANT).await;
+    let ada = api.token(TENANT, "ada@example.com").await;
+    let ada_id = caas_tests::api::claims(&ada)["sub"].as_str().unwrap().to_owned();
+    let bob = api.token(TENANT, "bob@example.com").await;
+    let bob_id = caas_tests::api::claims(&bob)["sub"].as_str().unwrap().to_owned();
+    // A refresh token of ada's, to show her sessions end.
+    let body = json!({ "tenant_id": TENANT, "email": "ada@example.com", "password": PASSWORD }).to_string();
+    let login =
+        api.call("LoginFunction", api_event("POST", "/v1/auth/login", &[], &[], &[], Some(&body))).await;
+    let refresh_token = parts(&login).1["refresh_token"].as_str().unwrap().to_owned();
+
+    // Ada pays bob.
+    let (payer, payee) = (api.account(&ada, "EUR", false).await, api.account(&bob, "EUR", false).await);
+    api.fund(&treasurer, &payer, 10_000, "EUR").await;
+    let response = api.authorize(&ada, &payer, &payee, 2_500, "EUR").await;
+    let payment = parts(&response).1["payment_id"].as_str().unwrap().to_owned();
+    assert_eq!(api.capture(&ada, &payment, None).await.status(), 200);
+    let stream = triggers::StreamTrigger::new(&stack, "OutboxDrainFunction");
+    let queue = triggers::QueueTrigger::new(&stack, "EventsQueue");
+    triggers::audit_pipeline(&stack, &stream, &queue).await;
+    // A backup from before the erasure: it holds ada's key.
+    let backup_app = stack.app("BackupFunction");
+    backup::handler(&backup_app, invoke_backup(json!({"action": "run"}))).await.expect("backup");
+
+    // Who may erase whom.
+    assert_eq!(erase(&api, &bob, &ada_id, None).await.0, 403, "a member erases no one else");
+    let (status, problem) = erase(&api, &ada, &ada_id, None).await;
+    assert_eq!(
+        (status, problem["field"].as_str()),
+        (400, Some("password")),
+        "oneself: the password is needed"
+    );
+    let wrong = r#"{"password": "not the password at all"}"#;
+    assert_eq!(erase(&api, &ada, &ada_id, Some(wrong)).await.0, 403);
+    let right = json!({ "password": PASSWORD }).to_string();
+    stack.round_trips.reset();
+    assert_eq!(erase(&api, &ada, &ada_id, Some(&right)).await.0, 204);
+    assert_eq!(
+        stack.round_trips.operations("DynamoDB").last().map(String::as_str),
+        Some("TransactWriteItems")
+    );
+    // An owner erases bob, no password.
+    assert_eq!(erase(&api, &treasurer, &bob_id, None).await.0, 204);
+    assert_eq!(erase(&api, &treasurer, &bob_id, None).await.0, 404, "erased once");
+
+    // Gone: no login (as for an unknown email), no refresh, not listed, nothing left to open.
+    let login =
+        api.call("LoginFunction", api_event("POST", "/v1/auth/login", &[], &[], &[], Some(&body))).await;
+    assert_eq!(login.status(), 401);
+    let refresh = json!({ "refresh_token": refresh_token }).to_string();
+    let refreshed = api
+        .call("RefreshFunction", api_event("POST", "/v1/auth/refresh", &[], &[], &[], Some(&refresh)))
+        .await;
+    assert_eq!(refreshed.status(), 401);
+    let listed = list_users(&api, &treasurer).await;
+    assert!(listed["users"].as_array().unwrap().iter().all(|u| u["user_id"] != ada_id.as_str()));
+    let items = tenant_items(&stack).await;
+    for id in [&ada_id, &bob_id] {
+        assert!(
+            !items
+                .iter()
+                .any(|i| matches!(kind(i), "user" | "member" | "user_key") && text(i, "user_id") == Some(id)),
+            "the person's user item, entry and key are deleted"
+        );
+    }
+    // The erasure list: ids and dates only.
+    let list =
+        caas::store::erasures::all(&stack.clients.dynamodb, backup_app.config.erasures_table().unwrap())
+            .await
+            .unwrap();
+    let erased: Vec<&str> = list.iter().map(|e| e.user_id.as_str()).collect();
+    assert!(erased.contains(&ada_id.as_str()) && erased.contains(&bob_id.as_str()));
+
+    // The books stay, under the pseudonymous ids, and still balance.
+    let ledger = caas::ledger::verify::verify_ledger(&stack.clients.dynamodb, &stack.table(), None, None)
+        .await
+        .unwrap();
+    assert!(ledger.ok, "{ledger:?}");
+    let balance = api.balance(&treasurer, &payee).await;
+    assert_eq!(balance["posted"], 2_500, "{balance}");
+    // The chain verifies with the erasure on it, and names no email.
+    triggers::audit_pipeline(&stack, &stream, &queue).await;
+    let events = stored_events(&stack, TENANT).await;
+    let erasure = events.iter().find(|e| e.event_type == "user.erased").expect("user.erased");
+    assert!(!format!("{erasure:?}").contains("@example.com"));
+    let bearer = format!("Bearer {treasurer}");
+    let verified = api
+        .call(
+            "VerifyAuditFunction",
+            api_event("GET", "/v1/audit/verify", &[], &[], &[("authorization", &bearer)], None),
+        )
+        .await;
+    let (status, report) = parts(&verified);
+    assert_eq!((status, &report["ok"]), (200, &json!(true)), "{report}");
+
+    // The drill restores the backup from before the erasure and erases again
+    // before anything is checked: no key left to open ada's data there.
+    let report = backup::handler(&backup_app, invoke_backup(json!({"action": "drill"})))
+        .await
+        .expect("the drill passes");
+    assert_eq!(report["ok"], true, "{report}");
+    assert_eq!(report["erasures"]["erasures"], 2, "{report}");
+    assert_eq!(report["erasures"]["reapplied"], 2, "both were in the backup");
+    assert_eq!(report["erasures"]["undecryptable"], 2);
+    assert_eq!(check(&report, "erasures")["ok"], true);
+    assert_eq!(check(&report, "ledger")["ok"], true);
+    assert_eq!(check(&report, "audit_chains")["ok"], true);
+}

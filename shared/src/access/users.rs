@@ -72,16 +72,19 @@ impl UserView {
             member.email.as_deref(),
             member.email_sealed.as_deref(),
         )
-        .await?
-        .unwrap_or_default();
-        Ok(Self {
+        .await?;
+        Ok(Self::with_email(member, email))
+    }
+
+    fn with_email(member: MemberRecord, email: Option<String>) -> Self {
+        Self {
             user_id: member.user_id,
-            email,
+            email: email.unwrap_or_default(),
             role: member.role,
             status: member.status,
             created_at: member.created_at,
             updated_at: member.updated_at,
-        })
+        }
     }
 }
 
@@ -109,10 +112,9 @@ pub async fn list(
         page.after.as_deref(),
     )
     .await?;
-    use futures::StreamExt;
-    let users: Vec<Result<UserView, AppError>> =
-        futures::stream::iter(members).map(|m| UserView::of(app, m)).buffered(8).collect().await;
-    Ok(UsersPage { users: users.into_iter().collect::<Result<_, _>>()?, next_cursor })
+    let emails = crate::privacy::personal::shown_emails(app, who.tenant.as_str(), &members).await?;
+    let users = members.into_iter().zip(emails).map(|(m, email)| UserView::with_email(m, email)).collect();
+    Ok(UsersPage { users, next_cursor })
 }
 
 /// `PATCH /v1/users/{id}`. Fields are strings, checked here, so an invalid

@@ -114,6 +114,47 @@ pub async fn key_or_new(app: &App, tenant: &str, user_id: &str) -> Result<Person
         .ok_or_else(|| AppError::Unavailable("a personal-data key was created and removed meanwhile".into()))
 }
 
+/// The emails of directory entries as shown to administrators, in order: one
+/// read of all their keys, one KMS `Decrypt` per sealed email; `None` for
+/// an erased person's.
+pub async fn shown_emails(
+    app: &App,
+    tenant: &str,
+    members: &[crate::store::members::MemberRecord],
+) -> Result<Vec<Option<String>>, AppError> {
+    use futures::StreamExt;
+    let sealed: Vec<&str> = members
+        .iter()
+        .filter(|m| m.email.is_none() && m.email_sealed.is_some())
+        .map(|m| m.user_id.as_str())
+        .collect();
+    let records =
+        user_keys::find_many(&app.clients.dynamodb, &app.config.table_name, tenant, &sealed).await?;
+    let keys: Vec<Result<Option<PersonalKey>, AppError>> = futures::stream::iter(records)
+        .map(|record| async move {
+            match record {
+                Some(record) => unwrap(app, &record).await.map(Some),
+                None => Ok(None),
+            }
+        })
+        .buffered(8)
+        .collect()
+        .await;
+    let mut keys = sealed.into_iter().zip(keys).collect::<std::collections::HashMap<_, _>>();
+    members
+        .iter()
+        .map(|member| {
+            if let Some(plain) = &member.email {
+                return Ok(Some(plain.clone()));
+            }
+            match (keys.remove(member.user_id.as_str()).transpose()?.flatten(), &member.email_sealed) {
+                (Some(key), Some(sealed)) => key.open(EMAIL, sealed).map(Some),
+                _ => Ok(None),
+            }
+        })
+        .collect()
+}
+
 /// A shown field: its plaintext (items not yet migrated), or its sealed
 /// value opened with the user's key. `None` when neither can be had (the
 /// user is erased).

@@ -52,6 +52,8 @@ pub enum AuthLabel {
     Challenge,
     /// A user's personal-data key: created on registration, deleted by an erasure.
     UserKey,
+    /// The erasure list's entry of an erased person.
+    Erasure,
 }
 
 impl Label for AuthLabel {
@@ -70,6 +72,7 @@ impl Label for AuthLabel {
             AuthLabel::Client => "client",
             AuthLabel::Challenge => "challenge",
             AuthLabel::UserKey => "user_key",
+            AuthLabel::Erasure => "erasure",
         }
     }
 }

@@ -84,6 +84,23 @@ pub(crate) fn item(member: &MemberRecord) -> Result<Item, AppError> {
     keyed(member).item()
 }
 
+/// Deletes a user's entry for their erasure (label `member`), if its role
+/// and epoch are still as read. Without it no refresh token of theirs
+/// refreshes (a refresh checks the entry) and no id-addressed operation
+/// finds them.
+pub fn erase(table: &str, member: &MemberRecord) -> Result<Action<AuthLabel>, AppError> {
+    Action::delete(
+        table,
+        AuthLabel::Member,
+        member_key(&member.tenant_id, &member.user_id),
+        Some("#role = :role AND session_epoch = :epoch"),
+        Expr::default()
+            .name("#role", "role")
+            .value(":role", value(member.role)?)
+            .value(":epoch", value(member.session_epoch)?),
+    )
+}
+
 /// A user's entry (strongly consistent).
 pub async fn find(
     dynamodb: &aws_sdk_dynamodb::Client,

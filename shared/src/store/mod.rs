@@ -25,6 +25,7 @@ pub mod census;
 pub mod clients;
 pub mod consents;
 pub mod devices;
+pub mod erasures;
 pub mod idempotency;
 pub mod invitations;
 pub mod labels;

@@ -59,6 +59,25 @@ pub async fn find(
     get(dynamodb, table, key_of(tenant, user_id)).await?.map(from_item).transpose()
 }
 
+/// The keys of several users of `tenant` in one round trip (BatchGetItem, at
+/// most 100), in the order of `user_ids`.
+pub async fn find_many(
+    dynamodb: &aws_sdk_dynamodb::Client,
+    table: &str,
+    tenant: &str,
+    user_ids: &[&str],
+) -> Result<Vec<Option<UserKeyRecord>>, AppError> {
+    if user_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let keys = user_ids.iter().map(|id| key_of(tenant, id)).collect();
+    super::get_many(dynamodb, table, keys)
+        .await?
+        .into_iter()
+        .map(|item| item.map(from_item).transpose())
+        .collect()
+}
+
 /// Deletes the user's key (label `user_key`): the crypto-shredding of an erasure.
 pub fn delete(table: &str, tenant: &str, user_id: &str) -> Result<Action<AuthLabel>, AppError> {
     Action::delete(table, AuthLabel::UserKey, key_of(tenant, user_id), None, Expr::default())

@@ -297,6 +297,20 @@ fn access_unchanged(user: &UserRecord) -> Result<(String, Expr), AppError> {
     Ok((format!("(attribute_not_exists(#status) OR #status = :active) AND {epoch}"), expr))
 }
 
+/// Deletes the user item of an erasure (label `user`), if it is still the
+/// user as read: the same id and password hash (a re-authenticated erasure
+/// checked the password against it) and, with `not_owner`, not an owner.
+pub fn erase(table: &str, user: &UserRecord, not_owner: bool) -> Result<Action<AuthLabel>, AppError> {
+    let mut expr =
+        Expr::default().value(":uid", value(&user.user_id)?).value(":hash", value(&user.password_hash)?);
+    let mut condition = "user_id = :uid AND password_hash = :hash".to_owned();
+    if not_owner {
+        expr = expr.name("#role", "role").value(":owner", value(Role::Owner)?);
+        condition.push_str(" AND #role <> :owner");
+    }
+    Action::delete(table, LABEL, user.key(), Some(&condition), expr)
+}
+
 /// Sets the user's role, status and session epoch (the same values as the
 /// directory entry, in the same transaction).
 pub fn set_access(

@@ -77,7 +77,8 @@ const API_EVENTS: &[(&str, &str, u16)] = &[
     ("create-account-overdraft-by-member.json", "CreateAccountFunction", 403),
     // The owner freezes the account of get-account.json.
     ("update-account.json", "UpdateAccountFunction", 200),
-    // The owner erases the invited user of register-invited.json.
+    // The owner exports, then erases, the invited user of register-invited.json.
+    ("export-user.json", "ExportUserFunction", 200),
     ("erase-user.json", "EraseUserFunction", 204),
 ];
 

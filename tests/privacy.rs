@@ -360,6 +360,28 @@ async fn erase(api: &Api<'_>, token: &str, user_id: &str, body: Option<&str>) ->
     (status, value)
 }
 
+async fn export(api: &Api<'_>, token: &str, user_id: &str) -> (u16, Value) {
+    let bearer = format!("Bearer {token}");
+    let response = api
+        .call(
+            "ExportUserFunction",
+            api_event(
+                "GET",
+                "/v1/users/{id}/export",
+                &[("id", user_id)],
+                &[],
+                &[("authorization", &bearer)],
+                None,
+            ),
+        )
+        .await;
+    let (status, value) = parts(&response);
+    if status >= 400 {
+        assert_problem(&response, status);
+    }
+    (status, value)
+}
+
 fn invoke_backup(payload: Value) -> LambdaEvent<backup::Input> {
     invocation(serde_json::from_value(payload).expect("a backup command"))
 }
@@ -388,7 +410,14 @@ async fn an_erased_user_is_gone_the_books_and_the_chain_stay_and_every_restore_e
         api.call("LoginFunction", api_event("POST", "/v1/auth/login", &[], &[], &[], Some(&body))).await;
     let refresh_token = parts(&login).1["refresh_token"].as_str().unwrap().to_owned();
 
-    // Ada pays bob.
+    // Ada consents to something, and pays bob.
+    let bearer = format!("Bearer {ada}");
+    let consent = r#"{"purpose": "marketing_email", "version": "v1", "granted": true}"#;
+    let headers = [("authorization", bearer.as_str()), ("content-type", "application/json")];
+    let recorded = api
+        .call("RecordConsentFunction", api_event("POST", "/v1/consents", &[], &[], &headers, Some(consent)))
+        .await;
+    assert_eq!(recorded.status(), 201);
     let (payer, payee) = (api.account(&ada, "EUR", false).await, api.account(&bob, "EUR", false).await);
     api.fund(&treasurer, &payer, 10_000, "EUR").await;
     let response = api.authorize(&ada, &payer, &payee, 2_500, "EUR").await;
@@ -397,6 +426,27 @@ async fn an_erased_user_is_gone_the_books_and_the_chain_stay_and_every_restore_e
     let stream = triggers::StreamTrigger::new(&stack, "OutboxDrainFunction");
     let queue = triggers::QueueTrigger::new(&stack, "EventsQueue");
     triggers::audit_pipeline(&stack, &stream, &queue).await;
+
+    // Her export: everything held about her, for her or an administrator.
+    let (status, data) = export(&api, &ada, &ada_id).await;
+    assert_eq!(status, 200, "{data}");
+    assert_eq!(data["profile"]["email"], "ada@example.com");
+    assert_eq!(data["profile"]["user_id"], ada_id.as_str());
+    assert!(data["mfa"].is_null());
+    assert!(!data["sessions"].as_array().unwrap().is_empty(), "{data}");
+    assert_eq!(data["consents"][0]["purpose"], "marketing_email");
+    let accounts = data["accounts"].as_array().unwrap();
+    assert_eq!(accounts.len(), 1, "the account she owns, not bob's");
+    assert_eq!(accounts[0]["account"]["account_id"], payer.as_str());
+    assert!(!accounts[0]["entries"].as_array().unwrap().is_empty());
+    assert!(
+        data["payments"].as_array().unwrap().iter().any(|p| p["payment"]["payment_id"] == payment.as_str())
+    );
+    assert!(data["audit_entries"].as_array().unwrap().iter().any(|e| e["type"] == "user.registered"));
+    assert!(!data.to_string().contains("password_hash") && !data.to_string().contains("wrapped_key"));
+    assert_eq!(export(&api, &treasurer, &ada_id).await.0, 200, "an owner may");
+    assert_eq!(export(&api, &bob, &ada_id).await.0, 403, "another member may not");
+
     // A backup from before the erasure: it holds ada's key.
     let backup_app = stack.app("BackupFunction");
     backup::handler(&backup_app, invoke_backup(json!({"action": "run"}))).await.expect("backup");
@@ -422,7 +472,8 @@ async fn an_erased_user_is_gone_the_books_and_the_chain_stay_and_every_restore_e
     assert_eq!(erase(&api, &treasurer, &bob_id, None).await.0, 204);
     assert_eq!(erase(&api, &treasurer, &bob_id, None).await.0, 404, "erased once");
 
-    // Gone: no login (as for an unknown email), no refresh, not listed, nothing left to open.
+    // Gone: no login (as for an unknown email), no refresh, no export, not listed, nothing left to open.
+    assert_eq!(export(&api, &treasurer, &ada_id).await.0, 404);
     let login =
         api.call("LoginFunction", api_event("POST", "/v1/auth/login", &[], &[], &[], Some(&body))).await;
     assert_eq!(login.status(), 401);

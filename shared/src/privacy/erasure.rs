@@ -24,7 +24,7 @@ use crate::app::App;
 use crate::auth::Authenticated;
 use crate::auth::credentials::check_password_size;
 use crate::auth::password::{self, Verdict};
-use crate::auth::principal::{ADMINISTRATORS, PrincipalKind, Role};
+use crate::auth::principal::{ADMINISTRATORS, Role};
 use crate::clock::rfc3339;
 use crate::error::AppError;
 use crate::http::RequestContext;
@@ -58,13 +58,7 @@ pub async fn erase(
     request: ErasureRequest,
 ) -> Result<(), AppError> {
     let caller = &who.principal;
-    let own = caller.kind == PrincipalKind::User && caller.id == user_id;
-    if !own {
-        caller.require_any(&ADMINISTRATORS)?;
-    }
-    if !crate::ids::is_valid_id(user_id) {
-        return Err(AppError::NotFound("user"));
-    }
+    let own = super::person_or_administrator(caller, user_id)?;
     let password = match (own, request.password) {
         (true, Some(password)) => {
             check_password_size(&password).map_err(|_| {

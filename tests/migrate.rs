@@ -207,7 +207,7 @@ async fn up_then_down_over_ten_thousand_items_round_trips_with_history() {
 
     let initial = status(&app).await;
     assert_eq!(initial["current_version"], 1);
-    assert_eq!(initial["latest_version"], 6);
+    assert_eq!(initial["latest_version"], 8);
     let pending: Vec<u64> =
         initial["pending"].as_array().unwrap().iter().map(|m| m["version"].as_u64().unwrap()).collect();
     assert_eq!(pending, [2, 3, 4, 5, 6, 7, 8]);

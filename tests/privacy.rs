@@ -487,10 +487,9 @@ async fn an_erased_user_is_gone_the_books_and_the_chain_stay_and_every_restore_e
     let items = tenant_items(&stack).await;
     for id in [&ada_id, &bob_id] {
         assert!(
-            !items
-                .iter()
-                .any(|i| matches!(kind(i), "user" | "member" | "user_key") && text(i, "user_id") == Some(id)),
-            "the person's user item, entry and key are deleted"
+            !items.iter().any(|i| matches!(kind(i), "user" | "member" | "user_key" | "session")
+                && text(i, "user_id") == Some(id)),
+            "the person's user item, entry, key and sessions are deleted"
         );
     }
     // The erasure list: ids and dates only.

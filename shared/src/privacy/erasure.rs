@@ -6,7 +6,7 @@
 //! backups, can no longer be opened), their user item deleted (login finds
 //! no one: the same 401 as an unknown email), their directory entry deleted
 //! (no refresh token of theirs refreshes: a refresh checks the entry; no
-//! id-addressed operation finds them), their entry in the erasure list (its
+//! id-addressed operation finds them), their sessions' records, their entry in the erasure list (its
 //! own table: subject id and date only) and the `user.erased` event. Ledger
 //! entries, accounts and payments stay, tied to the pseudonymous user id.
 //!
@@ -33,7 +33,7 @@ use crate::ratelimit::{self, Counter};
 use crate::store::erasures::{self, ErasureRecord};
 use crate::store::labels::AuthLabel;
 use crate::store::tx::Tx;
-use crate::store::{members, tenants, user_keys, users};
+use crate::store::{members, sessions, tenants, user_keys, users};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -46,6 +46,10 @@ pub struct ErasureRequest {
 }
 
 const WRONG_PASSWORD: &str = "the password is not right";
+/// The sessions deleted with the user (the newest; the transaction's other
+/// writes take at most 10 of its 100 actions). Older ones cannot refresh
+/// either: a refresh checks the directory entry, which is deleted.
+const MAX_SESSIONS: i32 = 80;
 const LAST_OWNER: &str = "the tenant's last owner cannot be erased";
 const CHANGED: &str = "the user changed meanwhile; retry";
 
@@ -83,6 +87,7 @@ pub async fn erase(
         return Err(AppError::forbidden("an admin cannot erase an owner"));
     }
     let user = users::find_for_member(dynamodb, table, &member).await?.ok_or(AppError::NotFound("user"))?;
+    let sessions = sessions::list_for_user(dynamodb, table, tenant, user_id, MAX_SESSIONS).await?;
     if let Some(password) = password {
         let (cost, stored) = (app.config.argon2, user.password_hash.clone());
         let verdict =
@@ -123,6 +128,9 @@ pub async fn erase(
     if !own {
         let required: &[Role] = if member.role == Role::Owner { &[Role::Owner] } else { &ADMINISTRATORS };
         tx = tx.push(members::require_role(table, caller, required)?);
+    }
+    for session in &sessions {
+        tx = tx.push(sessions::erase_session(table, tenant, &session.family_id)?);
     }
     tx.commit(dynamodb).await.map_err(|error| {
         if let Some(limited) = ratelimit::refused(&error, AuthLabel::RateLimit, &limit, now) {

@@ -138,7 +138,7 @@ pub async fn erase(
         } else if error.failed(AuthLabel::Caller).is_some() {
             AppError::forbidden("your current role does not allow this erasure")
         } else if let Some(failure) = error.failed(AuthLabel::Tenant) {
-            if counts_as_owner && !failure.item.as_ref().is_some_and(|item| !is_active_tenant(item)) {
+            if counts_as_owner && failure.item.as_ref().is_none_or(is_active_tenant) {
                 AppError::Conflict(LAST_OWNER.into())
             } else {
                 crate::auth::service::tenant_refusal(failure)

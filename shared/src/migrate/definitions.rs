@@ -200,6 +200,43 @@ mod tests {
         assert_eq!(contracted.get("created_at"), fine.get("created_at"));
     }
 
+    #[test]
+    fn sealing_moves_users_to_their_lookup_key_with_their_entry_and_back() {
+        let s = |v: &str| AttributeValue::S(v.to_owned());
+        let legacy = user("2026-01-02T03:04:05Z", "x");
+        let lookup = "ab".repeat(32);
+        // Unprepared (no hash, no sealed value: the prepare step's), v7 refuses the item.
+        assert!(matches!(
+            plan_item(all(), Direction::Up, 8, &legacy),
+            Err(plan::PlanError::Transform { version: 7, .. })
+        ));
+        let mut prepared = legacy.clone();
+        prepared.extend(user_layouts::sealed_fields(lookup.clone(), "v1.c2VhbGVk".into()));
+        let expanded = plan_item(all(), Direction::Up, 7, &prepared).unwrap().unwrap();
+        assert_eq!(expanded.after.get("pk"), legacy.get("pk"), "expand keeps the key");
+        assert_eq!(expanded.after.get("email"), legacy.get("email"), "and the plaintext");
+        assert!(expanded.sides.is_empty());
+
+        let up = plan_item(all(), Direction::Up, 8, &prepared).unwrap().unwrap();
+        assert_eq!(up.applied, vec![2, 3, 4, 5, 7, 8]);
+        assert_eq!(up.after.get("pk"), Some(&s(&format!("T#acme#USER#{lookup}"))));
+        assert!(!up.after.contains_key("email"), "the contract drops the plaintext");
+        let [entry] = &up.sides[..] else { panic!("{:?}", up.sides) };
+        assert_eq!(entry.key.get("pk"), Some(&s("T#acme#MEMBERS")));
+        assert_eq!(entry.remove, ["email"], "the directory entry loses it in the same write");
+        assert_eq!(entry.set.get("email_lookup"), Some(&s(&lookup)));
+
+        // Down opens the sealed value (prepared: the plaintext) and moves back.
+        let mut reopened = up.after.clone();
+        reopened.extend(user_layouts::plaintext_field("ada@example.com".into()));
+        let down = plan_item(all(), Direction::Down, 1, &reopened).unwrap().unwrap();
+        assert_eq!(down.after, legacy, "down(up(x)) == x");
+        let [entry] = &down.sides[..] else { panic!("{:?}", down.sides) };
+        assert_eq!(entry.set.get("email"), Some(&s("ada@example.com")));
+        // Erased (nothing to open): the item cannot go back.
+        assert!(plan_item(all(), Direction::Down, 1, &up.after).is_err());
+    }
+
     fn account(overdraft: bool, available: i64) -> Item {
         let s = |v: &str| AttributeValue::S(v.to_owned());
         Item::from([

@@ -61,6 +61,18 @@ const API_EVENTS: &[(&str, &str, u16)] = &[
     ("register-invited.json", "RegisterFunction", 201),
     ("list-users.json", "ListUsersFunction", 200),
     ("update-user.json", "UpdateUserFunction", 200),
+    // ada starts a TOTP enrolment; a wrong code does not confirm it (a
+    // placeholder code is right by chance once in ~300,000 runs).
+    ("enrol-totp.json", "EnrolTotpFunction", 200),
+    ("confirm-totp-wrong-code.json", "ConfirmTotpFunction", 403),
+    // The owner has no second factor to disable or renew codes of.
+    ("disable-totp-not-enrolled.json", "DisableTotpFunction", 409),
+    ("regenerate-recovery-codes-not-enrolled.json", "RegenerateRecoveryCodesFunction", 409),
+    ("mfa-sign-in-unknown-token.json", "MfaSignInFunction", 401),
+    // The owner resets the invited user's (absent) second factor.
+    ("reset-mfa.json", "ResetMfaFunction", 204),
+    ("record-consent.json", "RecordConsentFunction", 201),
+    ("list-consents.json", "ListConsentsFunction", 200),
     ("list-sessions.json", "ListSessionsFunction", 200),
     ("revoke-session.json", "RevokeSessionFunction", 204),
     ("change-password-weak.json", "ChangePasswordFunction", 400),

@@ -390,9 +390,13 @@ pub fn read_records(dir: &std::path::Path) -> std::io::Result<Vec<Call>> {
     Ok(calls)
 }
 
-/// Clients whose every request is counted by `counter` and attributed to
-/// `function` by a [`CallRecorder`].
-pub fn handler_clients(sdk: &SdkConfig, counter: &crate::RoundTrips, recorder: CallRecorder) -> Clients {
+/// Clients whose every request is counted by `counter` and seen by
+/// `recorder` (a [`CallRecorder`] attributing it to a function, or the
+/// bench's byte recorder).
+pub fn handler_clients<R>(sdk: &SdkConfig, counter: &crate::RoundTrips, recorder: R) -> Clients
+where
+    R: Intercept + Clone + 'static,
+{
     Clients {
         dynamodb: aws_sdk_dynamodb::Client::from_conf(
             aws_sdk_dynamodb::config::Builder::from(sdk)

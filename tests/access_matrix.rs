@@ -187,6 +187,9 @@ const ROWS: &[Row] = &[
     row("POST /v1/mfa/recovery-codes", F::None, None,                                     [401, 409, 409, 409, 409, 409, 409, 403, 403, 409]),
     row("POST /v1/mfa/totp", F::None, None,                                               [401, 200, 200, 200, 200, 200, 200, 403, 403, 200]),
     row("DELETE /v1/users/{id}/mfa", F::OtherUser, None,                                  [401, 403, 403, 403, 204, 204, 403, 403, 403, 404]),
+    row("DELETE /v1/users/{id}", F::Unknown, None,                                        [401, 403, 403, 403, 404, 404, 403, 403, 403, 404]),
+    // The person themselves (`other`) or an owner or admin.
+    row("GET /v1/users/{id}/export", F::OtherUser, None,                                  [401, 403, 403, 200, 200, 200, 403, 403, 403, 404]),
     // Last: it ends every session of each caller.
     row("POST /v1/auth/logout-all", F::None, None,                                        [401, 204, 204, 204, 204, 204, 204, 403, 403, 204]),
 ];

@@ -237,6 +237,10 @@ async fn restore_reapplies_what_a_restore_drops_and_prints_the_switch_steps() {
         report["reapplied"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
     assert_eq!(reapplied, ["ttl:expires_at", "stream:NEW_AND_OLD_IMAGES", "point_in_time_recovery"]);
     assert!(report["checks"].as_array().unwrap().iter().all(|c| c["ok"] == true), "{report}");
+    // The erasure list is re-applied before the copy is reported ready (none here;
+    // tests/privacy.rs erases people and drills).
+    assert_eq!(report["erasures"]["erasures"], 0, "{report}");
+    assert_eq!(check(&report, "erasures")["ok"], true);
     let steps: Vec<&str> =
         report["switch_steps"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
     assert!(steps.iter().any(|s| s.contains(&format!("--target-table-name {table} "))));

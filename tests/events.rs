@@ -104,6 +104,9 @@ const API_EVENTS: &[(&str, &str, u16)] = &[
     ("remove-participant.json", "RemoveParticipantFunction", 204),
     ("delete-message.json", "DeleteMessageFunction", 204),
     ("leave-conversation.json", "LeaveConversationFunction", 204),
+    // The owner exports, then erases, the invited user of register-invited.json.
+    ("export-user.json", "ExportUserFunction", 200),
+    ("erase-user.json", "EraseUserFunction", 204),
 ];
 
 /// Job samples, run by their own tests below (or in the job's test file).

@@ -158,8 +158,14 @@ async fn enable(api: &Api<'_>, token: &str) -> (Vec<u8>, Vec<String>) {
 }
 
 async fn user_item(stack: &TestStack, email: &str) -> Value {
+    // The email is stored only sealed: the user is found as login finds them.
+    let tenant = caas::tenant::TenantId::parse("acme").unwrap();
+    let app = stack.unattributed_app_with("LoginFunction", &[]);
+    let parsed = caas::auth::credentials::Email::parse(email).unwrap();
+    let user = caas::auth::service::user_by_email(&app, &tenant, &parsed).await.unwrap().expect("the user");
     let users: Vec<Value> =
-        scan_items(stack, "kind = :user AND email = :email", &[(":user", "user"), (":email", email)]).await;
+        scan_items(stack, "kind = :user AND user_id = :id", &[(":user", "user"), (":id", &user.user_id)])
+            .await;
     assert_eq!(users.len(), 1, "{users:?}");
     users[0].clone()
 }

@@ -15,6 +15,9 @@ pub struct App {
     pub(crate) token_keys: KeyCache,
     /// The audit checkpoint public key, fetched from KMS once per container.
     pub(crate) audit_key: tokio::sync::OnceCell<crate::auth::jwt::TokenKey>,
+    /// The email lookup key, derived from the KMS HMAC key once per container
+    /// ([`crate::privacy::lookup`]).
+    pub(crate) lookup_key: tokio::sync::OnceCell<crate::privacy::lookup::LookupKey>,
 }
 
 impl App {
@@ -23,7 +26,14 @@ impl App {
     }
 
     pub fn with_clock(config: Config, clients: Clients, clock: Arc<dyn Clock>) -> Self {
-        Self { config, clients, clock, token_keys: KeyCache::default(), audit_key: Default::default() }
+        Self {
+            config,
+            clients,
+            clock,
+            token_keys: KeyCache::default(),
+            audit_key: Default::default(),
+            lookup_key: Default::default(),
+        }
     }
 
     /// The production wiring used by every function's `main`: JSON logs,

@@ -51,6 +51,10 @@ pub struct Config {
     /// The alias of the previous key, published until it is retired.
     pub token_previous_key_alias: Option<String>,
     pub data_key_id: Option<String>,
+    /// The HMAC key (KMS, `HMAC_256`) behind the email lookup hashes.
+    pub lookup_key_id: Option<String>,
+    /// `ERASURES_TABLE`: the erasure list, outside the table's restore scope.
+    pub erasures_table: Option<String>,
     pub events_queue_url: Option<String>,
     pub jobs_queue_url: Option<String>,
     pub token_issuer: String,
@@ -133,6 +137,8 @@ impl Config {
             token_signing_key_alias: text("TOKEN_SIGNING_KEY_ALIAS"),
             token_previous_key_alias: text("TOKEN_PREVIOUS_KEY_ALIAS"),
             data_key_id: text("DATA_KEY_ID"),
+            lookup_key_id: text("LOOKUP_KEY_ID"),
+            erasures_table: text("ERASURES_TABLE"),
             events_queue_url: text("EVENTS_QUEUE_URL"),
             jobs_queue_url: text("JOBS_QUEUE_URL"),
             token_issuer: text("TOKEN_ISSUER").unwrap_or_else(|| "caas".to_owned()),
@@ -226,6 +232,10 @@ impl Config {
 
     pub fn audit_signing_key_id(&self) -> Result<&str, ConfigError> {
         self.audit.signing_key_id.as_deref().ok_or(ConfigError::Missing("AUDIT_SIGNING_KEY_ID"))
+    }
+
+    pub fn erasures_table(&self) -> Result<&str, ConfigError> {
+        self.erasures_table.as_deref().ok_or(ConfigError::Missing("ERASURES_TABLE"))
     }
 
     pub fn audit_checkpoint_table(&self) -> Result<&str, ConfigError> {

@@ -73,6 +73,8 @@ pub async fn try_dispatch(
         "CreateInvitationFunction" => Box::pin(create_invitation::handler(app, request)).await,
         "ListUsersFunction" => Box::pin(list_users::handler(app, request)).await,
         "UpdateUserFunction" => Box::pin(update_user::handler(app, request)).await,
+        "EraseUserFunction" => Box::pin(erase_user::handler(app, request)).await,
+        "ExportUserFunction" => Box::pin(export_user::handler(app, request)).await,
         "ListSessionsFunction" => Box::pin(list_sessions::handler(app, request)).await,
         "RevokeSessionFunction" => Box::pin(revoke_session::handler(app, request)).await,
         "LogoutAllFunction" => Box::pin(logout_all::handler(app, request)).await,

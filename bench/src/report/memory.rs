@@ -19,7 +19,7 @@ pub const RSS_HEADROOM: f64 = 2.0;
 /// measured function that sends the same AWS calls or more and does no less
 /// work: (function, stand-in, whether the stand-in's wait counts, why). A
 /// function section 2 measures is priced from its own row instead.
-pub const STAND_INS: [(&str, &str, bool, &str); 42] = [
+pub const STAND_INS: [(&str, &str, bool, &str); 44] = [
     (
         "TenantsFunction",
         "CreateAccountFunction",
@@ -144,6 +144,20 @@ pub const STAND_INS: [(&str, &str, bool, &str); 42] = [
         "JwksFunction",
         true,
         "answers the checkpoint key from a per-container cache, as jwks",
+    ),
+    (
+        "EraseUserFunction",
+        "LoginFunction",
+        true,
+        "an Argon2id verification of the password (erasing oneself), two GetItems and one TransactWriteItems: \
+         login's CPU",
+    ),
+    (
+        "ExportUserFunction",
+        "ListTransactionsFunction",
+        true,
+        "GetItems, a KMS Decrypt and Query pages (sessions, consents, accounts, entries, payments, the audit \
+         chain), as list-transactions' reads, several times over",
     ),
     (
         "RecordConsentFunction",

@@ -60,11 +60,26 @@ pub struct UserView {
     pub updated_at: Option<String>,
 }
 
-impl From<MemberRecord> for UserView {
-    fn from(member: MemberRecord) -> Self {
+impl UserView {
+    /// The entry as shown, with its email (opened: one read of the user's
+    /// key and one KMS `Decrypt`, unless the entry still has the plaintext).
+    async fn of(app: &App, member: MemberRecord) -> Result<Self, AppError> {
+        let email = crate::privacy::personal::shown(
+            app,
+            &member.tenant_id,
+            &member.user_id,
+            crate::privacy::personal::EMAIL,
+            member.email.as_deref(),
+            member.email_sealed.as_deref(),
+        )
+        .await?;
+        Ok(Self::with_email(member, email))
+    }
+
+    fn with_email(member: MemberRecord, email: Option<String>) -> Self {
         Self {
             user_id: member.user_id,
-            email: member.email,
+            email: email.unwrap_or_default(),
             role: member.role,
             status: member.status,
             created_at: member.created_at,
@@ -97,7 +112,9 @@ pub async fn list(
         page.after.as_deref(),
     )
     .await?;
-    Ok(UsersPage { users: members.into_iter().map(UserView::from).collect(), next_cursor })
+    let emails = crate::privacy::personal::shown_emails(app, who.tenant.as_str(), &members).await?;
+    let users = members.into_iter().zip(emails).map(|(m, email)| UserView::with_email(m, email)).collect();
+    Ok(UsersPage { users, next_cursor })
 }
 
 /// `PATCH /v1/users/{id}`. Fields are strings, checked here, so an invalid
@@ -165,7 +182,7 @@ pub async fn update(
         ..before.clone()
     };
     if after.role == before.role && after.status == before.status {
-        return Ok(before.into());
+        return UserView::of(app, before).await;
     }
     let changes_self = caller.kind == PrincipalKind::User && caller.id == before.user_id;
     // Acting on oneself: the read entry is the caller's own, and the
@@ -188,7 +205,14 @@ pub async fn update(
     }
     tx = tx
         .push(members::change_access(table, &before, &after)?)
-        .push(users::set_access(table, tenant, &before.email, after.role, after.status, after.session_epoch)?)
+        .push(users::set_access(
+            table,
+            tenant,
+            before.user_key_name().ok_or(AppError::NotFound("user"))?,
+            after.role,
+            after.status,
+            after.session_epoch,
+        )?)
         .push(tenant_action);
     if !changes_self {
         tx = tx.push(members::require_role(table, caller, required)?);
@@ -206,7 +230,7 @@ pub async fn update(
         disabled = after.status == UserStatus::Disabled,
         "user access changed; sessions revoked"
     );
-    Ok(after.into())
+    UserView::of(app, after).await
 }
 
 /// `user.role_changed` and/or `user.enabled` / `user.disabled`, by the caller.

@@ -3,7 +3,7 @@
 
 use super::backups::newest_backup;
 use super::restore::{RestoreSource, source_table, start_restore, table_status, wait_active};
-use super::verify::{Check, verify_restored};
+use super::verify::{Check, reapply_erasures, verify_restored};
 use super::{BackupError, PointInTime, SERVICE, retention};
 use crate::app::App;
 use crate::clock::{Deadline, rfc3339};
@@ -28,6 +28,8 @@ pub struct DrillReport {
     /// Restore plus checks.
     pub total_seconds: f64,
     pub checks: Vec<Check>,
+    /// The erasure list re-applied to the restored copy before its checks.
+    pub erasures: Option<crate::privacy::erasure::Reapplied>,
     pub scratch_table_deleted: bool,
     /// Scratch tables of earlier drills that were still there and were removed.
     pub stale_tables_deleted: Vec<String>,
@@ -51,10 +53,21 @@ pub async fn drill(
     let expected = start_restore(app, &table, &scratch, &source, point_in_time).await?;
     let active = wait_active(app, &scratch, deadline, DRILL_MARGIN_MS).await;
     let restore_seconds = started.elapsed().as_secs_f64();
+    let mut erasures = None;
     let checks = match active {
-        Ok(true) => verify_restored(app, &scratch, expected).await.unwrap_or_else(|error| {
-            vec![Check { name: "verification".into(), ok: false, detail: json!(error.to_string()) }]
-        }),
+        Ok(true) => match reapply_erasures(app, &scratch).await {
+            Ok((reapplied, erasure_check)) => {
+                erasures = Some(reapplied);
+                let mut checks = verify_restored(app, &scratch, expected).await.unwrap_or_else(|error| {
+                    vec![Check { name: "verification".into(), ok: false, detail: json!(error.to_string()) }]
+                });
+                checks.insert(0, erasure_check);
+                checks
+            }
+            Err(error) => {
+                vec![Check { name: "erasures".into(), ok: false, detail: json!(error.to_string()) }]
+            }
+        },
         Ok(false) => vec![Check {
             name: "restore_time".into(),
             ok: false,
@@ -73,6 +86,7 @@ pub async fn drill(
         restore_seconds,
         total_seconds: started.elapsed().as_secs_f64(),
         checks,
+        erasures,
         scratch_table_deleted,
         stale_tables_deleted,
         started_at,

@@ -5,7 +5,7 @@
 use super::backups::list_backups;
 use super::settings::reapply_settings;
 use super::switch::switch_steps;
-use super::verify::{Check, verify_restored};
+use super::verify::{Check, reapply_erasures, verify_restored};
 use super::{BackupError, PointInTime, retention};
 use crate::app::App;
 use crate::clock::{Deadline, rfc3339, to_sdk};
@@ -36,6 +36,9 @@ pub struct RestoreReport {
     pub restored_from: RestoreSource,
     /// Settings a restore drops, re-applied on the target.
     pub reapplied: Vec<String>,
+    /// The erasure list re-applied to the restored table before its checks.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub erasures: Option<crate::privacy::erasure::Reapplied>,
     pub checks: Vec<Check>,
     /// The exact steps to switch the stack over to the restored data.
     pub switch_steps: Vec<String>,
@@ -71,6 +74,7 @@ pub async fn restore(
         target_table: target.to_owned(),
         restored_from,
         reapplied: Vec::new(),
+        erasures: None,
         checks: Vec::new(),
         switch_steps: Vec::new(),
     };
@@ -79,7 +83,10 @@ pub async fn restore(
         return Ok(report);
     }
     report.reapplied = reapply_settings(app, target).await?;
+    let (erasures, erasure_check) = reapply_erasures(app, target).await?;
+    report.erasures = Some(erasures);
     report.checks = verify_restored(app, target, expected).await?;
+    report.checks.insert(0, erasure_check);
     report.switch_steps = switch_steps(&table, target);
     report.status = "ready".into();
     tracing::info!(report = %json!(report), "restore ready");

@@ -18,6 +18,17 @@ pub struct Check {
     pub detail: Value,
 }
 
+/// Re-applies the erasure list to `restored` (before anything else reads
+/// it) and the check that proves it: no erased person has a key left there.
+pub async fn reapply_erasures(
+    app: &App,
+    restored: &str,
+) -> Result<(crate::privacy::erasure::Reapplied, Check), AppError> {
+    let reapplied = crate::privacy::erasure::reapply(app, restored).await?;
+    let check = Check { name: "erasures".into(), ok: reapplied.ok(), detail: json!(reapplied) };
+    Ok((reapplied, check))
+}
+
 /// Runs every check against `restored`: the item count window, the ledger,
 /// and the audit chain of every tenant found on the restored table.
 pub async fn verify_restored(

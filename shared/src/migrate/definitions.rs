@@ -18,6 +18,17 @@
 //! - v6 `accounts-owner-and-limit`: every account gets an owner (the tenant)
 //!   and a limit (the documented default on overdraft accounts, else 0), and
 //!   its tenant a record if absent.
+//!
+//! Personal data sealed per person, expand + backfill → contract
+//! ([`crate::privacy::personal`]):
+//! - v7 `users-seal-email` (expand + backfill): user items and directory
+//!   entries keep the plaintext email and get its lookup hash and its sealed
+//!   value (each user's key created if absent): both written, login works
+//!   from either.
+//! - v8 `users-drop-plaintext-email` (contract): each user item moves to its
+//!   lookup key without the plaintext, its directory entry losing the
+//!   plaintext in the same transaction; `down` opens the sealed value to
+//!   move it back.
 
 use super::plan::{Migration, Phase};
 use crate::store::{account_layouts, user_layouts};
@@ -40,6 +51,7 @@ static MIGRATIONS: &[Migration] = &[
         description: "user items gain created_at_ms (epoch ms) derived from created_at",
         phase: Phase::ExpandBackfill,
         change: user_layouts::CREATED_AT_MS,
+        prepare: None,
     },
     Migration {
         version: 3,
@@ -47,6 +59,7 @@ static MIGRATIONS: &[Migration] = &[
         description: "user items lose the RFC 3339 created_at string (created_at_ms replaces it)",
         phase: Phase::Contract,
         change: user_layouts::DROP_CREATED_AT,
+        prepare: None,
     },
     Migration {
         version: 4,
@@ -54,6 +67,7 @@ static MIGRATIONS: &[Migration] = &[
         description: "users with a legacy bcrypt password hash are flagged needs_rehash (replaced by Argon2id on next login)",
         phase: Phase::Data,
         change: user_layouts::FLAG_LEGACY_BCRYPT,
+        prepare: None,
     },
     Migration {
         version: 5,
@@ -61,6 +75,7 @@ static MIGRATIONS: &[Migration] = &[
         description: "users that predate roles get their directory entry (member) and their tenant a record (open signup)",
         phase: Phase::ExpandBackfill,
         change: user_layouts::DIRECTORY,
+        prepare: None,
     },
     Migration {
         version: account_layouts::SCHEMA_VERSION,
@@ -68,6 +83,23 @@ static MIGRATIONS: &[Migration] = &[
         description: "accounts that predate owners become tenant-owned; overdraft accounts get the default limit",
         phase: Phase::ExpandBackfill,
         change: account_layouts::OWNER_AND_LIMIT,
+        prepare: None,
+    },
+    Migration {
+        version: user_layouts::SEAL_EMAIL_VERSION,
+        name: "users-seal-email",
+        description: "users and directory entries get the email's lookup hash and its value sealed with the user's own key (beside the plaintext)",
+        phase: Phase::ExpandBackfill,
+        change: user_layouts::SEAL_EMAIL,
+        prepare: Some(crate::privacy::personal::prepare_email),
+    },
+    Migration {
+        version: user_layouts::DROP_PLAINTEXT_EMAIL_VERSION,
+        name: "users-drop-plaintext-email",
+        description: "users move to their lookup key without the plaintext email; their directory entries lose it too",
+        phase: Phase::Contract,
+        change: user_layouts::DROP_PLAINTEXT_EMAIL,
+        prepare: Some(crate::privacy::personal::prepare_email),
     },
 ];
 
@@ -98,7 +130,7 @@ mod tests {
     #[test]
     fn registry_is_valid() {
         plan::validate(all()).unwrap();
-        assert_eq!(plan::latest(all()), 6);
+        assert_eq!(plan::latest(all()), 8);
     }
 
     #[test]
@@ -166,6 +198,43 @@ mod tests {
         assert!(!contracted.contains_key("created_at"));
         user_layouts::read_shape(&mut contracted);
         assert_eq!(contracted.get("created_at"), fine.get("created_at"));
+    }
+
+    #[test]
+    fn sealing_moves_users_to_their_lookup_key_with_their_entry_and_back() {
+        let s = |v: &str| AttributeValue::S(v.to_owned());
+        let legacy = user("2026-01-02T03:04:05Z", "x");
+        let lookup = "ab".repeat(32);
+        // Unprepared (no hash, no sealed value: the prepare step's), v7 refuses the item.
+        assert!(matches!(
+            plan_item(all(), Direction::Up, 8, &legacy),
+            Err(plan::PlanError::Transform { version: 7, .. })
+        ));
+        let mut prepared = legacy.clone();
+        prepared.extend(user_layouts::sealed_fields(lookup.clone(), "v1.c2VhbGVk".into()));
+        let expanded = plan_item(all(), Direction::Up, 7, &prepared).unwrap().unwrap();
+        assert_eq!(expanded.after.get("pk"), legacy.get("pk"), "expand keeps the key");
+        assert_eq!(expanded.after.get("email"), legacy.get("email"), "and the plaintext");
+        assert!(expanded.sides.is_empty());
+
+        let up = plan_item(all(), Direction::Up, 8, &prepared).unwrap().unwrap();
+        assert_eq!(up.applied, vec![2, 3, 4, 5, 7, 8]);
+        assert_eq!(up.after.get("pk"), Some(&s(&format!("T#acme#USER#{lookup}"))));
+        assert!(!up.after.contains_key("email"), "the contract drops the plaintext");
+        let [entry] = &up.sides[..] else { panic!("{:?}", up.sides) };
+        assert_eq!(entry.key.get("pk"), Some(&s("T#acme#MEMBERS")));
+        assert_eq!(entry.remove, ["email"], "the directory entry loses it in the same write");
+        assert_eq!(entry.set.get("email_lookup"), Some(&s(&lookup)));
+
+        // Down opens the sealed value (prepared: the plaintext) and moves back.
+        let mut reopened = up.after.clone();
+        reopened.extend(user_layouts::plaintext_field("ada@example.com".into()));
+        let down = plan_item(all(), Direction::Down, 1, &reopened).unwrap().unwrap();
+        assert_eq!(down.after, legacy, "down(up(x)) == x");
+        let [entry] = &down.sides[..] else { panic!("{:?}", down.sides) };
+        assert_eq!(entry.set.get("email"), Some(&s("ada@example.com")));
+        // Erased (nothing to open): the item cannot go back.
+        assert!(plan_item(all(), Direction::Down, 1, &up.after).is_err());
     }
 
     fn account(overdraft: bool, available: i64) -> Item {

@@ -60,7 +60,14 @@ async fn migrate_item(
     let (key, pk) = store::item_key(&item)?;
     let mut current = item;
     for _ in 0..ITEM_ATTEMPTS {
-        let plan = match plan::plan_item(migrations, run.direction, run.to_version, &current) {
+        let input = match prepared(app, migrations, run, &current).await {
+            Ok(input) => input,
+            Err(error) => {
+                tracing::warn!(run_id = %run.run_id, error = %error, "item cannot be prepared");
+                return Ok(ItemResult::Failed(pk, error.to_string()));
+            }
+        };
+        let plan = match plan::plan_item(migrations, run.direction, run.to_version, &input) {
             Ok(Some(plan)) => plan,
             Ok(None) => return Ok(ItemResult::Current),
             Err(error) => {
@@ -85,4 +92,36 @@ async fn migrate_item(
         }
     }
     Ok(ItemResult::Failed(pk, "the item kept changing during the migration".into()))
+}
+
+/// The item with what the run's migrations for its kind prepare added
+/// (in the run's order; each sees what the ones before it added).
+async fn prepared(
+    app: &App,
+    migrations: &'static [Migration],
+    run: &RunRecord,
+    item: &Item,
+) -> Result<Item, AppError> {
+    let mut input = item.clone();
+    let (Some(kind), Ok(version)) = (plan::item_kind(item), plan::item_version(item)) else {
+        return Ok(input);
+    };
+    let due = |m: &&Migration| {
+        m.touches(kind)
+            && match run.direction {
+                plan::Direction::Up => m.version > version && m.version <= run.to_version,
+                plan::Direction::Down => m.version <= version && m.version > run.to_version,
+            }
+    };
+    let mut due: Vec<&Migration> = migrations.iter().filter(due).collect();
+    if run.direction == plan::Direction::Down {
+        due.reverse();
+    }
+    for migration in due {
+        if let Some(prepare) = migration.prepare {
+            let added = prepare(app, run.direction, run.dry_run, &input).await?;
+            input.extend(added);
+        }
+    }
+    Ok(input)
 }

@@ -34,7 +34,18 @@ pub enum Phase {
     Data,
 }
 
-#[derive(Debug, Clone)]
+/// What a migration computes with I/O before its pure transforms can plan
+/// an item (e.g. a user's data key from KMS, a keyed hash): the attributes
+/// it adds to the item the plan is computed from, none when the item needs
+/// nothing. `dry_run`: no side effects and no keys (placeholders).
+pub type Prepare = for<'a> fn(
+    &'a crate::app::App,
+    Direction,
+    bool,
+    &'a Item,
+) -> futures::future::BoxFuture<'a, Result<Item, crate::error::AppError>>;
+
+#[derive(Clone)]
 pub struct Migration {
     pub version: u32,
     pub name: &'static str,
@@ -42,6 +53,17 @@ pub struct Migration {
     pub phase: Phase,
     /// The store's change of the item layouts this migration applies.
     pub change: LayoutChange,
+    /// What the change needs computed first, if anything.
+    pub prepare: Option<Prepare>,
+}
+
+impl std::fmt::Debug for Migration {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Migration")
+            .field("version", &self.version)
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Migration {
@@ -145,6 +167,7 @@ pub fn plan_item(
     let mut applied = Vec::new();
     let mut reads: BTreeSet<&'static str> = BTreeSet::new();
     let mut companions = Vec::new();
+    let mut sides = Vec::new();
     match direction {
         Direction::Up => {
             for (index, m) in migrations.iter().enumerate() {
@@ -161,6 +184,10 @@ pub fn plan_item(
                     .map_err(|error| PlanError::Transform { version: m.version, error })?;
                 companions.extend(
                     (m.change.companions)(&after)
+                        .map_err(|error| PlanError::Transform { version: m.version, error })?,
+                );
+                sides.extend(
+                    (m.change.sides)(&after)
                         .map_err(|error| PlanError::Transform { version: m.version, error })?,
                 );
                 reads.extend(m.change.reads.iter().copied());
@@ -181,6 +208,10 @@ pub fn plan_item(
                 }
                 (m.change.down)(&mut after)
                     .map_err(|error| PlanError::Transform { version: m.version, error })?;
+                sides.extend(
+                    (m.change.sides)(&after)
+                        .map_err(|error| PlanError::Transform { version: m.version, error })?,
+                );
                 reads.extend(m.change.reads.iter().copied());
                 applied.push(m.version);
                 version = from_version(migrations, index, &kind);
@@ -191,7 +222,7 @@ pub fn plan_item(
         return Ok(None);
     }
     let plan = ItemPlan::new(from, version, applied, reads.into_iter().collect(), after);
-    Ok(Some(plan.with_companions(companions)))
+    Ok(Some(plan.with_companions(companions).with_sides(sides)))
 }
 
 #[cfg(test)]
@@ -229,7 +260,15 @@ mod tests {
             name: "m",
             description: "",
             phase: Phase::Data,
-            change: LayoutChange { kinds, reads: &["x"], up, down, companions: layout::no_companions },
+            prepare: None,
+            change: LayoutChange {
+                kinds,
+                reads: &["x"],
+                up,
+                down,
+                companions: layout::no_companions,
+                sides: layout::no_sides,
+            },
         };
         vec![
             m(2, &["user"][..], add_a as Transform, remove_a as Transform),

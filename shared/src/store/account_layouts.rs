@@ -17,7 +17,7 @@
 //! rollback never loses an owner silently.
 
 use super::Item;
-use super::migrations::{LayoutChange, TransformError};
+use super::migrations::{LayoutChange, TransformError, no_sides};
 use crate::payments::ownership::Owner;
 use aws_sdk_dynamodb::types::AttributeValue;
 
@@ -38,6 +38,7 @@ pub const OWNER_AND_LIMIT: LayoutChange = LayoutChange {
     up: add_owner_and_limit,
     down: remove_owner_and_limit,
     companions: tenant_of_item,
+    sides: no_sides,
 };
 
 fn number(item: &Item, name: &str) -> Result<Option<i64>, TransformError> {

@@ -4,7 +4,7 @@
 //! path by path; a failure from a device counts on its entry.
 
 use super::labels::AuthLabel;
-use super::users::{UserRecord, user_key};
+use super::users::UserRecord;
 use super::{Action, Expr, value};
 use crate::error::AppError;
 use serde::{Deserialize, Serialize};
@@ -76,7 +76,7 @@ pub fn record_failure(
 ) -> Result<Action<AuthLabel>, AppError> {
     let expr = Expr::default().name("#d", hash).value(":old", value(read)?);
     let condition = "devices.#d.failures = :old";
-    let key = user_key(&user.tenant_id, &user.email);
+    let key = user.key();
     match next {
         Some(count) => {
             let expr = expr.value(":next", value(count)?);

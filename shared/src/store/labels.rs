@@ -50,6 +50,10 @@ pub enum AuthLabel {
     Client,
     /// A second-factor challenge (`mfa_token`): spent, or a failure counted.
     Challenge,
+    /// A user's personal-data key: created on registration, deleted by an erasure.
+    UserKey,
+    /// The erasure list's entry of an erased person.
+    Erasure,
 }
 
 impl Label for AuthLabel {
@@ -67,6 +71,8 @@ impl Label for AuthLabel {
             AuthLabel::RateLimit => "rate_limit",
             AuthLabel::Client => "client",
             AuthLabel::Challenge => "challenge",
+            AuthLabel::UserKey => "user_key",
+            AuthLabel::Erasure => "erasure",
         }
     }
 }

@@ -4,7 +4,7 @@
 //! (their layout is in [`super::clients`]).
 //!
 //! It holds the access state by user id: role, status and the session epoch.
-//! The user item (keyed by email, for login) carries the same three, written
+//! The user item (keyed by its email lookup hash, for login) carries the same three, written
 //! in the same transaction; this one is what the id-addressed operations use:
 //! refresh checks "still active, same epoch" with a ConditionCheck on it, the
 //! admin routes read and change it, and writes that need a role re-check the
@@ -21,15 +21,27 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use serde::{Deserialize, Serialize};
 
 pub const KIND: &str = "member";
-pub const SCHEMA_VERSION: u32 = 1;
+/// New entries: sealed email and lookup hash, no plaintext (the shape of
+/// `users-seal-email` after `users-drop-plaintext-email`, which contracts the
+/// entry together with its user item).
+pub const SCHEMA_VERSION: u32 = super::user_layouts::SEALED_VERSION_MEMBERS;
 const USER_PREFIX: &str = "USER#";
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MemberRecord {
     pub tenant_id: String,
     pub user_id: String,
-    /// For the tenant's administrators (`GET /v1/users`); never in events.
-    pub email: String,
+    /// The plaintext email of an entry the migration has not contracted
+    /// (its user item is then still keyed by it); never in events.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    /// The email's lookup hash (the user item's key once migrated).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email_lookup: Option<String>,
+    /// The email sealed with the user's key, for the tenant's administrators
+    /// (`GET /v1/users`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email_sealed: Option<String>,
     pub role: Role,
     pub status: UserStatus,
     pub session_epoch: u64,
@@ -38,17 +50,27 @@ pub struct MemberRecord {
     pub updated_at: Option<String>,
 }
 
+impl MemberRecord {
+    /// The key name of the user's item: the plaintext email while the
+    /// entry has it (the migration moves the item and drops the entry's
+    /// plaintext in one transaction), else the lookup hash.
+    pub fn user_key_name(&self) -> Option<&str> {
+        self.email.as_deref().or(self.email_lookup.as_deref())
+    }
+}
+
 pub(super) fn directory(tenant: &str) -> String {
     tenant_pk(tenant, "MEMBERS")
 }
 
-fn member_key(tenant: &str, user_id: &str) -> Item {
+pub(super) fn member_key(tenant: &str, user_id: &str) -> Item {
     key(directory(tenant), &format!("{USER_PREFIX}{user_id}"))
 }
 
 fn keyed(member: &MemberRecord) -> Keyed<'_, MemberRecord> {
+    // The shape decides the version: an entry made for a user not yet sealed is v1.
     Keyed::new(directory(&member.tenant_id), format!("{USER_PREFIX}{}", member.user_id), KIND, member)
-        .version(SCHEMA_VERSION)
+        .version(if member.email_sealed.is_some() { SCHEMA_VERSION } else { 1 })
 }
 
 /// Adds a user to the directory; fails (label `member`) if present.
@@ -60,6 +82,23 @@ pub fn insert(table: &str, member: &MemberRecord) -> Result<Action<AuthLabel>, A
 /// predate the directory).
 pub(crate) fn item(member: &MemberRecord) -> Result<Item, AppError> {
     keyed(member).item()
+}
+
+/// Deletes a user's entry for their erasure (label `member`), if its role
+/// and epoch are still as read. Without it no refresh token of theirs
+/// refreshes (a refresh checks the entry) and no id-addressed operation
+/// finds them.
+pub fn erase(table: &str, member: &MemberRecord) -> Result<Action<AuthLabel>, AppError> {
+    Action::delete(
+        table,
+        AuthLabel::Member,
+        member_key(&member.tenant_id, &member.user_id),
+        Some("#role = :role AND session_epoch = :epoch"),
+        Expr::default()
+            .name("#role", "role")
+            .value(":role", value(member.role)?)
+            .value(":epoch", value(member.session_epoch)?),
+    )
 }
 
 /// A user's entry (strongly consistent).

@@ -120,7 +120,7 @@ pub fn start_enrolment(
     Action::update(
         table,
         AuthLabel::User,
-        user_key(&user.tenant_id, &user.email),
+        user.key(),
         "SET mfa = :mfa",
         Some("user_id = :uid AND (attribute_not_exists(mfa) OR mfa.#mst = :pending)"),
         mfa_expr()?.value(":mfa", value(mfa)?).value(":uid", value(&user.user_id)?),
@@ -140,7 +140,7 @@ pub fn activate(
     Action::update(
         table,
         AuthLabel::User,
-        user_key(&user.tenant_id, &user.email),
+        user.key(),
         "SET mfa.#mst = :mactive, mfa.last_step = :step, mfa.recovery = :recovery, mfa.activated_at = :at",
         Some("mfa.id = :mid AND mfa.#mst = :pending"),
         mfa_expr()?
@@ -161,7 +161,7 @@ pub fn replace_recovery(
     Action::update(
         table,
         AuthLabel::User,
-        user_key(&user.tenant_id, &user.email),
+        user.key(),
         "SET mfa.recovery = :recovery",
         Some("mfa.id = :mid AND mfa.#mst = :mactive"),
         mfa_expr()?.value(":mid", value(id)?).value(":recovery", value(recovery)?),
@@ -174,7 +174,7 @@ pub fn disable(table: &str, user: &UserRecord, id: &str, step: u64) -> Result<Ac
     Action::update(
         table,
         AuthLabel::User,
-        user_key(&user.tenant_id, &user.email),
+        user.key(),
         "REMOVE mfa",
         Some(
             "mfa.id = :mid AND mfa.#mst = :mactive \
@@ -185,12 +185,12 @@ pub fn disable(table: &str, user: &UserRecord, id: &str, step: u64) -> Result<Ac
 }
 
 /// An administrator's reset: removes whatever second factor (pending or
-/// active) the user `user_id` (by email) has, if any (label `user`). `not_owner`: only if the user
+/// active) the user `user_id` (its item's key name) has, if any (label `user`). `not_owner`: only if the user
 /// is not an owner (an admin's reset).
 pub fn reset(
     table: &str,
     tenant: &str,
-    email: &str,
+    key_name: &str,
     user_id: &str,
     not_owner: bool,
 ) -> Result<Action<AuthLabel>, AppError> {
@@ -201,7 +201,7 @@ pub fn reset(
         expr = expr.name("#role", "role").value(":owner", value(crate::auth::Role::Owner)?);
         condition.push_str(" AND #role <> :owner");
     }
-    Action::update(table, AuthLabel::User, user_key(tenant, email), "REMOVE mfa", Some(&condition), expr)
+    Action::update(table, AuthLabel::User, user_key(tenant, key_name), "REMOVE mfa", Some(&condition), expr)
 }
 
 // ------------------------------------------------------------------ challenges
@@ -220,7 +220,10 @@ pub enum ChallengePurpose {
 pub struct ChallengeRecord {
     pub tenant_id: String,
     pub user_id: String,
-    pub email: String,
+    /// The key name of the user item (its email lookup hash; the email of a
+    /// user not yet migrated, which challenges issued before read as).
+    #[serde(alias = "email")]
+    pub user_key: String,
     pub purpose: ChallengePurpose,
     /// The trusted device the login presented (its token hash).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -27,6 +27,7 @@ pub mod clients;
 pub mod connections;
 pub mod consents;
 pub mod devices;
+pub mod erasures;
 pub mod idempotency;
 pub mod invitations;
 pub mod labels;
@@ -42,6 +43,7 @@ pub mod sessions;
 pub mod signing_keys;
 pub mod tenants;
 pub mod tx;
+pub mod user_keys;
 pub mod user_layouts;
 pub mod users;
 

@@ -240,6 +240,13 @@ pub async fn list_for_user(
 
 /// Revokes a session (the whole token family); fails (label [`AuthLabel::Session`]) if it
 /// was already revoked, so the revocation event is written once.
+/// Deletes a session (token family) of an erased user: its record (creation
+/// and use times, user agent) goes with them. Unconditional: a session
+/// already gone is no conflict.
+pub fn erase_session(table: &str, tenant: &str, family_id: &str) -> Result<Action<AuthLabel>, AppError> {
+    Action::delete(table, AuthLabel::Session, session_key(tenant, family_id), None, Expr::default())
+}
+
 pub fn revoke_session(
     table: &str,
     tenant: &str,

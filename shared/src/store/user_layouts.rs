@@ -28,9 +28,26 @@
 //!   user item itself is unchanged but for its version, and `down` leaves
 //!   both in place (later releases read them; they grant nothing by themselves).
 
+//!
+//! Personal data sealed (expand + backfill → contract):
+//! - [`SEAL_EMAIL`] (v7, expand + backfill): user items and directory
+//!   entries with a plaintext `email` get `email_lookup` (its keyed hash)
+//!   and `email_sealed` (sealed with the user's key, which is created if the
+//!   user has none) beside it: both written, so the previous release, which
+//!   reads the plaintext, keeps working. The hash and the sealed value are
+//!   computed before the pure transform (the migration's `prepare`: KMS);
+//!   the transform checks they are there. `down` removes them.
+//! - [`DROP_PLAINTEXT_EMAIL`] (v8, contract): the user item moves to its
+//!   lookup key without the plaintext, and its directory entry loses the
+//!   plaintext in the same transaction (so live code always finds the item
+//!   where the entry says: the email while the entry has it, else the hash).
+//!   `down` moves it back with the plaintext, opened from the sealed value
+//!   (the prepare step, one KMS `Decrypt`); an erased user cannot go back.
+
 use super::Item;
 use super::members::MemberRecord;
-use super::migrations::{LayoutChange, TransformError, no_companions};
+use super::migrations::SideUpdate;
+use super::migrations::{LayoutChange, TransformError, no_companions, no_sides};
 use crate::auth::password;
 use crate::clock::{epoch_ms, parse_rfc3339, rfc3339_ms};
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -45,6 +62,7 @@ pub const CREATED_AT_MS: LayoutChange = LayoutChange {
     up: add_created_at_ms,
     down: remove_created_at_ms,
     companions: no_companions,
+    sides: no_sides,
 };
 
 /// `created_at` dropped (`created_at_ms` replaces it).
@@ -54,6 +72,7 @@ pub const DROP_CREATED_AT: LayoutChange = LayoutChange {
     up: drop_created_at,
     down: restore_created_at,
     companions: no_companions,
+    sides: no_sides,
 };
 
 /// `needs_rehash = true` on users with a legacy bcrypt hash.
@@ -63,6 +82,7 @@ pub const FLAG_LEGACY_BCRYPT: LayoutChange = LayoutChange {
     up: flag_bcrypt,
     down: unflag_bcrypt,
     companions: no_companions,
+    sides: no_sides,
 };
 
 /// The directory entry and the tenant record of users that predate them.
@@ -72,6 +92,37 @@ pub const DIRECTORY: LayoutChange = LayoutChange {
     up: unchanged,
     down: unchanged,
     companions: directory_entry_and_tenant,
+    sides: no_sides,
+};
+
+/// The version of [`SEAL_EMAIL`].
+pub const SEAL_EMAIL_VERSION: u32 = 7;
+/// The version of [`DROP_PLAINTEXT_EMAIL`].
+pub const DROP_PLAINTEXT_EMAIL_VERSION: u32 = 8;
+/// The layout version of users written sealed from the start.
+pub const SEALED_VERSION: u32 = DROP_PLAINTEXT_EMAIL_VERSION;
+/// The layout version of directory entries written sealed from the start
+/// (their last migration is [`SEAL_EMAIL`]; the contract changes them with their user).
+pub const SEALED_VERSION_MEMBERS: u32 = SEAL_EMAIL_VERSION;
+
+/// `email_lookup` and `email_sealed` beside the plaintext `email`.
+pub const SEAL_EMAIL: LayoutChange = LayoutChange {
+    kinds: &[KIND, super::members::KIND],
+    reads: &["email"],
+    up: check_sealed,
+    down: unseal,
+    companions: no_companions,
+    sides: no_sides,
+};
+
+/// The user item moved to its lookup key without the plaintext `email`.
+pub const DROP_PLAINTEXT_EMAIL: LayoutChange = LayoutChange {
+    kinds: &[KIND],
+    reads: &["email", "email_lookup", "email_sealed"],
+    up: drop_plaintext,
+    down: restore_plaintext,
+    companions: no_companions,
+    sides: mirror_to_directory,
 };
 
 /// Brings a user item of any shipped layout into the shape the user store
@@ -159,6 +210,96 @@ fn unflag_bcrypt(item: &mut Item) -> Result<(), TransformError> {
     Ok(())
 }
 
+/// The email fields of a user item or directory entry, for the migration's
+/// prepare step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmailFields {
+    pub tenant_id: String,
+    pub user_id: String,
+    pub email: Option<String>,
+    pub sealed: Option<String>,
+}
+
+/// The item's email fields (`None`: not a user item or directory entry of a user).
+pub fn email_fields(item: &Item) -> Option<EmailFields> {
+    Some(EmailFields {
+        tenant_id: string(item, "tenant_id")?.to_owned(),
+        user_id: string(item, "user_id")?.to_owned(),
+        email: string(item, "email").map(str::to_owned),
+        sealed: string(item, "email_sealed").map(str::to_owned),
+    })
+}
+
+/// The attributes [`SEAL_EMAIL`] expects prepared.
+pub fn sealed_fields(lookup: String, sealed: String) -> Item {
+    Item::from([
+        ("email_lookup".to_owned(), AttributeValue::S(lookup)),
+        ("email_sealed".to_owned(), AttributeValue::S(sealed)),
+    ])
+}
+
+/// The attribute [`DROP_PLAINTEXT_EMAIL`]'s `down` expects prepared.
+pub fn plaintext_field(email: String) -> Item {
+    Item::from([("email".to_owned(), AttributeValue::S(email))])
+}
+
+fn check_sealed(item: &mut Item) -> Result<(), TransformError> {
+    if string(item, "email_lookup").is_none() || string(item, "email_sealed").is_none() {
+        return Err(TransformError::new("the email was not sealed (no key, or no email)"));
+    }
+    Ok(())
+}
+
+fn unseal(item: &mut Item) -> Result<(), TransformError> {
+    if string(item, "email").is_none() {
+        return Err(TransformError::new("no plaintext email to keep (the user may be erased)"));
+    }
+    item.remove("email_lookup");
+    item.remove("email_sealed");
+    Ok(())
+}
+
+fn user_pk(item: &Item, name: &str) -> Result<AttributeValue, TransformError> {
+    let tenant = string(item, "tenant_id").ok_or_else(|| TransformError::new("tenant_id is missing"))?;
+    Ok(AttributeValue::S(super::tenant_pk(tenant, &format!("USER#{name}"))))
+}
+
+fn drop_plaintext(item: &mut Item) -> Result<(), TransformError> {
+    check_sealed(item)?;
+    let lookup = string(item, "email_lookup").unwrap_or_default().to_owned();
+    let pk = user_pk(item, &lookup)?;
+    item.insert("pk".to_owned(), pk);
+    item.remove("email");
+    Ok(())
+}
+
+fn restore_plaintext(item: &mut Item) -> Result<(), TransformError> {
+    let email = string(item, "email")
+        .ok_or_else(|| TransformError::new("the sealed email could not be opened (the user may be erased)"))?
+        .to_owned();
+    let pk = user_pk(item, &email)?;
+    item.insert("pk".to_owned(), pk);
+    Ok(())
+}
+
+/// The directory entry gets the user item's email fields (and loses the
+/// plaintext when the item has none).
+fn mirror_to_directory(item: &Item) -> Result<Vec<SideUpdate>, TransformError> {
+    let tenant = string(item, "tenant_id").ok_or_else(|| TransformError::new("tenant_id is missing"))?;
+    let user_id = string(item, "user_id").ok_or_else(|| TransformError::new("user_id is missing"))?;
+    let mut side =
+        SideUpdate { key: super::members::member_key(tenant, user_id), set: Item::new(), remove: Vec::new() };
+    for name in ["email", "email_lookup", "email_sealed"] {
+        match item.get(name) {
+            Some(value) => {
+                side.set.insert(name.to_owned(), value.clone());
+            }
+            None => side.remove.push(name.to_owned()),
+        }
+    }
+    Ok(vec![side])
+}
+
 fn unchanged(_: &mut Item) -> Result<(), TransformError> {
     Ok(())
 }
@@ -170,6 +311,8 @@ fn directory_entry_and_tenant(item: &Item) -> Result<Vec<Item>, TransformError> 
         tenant_id: user.tenant_id.clone(),
         user_id: user.user_id,
         email: user.email,
+        email_lookup: user.email_lookup,
+        email_sealed: user.email_sealed,
         role: user.role,
         status: user.status,
         session_epoch: user.session_epoch,

@@ -1,6 +1,16 @@
-//! User items. A user is keyed by its normalized email within the tenant, so
-//! the key itself enforces "one account per email per tenant" and login finds
-//! the credentials in one read; `gsi1` finds a user by id.
+//! User items. A user is keyed by the lookup hash of its normalized email
+//! within the tenant ([`crate::privacy::lookup`]), so the key itself enforces
+//! "one account per email per tenant" and login finds the credentials in one
+//! read without the email being stored; `gsi1` finds a user by id. The email
+//! itself is sealed with the user's key (`email_sealed`,
+//! [`crate::privacy::personal`]).
+//!
+//! Users stored before that are keyed by the plaintext email, which they
+//! carry in `email`; the `users-seal-email` migration seals it beside the
+//! plaintext and `users-drop-plaintext-email` moves the item to its lookup
+//! key without the plaintext ([`super::user_layouts`]). Readers accept
+//! both: login reads both keys in one round trip ([`find_for_login`]); a
+//! record remembers the key it was read from, and every write goes there.
 
 use super::devices::{self, DeviceChange, DeviceRecord};
 use super::labels::AuthLabel;
@@ -10,11 +20,10 @@ use crate::error::AppError;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-/// The layout new users are written in: v2, the expand shape of the
-/// `created_at` → `created_at_ms` migration (both fields), which readers of
-/// this release and of the one before understand. The contract (v3) is an
-/// operator step, `migrate up`; readers accept every shipped shape.
-pub const SCHEMA_VERSION: u32 = 2;
+/// The layout new users are written in: sealed email, lookup key (the
+/// shape of `users-drop-plaintext-email`; they keep the `created_at` string
+/// beside `created_at_ms`, which readers of every layout accept).
+pub const SCHEMA_VERSION: u32 = super::user_layouts::SEALED_VERSION;
 
 /// The label of every write of a user item.
 const LABEL: AuthLabel = AuthLabel::User;
@@ -37,7 +46,15 @@ fn legacy_role() -> Role {
 pub struct UserRecord {
     pub tenant_id: String,
     pub user_id: String,
-    pub email: String,
+    /// The plaintext email: only on items the migration has not contracted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    /// The email's lookup hash: the key of every user once migrated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email_lookup: Option<String>,
+    /// The email sealed with the user's key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email_sealed: Option<String>,
     /// PHC string (Argon2id) or a legacy bcrypt hash.
     pub password_hash: String,
     pub created_at: String,
@@ -69,31 +86,96 @@ pub struct UserRecord {
     /// The second factor ([`super::mfa`]), if the user enrolled one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mfa: Option<super::mfa::MfaRecord>,
+    /// The key component the item was read from (or is written under): its
+    /// email lookup hash, or the plaintext email of a legacy item.
+    #[serde(skip)]
+    pub key_name: String,
 }
 
-pub(super) fn user_key(tenant: &str, email: &str) -> Item {
-    key(tenant_pk(tenant, &format!("USER#{email}")), "USER")
+impl UserRecord {
+    /// The user item's key.
+    pub(super) fn key(&self) -> Item {
+        user_key(&self.tenant_id, &self.key_name)
+    }
 }
 
-/// Inserts a new user; the condition makes a second user with the same email fail.
-pub fn insert(table: &str, user: &UserRecord) -> Result<Action<AuthLabel>, AppError> {
-    Keyed::new(tenant_pk(&user.tenant_id, &format!("USER#{}", user.email)), "USER", "user", user)
+pub(super) fn user_key(tenant: &str, name: &str) -> Item {
+    key(user_pk(tenant, name), "USER")
+}
+
+fn user_pk(tenant: &str, name: &str) -> String {
+    tenant_pk(tenant, &format!("USER#{name}"))
+}
+
+/// Inserts a new user under its lookup key, unless a user with the same
+/// email exists under either key (the legacy one is a condition check):
+/// both fail with the label `user`.
+pub fn insert(
+    table: &str,
+    user: &UserRecord,
+    legacy_email: &str,
+) -> Result<[Action<AuthLabel>; 2], AppError> {
+    let put = Keyed::new(user_pk(&user.tenant_id, &user.key_name), "USER", "user", user)
         .indexed(tenant_pk(&user.tenant_id, &format!("USERID#{}", user.user_id)), "USER")
-        // The shape decides the version: users imported without `created_at_ms` are v1.
-        .version(if user.created_at_ms.is_some() { SCHEMA_VERSION } else { 1 })
+        .version(SCHEMA_VERSION)
+        .insert(table, LABEL)?;
+    let legacy = Action::condition_check(
+        table,
+        LABEL,
+        user_key(&user.tenant_id, legacy_email),
+        "attribute_not_exists(pk)",
+        Expr::default(),
+    )?;
+    Ok([put, legacy])
+}
+
+/// Inserts a user in the layout of users stored before personal data was
+/// sealed (keyed by the plaintext `email`, v1 or v2 by shape): what the
+/// migrations start from, e.g. users imported from an older system.
+pub fn insert_legacy(table: &str, user: &UserRecord) -> Result<Action<AuthLabel>, AppError> {
+    let email =
+        user.email.as_deref().ok_or_else(|| AppError::Internal("a legacy user needs its email".into()))?;
+    Keyed::new(user_pk(&user.tenant_id, email), "USER", "user", user)
+        .indexed(tenant_pk(&user.tenant_id, &format!("USERID#{}", user.user_id)), "USER")
+        .version(if user.created_at_ms.is_some() { 2 } else { 1 })
         .insert(table, LABEL)
 }
 
-pub async fn find_by_email(
+/// The user of a login: one strongly consistent read of both keys (the
+/// lookup hash, and the email of a user the migration has not moved yet).
+pub async fn find_for_login(
     dynamodb: &aws_sdk_dynamodb::Client,
     table: &str,
     tenant: &str,
+    lookup: &str,
     email: &str,
 ) -> Result<Option<UserRecord>, AppError> {
-    match get(dynamodb, table, user_key(tenant, email)).await? {
-        Some(item) => Ok(Some(decode_item(item)?)),
-        None => Ok(None),
-    }
+    let found =
+        super::get_many(dynamodb, table, vec![user_key(tenant, lookup), user_key(tenant, email)]).await?;
+    found.into_iter().flatten().next().map(decode_item).transpose()
+}
+
+/// The user item of a directory entry (where the entry says it is), if it
+/// is still that user's.
+pub async fn find_for_member(
+    dynamodb: &aws_sdk_dynamodb::Client,
+    table: &str,
+    member: &super::members::MemberRecord,
+) -> Result<Option<UserRecord>, AppError> {
+    let Some(name) = member.user_key_name() else { return Ok(None) };
+    Ok(find_by_key_name(dynamodb, table, &member.tenant_id, name)
+        .await?
+        .filter(|u| u.user_id == member.user_id))
+}
+
+/// The user item under `name` (a lookup hash or a legacy email).
+pub async fn find_by_key_name(
+    dynamodb: &aws_sdk_dynamodb::Client,
+    table: &str,
+    tenant: &str,
+    name: &str,
+) -> Result<Option<UserRecord>, AppError> {
+    get(dynamodb, table, user_key(tenant, name)).await?.map(decode_item).transpose()
 }
 
 /// Decodes a user item, e.g. the old image a cancelled transaction returned.
@@ -107,8 +189,17 @@ pub fn decode_item(mut item: Item) -> Result<UserRecord, AppError> {
         #[serde(flatten)]
         record: UserRecord,
     }
+    let pk = match item.get("pk") {
+        Some(aws_sdk_dynamodb::types::AttributeValue::S(pk)) => pk.clone(),
+        _ => return Err(AppError::Internal("a user item without pk".into())),
+    };
     let stored: Stored = from_item(item)?;
-    Ok(stored.record)
+    let mut record = stored.record;
+    record.key_name = pk
+        .strip_prefix(&user_pk(&record.tenant_id, ""))
+        .ok_or_else(|| AppError::Internal("a user item's pk is not a user key".into()))?
+        .to_owned();
+    Ok(record)
 }
 
 /// Records a successful login: resets the untrusted-client failure counters,
@@ -161,7 +252,7 @@ pub fn record_login(
         condition = format!("{condition} AND {factor}");
     }
     let update = format!("SET {} REMOVE {}", sets.join(", "), removes.join(", "));
-    Action::update(table, LABEL, user_key(&user.tenant_id, &user.email), &update, Some(&condition), expr)
+    Action::update(table, LABEL, user.key(), &update, Some(&condition), expr)
 }
 
 /// Replaces the password hash and moves the user to `session_epoch`
@@ -183,7 +274,7 @@ pub fn set_password(
     Action::update(
         table,
         LABEL,
-        user_key(&user.tenant_id, &user.email),
+        user.key(),
         "SET password_hash = :new_hash, session_epoch = :new_epoch REMOVE needs_rehash",
         Some(&format!("password_hash = :old_hash AND {access}")),
         expr,
@@ -206,12 +297,26 @@ fn access_unchanged(user: &UserRecord) -> Result<(String, Expr), AppError> {
     Ok((format!("(attribute_not_exists(#status) OR #status = :active) AND {epoch}"), expr))
 }
 
+/// Deletes the user item of an erasure (label `user`), if it is still the
+/// user as read: the same id and password hash (a re-authenticated erasure
+/// checked the password against it) and, with `not_owner`, not an owner.
+pub fn erase(table: &str, user: &UserRecord, not_owner: bool) -> Result<Action<AuthLabel>, AppError> {
+    let mut expr =
+        Expr::default().value(":uid", value(&user.user_id)?).value(":hash", value(&user.password_hash)?);
+    let mut condition = "user_id = :uid AND password_hash = :hash".to_owned();
+    if not_owner {
+        expr = expr.name("#role", "role").value(":owner", value(Role::Owner)?);
+        condition.push_str(" AND #role <> :owner");
+    }
+    Action::delete(table, LABEL, user.key(), Some(&condition), expr)
+}
+
 /// Sets the user's role, status and session epoch (the same values as the
 /// directory entry, in the same transaction).
 pub fn set_access(
     table: &str,
     tenant: &str,
-    email: &str,
+    key_name: &str,
     role: Role,
     status: UserStatus,
     session_epoch: u64,
@@ -219,7 +324,7 @@ pub fn set_access(
     Action::update(
         table,
         LABEL,
-        user_key(tenant, email),
+        user_key(tenant, key_name),
         "SET #role = :role, #status = :status, session_epoch = :epoch",
         Some("attribute_exists(pk)"),
         Expr::default()
@@ -268,5 +373,5 @@ pub fn record_failure(
     } else {
         "failed_logins = :old_count"
     };
-    Action::update(table, LABEL, user_key(&user.tenant_id, &user.email), &update, Some(condition), expr)
+    Action::update(table, LABEL, user.key(), &update, Some(condition), expr)
 }

@@ -137,7 +137,14 @@ pub async fn logout_all(app: &App, ctx: &RequestContext, who: &Authenticated) ->
     .by(&user.actor());
     Tx::new(table, &event)?
         .push(members::change_access(table, &before, &after)?)
-        .push(users::set_access(table, tenant, &before.email, after.role, after.status, after.session_epoch)?)
+        .push(users::set_access(
+            table,
+            tenant,
+            before.user_key_name().ok_or(AppError::NotFound("user"))?,
+            after.role,
+            after.status,
+            after.session_epoch,
+        )?)
         .push(ratelimit::action(table, AuthLabel::RateLimit, &limit)?)
         .commit(&app.clients.dynamodb)
         .await

@@ -60,14 +60,17 @@ pub(super) enum Opened {
     Tokens(TokenPair),
     /// The tenant requires a second factor of the user's role.
     MfaRequired,
+    /// The user item is no longer where it was read (the migration moved
+    /// it to its lookup key): read it again.
+    Moved,
 }
 
 pub async fn login(app: &App, ctx: &RequestContext, request: Credentials) -> Result<LoginOutcome, AppError> {
     let tenant = tenant_of(&request.tenant_id)?;
     let email = Email::parse(&request.email)?;
     check_password_size(&request.password)?;
-    let table = &app.config.table_name;
-    let user = users::find_by_email(&app.clients.dynamodb, table, tenant.as_str(), email.as_str()).await?;
+    let find = || user_by_email(app, &tenant, &email);
+    let user = find().await?;
     let now = app.now();
     let device = user
         .as_ref()
@@ -106,14 +109,27 @@ pub async fn login(app: &App, ctx: &RequestContext, request: Credentials) -> Res
     let cost = app.config.argon2;
     let new_hash =
         if rehash { Some(blocking(move || password::hash(cost, &password)).await??) } else { None };
-    let sign_in = SignIn {
+    let mut sign_in = SignIn {
         tenant: &tenant,
         user: &user,
         device: device.as_deref(),
         new_hash: new_hash.as_deref(),
         factor: None,
     };
-    let tokens = match open_session(app, ctx, &sign_in).await? {
+    let mut opened = open_session(app, ctx, &sign_in).await?;
+    let moved;
+    if let Opened::Moved = opened {
+        // The migration moved the user item between our read and our
+        // write: the same user, with the hash we verified, is read again.
+        moved = find()
+            .await?
+            .filter(|u| u.user_id == user.user_id && u.password_hash == user.password_hash)
+            .ok_or(AppError::Unauthorized(INVALID_CREDENTIALS))?;
+        sign_in.user = &moved;
+        opened = open_session(app, ctx, &sign_in).await?;
+    }
+    let tokens = match opened {
+        Opened::Moved => return Err(AppError::Unavailable("the user item moved twice; retry".into())),
         Opened::Tokens(tokens) => tokens,
         Opened::MfaRequired => {
             let challenge = issue_challenge(app, &user, device, ChallengePurpose::Enrolment).await?;
@@ -131,6 +147,19 @@ pub async fn login(app: &App, ctx: &RequestContext, request: Credentials) -> Res
     Ok(LoginOutcome::Tokens(tokens))
 }
 
+/// The user `email` signs in as: found by the email's keyed hash (the
+/// container's cached lookup key: no KMS call of its own) or, for a user the
+/// migration has not moved yet, by the email itself; both keys in one read.
+pub async fn user_by_email(
+    app: &App,
+    tenant: &TenantId,
+    email: &Email,
+) -> Result<Option<UserRecord>, AppError> {
+    let lookup = crate::privacy::lookup::email(app, tenant.as_str(), email).await?;
+    let table = &app.config.table_name;
+    users::find_for_login(&app.clients.dynamodb, table, tenant.as_str(), &lookup, email.as_str()).await
+}
+
 /// Stores a challenge for `user` and answers its `mfa_token` (one put).
 async fn issue_challenge(
     app: &App,
@@ -144,7 +173,7 @@ async fn issue_challenge(
     let challenge = ChallengeRecord {
         tenant_id: user.tenant_id.clone(),
         user_id: user.user_id.clone(),
-        email: user.email.clone(),
+        user_key: user.key_name.clone(),
         purpose,
         device,
         attempts: 0,
@@ -266,6 +295,9 @@ pub(super) async fn open_session(
         }
         if error.failed(AuthLabel::RateLimit).is_some() || error.failed(AuthLabel::Challenge).is_some() {
             return Err(AppError::Unauthorized(super::second_factor::INVALID_MFA));
+        }
+        if error.failed(AuthLabel::User).is_some_and(|failure| failure.item.is_none()) {
+            return Ok(Opened::Moved);
         }
         return Err(match error.failed(AuthLabel::User) {
             // The password, role, status or second factor changed between

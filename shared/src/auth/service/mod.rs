@@ -22,7 +22,7 @@ mod second_factor;
 mod tokens;
 
 pub use account::{SessionList, SessionView, list_sessions, logout_all, revoke_session};
-pub use login::{LoginOutcome, MfaChallenge, login};
+pub use login::{LoginOutcome, MfaChallenge, login, user_by_email};
 pub use password_change::{PasswordChange, change_password};
 pub use refresh::{logout, refresh};
 pub use register::register;
@@ -134,6 +134,8 @@ fn tenant_of(raw: &str) -> Result<TenantId, AppError> {
     TenantId::parse(raw).map_err(|e| AppError::bad_request("tenant_id", format!("tenant_id: {e}")))
 }
 
-async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T, AppError> {
+pub(crate) async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, AppError> {
     tokio::task::spawn_blocking(work).await.map_err(|e| AppError::internal("blocking task", e))
 }

@@ -43,7 +43,7 @@ pub async fn change_password(
     let member = members::find(dynamodb, table, tenant, &caller.id)
         .await?
         .ok_or(AppError::Unauthorized(NO_SESSION))?;
-    let user = users::find_by_email(dynamodb, table, tenant, &member.email)
+    let user = users::find_for_member(dynamodb, table, &member)
         .await?
         .filter(|u| u.user_id == caller.id)
         .ok_or(AppError::Unauthorized(NO_SESSION))?;

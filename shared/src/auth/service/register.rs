@@ -2,7 +2,9 @@
 //! consumed in the same transaction.
 
 use super::*;
+use crate::privacy::personal;
 use crate::ratelimit::{self, Counter};
+use crate::store::user_keys;
 
 /// Registers, limited per source IP: the hit rides in the registration's
 /// transaction, and a refusal (which cancels it) is counted on its own.
@@ -43,7 +45,13 @@ async fn admit(
     let password = request.password;
     let password_hash = blocking(move || password::hash(cost, &password)).await??;
     let role = invitation.as_ref().map_or(Role::Member, |i| i.record.role);
-    let user = new_user(&tenant, &email, password_hash, role, now);
+    // The email is stored only sealed with the user's own key, and found by
+    // its keyed hash (crate::privacy).
+    let user_id = crate::ids::new_id();
+    let lookup = crate::privacy::lookup::email(app, tenant.as_str(), &email).await?;
+    let (key, key_record) = personal::new_key(app, tenant.as_str(), &user_id).await?;
+    let sealed = key.seal(personal::EMAIL, email.as_str())?;
+    let user = new_user(&tenant, user_id, lookup, sealed, password_hash, role, now);
     let invitation_id = invitation.as_ref().map(|i| i.record.invitation_id.clone());
     let event = OutboxEvent::new(
         &tenant,
@@ -55,9 +63,12 @@ async fn admit(
         json!({ "user_id": user.user_id, "role": role, "invitation_id": invitation_id }),
     )
     .by(&Actor::user(&user.user_id));
+    let [user_put, legacy_email_free] = users::insert(table, &user, email.as_str())?;
     let tx = Tx::new(table, &event)?
-        .push(users::insert(table, &user)?)
-        .push(members::insert(table, &member_of(&user))?);
+        .push(user_put)
+        .push(legacy_email_free)
+        .push(members::insert(table, &member_of(&user))?)
+        .push(user_keys::insert(table, &key_record)?);
     let tx = admitted(tx, table, ctx, &user, invitation.as_ref(), now)?.push(ratelimit::action(
         table,
         AuthLabel::RateLimit,
@@ -79,7 +90,7 @@ async fn admit(
     Ok(RegisteredUser {
         user_id: user.user_id,
         tenant_id: user.tenant_id,
-        email: user.email,
+        email: email.as_str().to_owned(),
         role,
         created_at: user.created_at,
     })
@@ -87,15 +98,20 @@ async fn admit(
 
 fn new_user(
     tenant: &TenantId,
-    email: &Email,
+    user_id: String,
+    lookup: String,
+    sealed: String,
     password_hash: String,
     role: Role,
     now: time::OffsetDateTime,
 ) -> UserRecord {
     UserRecord {
         tenant_id: tenant.to_string(),
-        user_id: crate::ids::new_id(),
-        email: email.as_str().to_owned(),
+        user_id,
+        email: None,
+        email_lookup: Some(lookup.clone()),
+        email_sealed: Some(sealed),
+        key_name: lookup,
         password_hash,
         created_at: rfc3339(now),
         created_at_ms: Some(now.unix_timestamp() * 1000),
@@ -116,7 +132,9 @@ fn member_of(user: &UserRecord) -> MemberRecord {
     MemberRecord {
         tenant_id: user.tenant_id.clone(),
         user_id: user.user_id.clone(),
-        email: user.email.clone(),
+        email: None,
+        email_lookup: user.email_lookup.clone(),
+        email_sealed: user.email_sealed.clone(),
         role: user.role,
         status: user.status,
         session_epoch: user.session_epoch,

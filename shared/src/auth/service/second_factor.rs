@@ -144,14 +144,14 @@ async fn enroller(app: &App, request: &lambda_http::Request) -> Result<Enroller,
     }
 }
 
-/// The user item of a signed-in user (their directory entry names the email).
+/// The user item of a signed-in user (their directory entry says where it is).
 async fn user_item(app: &App, principal: &Principal) -> Result<UserRecord, AppError> {
     let (dynamodb, table, tenant) =
         (&app.clients.dynamodb, &app.config.table_name, principal.tenant.as_str());
     let member = members::find(dynamodb, table, tenant, &principal.id)
         .await?
         .ok_or(AppError::Unauthorized(NO_USER))?;
-    users::find_by_email(dynamodb, table, tenant, &member.email)
+    users::find_for_member(dynamodb, table, &member)
         .await?
         .filter(|u| u.user_id == principal.id)
         .ok_or(AppError::Unauthorized(NO_USER))
@@ -171,11 +171,11 @@ async fn enrolling_user(app: &App, enroller: &Enroller) -> Result<(Principal, Us
     match enroller {
         Enroller::Signed(principal) => Ok((principal.clone(), user_item(app, principal).await?)),
         Enroller::Challenge { challenge, .. } => {
-            let user = users::find_by_email(
+            let user = users::find_by_key_name(
                 &app.clients.dynamodb,
                 &app.config.table_name,
                 &challenge.tenant_id,
-                &challenge.email,
+                &challenge.user_key,
             )
             .await?
             .filter(|u| u.user_id == challenge.user_id && u.status == UserStatus::Active)
@@ -269,9 +269,20 @@ pub async fn enrol_totp(
         })?;
     tracing::info!(tenant = %principal.tenant, user_id = %user.user_id, "totp enrolment started");
     let issuer = format!("{} {}", app.config.token_issuer, user.tenant_id);
+    // The account name shown in the authenticator app: the email, opened.
+    let account = crate::privacy::personal::shown(
+        app,
+        &user.tenant_id,
+        &user.user_id,
+        crate::privacy::personal::EMAIL,
+        user.email.as_deref(),
+        user.email_sealed.as_deref(),
+    )
+    .await?
+    .unwrap_or_else(|| user.user_id.clone());
     Ok(Enrolment {
         secret: totp::base32(&secret),
-        otpauth_uri: totp::otpauth_uri(&issuer, &user.email, &secret),
+        otpauth_uri: totp::otpauth_uri(&issuer, &account, &secret),
         algorithm: "SHA1",
         digits: totp::DIGITS,
         period: totp::STEP_SECONDS,
@@ -343,6 +354,7 @@ pub async fn confirm_totp(
             };
             match open_session(app, ctx, &sign_in).await? {
                 Opened::Tokens(tokens) => Some(tokens),
+                Opened::Moved => return Err(AppError::Unauthorized(INVALID_MFA)),
                 Opened::MfaRequired => {
                     return Err(AppError::Internal("a session with a factor refused".into()));
                 }
@@ -474,7 +486,13 @@ pub async fn reset_mfa(
     .by(&caller.actor());
     let limit = Counter::for_write(app, "reset_mfa", caller);
     let mut tx = Tx::new(table, &event)?
-        .push(mfa::reset(table, tenant, &target.email, user_id, !caller.is_owner())?)
+        .push(mfa::reset(
+            table,
+            tenant,
+            target.user_key_name().ok_or(AppError::NotFound("user"))?,
+            user_id,
+            !caller.is_owner(),
+        )?)
         .push(ratelimit::action(table, AuthLabel::RateLimit, &limit)?);
     let own = caller.kind == PrincipalKind::User && caller.id == user_id;
     if !own {
@@ -520,10 +538,11 @@ pub async fn complete_sign_in(
         .await?;
     let (hash, challenge) = live_challenge(app, &request.mfa_token, ChallengePurpose::SignIn).await?;
     let table = &app.config.table_name;
-    let user = users::find_by_email(&app.clients.dynamodb, table, &challenge.tenant_id, &challenge.email)
-        .await?
-        .filter(|u| u.user_id == challenge.user_id)
-        .ok_or(AppError::Unauthorized(INVALID_MFA))?;
+    let user =
+        users::find_by_key_name(&app.clients.dynamodb, table, &challenge.tenant_id, &challenge.user_key)
+            .await?
+            .filter(|u| u.user_id == challenge.user_id)
+            .ok_or(AppError::Unauthorized(INVALID_MFA))?;
     let active = user.mfa.clone().filter(MfaRecord::is_active).ok_or(AppError::Unauthorized(INVALID_MFA))?;
     if user.status == UserStatus::Disabled {
         return Err(AppError::forbidden(USER_DISABLED));
@@ -562,6 +581,8 @@ pub async fn complete_sign_in(
             Ok(tokens)
         }
         Opened::MfaRequired => Err(AppError::Internal("a session with a factor refused".into())),
+        // The migration moved the user item meanwhile: sign in again.
+        Opened::Moved => Err(AppError::Unauthorized(INVALID_MFA)),
     }
 }
 

@@ -112,6 +112,9 @@ pub async fn apply_plan(
     before: &Item,
     plan: &ItemPlan,
 ) -> Result<Applied, AppError> {
+    if plan.after.get("pk") != before.get("pk") || !plan.sides.is_empty() {
+        return apply_move(dynamodb, table, before, plan).await;
+    }
     let (key, _) = item_key(before)?;
     let update = guarded_update(before, plan)?;
     let result = dynamodb
@@ -128,6 +131,110 @@ pub async fn apply_plan(
         Ok(_) => Ok(Applied::Written),
         Err(error) if is_condition_failure(&error) => Ok(Applied::Conflict),
         Err(error) => Err(AppError::from_sdk("migrate item", error)),
+    }
+}
+
+/// Writes a plan that moves the item to another key (or changes other items
+/// with it), in one transaction: the item put under its new key (which must
+/// be free), the old one deleted on the condition that it is still exactly
+/// as read (every attribute, the version included), and the side updates
+/// (each item must exist). Any failed condition is a conflict: re-read.
+async fn apply_move(
+    dynamodb: &aws_sdk_dynamodb::Client,
+    table: &str,
+    before: &Item,
+    plan: &ItemPlan,
+) -> Result<Applied, AppError> {
+    use aws_sdk_dynamodb::types::{Delete, Put, TransactWriteItem, Update};
+    let (key, _) = item_key(before)?;
+    let build = |e: aws_sdk_dynamodb::error::BuildError| AppError::internal("build a migration move", e);
+    let mut writes = Vec::new();
+    if plan.after.get("pk") != before.get("pk") {
+        let put = Put::builder()
+            .table_name(table)
+            .set_item(Some(plan.after.clone()))
+            .condition_expression("attribute_not_exists(pk)")
+            .build()
+            .map_err(build)?;
+        writes.push(TransactWriteItem::builder().put(put).build());
+        let mut names = HashMap::new();
+        let mut values = Item::new();
+        let mut conditions = vec!["attribute_exists(pk)".to_owned()];
+        if !before.contains_key("schema_version") {
+            names.insert("#sv".to_owned(), "schema_version".to_owned());
+            conditions.push("attribute_not_exists(#sv)".to_owned());
+        }
+        for (index, (name, value)) in
+            before.iter().filter(|(name, _)| *name != "pk" && *name != "sk").enumerate()
+        {
+            names.insert(format!("#a{index}"), name.clone());
+            values.insert(format!(":o{index}"), value.clone());
+            conditions.push(format!("#a{index} = :o{index}"));
+        }
+        let delete = Delete::builder()
+            .table_name(table)
+            .set_key(Some(key))
+            .condition_expression(conditions.join(" AND "))
+            .set_expression_attribute_names(Some(names))
+            .set_expression_attribute_values((!values.is_empty()).then_some(values))
+            .build()
+            .map_err(build)?;
+        writes.push(TransactWriteItem::builder().delete(delete).build());
+    } else {
+        let update = guarded_update(before, plan)?;
+        let update = Update::builder()
+            .table_name(table)
+            .set_key(Some(key))
+            .update_expression(update.update_expression())
+            .condition_expression(update.conditions.join(" AND "))
+            .set_expression_attribute_names(Some(update.names))
+            .set_expression_attribute_values(Some(update.values))
+            .build()
+            .map_err(build)?;
+        writes.push(TransactWriteItem::builder().update(update).build());
+    }
+    for side in &plan.sides {
+        let mut names = HashMap::new();
+        let mut values = Item::new();
+        let mut sets = Vec::new();
+        for (index, (name, value)) in side.set.iter().enumerate() {
+            names.insert(format!("#s{index}"), name.clone());
+            values.insert(format!(":s{index}"), value.clone());
+            sets.push(format!("#s{index} = :s{index}"));
+        }
+        let mut removes = Vec::new();
+        for (index, name) in side.remove.iter().enumerate() {
+            names.insert(format!("#r{index}"), name.clone());
+            removes.push(format!("#r{index}"));
+        }
+        let mut expression = String::new();
+        if !sets.is_empty() {
+            expression.push_str(&format!("SET {}", sets.join(", ")));
+        }
+        if !removes.is_empty() {
+            expression.push_str(&format!(" REMOVE {}", removes.join(", ")));
+        }
+        if expression.is_empty() {
+            continue;
+        }
+        let update = Update::builder()
+            .table_name(table)
+            .set_key(Some(side.key.clone()))
+            .update_expression(expression.trim())
+            .condition_expression("attribute_exists(pk)")
+            .set_expression_attribute_names(Some(names))
+            .set_expression_attribute_values((!values.is_empty()).then_some(values))
+            .build()
+            .map_err(build)?;
+        writes.push(TransactWriteItem::builder().update(update).build());
+    }
+    let result = dynamodb.transact_write_items().set_transact_items(Some(writes)).send().await;
+    match result {
+        Ok(_) => Ok(Applied::Written),
+        Err(error) if error.as_service_error().is_some_and(|e| e.is_transaction_canceled_exception()) => {
+            Ok(Applied::Conflict)
+        }
+        Err(error) => Err(AppError::from_sdk("move a migrated item", error)),
     }
 }
 

@@ -36,7 +36,29 @@ pub fn no_companions(_: &Item) -> Result<Vec<Item>, TransformError> {
     Ok(Vec::new())
 }
 
-/// A reversible change between two layouts, with `down(up(x)) == x`.
+/// Another item's change that must commit with the item's own write (e.g.
+/// the directory entry of a user item that moves to another key): its key,
+/// the attributes to set and those to remove. The item must exist.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SideUpdate {
+    pub key: Item,
+    pub set: Item,
+    pub remove: Vec<String>,
+}
+
+/// The [`SideUpdate`]s a change needs, built from the item after the
+/// transform (in either direction).
+pub type Sides = fn(&Item) -> Result<Vec<SideUpdate>, TransformError>;
+
+/// For changes that touch no other item.
+pub fn no_sides(_: &Item) -> Result<Vec<SideUpdate>, TransformError> {
+    Ok(Vec::new())
+}
+
+/// A reversible change between two layouts, with `down(up(x)) == x`. A
+/// transform may give the item another `pk` (a move): the runner then puts
+/// the item under its new key and deletes the old one in one transaction,
+/// with the side updates.
 #[derive(Debug, Clone, Copy)]
 pub struct LayoutChange {
     /// The `kind`s of the items this change transforms.
@@ -49,6 +71,8 @@ pub struct LayoutChange {
     pub down: Transform,
     /// What `up` needs created beside the item ([`no_companions`] for most).
     pub companions: Companions,
+    /// Other items changed with the item's write ([`no_sides`] for most).
+    pub sides: Sides,
 }
 
 /// What one item needs.
@@ -64,18 +88,26 @@ pub struct ItemPlan {
     pub after: Item,
     /// Items to create beside it if they are absent (see [`Companions`]).
     pub companions: Vec<Item>,
+    /// Other items' changes that commit with the item's write (see [`Sides`]).
+    pub sides: Vec<SideUpdate>,
 }
 
 impl ItemPlan {
     /// The plan of `after`, a copy of the item the transforms edited, now at `to`.
     pub fn new(from: u32, to: u32, applied: Vec<u32>, reads: Vec<&'static str>, mut after: Item) -> Self {
         after.insert("schema_version".to_owned(), AttributeValue::N(to.to_string()));
-        Self { from, to, applied, reads, after, companions: Vec::new() }
+        Self { from, to, applied, reads, after, companions: Vec::new(), sides: Vec::new() }
     }
 
     /// The same plan, also creating `companions` if they are absent.
     pub fn with_companions(mut self, companions: Vec<Item>) -> Self {
         self.companions = companions;
+        self
+    }
+
+    /// The same plan, also changing other items with the item's write.
+    pub fn with_sides(mut self, sides: Vec<SideUpdate>) -> Self {
+        self.sides = sides;
         self
     }
 }

@@ -32,8 +32,8 @@ mod scan;
 
 pub use apply::{Applied, apply_plan, create_companions};
 pub use change::{
-    BASE_VERSION, Companions, ItemPlan, LayoutChange, Transform, TransformError, item_kind, item_version,
-    no_companions,
+    BASE_VERSION, Companions, ItemPlan, LayoutChange, SideUpdate, Sides, Transform, TransformError,
+    item_kind, item_version, no_companions, no_sides,
 };
 pub use checkpoints::{Checkpoint, Counters, checkpoints, get_checkpoint, save_checkpoint};
 pub use history::{HistoryRecord, MigrationRef, history, put_history};

@@ -98,7 +98,7 @@ async fn owned_accounts(
     let mut accounts = Vec::new();
     let mut payment_ids = BTreeSet::new();
     for account_id in ledger::tenant_account_ids(dynamodb, table, tenant).await? {
-        let (account, entries, _) =
+        let ledger::AccountHistory { account, entries, .. } =
             ledger::account_with_entries(dynamodb, table, tenant, &account_id).await?;
         let Some(ledger::StoredAccount::Valid(account)) = account else { continue };
         if account.owner != owner {

@@ -330,7 +330,8 @@ impl Report {
              1 KMS sign, plus 1 conditional update of the per-address counter for a client without a device \
              token) are asserted by `tests/payments.rs` and `tests/auth.rs`. Counted on warm containers: \
              the first request a container serves also sends one KMS `GetPublicKey` (the token key, memoized per \
-             container) in every function that issues or checks access tokens.\n",
+             container) in every function that issues or checks access tokens, and one KMS `GenerateMac` (the \
+             email lookup key, likewise) in every function that finds a user by email.\n",
             self.reproduce
         );
         let _ = writeln!(out, "| operation | DynamoDB | KMS | SQS |\n| --- | --- | --- | --- |");

@@ -74,12 +74,18 @@ pub async fn measure(bench: &Bench, fixture: &Fixture) -> Result<Vec<Row>> {
     let mut rows = Vec::new();
     let counted = |function: &str| bench.app(function, Cost::Template, true);
     // Warm containers: the token public key is fetched from KMS once per
-    // container (GetPublicKey) and memoized; count what a warm one sends.
+    // container (GetPublicKey) and memoized, and so is the email lookup key
+    // (GenerateMac); count what a warm one sends.
     for function in ["LoginFunction", "RefreshFunction", "CreatePaymentFunction", "CapturePaymentFunction"] {
         caas::auth::service::token_key(&*counted(function)?)
             .await
             .map_err(|e| BenchError::Setup(format!("token key of {function}: {e}")))?;
     }
+
+    // The email lookup key likewise: one GenerateMac per container.
+    caas::privacy::lookup::key(&*counted("LoginFunction")?)
+        .await
+        .map_err(|e| BenchError::Setup(format!("lookup key of LoginFunction: {e}")))?;
 
     // A login records its time to the second: one in the same second as the
     // fixture's login would change nothing in the user item (no index write).

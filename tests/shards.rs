@@ -379,6 +379,11 @@ async fn the_shard_count_is_bounded() {
         let problem = assert_problem(&response, 400);
         assert_eq!(problem["field"], "shards", "{shards}: {problem}");
     }
+    // An integer as JSON Schema reads one (openapi.yaml's `integer`).
+    let key = uuid::Uuid::new_v4().to_string();
+    let body = json!({ "currency": "USD", "shards": 2.0 });
+    let response = api.post("CreateAccountFunction", "/v1/accounts", None, &owner, Some(&key), &body).await;
+    assert_eq!(parts(&response).1["shards"], 2, "2.0 is the integer 2");
     let most = hot_account(&api, &owner, caas::ledger::MAX_SHARDS).await;
     assert_eq!(balance_items(&stack, &most).await.len(), 32);
     let one = api.account(&owner, "USD", false).await;

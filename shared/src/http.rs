@@ -176,6 +176,14 @@ pub fn optional_json_body(request: &Request) -> Result<serde_json::Value, AppErr
     json_body(request)
 }
 
+/// A JSON number as a non-negative integer, as JSON Schema reads integers:
+/// `3.0` is the integer 3 (what an `integer` in openapi.yaml admits).
+pub fn whole_number(number: &serde_json::Number) -> Option<u64> {
+    number.as_u64().or_else(|| {
+        number.as_f64().filter(|f| f.fract() == 0.0 && (0.0..=u64::MAX as f64).contains(f)).map(|f| f as u64)
+    })
+}
+
 /// Converts an already-parsed JSON value into `T`, with the same field-naming
 /// errors as [`json_body`] (for handlers that also fingerprint the raw body).
 pub fn from_value<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, AppError> {

@@ -67,9 +67,7 @@ pub const MAX_SEQ: u64 = (1 << 53) - 1;
 /// in JSON Schema, `3.0` is the integer 3.
 fn seq_number<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error> {
     let number = serde_json::Number::deserialize(deserializer)?;
-    number
-        .as_u64()
-        .or_else(|| number.as_f64().filter(|f| f.fract() == 0.0 && *f >= 0.0).map(|f| f as u64))
+    crate::http::whole_number(&number)
         .filter(|seq| *seq <= MAX_SEQ)
         .ok_or_else(|| serde::de::Error::custom(format!("must be a sequence number from 0 to {MAX_SEQ}")))
 }

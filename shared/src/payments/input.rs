@@ -56,8 +56,10 @@ pub(super) fn new_account(body: Value) -> Result<NewAccount, AppError> {
     let owner = input.owner.map(owner_field).transpose()?;
     let shards = match input.shards {
         None => 1,
+        // As JSON Schema reads an integer: 8.0 is 8.
         Some(shards) => shards
-            .as_u64()
+            .as_number()
+            .and_then(crate::http::whole_number)
             .and_then(|n| u32::try_from(n).ok())
             .filter(|n| (1..=MAX_SHARDS).contains(n))
             .ok_or_else(|| {

@@ -418,7 +418,12 @@ async fn an_erased_user_is_gone_the_books_and_the_chain_stay_and_every_restore_e
         .call("RecordConsentFunction", api_event("POST", "/v1/consents", &[], &[], &headers, Some(consent)))
         .await;
     assert_eq!(recorded.status(), 201);
-    let (payer, payee) = (api.account(&ada, "EUR", false).await, api.account(&bob, "EUR", false).await);
+    let payer = api.account(&ada, "EUR", false).await;
+    // Bob's is a hot account: its item holds shard 0 of 32, the credit lands on one of them.
+    let key = uuid::Uuid::new_v4().to_string();
+    let hot = json!({ "currency": "EUR", "name": "till", "shards": 32 });
+    let created = api.post("CreateAccountFunction", "/v1/accounts", None, &bob, Some(&key), &hot).await;
+    let payee = parts(&created).1["account_id"].as_str().unwrap().to_owned();
     api.fund(&treasurer, &payer, 10_000, "EUR").await;
     let response = api.authorize(&ada, &payer, &payee, 2_500, "EUR").await;
     let payment = parts(&response).1["payment_id"].as_str().unwrap().to_owned();
@@ -445,6 +450,10 @@ async fn an_erased_user_is_gone_the_books_and_the_chain_stay_and_every_restore_e
     assert!(data["audit_entries"].as_array().unwrap().iter().any(|e| e["type"] == "user.registered"));
     assert!(!data.to_string().contains("password_hash") && !data.to_string().contains("wrapped_key"));
     assert_eq!(export(&api, &treasurer, &ada_id).await.0, 200, "an owner may");
+    let (status, bobs) = export(&api, &bob, &bob_id).await;
+    assert_eq!(status, 200, "{bobs}");
+    let till = &bobs["accounts"][0]["account"];
+    assert_eq!((&till["account_id"], &till["available"]), (&json!(payee), &json!(2_500)), "summed over shards");
     assert_eq!(export(&api, &bob, &ada_id).await.0, 403, "another member may not");
 
     // A backup from before the erasure: it holds ada's key.

@@ -98,12 +98,14 @@ async fn owned_accounts(
     let mut accounts = Vec::new();
     let mut payment_ids = BTreeSet::new();
     for account_id in ledger::tenant_account_ids(dynamodb, table, tenant).await? {
-        let ledger::AccountHistory { account, entries, .. } =
+        let ledger::AccountHistory { account, shards, entries, .. } =
             ledger::account_with_entries(dynamodb, table, tenant, &account_id).await?;
         let Some(ledger::StoredAccount::Valid(account)) = account else { continue };
         if account.owner != owner {
             continue;
         }
+        // A hot account's item holds shard 0 only: the person sees the whole balance.
+        let account = ledger::ShardedAccount { account, shards }.summed()?;
         payment_ids.extend(entries.iter().map(|e| e.payment_id.clone()));
         accounts.push(json!({ "account": account, "entries": entries }));
     }

@@ -453,7 +453,11 @@ async fn an_erased_user_is_gone_the_books_and_the_chain_stay_and_every_restore_e
     let (status, bobs) = export(&api, &bob, &bob_id).await;
     assert_eq!(status, 200, "{bobs}");
     let till = &bobs["accounts"][0]["account"];
-    assert_eq!((&till["account_id"], &till["available"]), (&json!(payee), &json!(2_500)), "summed over shards");
+    assert_eq!(
+        (&till["account_id"], &till["available"]),
+        (&json!(payee), &json!(2_500)),
+        "summed over shards"
+    );
     assert_eq!(export(&api, &bob, &ada_id).await.0, 403, "another member may not");
 
     // A backup from before the erasure: it holds ada's key.

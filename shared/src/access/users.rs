@@ -20,7 +20,7 @@ use crate::store::labels::AuthLabel;
 use crate::store::members::{self, MemberRecord};
 use crate::store::tenants::{self, TenantStatus};
 use crate::store::tx::{Tx, TxError};
-use crate::store::users::{self, UserStatus};
+use crate::store::users::UserStatus;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -203,17 +203,7 @@ pub async fn update(
     for event in rest {
         tx = tx.event(event)?;
     }
-    tx = tx
-        .push(members::change_access(table, &before, &after)?)
-        .push(users::set_access(
-            table,
-            tenant,
-            before.user_key_name().ok_or(AppError::NotFound("user"))?,
-            after.role,
-            after.status,
-            after.session_epoch,
-        )?)
-        .push(tenant_action);
+    tx = tx.push_all(members::access_change(table, &before, &after)?).push(tenant_action);
     if !changes_self {
         tx = tx.push(members::require_role(table, caller, required)?);
     }

@@ -229,6 +229,27 @@ pub fn require_listed<L>(
     Action::condition_check(table, label, key, "attribute_exists(pk)", Expr::default()).map(Some)
 }
 
+/// A user's access lives on two items, changed together: the directory entry
+/// (from what was read, [`change_access`]) and the user item login reads.
+pub fn access_change(
+    table: &str,
+    before: &MemberRecord,
+    after: &MemberRecord,
+) -> Result<[Action<AuthLabel>; 2], AppError> {
+    let key_name = before.user_key_name().ok_or(AppError::NotFound("user"))?;
+    Ok([
+        change_access(table, before, after)?,
+        super::users::set_access(
+            table,
+            &before.tenant_id,
+            key_name,
+            after.role,
+            after.status,
+            after.session_epoch,
+        )?,
+    ])
+}
+
 /// Changes a user's role and status from what was read (`before`) and bumps
 /// the session epoch (revoking every refresh-token family of the user);
 /// fails (label `member`) if the entry changed since it was read.

@@ -151,6 +151,10 @@ impl<L: Label> Tx<L> {
         self
     }
 
+    pub fn push_all(self, actions: impl IntoIterator<Item = Action<L>>) -> Self {
+        actions.into_iter().fold(self, Self::push)
+    }
+
     pub fn len(&self) -> usize {
         self.actions.len()
     }

@@ -136,15 +136,7 @@ pub async fn logout_all(app: &App, ctx: &RequestContext, who: &Authenticated) ->
     )
     .by(&user.actor());
     Tx::new(table, &event)?
-        .push(members::change_access(table, &before, &after)?)
-        .push(users::set_access(
-            table,
-            tenant,
-            before.user_key_name().ok_or(AppError::NotFound("user"))?,
-            after.role,
-            after.status,
-            after.session_epoch,
-        )?)
+        .push_all(members::access_change(table, &before, &after)?)
         .push(ratelimit::action(table, AuthLabel::RateLimit, &limit)?)
         .commit(&app.clients.dynamodb)
         .await

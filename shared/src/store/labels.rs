@@ -199,6 +199,27 @@ impl OutboxLabel for PrivacyLabel {
     const OUTBOX: Self = PrivacyLabel::Outbox;
 }
 
+/// A data migration's move of an item to another key, with its side updates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MigrationLabel {
+    /// The item under its new key (which must be free).
+    Moved,
+    /// The item under its old key: deleted, or updated in place, if still as read.
+    Original,
+    /// An item the plan changes with it (which must exist).
+    Side,
+}
+
+impl Label for MigrationLabel {
+    fn name(self) -> &'static str {
+        match self {
+            MigrationLabel::Moved => "moved",
+            MigrationLabel::Original => "original",
+            MigrationLabel::Side => "side",
+        }
+    }
+}
+
 /// Chat: conversations, their participants and messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ChatLabel {

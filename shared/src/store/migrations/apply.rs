@@ -2,7 +2,9 @@
 
 use super::{ItemPlan, is_condition_failure, item_key, n};
 use crate::error::AppError;
-use crate::store::Item;
+use crate::store::labels::MigrationLabel;
+use crate::store::tx::{Tx, TxError};
+use crate::store::{Action, Expr, Item};
 use std::collections::{BTreeSet, HashMap};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,12 +26,13 @@ struct GuardedUpdate {
 }
 
 impl GuardedUpdate {
-    fn update_expression(&self) -> String {
+    /// The update expression, the condition, and their names and values.
+    fn into_parts(self) -> (String, String, Expr) {
         let mut update = format!("SET {}", self.sets.join(", "));
         if !self.removes.is_empty() {
             update.push_str(&format!(" REMOVE {}", self.removes.join(", ")));
         }
-        update
+        (update, self.conditions.join(" AND "), Expr { names: self.names, values: self.values })
     }
 }
 
@@ -116,15 +119,15 @@ pub async fn apply_plan(
         return apply_move(dynamodb, table, before, plan).await;
     }
     let (key, _) = item_key(before)?;
-    let update = guarded_update(before, plan)?;
+    let (update, condition, expr) = guarded_update(before, plan)?.into_parts();
     let result = dynamodb
         .update_item()
         .table_name(table)
         .set_key(Some(key))
-        .update_expression(update.update_expression())
-        .condition_expression(update.conditions.join(" AND "))
-        .set_expression_attribute_names(Some(update.names))
-        .set_expression_attribute_values(Some(update.values))
+        .update_expression(update)
+        .condition_expression(condition)
+        .set_expression_attribute_names(Some(expr.names))
+        .set_expression_attribute_values(Some(expr.values))
         .send()
         .await;
     match result {
@@ -145,66 +148,50 @@ async fn apply_move(
     before: &Item,
     plan: &ItemPlan,
 ) -> Result<Applied, AppError> {
-    use aws_sdk_dynamodb::types::{Delete, Put, TransactWriteItem, Update};
     let (key, _) = item_key(before)?;
-    let build = |e: aws_sdk_dynamodb::error::BuildError| AppError::internal("build a migration move", e);
-    let mut writes = Vec::new();
+    // A migration changes layouts, not the domain: no event rides with it.
+    let mut tx = Tx::without_event(table);
     if plan.after.get("pk") != before.get("pk") {
-        let put = Put::builder()
-            .table_name(table)
-            .set_item(Some(plan.after.clone()))
-            .condition_expression("attribute_not_exists(pk)")
-            .build()
-            .map_err(build)?;
-        writes.push(TransactWriteItem::builder().put(put).build());
-        let mut names = HashMap::new();
-        let mut values = Item::new();
+        tx = tx.push(Action::put(
+            table,
+            MigrationLabel::Moved,
+            plan.after.clone(),
+            Some("attribute_not_exists(pk)"),
+            Expr::default(),
+        )?);
+        let mut expr = Expr::default();
         let mut conditions = vec!["attribute_exists(pk)".to_owned()];
         if !before.contains_key("schema_version") {
-            names.insert("#sv".to_owned(), "schema_version".to_owned());
+            expr = expr.name("#sv", "schema_version");
             conditions.push("attribute_not_exists(#sv)".to_owned());
         }
         for (index, (name, value)) in
             before.iter().filter(|(name, _)| *name != "pk" && *name != "sk").enumerate()
         {
-            names.insert(format!("#a{index}"), name.clone());
-            values.insert(format!(":o{index}"), value.clone());
+            expr = expr.name(&format!("#a{index}"), name).value(&format!(":o{index}"), value.clone());
             conditions.push(format!("#a{index} = :o{index}"));
         }
-        let delete = Delete::builder()
-            .table_name(table)
-            .set_key(Some(key))
-            .condition_expression(conditions.join(" AND "))
-            .set_expression_attribute_names(Some(names))
-            .set_expression_attribute_values((!values.is_empty()).then_some(values))
-            .build()
-            .map_err(build)?;
-        writes.push(TransactWriteItem::builder().delete(delete).build());
+        tx = tx.push(Action::delete(
+            table,
+            MigrationLabel::Original,
+            key,
+            Some(&conditions.join(" AND ")),
+            expr,
+        )?);
     } else {
-        let update = guarded_update(before, plan)?;
-        let update = Update::builder()
-            .table_name(table)
-            .set_key(Some(key))
-            .update_expression(update.update_expression())
-            .condition_expression(update.conditions.join(" AND "))
-            .set_expression_attribute_names(Some(update.names))
-            .set_expression_attribute_values(Some(update.values))
-            .build()
-            .map_err(build)?;
-        writes.push(TransactWriteItem::builder().update(update).build());
+        let (update, condition, expr) = guarded_update(before, plan)?.into_parts();
+        tx = tx.push(Action::update(table, MigrationLabel::Original, key, &update, Some(&condition), expr)?);
     }
     for side in &plan.sides {
-        let mut names = HashMap::new();
-        let mut values = Item::new();
+        let mut expr = Expr::default();
         let mut sets = Vec::new();
         for (index, (name, value)) in side.set.iter().enumerate() {
-            names.insert(format!("#s{index}"), name.clone());
-            values.insert(format!(":s{index}"), value.clone());
+            expr = expr.name(&format!("#s{index}"), name).value(&format!(":s{index}"), value.clone());
             sets.push(format!("#s{index} = :s{index}"));
         }
         let mut removes = Vec::new();
         for (index, name) in side.remove.iter().enumerate() {
-            names.insert(format!("#r{index}"), name.clone());
+            expr = expr.name(&format!("#r{index}"), name);
             removes.push(format!("#r{index}"));
         }
         let mut expression = String::new();
@@ -217,24 +204,20 @@ async fn apply_move(
         if expression.is_empty() {
             continue;
         }
-        let update = Update::builder()
-            .table_name(table)
-            .set_key(Some(side.key.clone()))
-            .update_expression(expression.trim())
-            .condition_expression("attribute_exists(pk)")
-            .set_expression_attribute_names(Some(names))
-            .set_expression_attribute_values((!values.is_empty()).then_some(values))
-            .build()
-            .map_err(build)?;
-        writes.push(TransactWriteItem::builder().update(update).build());
+        tx = tx.push(Action::update(
+            table,
+            MigrationLabel::Side,
+            side.key.clone(),
+            expression.trim(),
+            Some("attribute_exists(pk)"),
+            expr,
+        )?);
     }
-    let result = dynamodb.transact_write_items().set_transact_items(Some(writes)).send().await;
-    match result {
-        Ok(_) => Ok(Applied::Written),
-        Err(error) if error.as_service_error().is_some_and(|e| e.is_transaction_canceled_exception()) => {
-            Ok(Applied::Conflict)
-        }
-        Err(error) => Err(AppError::from_sdk("move a migrated item", error)),
+    match tx.commit(dynamodb).await {
+        Ok(()) => Ok(Applied::Written),
+        // Contention the builder's retries did not outlast counts as a conflict too: re-read.
+        Err(TxError::Cancelled(_) | TxError::Other(AppError::Unavailable(_))) => Ok(Applied::Conflict),
+        Err(TxError::Other(error)) => Err(error),
     }
 }
 
@@ -286,19 +269,14 @@ mod tests {
         after.remove("gone");
         after.insert("added".into(), s("z"));
         let plan = ItemPlan::new(1, 2, vec![2], vec!["source"], after);
-        let update = guarded_update(&before, &plan).unwrap();
-        assert_eq!(update.update_expression(), "SET #sv = :to, #a0 = :n0 REMOVE #a1");
+        let (update, condition, expr) = guarded_update(&before, &plan).unwrap().into_parts();
+        assert_eq!(update, "SET #sv = :to, #a0 = :n0 REMOVE #a1");
         assert_eq!(
-            update.conditions,
-            [
-                "attribute_exists(pk)",
-                "attribute_not_exists(#sv)",
-                "attribute_not_exists(#a0)",
-                "#a1 = :o1",
-                "#a2 = :o2"
-            ]
+            condition,
+            "attribute_exists(pk) AND attribute_not_exists(#sv) AND attribute_not_exists(#a0) \
+             AND #a1 = :o1 AND #a2 = :o2"
         );
-        assert_eq!(update.names.get("#a2").map(String::as_str), Some("source"));
+        assert_eq!(expr.names.get("#a2").map(String::as_str), Some("source"));
 
         let mut renamed = plan.clone();
         renamed.after.insert("kind".into(), s("other"));

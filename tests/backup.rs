@@ -13,7 +13,6 @@ use caas::clock::Deadline;
 use caas_tests::api::Api;
 use caas_tests::triggers::{QueueTrigger, StreamTrigger, audit_pipeline, lambda_event};
 use caas_tests::*;
-use lambda_runtime::{Context, LambdaEvent};
 use serde_json::{Value, json};
 
 const FUNCTION: &str = "BackupFunction";
@@ -25,9 +24,7 @@ fn metrics_for(table: &str) -> Vec<Value> {
 
 async fn invoke(app: &caas::App, payload: Value) -> Result<Value, String> {
     let input: Input = serde_json::from_value(payload).map_err(|e| e.to_string())?;
-    let mut context = Context::default();
-    context.request_id = uuid::Uuid::new_v4().to_string();
-    backup::handler(app, LambdaEvent::new(input, context)).await.map_err(|e| e.to_string())
+    backup::handler(app, invocation(input)).await.map_err(|e| e.to_string())
 }
 
 async fn pitr_status(stack: &TestStack, table: &str) -> Option<PointInTimeRecoveryStatus> {
@@ -116,16 +113,6 @@ async fn run_turns_pitr_back_on_and_prunes_old_backups_but_keeps_the_newest() {
     assert_eq!(metrics_for(&table).last().unwrap()["BackupsPruned"].as_f64(), Some(3.0));
 }
 
-/// stream → outbox-drain → events queue → audit-writer, until the queue is empty.
-fn check<'a>(report: &'a Value, name: &str) -> &'a Value {
-    report["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["name"] == name)
-        .unwrap_or_else(|| panic!("no {name} check"))
-}
-
 #[tokio::test]
 async fn drill_verifies_ledger_and_audit_on_the_restored_table_and_fails_on_tampering() {
     let stack = TestStack::new().await;
@@ -158,10 +145,10 @@ async fn drill_verifies_ledger_and_audit_on_the_restored_table_and_fails_on_tamp
     let scratch = report["scratch_table"].as_str().unwrap();
     assert!(scratch.starts_with(&format!("{table}-drill-")));
     assert!(report["restore_seconds"].as_f64().is_some());
-    assert_eq!(check(&report, "item_count")["ok"], true);
-    assert_eq!(check(&report, "ledger")["ok"], true);
-    assert!(check(&report, "ledger")["detail"]["accounts_checked"].as_u64().unwrap() >= 4);
-    let audit = check(&report, "audit_chains");
+    assert_eq!(report_check(&report, "item_count")["ok"], true);
+    assert_eq!(report_check(&report, "ledger")["ok"], true);
+    assert!(report_check(&report, "ledger")["detail"]["accounts_checked"].as_u64().unwrap() >= 4);
+    let audit = report_check(&report, "audit_chains");
     assert_eq!(audit["ok"], true, "{audit}");
     assert!(audit["detail"]["tenants"].as_u64().unwrap() >= 2);
     assert!(
@@ -201,9 +188,9 @@ async fn drill_verifies_ledger_and_audit_on_the_restored_table_and_fails_on_tamp
         Err(BackupError::DrillFailed { report, .. }) => {
             let report = serde_json::to_value(&report).unwrap();
             assert_eq!(report["restored_from"]["type"], "point_in_time");
-            assert_eq!(check(&report, "ledger")["ok"], false);
-            assert_eq!(check(&report, "audit_chains")["ok"], true);
-            assert_eq!(check(&report, "item_count")["ok"], true);
+            assert_eq!(report_check(&report, "ledger")["ok"], false);
+            assert_eq!(report_check(&report, "audit_chains")["ok"], true);
+            assert_eq!(report_check(&report, "item_count")["ok"], true);
             assert_eq!(report["scratch_table_deleted"], true);
         }
         other => panic!("expected a failed drill, got {other:?}"),
@@ -240,7 +227,7 @@ async fn restore_reapplies_what_a_restore_drops_and_prints_the_switch_steps() {
     // The erasure list is re-applied before the copy is reported ready (none here;
     // tests/privacy.rs erases people and drills).
     assert_eq!(report["erasures"]["erasures"], 0, "{report}");
-    assert_eq!(check(&report, "erasures")["ok"], true);
+    assert_eq!(report_check(&report, "erasures")["ok"], true);
     let steps: Vec<&str> =
         report["switch_steps"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
     assert!(steps.iter().any(|s| s.contains(&format!("--target-table-name {table} "))));

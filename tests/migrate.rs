@@ -9,7 +9,7 @@ use caas::migrate::{Command, definitions};
 use caas::store::Item;
 use caas_tests::triggers::QueueTrigger;
 use caas_tests::*;
-use lambda_runtime::{Context, LambdaEvent};
+use lambda_runtime::LambdaEvent;
 use migrate::{Input, Output};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -117,12 +117,11 @@ async fn snapshot(stack: &TestStack) -> BTreeMap<(String, String), Item> {
 
 /// An invocation; `deadline` is the epoch-millisecond deadline (none: unknown).
 fn invocation<T>(payload: T, deadline: Option<u64>) -> LambdaEvent<T> {
-    let mut context = Context::default();
-    context.request_id = uuid::Uuid::new_v4().to_string();
+    let mut event = caas_tests::invocation(payload);
     if let Some(deadline) = deadline {
-        context.deadline = deadline;
+        event.context.deadline = deadline;
     }
-    LambdaEvent::new(payload, context)
+    event
 }
 
 /// The deadline `ms` from now on the app's clock, which deadlines are measured against.

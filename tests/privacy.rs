@@ -16,7 +16,7 @@ use caas::store::members::MemberRecord;
 use caas::store::users::{self, UserRecord, UserStatus};
 use caas_tests::api::{Api, PASSWORD, api_event};
 use caas_tests::*;
-use lambda_runtime::{Context, LambdaEvent};
+use lambda_runtime::LambdaEvent;
 use serde_json::{Value, json};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
@@ -181,12 +181,6 @@ async fn seed_legacy_users(stack: &TestStack, count: usize) -> Vec<String> {
         ids.push(user.user_id);
     }
     ids
-}
-
-fn invocation<T>(payload: T) -> LambdaEvent<T> {
-    let mut context = Context::default();
-    context.request_id = uuid::Uuid::new_v4().to_string();
-    LambdaEvent::new(payload, context)
 }
 
 async fn migrate_command(app: &caas::App, command: Command) -> Value {
@@ -386,15 +380,6 @@ fn invoke_backup(payload: Value) -> LambdaEvent<backup::Input> {
     invocation(serde_json::from_value(payload).expect("a backup command"))
 }
 
-fn check<'a>(report: &'a Value, name: &str) -> &'a Value {
-    report["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["name"] == name)
-        .unwrap_or_else(|| panic!("no {name} check"))
-}
-
 #[tokio::test]
 async fn an_erased_user_is_gone_the_books_and_the_chain_stay_and_every_restore_erases_them_again() {
     let stack = TestStack::new().await;
@@ -544,7 +529,7 @@ async fn an_erased_user_is_gone_the_books_and_the_chain_stay_and_every_restore_e
     assert_eq!(report["erasures"]["erasures"], 2, "{report}");
     assert_eq!(report["erasures"]["reapplied"], 2, "both were in the backup");
     assert_eq!(report["erasures"]["undecryptable"], 2);
-    assert_eq!(check(&report, "erasures")["ok"], true);
-    assert_eq!(check(&report, "ledger")["ok"], true);
-    assert_eq!(check(&report, "audit_chains")["ok"], true);
+    assert_eq!(report_check(&report, "erasures")["ok"], true);
+    assert_eq!(report_check(&report, "ledger")["ok"], true);
+    assert_eq!(report_check(&report, "audit_chains")["ok"], true);
 }

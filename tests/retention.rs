@@ -34,11 +34,7 @@ async fn retention(stack: &TestStack) -> Value {
 }
 
 async fn operator(stack: &TestStack, command: Value) -> Result<Value, String> {
-    let mut context = Context::default();
-    context.request_id = uuid::Uuid::new_v4().to_string();
-    tenants::handler(&stack.app("TenantsFunction"), LambdaEvent::new(command, context))
-        .await
-        .map_err(|e| e.to_string())
+    tenants::handler(&stack.app("TenantsFunction"), invocation(command)).await.map_err(|e| e.to_string())
 }
 
 /// Items of the table by kind, for one tenant.

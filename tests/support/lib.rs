@@ -280,6 +280,21 @@ pub fn event_file(name: &str) -> String {
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
+/// A job's invocation as Lambda delivers it: the payload, a fresh request id.
+pub fn invocation<T>(payload: T) -> lambda_runtime::LambdaEvent<T> {
+    let mut context = lambda_runtime::Context::default();
+    context.request_id = uuid::Uuid::new_v4().to_string();
+    lambda_runtime::LambdaEvent::new(payload, context)
+}
+
+/// The named check of a drill's or a restore's report.
+pub fn report_check<'a>(report: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    report["checks"]
+        .as_array()
+        .and_then(|checks| checks.iter().find(|c| c["name"] == name))
+        .unwrap_or_else(|| panic!("no {name} check in {report}"))
+}
+
 /// Status and parsed JSON body (Null when empty).
 pub fn parts(response: &Response<Body>) -> (u16, serde_json::Value) {
     let body = match response.body() {

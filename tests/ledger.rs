@@ -10,27 +10,6 @@ use caas_tests::*;
 use lambda_http::{Body, Response};
 use serde_json::{Value, json};
 
-async fn verify(stack: &TestStack, tenant: &str) -> caas::ledger::verify::LedgerReport {
-    let app = stack.app("VerifyFunction");
-    let event =
-        lambda_runtime::LambdaEvent::new(json!({ "tenant_id": tenant }), lambda_runtime::Context::default());
-    verify::handler(&app, event).await.expect("verify runs").ledger
-}
-
-async fn patch_account(api: &Api<'_>, token: &str, account: &str, body: Value) -> Response<Body> {
-    let bearer = format!("Bearer {token}");
-    let headers = [("authorization", bearer.as_str()), ("content-type", "application/json")];
-    let body = body.to_string();
-    let request = api_event("PATCH", "/v1/accounts/{id}", &[("id", account)], &[], &headers, Some(&body));
-    api.call("UpdateAccountFunction", request).await
-}
-
-fn payment_id(response: &Response<Body>) -> String {
-    let (status, body) = parts(response);
-    assert_eq!(status, 201, "{body}");
-    body["payment_id"].as_str().expect("payment id").to_owned()
-}
-
 #[tokio::test]
 async fn a_frozen_account_takes_credits_and_releases_but_no_debits() {
     // Boxed: the whole scenario's future lives on the heap, not the test thread's stack.
@@ -51,8 +30,8 @@ async fn scenario_a_frozen_account_takes_credits_and_releases_but_no_debits() {
     let incoming = payment_id(&api.authorize(&member, &shop, &wallet, 500, "USD").await);
 
     // Only owners and admins change accounts.
-    assert_problem(&patch_account(&api, &member, &wallet, json!({"status": "frozen"})).await, 403);
-    let (status, frozen) = parts(&patch_account(&api, &owner, &wallet, json!({"status": "frozen"})).await);
+    assert_problem(&api.patch_account(&member, &wallet, json!({"status": "frozen"})).await, 403);
+    let (status, frozen) = parts(&api.patch_account(&owner, &wallet, json!({"status": "frozen"})).await);
     assert_eq!((status, frozen["status"].as_str()), (200, Some("frozen")), "{frozen}");
 
     // No new hold, no capture (a posted debit), no refund out of it.
@@ -65,10 +44,10 @@ async fn scenario_a_frozen_account_takes_credits_and_releases_but_no_debits() {
     assert_eq!(api.balance(&member, &wallet).await["available"], 10_000 - 2_000 + 500);
 
     // Reactivated, it pays again.
-    let (status, active) = parts(&patch_account(&api, &owner, &wallet, json!({"status": "active"})).await);
+    let (status, active) = parts(&api.patch_account(&owner, &wallet, json!({"status": "active"})).await);
     assert_eq!((status, active["status"].as_str()), (200, Some("active")));
     assert_eq!(api.capture(&member, &to_capture, None).await.status(), 200);
-    assert!(verify(&stack, "acme").await.ok);
+    assert!(verify_ledger(&stack, Some("acme")).await.ok);
 }
 
 #[tokio::test]
@@ -87,17 +66,17 @@ async fn scenario_an_account_closes_only_when_settled_and_then_takes_nothing() {
     let funding = api.fund(&member, &wallet, 300, "USD").await;
 
     let not_settled = json!({"status": "closed"});
-    let refused = assert_problem(&patch_account(&api, &owner, &wallet, not_settled.clone()).await, 409);
+    let refused = assert_problem(&api.patch_account(&owner, &wallet, not_settled.clone()).await, 409);
     assert!(refused["detail"].as_str().unwrap().contains("zero balance"), "{refused}");
     // Spend it all, with a hold pending first: still not closable.
     let hold = payment_id(&api.authorize(&member, &wallet, &other, 300, "USD").await);
-    assert_problem(&patch_account(&api, &owner, &wallet, not_settled.clone()).await, 409);
+    assert_problem(&api.patch_account(&owner, &wallet, not_settled.clone()).await, 409);
     assert_eq!(api.capture(&member, &hold, None).await.status(), 200);
-    let (status, closed) = parts(&patch_account(&api, &owner, &wallet, not_settled.clone()).await);
+    let (status, closed) = parts(&api.patch_account(&owner, &wallet, not_settled.clone()).await);
     assert_eq!((status, closed["status"].as_str()), (200, Some("closed")), "{closed}");
     // Closing again changes nothing; reopening or a limit is refused.
-    assert_eq!(patch_account(&api, &owner, &wallet, not_settled).await.status(), 200);
-    assert_problem(&patch_account(&api, &owner, &wallet, json!({"status": "active"})).await, 409);
+    assert_eq!(api.patch_account(&owner, &wallet, not_settled).await.status(), 200);
+    assert_problem(&api.patch_account(&owner, &wallet, json!({"status": "active"})).await, 409);
 
     // Nothing lands, not even a credit.
     let refused = assert_problem(&api.authorize(&owner, &funding, &wallet, 10, "USD").await, 409);
@@ -107,7 +86,7 @@ async fn scenario_an_account_closes_only_when_settled_and_then_takes_nothing() {
         api.balance(&member, &wallet).await,
         json!({"posted": 0, "pending_debits": 0, "pending_credits": 0, "available": 0})
     );
-    assert!(verify(&stack, "acme").await.ok);
+    assert!(verify_ledger(&stack, Some("acme")).await.ok);
 }
 
 #[tokio::test]
@@ -132,32 +111,29 @@ async fn scenario_an_overdraft_limit_changes_but_never_below_the_current_overdra
     assert_eq!(api.capture(&owner, &spent, None).await.status(), 200);
 
     // The overdraft is 800: 799 is refused, 800 is allowed, then nothing more can go out.
-    let refused = assert_problem(
-        &patch_account(&api, &owner, &credit_line, json!({"overdraft_limit": 799})).await,
-        409,
-    );
+    let refused =
+        assert_problem(&api.patch_account(&owner, &credit_line, json!({"overdraft_limit": 799})).await, 409);
     assert!(refused["detail"].as_str().unwrap().contains("(800 minor units)"), "{refused}");
     let (status, lowered) =
-        parts(&patch_account(&api, &owner, &credit_line, json!({"overdraft_limit": 800})).await);
+        parts(&api.patch_account(&owner, &credit_line, json!({"overdraft_limit": 800})).await);
     assert_eq!((status, lowered["overdraft_limit"].as_i64()), (200, Some(800)), "{lowered}");
     assert_problem(&api.authorize(&owner, &credit_line, &shop, 1, "USD").await, 422);
-    let raised =
-        patch_account(&api, &owner, &credit_line, json!({"overdraft_limit": 900, "status": "active"}));
+    let raised = api.patch_account(&owner, &credit_line, json!({"overdraft_limit": 900, "status": "active"}));
     assert_eq!(raised.await.status(), 200);
     assert_eq!(api.authorize(&owner, &credit_line, &shop, 100, "USD").await.status(), 201);
 
     // A limit needs an overdraft account; bad bodies are 400; unknown accounts 404.
-    assert_problem(&patch_account(&api, &owner, &shop, json!({"overdraft_limit": 5})).await, 409);
+    assert_problem(&api.patch_account(&owner, &shop, json!({"overdraft_limit": 5})).await, 409);
     for bad in
         [json!({}), json!({"status": "open"}), json!({"overdraft_limit": 0}), json!({"x": 1}), json!([])]
     {
-        assert_problem(&patch_account(&api, &owner, &shop, bad).await, 400);
+        assert_problem(&api.patch_account(&owner, &shop, bad).await, 400);
     }
     let unknown = caas::ids::new_id();
-    assert_problem(&patch_account(&api, &owner, &unknown, json!({"status": "frozen"})).await, 404);
+    assert_problem(&api.patch_account(&owner, &unknown, json!({"status": "frozen"})).await, 404);
     let foreign = api.treasurer("globex").await;
-    assert_problem(&patch_account(&api, &foreign, &shop, json!({"status": "frozen"})).await, 404);
-    assert!(verify(&stack, "acme").await.ok);
+    assert_problem(&api.patch_account(&foreign, &shop, json!({"status": "frozen"})).await, 404);
+    assert!(verify_ledger(&stack, Some("acme")).await.ok);
 }
 
 async fn expire(stack: &TestStack, limit: u32) -> caas::payments::expiry::ExpiryReport {
@@ -247,7 +223,7 @@ async fn scenario_holds_expire_through_the_ledger_and_are_not_captured_after() {
     assert_eq!(api.balance(&member, &shop).await["pending_credits"], 1_000);
     let types: Vec<String> = stored_events(&stack, "acme").await.into_iter().map(|e| e.event_type).collect();
     assert_eq!(types.iter().filter(|t| *t == "payment.expired").count(), 2);
-    assert!(verify(&stack, "acme").await.ok);
+    assert!(verify_ledger(&stack, Some("acme")).await.ok);
 }
 
 /// A capture (its clock just before the deadline) and the expiry job (just
@@ -306,7 +282,7 @@ async fn scenario_a_capture_racing_the_expiry_exactly_one_wins() {
     assert_eq!(wins + report.expired, 8, "{report:?}");
     assert_eq!(api.balance(&member, &wallet).await["pending_debits"], 0);
     assert_eq!(api.balance(&member, &shop).await["posted"], i64::from(wins) * 1_000);
-    assert!(verify(&stack, "acme").await.ok);
+    assert!(verify_ledger(&stack, Some("acme")).await.ok);
 }
 
 async fn split_payment(
@@ -426,7 +402,7 @@ async fn scenario_a_split_payment_moves_every_leg_in_one_transaction_to_the_mino
     for (token, account) in [(&seller, &shop), (&seller, &courier), (&owner, &fee)] {
         assert_eq!(posted(token.clone(), account.clone()).await, 0);
     }
-    let report = verify(&stack, "acme").await;
+    let report = verify_ledger(&stack, Some("acme")).await;
     assert!(report.ok && report.unbalanced_transactions.is_empty(), "{report:?}");
 }
 
@@ -473,7 +449,7 @@ async fn scenario_forty_five_legs_in_the_same_round_trips() {
         .collect();
     assert_eq!(parts.iter().sum::<i64>(), total - 7);
     assert!(parts.iter().all(|part| (1_000..=1_001).contains(part)), "{parts:?}");
-    let report = verify(&stack, "acme").await;
+    let report = verify_ledger(&stack, Some("acme")).await;
     assert!(report.ok, "{report:?}");
     let too_many: Vec<(&str, i64)> = vec![(legs[0].as_str(), 1); caas::payments::MAX_SPLITS + 1];
     let key = uuid::Uuid::new_v4().to_string();
@@ -524,9 +500,9 @@ async fn scenario_balances_as_of_a_time_and_statements_over_seeded_history() {
     );
 
     // The verify job writes a snapshot per ended day with entries, then checks them.
-    let first = verify(&stack, "acme").await;
+    let first = verify_ledger(&stack, Some("acme")).await;
     assert!(first.ok && first.snapshots_written >= 12, "{first:?}");
-    let second = verify(&stack, "acme").await;
+    let second = verify_ledger(&stack, Some("acme")).await;
     assert!(second.ok && second.snapshots_written == 0, "written once: {second:?}");
 
     // Every balance as of a time: the snapshot before it plus the entries since;

@@ -11,13 +11,6 @@ fn status_and_body(response: &lambda_http::Response<lambda_http::Body>) -> (u16,
     parts(response)
 }
 
-async fn verify(stack: &TestStack, tenant: Option<&str>) -> caas::ledger::verify::LedgerReport {
-    let app = stack.app("VerifyFunction");
-    let payload = tenant.map_or_else(|| json!({}), |t| json!({ "tenant_id": t }));
-    let event = lambda_runtime::LambdaEvent::new(payload, lambda_runtime::Context::default());
-    verify::handler(&app, event).await.expect("verify runs").ledger
-}
-
 #[tokio::test]
 async fn authorize_capture_refund_moves_money_exactly() {
     let stack = TestStack::new().await;
@@ -84,7 +77,7 @@ async fn authorize_capture_refund_moves_money_exactly() {
             .all(|e| e["actor"].is_string() && e["correlation_id"].is_string())
     );
 
-    let report = verify(&stack, Some("acme")).await;
+    let report = verify_ledger(&stack, Some("acme")).await;
     assert!(report.ok, "{report:?}");
     assert_eq!(report.accounts_checked, 3);
     assert!(report.currency_totals.iter().all(|t| t.posted_sum == 0));
@@ -117,7 +110,7 @@ async fn holds_respect_the_overdraft_rule_and_voids_release_them() {
     assert_eq!(api.balance(&token, &alice).await["available"], 500);
     assert_eq!(status_and_body(&api.capture(&token, &first, None).await).0, 409, "voided cannot be captured");
     assert_eq!(status_and_body(&api.authorize(&token, &alice, &bob, 500, "EUR").await).0, 201);
-    assert!(verify(&stack, Some("acme")).await.ok);
+    assert!(verify_ledger(&stack, Some("acme")).await.ok);
 }
 
 #[tokio::test]
@@ -289,7 +282,7 @@ async fn fifty_identical_concurrent_captures_move_money_once() {
     let captures = page["items"].as_array().unwrap().iter().filter(|e| e["movement"] == "capture").count();
     assert_eq!(captures, 1, "one ledger transaction");
     assert_eq!(api.balance(&token, &bob).await["posted"], 1_000, "moved once");
-    assert!(verify(&stack, Some("acme")).await.ok);
+    assert!(verify_ledger(&stack, Some("acme")).await.ok);
 }
 
 #[tokio::test]
@@ -556,7 +549,7 @@ async fn verify_reports_exactly_the_tampered_account() {
     api.fund(&token, &alice, 900, "USD").await;
     let (_, payment) = status_and_body(&api.authorize(&token, &alice, &bob, 400, "USD").await);
     api.capture(&token, payment["payment_id"].as_str().unwrap(), None).await;
-    assert!(verify(&stack, None).await.ok);
+    assert!(verify_ledger(&stack, None).await.ok);
 
     stack
         .clients
@@ -569,7 +562,7 @@ async fn verify_reports_exactly_the_tampered_account() {
         .send()
         .await
         .unwrap();
-    let report = verify(&stack, None).await;
+    let report = verify_ledger(&stack, None).await;
     assert!(!report.ok);
     let drifted: Vec<&str> = report.drift.iter().map(|d| d.account_id.as_str()).collect();
     assert_eq!(drifted, [bob.as_str()]);
@@ -592,7 +585,7 @@ async fn verify_reports_exactly_the_tampered_account() {
         .send()
         .await
         .unwrap();
-    let report = verify(&stack, None).await;
+    let report = verify_ledger(&stack, None).await;
     assert_eq!(report.spendable_mismatch, [alice]);
 }
 
@@ -678,7 +671,7 @@ async fn a_total_stored_beyond_i64_is_reported_not_a_500() {
     );
     assert_problem(&api.authorize(&token, &payer, &payee, 100, "USD").await, 409);
 
-    let report = verify(&stack, None).await;
+    let report = verify_ledger(&stack, None).await;
     assert!(!report.ok);
     let flagged: Vec<(&str, &str)> =
         report.out_of_range.iter().map(|o| (o.account_id.as_str(), o.attribute.as_str())).collect();
@@ -766,7 +759,7 @@ mod property {
                     "{op:?}: overdraft on {account}: {balance}"
                 );
             }
-            let report = verify(&stack, Some("acme")).await;
+            let report = verify_ledger(&stack, Some("acme")).await;
             assert!(report.ok, "after {op:?}: {report:?}");
             assert!(report.currency_totals.iter().all(|t| t.posted_sum == 0 && t.pending_difference == 0));
         }

@@ -7,17 +7,9 @@
 //! and a payment whose totals disagree with its ledger legs.
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use caas_tests::api::{Api, api_event};
+use caas_tests::api::Api;
 use caas_tests::*;
-use lambda_http::{Body, Response};
-use serde_json::{Value, json};
-
-async fn verify(stack: &TestStack, tenant: &str) -> caas::ledger::verify::LedgerReport {
-    let app = stack.app("VerifyFunction");
-    let event =
-        lambda_runtime::LambdaEvent::new(json!({ "tenant_id": tenant }), lambda_runtime::Context::default());
-    verify::handler(&app, event).await.expect("verify runs").ledger
-}
+use serde_json::json;
 
 /// A new account of `shards` balance shards (no overdraft); its id.
 async fn hot_account(api: &Api<'_>, token: &str, shards: u32) -> String {
@@ -28,12 +20,6 @@ async fn hot_account(api: &Api<'_>, token: &str, shards: u32) -> String {
     assert_eq!(status, 201, "{account}");
     assert_eq!(account["shards"], shards);
     account["account_id"].as_str().expect("account id").to_owned()
-}
-
-fn payment_id(response: &Response<Body>) -> String {
-    let (status, body) = parts(response);
-    assert_eq!(status, 201, "{body}");
-    body["payment_id"].as_str().expect("payment id").to_owned()
 }
 
 /// The stored items of an account's balance: its item and its shards, by sort key.
@@ -85,14 +71,6 @@ async fn add_to(
     update.send().await.unwrap();
 }
 
-async fn patch_account(api: &Api<'_>, token: &str, account: &str, body: Value) -> Response<Body> {
-    let bearer = format!("Bearer {token}");
-    let headers = [("authorization", bearer.as_str()), ("content-type", "application/json")];
-    let body = body.to_string();
-    let request = api_event("PATCH", "/v1/accounts/{id}", &[("id", account)], &[], &headers, Some(&body));
-    api.call("UpdateAccountFunction", request).await
-}
-
 #[tokio::test]
 async fn concurrent_captures_into_a_hot_account_add_up_over_its_shards() {
     // Boxed: the whole scenario's future lives on the heap, not the test thread's stack.
@@ -137,7 +115,7 @@ async fn scenario_concurrent_captures_into_a_hot_account_add_up_over_its_shards(
         items.iter().skip(1).all(|item| number(item, "debits_posted") == 0),
         "credit shards take no debit"
     );
-    let report = verify(&stack, "acme").await;
+    let report = verify_ledger(&stack, Some("acme")).await;
     assert!(report.ok, "{report:?}");
     assert!(report.payments_checked >= 32, "{report:?}");
 
@@ -158,7 +136,7 @@ async fn scenario_concurrent_captures_into_a_hot_account_add_up_over_its_shards(
     assert_eq!(api.balance(&owner, &merchant).await["posted"], expected + 699);
     assert_eq!(api.balance(&owner, &fees).await["posted"], 200);
     assert_eq!(api.balance(&owner, &plain).await["posted"], 100);
-    let report = verify(&stack, "acme").await;
+    let report = verify_ledger(&stack, Some("acme")).await;
     assert!(report.ok, "{report:?}");
 }
 
@@ -256,7 +234,7 @@ async fn scenario_the_overdraft_rule_stays_exact_on_a_hot_account() {
     assert!(limit(70).await.is_ok());
     assert_eq!(api.balance(&owner, &platform).await["available"], -70);
     assert_problem(&api.authorize(&owner, &platform, &supplier, 1, "USD").await, 422);
-    let report = verify(&stack, "acme").await;
+    let report = verify_ledger(&stack, Some("acme")).await;
     assert!(report.ok, "{report:?}");
 }
 
@@ -277,7 +255,7 @@ async fn scenario_a_hot_account_freezes_and_closes_with_all_its_shards() {
         let id = payment_id(&api.authorize(&owner, &payer, &merchant, 10, "USD").await);
         assert_eq!(api.capture(&owner, &id, None).await.status(), 200);
     }
-    let (status, frozen) = parts(&patch_account(&api, &owner, &merchant, json!({"status": "frozen"})).await);
+    let (status, frozen) = parts(&api.patch_account(&owner, &merchant, json!({"status": "frozen"})).await);
     assert_eq!(
         (status, frozen["status"].as_str(), frozen["shards"].as_u64()),
         (200, Some("frozen"), Some(4))
@@ -289,18 +267,18 @@ async fn scenario_a_hot_account_freezes_and_closes_with_all_its_shards() {
     assert_eq!(api.capture(&owner, &id, None).await.status(), 200);
     assert_problem(&api.authorize(&owner, &merchant, &supplier, 10, "USD").await, 409);
     // Not settled: refused.
-    assert_problem(&patch_account(&api, &owner, &merchant, json!({"status": "closed"})).await, 409);
-    assert_eq!(patch_account(&api, &owner, &merchant, json!({"status": "active"})).await.status(), 200);
+    assert_problem(&api.patch_account(&owner, &merchant, json!({"status": "closed"})).await, 409);
+    assert_eq!(api.patch_account(&owner, &merchant, json!({"status": "active"})).await.status(), 200);
     let out = payment_id(&api.authorize(&owner, &merchant, &supplier, 70, "USD").await);
     assert_eq!(api.capture(&owner, &out, None).await.status(), 200);
-    let (status, closed) = parts(&patch_account(&api, &owner, &merchant, json!({"status": "closed"})).await);
+    let (status, closed) = parts(&api.patch_account(&owner, &merchant, json!({"status": "closed"})).await);
     assert_eq!((status, closed["status"].as_str()), (200, Some("closed")), "{closed}");
     // Closed: no credit lands on any of its shards.
     for _ in 0..4 {
         let refused = assert_problem(&api.authorize(&owner, &payer, &merchant, 10, "USD").await, 409);
         assert!(refused["detail"].as_str().unwrap().contains("payee account is closed"), "{refused}");
     }
-    let report = verify(&stack, "acme").await;
+    let report = verify_ledger(&stack, Some("acme")).await;
     assert!(report.ok, "{report:?}");
 }
 
@@ -325,7 +303,7 @@ async fn scenario_verify_catches_a_tampered_shard_and_a_payment_that_disagrees_w
     assert_eq!(api.capture(&owner, &split, Some(500)).await.status(), 200);
     let plain = payment_id(&api.authorize(&owner, &payer, &merchant, 300, "USD").await);
     assert_eq!(api.capture(&owner, &plain, None).await.status(), 200);
-    let report = verify(&stack, "acme").await;
+    let report = verify_ledger(&stack, Some("acme")).await;
     assert!(report.ok, "{report:?}");
 
     // A credit shard's total changed behind the ledger's back: the shards no
@@ -333,37 +311,37 @@ async fn scenario_verify_catches_a_tampered_shard_and_a_payment_that_disagrees_w
     let n = |v: i64| AttributeValue::N(v.to_string());
     let shard = caas::store::ledger::shard_key("acme", &merchant, 3);
     add_to(&stack, shard.clone(), "ADD credits_posted :x, available :x", &[(":x", n(5))]).await;
-    let report = verify(&stack, "acme").await;
+    let report = verify_ledger(&stack, Some("acme")).await;
     assert!(!report.ok);
     let drifted: Vec<&str> = report.drift.iter().map(|d| d.account_id.as_str()).collect();
     assert_eq!(drifted, [merchant.as_str()]);
     assert_eq!(report.drift[0].stored.credits_posted - report.drift[0].replayed.credits_posted, 5);
     let shard = caas::store::ledger::shard_key("acme", &merchant, 3);
     add_to(&stack, shard.clone(), "ADD credits_posted :x, available :x", &[(":x", n(-5))]).await;
-    assert!(verify(&stack, "acme").await.ok, "restored");
+    assert!(verify_ledger(&stack, Some("acme")).await.ok, "restored");
     // A shard in another state than its account is wrong even where the sums agree.
     let frozen = AttributeValue::S("frozen".into());
     add_to(&stack, shard.clone(), "SET #s = :s", &[(":s", frozen)]).await;
-    let report = verify(&stack, "acme").await;
+    let report = verify_ledger(&stack, Some("acme")).await;
     assert!(report.drift.is_empty() && report.shard_mismatch == [merchant.clone()], "{report:?}");
     assert!(!report.ok);
     add_to(&stack, shard, "SET #s = :s", &[(":s", AttributeValue::S("active".into()))]).await;
-    assert!(verify(&stack, "acme").await.ok, "restored");
+    assert!(verify_ledger(&stack, Some("acme")).await.ok, "restored");
 
     // A payment whose totals disagree with its ledger legs: its captured
     // amount, then one leg's captured part.
     let payment_key = caas::store::payments::payment_key("acme", &plain);
     add_to(&stack, payment_key.clone(), "ADD captured_amount :x", &[(":x", n(1))]).await;
-    let report = verify(&stack, "acme").await;
+    let report = verify_ledger(&stack, Some("acme")).await;
     assert_eq!(report.payment_mismatch, [plain.as_str()], "{report:?}");
     assert!(!report.ok && report.drift.is_empty(), "the accounts still agree with their entries");
     add_to(&stack, payment_key, "ADD captured_amount :x", &[(":x", n(-1))]).await;
     let split_key = caas::store::payments::payment_key("acme", &split);
     add_to(&stack, split_key.clone(), "SET splits[1].captured_amount = :x", &[(":x", n(51))]).await;
-    let report = verify(&stack, "acme").await;
+    let report = verify_ledger(&stack, Some("acme")).await;
     assert_eq!(report.payment_mismatch, [split.as_str()], "{report:?}");
     add_to(&stack, split_key, "SET splits[1].captured_amount = :x", &[(":x", n(50))]).await;
-    assert!(verify(&stack, "acme").await.ok);
+    assert!(verify_ledger(&stack, Some("acme")).await.ok);
 }
 
 #[tokio::test]

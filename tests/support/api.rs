@@ -257,6 +257,15 @@ impl<'a> Api<'a> {
         account["account_id"].as_str().expect("account id").to_owned()
     }
 
+    /// `PATCH /v1/accounts/{id}` with `body`.
+    pub async fn patch_account(&self, token: &str, account: &str, body: Value) -> Response<Body> {
+        let bearer = format!("Bearer {token}");
+        let headers = [("authorization", bearer.as_str()), ("content-type", "application/json")];
+        let body = body.to_string();
+        let request = api_event("PATCH", "/v1/accounts/{id}", &[("id", account)], &[], &headers, Some(&body));
+        self.call("UpdateAccountFunction", request).await
+    }
+
     /// Authorizes a payment; returns the response.
     pub async fn authorize(
         &self,

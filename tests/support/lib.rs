@@ -280,6 +280,19 @@ pub fn event_file(name: &str) -> String {
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
+/// The verify job's ledger report: one tenant's, or (`None`) every tenant's.
+pub async fn verify_ledger(stack: &TestStack, tenant: Option<&str>) -> caas::ledger::verify::LedgerReport {
+    let payload = tenant.map_or_else(|| serde_json::json!({}), |t| serde_json::json!({ "tenant_id": t }));
+    verify::handler(&stack.app("VerifyFunction"), invocation(payload)).await.expect("verify runs").ledger
+}
+
+/// The id of the payment a 201 answer created.
+pub fn payment_id(response: &Response<Body>) -> String {
+    let (status, body) = parts(response);
+    assert_eq!(status, 201, "{body}");
+    body["payment_id"].as_str().expect("payment id").to_owned()
+}
+
 /// A job's invocation as Lambda delivers it: the payload, a fresh request id.
 pub fn invocation<T>(payload: T) -> lambda_runtime::LambdaEvent<T> {
     let mut context = lambda_runtime::Context::default();

@@ -7,6 +7,7 @@ pub mod api;
 pub mod faults;
 pub mod http_server;
 pub mod iam;
+pub mod running_stack;
 pub mod triggers;
 
 use aws_config::SdkConfig;

@@ -21,6 +21,7 @@ options:
   --host IP                  address to listen on (default: 127.0.0.1)
   --api-port N               HTTP API port (default: 3000; 0 picks a free one)
   --invoke-port N            Lambda Invoke API port (default: 3001; 0 picks a free one)
+  --ws-port N                WebSocket API and its @connections endpoint (default: 3002; 0 picks a free one)
   --data-dir DIR             logs, emulator files, stack file (default: .local/run)
   --persist                  keep the stack across restarts (needs AWS_ENDPOINT_URL; moto keeps no state)
   --schedule-speedup X       run rate() schedules X times faster (default: 1; 0: on demand only)
@@ -71,6 +72,7 @@ fn parse(args: Vec<String>) -> Result<Option<Options>, String> {
         host: IpAddr::from([127, 0, 0, 1]),
         api_port: 3000,
         invoke_port: 3001,
+        ws_port: 3002,
         data_dir: PathBuf::from(".local/run"),
         persist: false,
         schedule_speedup: 1.0,
@@ -96,6 +98,7 @@ fn parse(args: Vec<String>) -> Result<Option<Options>, String> {
             "--host" => options.host = value()?.parse().map_err(|_| format!("{flag}: not an IP address"))?,
             "--api-port" => options.api_port = port(number(value()?)?, &flag)?,
             "--invoke-port" => options.invoke_port = port(number(value()?)?, &flag)?,
+            "--ws-port" => options.ws_port = port(number(value()?)?, &flag)?,
             "--persist" => options.persist = true,
             "--schedule-speedup" => {
                 let text = value()?;

@@ -100,16 +100,11 @@ async fn connection_id(socket: &mut Socket) -> String {
     answer["connectionId"].as_str().expect("a connection id").to_owned()
 }
 
-fn management_client(stack: &RunningStack) -> aws_sdk_apigatewaymanagement::Client {
+/// The Management API client the delivery function builds, on the stack's endpoint.
+async fn management_client(stack: &RunningStack) -> aws_sdk_apigatewaymanagement::Client {
     let endpoint = stack.ws.replacen("ws://", "http://", 1);
-    let config = aws_sdk_apigatewaymanagement::Config::builder()
-        .behavior_version(aws_sdk_apigatewaymanagement::config::BehaviorVersion::latest())
-        .region(aws_sdk_apigatewaymanagement::config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_apigatewaymanagement::config::Credentials::new(
-            "testing", "testing", None, None, "test",
-        ))
-        .endpoint_url(endpoint)
-        .build();
+    let sdk = caas_tests::sdk_config().await;
+    let config = aws_sdk_apigatewaymanagement::config::Builder::from(&sdk).endpoint_url(endpoint).build();
     aws_sdk_apigatewaymanagement::Client::from_conf(config)
 }
 
@@ -143,7 +138,7 @@ async fn connect_refuses_a_missing_or_invalid_token_at_the_handshake() {
 async fn the_management_api_pushes_describes_and_closes_connections() {
     let mut stack = RunningStack::start();
     let people = tenant_with_people(&stack, 1).await;
-    let management = management_client(&stack);
+    let management = management_client(&stack).await;
     let mut ada = connect(&stack, Some(&people[0].token)).await.expect("ada connects");
     let mut bob = connect(&stack, Some(&people[1].token)).await.expect("bob connects");
     let bob_id = connection_id(&mut bob).await;
@@ -240,13 +235,10 @@ async fn a_send_frame_posts_the_message_and_answers_with_it() {
     let listed = stack
         .api("GET", &format!("/v1/conversations/{conversation_id}/messages"), Some(&people[1].token), None)
         .await;
-    let bodies: Vec<&str> = listed.json()["messages"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|m| m["body"].as_str())
-        .collect::<Vec<_>>();
-    assert_eq!(bodies, ["hello"], "{:?}", listed.json());
+    let listed = listed.json();
+    let bodies: Vec<&str> =
+        listed["messages"].as_array().into_iter().flatten().filter_map(|m| m["body"].as_str()).collect();
+    assert_eq!(bodies, ["hello"], "{listed}");
     ada.close(None).await.expect("close");
     stack.stop();
 }

@@ -8,7 +8,8 @@
 //! binary behind a Lambda Runtime API emulator, the HTTP API (payload format 2.0), the
 //! WebSocket API with its `@connections` management endpoint, the Lambda Invoke API,
 //! and the event source mappings (stream and queue pollers,
-//! schedules). The `caas-local` binary is its command line.
+//! schedules). The `caas-local` binary is its command line; `caas-local ws` is a small
+//! WebSocket client of the local WebSocket API ([`ws_client`]).
 //!
 //! [`events`] is how both the local stack's pollers and the integration tests turn
 //! stream records and queue messages into Lambda events and apply `FilterCriteria`.
@@ -46,6 +47,7 @@ mod schedule;
 mod stack;
 mod template;
 pub mod websocket_api;
+pub mod ws_client;
 
 pub use error::LocalError;
 pub use pollers::{StreamBatch, StreamReader};

@@ -10,10 +10,12 @@ use caas_local::Options;
 
 const USAGE: &str = "\
 usage: caas-local [options]
+       caas-local ws [--send FRAME]... [--receive N] [--timeout SECONDS] URL   (a WebSocket client)
 
 Runs template.yaml locally: the AWS emulator (unless AWS_ENDPOINT_URL is set), the
 template's tables, keys and queues, every function as its compiled binary, the HTTP API,
-the Lambda Invoke API, and the stream, queue and schedule triggers. Ctrl-C stops it all.
+the WebSocket API, the Lambda Invoke API, and the stream, queue and schedule triggers.
+Ctrl-C stops it all.
 
 options:
   --template PATH            template.yaml (default: ./template.yaml)
@@ -31,7 +33,11 @@ options:
   -h, --help                 this text";
 
 fn main() -> ExitCode {
-    let options = match parse(std::env::args().skip(1).collect()) {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("ws") {
+        return websocket_client(args[1..].to_vec());
+    }
+    let options = match parse(args) {
         Ok(Some(options)) => options,
         Ok(None) => {
             println!("{USAGE}");
@@ -60,6 +66,24 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("caas-local: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `caas-local ws ...`: the WebSocket client.
+fn websocket_client(args: Vec<String>) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("caas-local ws: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(caas_local::ws_client::run(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("caas-local ws: {message}");
             ExitCode::FAILURE
         }
     }

@@ -134,6 +134,8 @@ const JOB_EVENTS: &[&str] = &[
     "signing-keys-status.json",
     // Run in tests/mfa.rs.
     "tenants-require-mfa.json",
+    // Run in tests/delivery.rs.
+    "deliver.json",
     // Run in tests/websocket.rs.
     "ws-connect.json",
     "ws-send.json",

@@ -453,3 +453,67 @@ async fn the_sample_runs_through_the_deliver_function() {
     let frames = live.endpoint.frames();
     assert_eq!(frames["conn-a1"][0]["message"]["body"], "Hello, live");
 }
+#[tokio::test]
+async fn presence_is_read_from_live_connections_by_participants_only() {
+    let stack = TestStack::new().await;
+    let live = Live::new(&stack).await;
+    let ada = live.api.token("acme", "ada@acme.example").await;
+    let bob = live.api.token("acme", "bob@acme.example").await;
+    let cy = live.api.token("acme", "cy@acme.example").await;
+    let dan = live.api.token("acme", "dan@acme.example").await;
+    let id = group(&live, &ada, &[&sub(&bob), &sub(&cy)]).await;
+    live.connect("conn-a1", &ada).await;
+    live.connect("conn-b1", &bob).await;
+    live.connect("conn-b2", &bob).await;
+    live.connect("conn-d1", &dan).await;
+
+    let presence = |token: String| {
+        let live = &live;
+        let id = id.clone();
+        async move {
+            live.call(
+                "GetPresenceFunction",
+                "GET",
+                "/v1/conversations/{id}/presence",
+                &[("id", &id)],
+                &token,
+                None,
+            )
+            .await
+        }
+    };
+    stack.round_trips.reset();
+    let (status, body) = presence(cy.clone()).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        stack.round_trips.operations("DynamoDB"),
+        ["Query"; 4],
+        "the conversation's participants, then one connection listing each"
+    );
+    let online: std::collections::BTreeMap<String, bool> = body["participants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["user_id"].as_str().unwrap().to_owned(), p["online"].as_bool().unwrap()))
+        .collect();
+    assert_eq!(
+        online,
+        [(sub(&ada), true), (sub(&bob), true), (sub(&cy), false)].into_iter().collect(),
+        "dan's connection is not the conversation's"
+    );
+    assert_eq!(presence(dan.clone()).await.0, 404, "partners only");
+
+    // A disconnect ends it (nothing is written in between; an expired item
+    // TTL has not deleted yet counts as gone: store::connections::live_ids).
+    let app = live.api.app("WsDisconnectFunction");
+    let event = ws_event("$disconnect", "conn-a1", &[], &[], None);
+    assert_eq!(ws_disconnect::handler(&app, lambda_event(event)).await.unwrap().status_code, 200);
+    let (_, body) = presence(bob.clone()).await;
+    let ada_online =
+        body["participants"].as_array().unwrap().iter().find(|p| p["user_id"] == sub(&ada).as_str()).unwrap()
+            ["online"]
+            .clone();
+    assert_eq!(ada_online, json!(false), "{body}");
+    let client = client_token(&stack, "acme", caas::auth::Role::Member).await;
+    assert_eq!(presence(client).await.0, 403);
+}

@@ -137,6 +137,7 @@ pub async fn try_dispatch(
         "ListConsentsFunction" => Box::pin(list_consents::handler(app, request)).await,
         "CreateConversationFunction" => Box::pin(create_conversation::handler(app, request)).await,
         "GetConversationFunction" => Box::pin(get_conversation::handler(app, request)).await,
+        "GetPresenceFunction" => Box::pin(get_presence::handler(app, request)).await,
         "ListConversationsFunction" => Box::pin(list_conversations::handler(app, request)).await,
         "AddParticipantsFunction" => Box::pin(add_participants::handler(app, request)).await,
         "RemoveParticipantFunction" => Box::pin(remove_participant::handler(app, request)).await,

@@ -49,15 +49,18 @@ pub(crate) async fn live_connections(
 ) -> Result<HashMap<String, Vec<String>>, AppError> {
     let now = app.now().unix_timestamp();
     let (dynamodb, table) = (&app.clients.dynamodb, app.config.table_name.as_str());
-    futures::stream::iter(users)
-        .map(|user| async move {
+    // The reads as a list first (not a closure in the stream), so the
+    // future stays Send for any lifetime.
+    let mut reads = Vec::new();
+    for user in users {
+        reads.push(async move {
             let ids = connections::live_ids(dynamodb, table, tenant, &user, now).await?;
             Ok::<_, AppError>((user, ids))
-        })
-        .buffer_unordered(CONCURRENT_READS)
-        .try_filter(|(_, ids)| futures::future::ready(!ids.is_empty()))
-        .try_collect()
-        .await
+        });
+    }
+    let found: Vec<(String, Vec<String>)> =
+        futures::stream::iter(reads).buffer_unordered(CONCURRENT_READS).try_collect().await?;
+    Ok(found.into_iter().filter(|(_, ids)| !ids.is_empty()).collect())
 }
 
 /// `GET /v1/conversations/{id}/presence` (see the module's documentation).

@@ -12,49 +12,10 @@
 use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
 use caas::auth::Role;
 use caas::clock::Clock;
-use caas_tests::api::{Api, api_event, claims};
+use caas_tests::api::{Api, api_event, claims, ws_event};
 use caas_tests::*;
 use lambda_runtime::{Context, LambdaEvent};
 use serde_json::{Value, json};
-
-/// An event of the WebSocket API as API Gateway sends it to a route's function.
-fn ws_event(
-    route: &str,
-    connection_id: &str,
-    query: &[(&str, &str)],
-    headers: &[(&str, &str)],
-    body: Option<&str>,
-) -> ApiGatewayWebsocketProxyRequest {
-    let event_type = match route {
-        "$connect" => "CONNECT",
-        "$disconnect" => "DISCONNECT",
-        _ => "MESSAGE",
-    };
-    let query: serde_json::Map<String, Value> =
-        query.iter().map(|(k, v)| (k.to_string(), json!(v))).collect();
-    let event = json!({
-        "headers": headers.iter().map(|(k, v)| (k.to_string(), json!(v))).collect::<serde_json::Map<_, _>>(),
-        "queryStringParameters": if query.is_empty() { Value::Null } else { Value::Object(query) },
-        "requestContext": {
-            "routeKey": route,
-            "eventType": event_type,
-            "messageDirection": "IN",
-            "extendedRequestId": "ext-1",
-            "requestTime": "25/Nov/2026:00:00:00 +0000",
-            "stage": "live",
-            "connectedAt": 1_795_564_800_000i64,
-            "requestTimeEpoch": 1_795_564_800_000i64,
-            "identity": {"sourceIp": "127.0.0.1"},
-            "requestId": uuid::Uuid::new_v4().to_string(),
-            "domainName": "local.execute-api.localhost",
-            "connectionId": connection_id,
-            "apiId": "local"
-        },
-        "body": body,
-        "isBase64Encoded": false
-    });
-    serde_json::from_value(event).expect("a WebSocket event")
-}
 
 async fn invoke(api: &Api<'_>, event: ApiGatewayWebsocketProxyRequest) -> (i64, Value) {
     let route = event.request_context.route_key.clone().unwrap_or_default();

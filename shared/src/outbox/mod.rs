@@ -4,11 +4,13 @@
 //! or personal data (ids only), and name their actor ([`OutboxEvent::by`]).
 //! The catalogue of event types and their payloads is `docs/EVENTS.md`.
 //!
+//! - [`routes`]: which queues an event goes to, and its message group on each
 //! - [`publish`]: the envelope as an SQS FIFO message, batched within the limits
 //! - [`drain`]: the outbox-drain service (stream records and the sweep)
 
 pub mod drain;
 pub mod publish;
+pub mod routes;
 
 use crate::auth::principal::Actor;
 use crate::clock::rfc3339;

@@ -242,3 +242,239 @@ async fn a_send_frame_posts_the_message_and_answers_with_it() {
     ada.close(None).await.expect("close");
     stack.stop();
 }
+
+/// Frames one client has seen: answers to its `send` frames, and the conversation
+/// events delivered to it (`event_id`), deduplicated by sequence number in the
+/// order each number first arrived.
+#[derive(Default)]
+struct Seen {
+    answers: Vec<Value>,
+    delivered: Vec<(u64, Value)>,
+    duplicates: usize,
+}
+
+impl Seen {
+    fn take(&mut self, frame: Value, conversation_id: &str) {
+        if frame.get("event_id").is_none() {
+            self.answers.push(frame);
+            return;
+        }
+        if frame["type"] != "message.posted" || frame["conversation_id"] != conversation_id {
+            return;
+        }
+        let seq = frame["seq"].as_u64().expect("a delivered message carries its seq");
+        if self.delivered.iter().any(|(s, _)| *s == seq) {
+            self.duplicates += 1;
+        } else {
+            self.delivered.push((seq, frame));
+        }
+    }
+
+    fn seqs(&self) -> Vec<u64> {
+        self.delivered.iter().map(|(s, _)| *s).collect()
+    }
+
+    /// Delivered messages by seq: (message id, body).
+    fn messages(&self) -> std::collections::BTreeMap<u64, (String, String)> {
+        self.delivered
+            .iter()
+            .map(|(seq, f)| {
+                let text = |k: &str| f["message"][k].as_str().unwrap_or_default().to_owned();
+                (*seq, (text("message_id"), text("body")))
+            })
+            .collect()
+    }
+}
+
+/// Reads frames until `done`, within the bound.
+async fn read_until(
+    socket: &mut Socket,
+    seen: &mut Seen,
+    conversation_id: &str,
+    done: impl Fn(&Seen) -> bool,
+) {
+    let deadline = tokio::time::Instant::now() + 2 * EVENTUAL_WITHIN;
+    while !done(seen) {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let frame = tokio::time::timeout(left, next_frame(socket)).await.unwrap_or_else(|_| {
+            panic!("gave up waiting; delivered so far {:?}, answers {:?}", seen.seqs(), seen.answers)
+        });
+        seen.take(frame, conversation_id);
+    }
+}
+
+async fn conversation(stack: &RunningStack, creator: &Person, others: &[&Person]) -> String {
+    let body = match others {
+        [other] => json!({ "type": "direct", "participants": [other.id] }),
+        _ => {
+            json!({ "type": "group", "title": "everyone", "participants": others.iter().map(|p| &p.id).collect::<Vec<_>>() })
+        }
+    };
+    let created = stack.api("POST", "/v1/conversations", Some(&creator.token), Some(&body)).await;
+    assert_eq!(created.status, 201, "{:?}", created.json());
+    created.json()["conversation_id"].as_str().expect("an id").to_owned()
+}
+
+/// An HTTP post, retried with the same client message id while the answer is a 5xx
+/// or a 409 (an idempotent retry never posts twice).
+async fn post_over_http(
+    stack: &RunningStack,
+    who: &Person,
+    conversation_id: &str,
+    client_id: &str,
+    text: &str,
+) -> u64 {
+    let path = format!("/v1/conversations/{conversation_id}/messages");
+    let body = json!({ "client_message_id": client_id, "body": text });
+    for _ in 0..20 {
+        let posted = stack.api("POST", &path, Some(&who.token), Some(&body)).await;
+        if posted.status == 201 {
+            return posted.json()["seq"].as_u64().expect("a seq");
+        }
+        assert!(posted.status >= 500 || posted.status == 409, "{} {:?}", posted.status, posted.json());
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    panic!("{client_id} was never posted");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_participants_receive_each_others_messages_in_order() {
+    let stack = RunningStack::start();
+    let people = tenant_with_people(&stack, 1).await;
+    let (ada, bob) = (&people[0], &people[1]);
+    let conversation_id = conversation(&stack, ada, &[bob]).await;
+    let mut ada_socket = connect(&stack, Some(&ada.token)).await.expect("ada connects");
+    let mut bob_socket = connect_with_header(&stack, &bob.token).await;
+
+    // Ada posts over HTTP, then over the send route; bob receives both, in order.
+    assert_eq!(post_over_http(&stack, ada, &conversation_id, "m-1", "over HTTP").await, 1);
+    let send_frame = json!({ "action": "send", "conversation_id": conversation_id, "client_message_id": "m-2", "body": "over the socket" });
+    send(&mut ada_socket, &send_frame).await;
+    let mut ada_seen = Seen::default();
+    read_until(&mut ada_socket, &mut ada_seen, &conversation_id, |s| !s.answers.is_empty()).await;
+    let answer = &ada_seen.answers[0];
+    assert_eq!(
+        (answer["type"].as_str(), answer["message"]["seq"].as_u64()),
+        (Some("message.posted"), Some(2)),
+        "{answer}"
+    );
+
+    let mut bob_seen = Seen::default();
+    read_until(&mut bob_socket, &mut bob_seen, &conversation_id, |s| s.delivered.len() >= 2).await;
+    assert_eq!(bob_seen.seqs(), [1, 2], "bob receives ada's messages in order");
+    let bodies: Vec<String> = bob_seen.messages().into_values().map(|(_, body)| body).collect();
+    assert_eq!(bodies, ["over HTTP", "over the socket"]);
+    assert_eq!(
+        bob_seen.delivered[0].1["message"]["author_id"],
+        ada.id.as_str(),
+        "{:?}",
+        bob_seen.delivered[0].1
+    );
+
+    // Bob answers over HTTP; ada, the sender of the first two, receives all three.
+    assert_eq!(post_over_http(&stack, bob, &conversation_id, "m-3", "hi ada").await, 3);
+    read_until(&mut ada_socket, &mut ada_seen, &conversation_id, |s| s.seqs().contains(&3)).await;
+    assert_eq!(ada_seen.seqs(), [1, 2, 3]);
+    assert_eq!(ada_seen.messages()[&3].1, "hi ada");
+    ada_socket.close(None).await.expect("close");
+    bob_socket.close(None).await.expect("close");
+    stack.stop();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_posts_reach_every_receiver_in_one_gapless_order() {
+    const CLIENTS: usize = 4;
+    const OVER_SOCKET: usize = 3;
+    const OVER_HTTP: usize = 2;
+    const TOTAL: u64 = (CLIENTS * (OVER_SOCKET + OVER_HTTP)) as u64;
+    let stack = RunningStack::start();
+    let people = tenant_with_people(&stack, CLIENTS - 1).await;
+    let others: Vec<&Person> = people[1..].iter().collect();
+    let conversation_id = conversation(&stack, &people[0], &others).await;
+    let mut sockets = Vec::new();
+    for person in &people {
+        sockets.push(connect(&stack, Some(&person.token)).await.expect("connect"));
+    }
+
+    // Every client at once: its frames pipelined on its socket while its HTTP posts
+    // run beside them; each then reads until it has seen every message.
+    let (running, conversation_id) = (&stack, conversation_id.as_str());
+    let clients = sockets.into_iter().zip(&people).enumerate().map(|(n, (mut socket, person))| async move {
+        let http = async {
+            for i in 0..OVER_HTTP {
+                let (client_id, text) = (format!("h-{n}-{i}"), format!("{n} http {i}"));
+                post_over_http(running, person, conversation_id, &client_id, &text).await;
+            }
+        };
+        let socket_side = async {
+            let mut seen = Seen::default();
+            let frame = |i: usize| json!({ "action": "send", "conversation_id": conversation_id, "client_message_id": format!("s-{n}-{i}"), "body": format!("{n} socket {i}") });
+            for i in 0..OVER_SOCKET {
+                send(&mut socket, &frame(i)).await;
+            }
+            // A send the service could not take yet (a 5xx answer) is sent again,
+            // with the same client message id, until every one is confirmed.
+            let mut confirmed = std::collections::BTreeSet::new();
+            let mut awaited = OVER_SOCKET;
+            loop {
+                while awaited > 0 {
+                    read_until(&mut socket, &mut seen, conversation_id, |s| !s.answers.is_empty()).await;
+                    let answer = seen.answers.remove(0);
+                    awaited -= 1;
+                    match answer["status"].as_u64() {
+                        Some(201) => {
+                            confirmed.insert(answer["message"]["client_message_id"].as_str().unwrap_or_default().to_owned());
+                        }
+                        Some(status) if status >= 500 || status == 409 => {}
+                        _ => panic!("client {n}: {answer}"),
+                    }
+                }
+                let missing: Vec<usize> =
+                    (0..OVER_SOCKET).filter(|i| !confirmed.contains(&format!("s-{n}-{i}"))).collect();
+                if missing.is_empty() {
+                    break;
+                }
+                for i in missing {
+                    send(&mut socket, &frame(i)).await;
+                    awaited += 1;
+                }
+            }
+            read_until(&mut socket, &mut seen, conversation_id, |s| s.delivered.len() as u64 >= TOTAL).await;
+            let _ = socket.close(None).await;
+            seen
+        };
+        let ((), seen) = tokio::join!(http, socket_side);
+        seen
+    });
+    let receivers: Vec<Seen> = futures::future::join_all(clients).await;
+
+    let listed = stack
+        .api(
+            "GET",
+            &format!("/v1/conversations/{conversation_id}/messages?limit=100"),
+            Some(&people[0].token),
+            None,
+        )
+        .await;
+    let stored: std::collections::BTreeMap<u64, (String, String)> = listed.json()["messages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .map(|m| {
+            let text = |k: &str| m[k].as_str().unwrap_or_default().to_owned();
+            (m["seq"].as_u64().expect("seq"), (text("message_id"), text("body")))
+        })
+        .collect();
+    assert_eq!(
+        stored.keys().copied().collect::<Vec<_>>(),
+        (1..=TOTAL).collect::<Vec<_>>(),
+        "one gapless order"
+    );
+    for (n, seen) in receivers.iter().enumerate() {
+        assert_eq!(seen.seqs(), (1..=TOTAL).collect::<Vec<_>>(), "receiver {n}: every message, in order");
+        assert_eq!(seen.messages(), stored, "receiver {n}: the stored messages");
+    }
+    let duplicates: usize = receivers.iter().map(|s| s.duplicates).sum();
+    println!("{TOTAL} messages to {CLIENTS} receivers; {duplicates} duplicate frame(s) dropped");
+    stack.stop();
+}

@@ -1,6 +1,7 @@
 //! `caas-local ws`: a small WebSocket client for the local WebSocket API (the demo's):
 //! connects, sends the given frames, and prints each text frame it receives on its own
-//! line until it has received `--receive N` frames or `--timeout` passes. A refused
+//! line until it has received `--receive N` frames (or one containing `--until TEXT`)
+//! or `--timeout` passes. A refused
 //! handshake prints the status and body and fails.
 
 use std::time::Duration;
@@ -9,29 +10,37 @@ use futures::{SinkExt as _, StreamExt as _};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 pub const USAGE: &str = "\
-usage: caas-local ws [--send FRAME]... [--receive N] [--timeout SECONDS] URL
+usage: caas-local ws [--send FRAME]... [--receive N] [--until TEXT] [--timeout SECONDS] URL
 
 Connects to URL (ws://HOST:PORT/STAGE?access_token=...), prints `connected` on stderr,
 sends each FRAME (text), then prints every text frame received, one per line, until N
-frames (default: 0, just the sends) have arrived or SECONDS (default: 30) have passed.";
+frames (default: 0, just the sends) or one containing TEXT have arrived; it fails when
+SECONDS (default: 30) pass first.";
 
 #[derive(Debug)]
 struct Args {
     url: String,
     send: Vec<String>,
     receive: usize,
+    until: Option<String>,
     timeout: Duration,
 }
 
 fn parse(args: Vec<String>) -> Result<Option<Args>, String> {
-    let mut parsed =
-        Args { url: String::new(), send: Vec::new(), receive: 0, timeout: Duration::from_secs(30) };
+    let mut parsed = Args {
+        url: String::new(),
+        send: Vec::new(),
+        receive: 0,
+        until: None,
+        timeout: Duration::from_secs(30),
+    };
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
         let mut value = || args.next().ok_or_else(|| format!("{arg} needs a value"));
         match arg.as_str() {
             "-h" | "--help" => return Ok(None),
             "--send" => parsed.send.push(value()?),
+            "--until" => parsed.until = Some(value()?),
             "--receive" => parsed.receive = value()?.parse().map_err(|_| "--receive: not a number")?,
             "--timeout" => {
                 let seconds: u64 = value()?.parse().map_err(|_| "--timeout: not a number of seconds")?;
@@ -67,14 +76,16 @@ pub async fn run(args: Vec<String>) -> Result<(), String> {
     }
     let deadline = tokio::time::Instant::now() + args.timeout;
     let mut received = 0;
-    while received < args.receive {
+    let mut found = args.until.is_none();
+    while received < args.receive || !found {
         let Ok(frame) = tokio::time::timeout_at(deadline, socket.next()).await else {
-            return Err(format!("{received} of {} frame(s) within {:?}", args.receive, args.timeout));
+            return Err(format!("{received} frame(s) within {:?}, not what was awaited", args.timeout));
         };
         match frame {
             Some(Ok(Message::Text(text))) => {
                 println!("{text}");
                 received += 1;
+                found |= args.until.as_deref().is_some_and(|until| text.contains(until));
             }
             Some(Ok(Message::Close(_))) | None => return Err("the server closed the connection".to_owned()),
             Some(Ok(_)) => {}

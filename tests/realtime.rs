@@ -87,6 +87,17 @@ async fn next_frame(socket: &mut Socket) -> Value {
     }
 }
 
+/// The next frame that is not a delivered conversation event (those carry an
+/// `event_id`): the answer to a frame this client sent.
+async fn next_answer(socket: &mut Socket) -> Value {
+    loop {
+        let frame = next_frame(socket).await;
+        if frame.get("event_id").is_none() {
+            return frame;
+        }
+    }
+}
+
 async fn send(socket: &mut Socket, frame: &Value) {
     socket.send(Message::text(frame.to_string())).await.expect("send a frame");
 }
@@ -95,7 +106,7 @@ async fn send(socket: &mut Socket, frame: &Value) {
 /// that no route takes (the API has no `$default` route).
 async fn connection_id(socket: &mut Socket) -> String {
     send(socket, &json!({ "action": "who-am-i" })).await;
-    let answer = next_frame(socket).await;
+    let answer = next_answer(socket).await;
     assert_eq!(answer["message"], "Forbidden", "{answer}");
     answer["connectionId"].as_str().expect("a connection id").to_owned()
 }
@@ -208,7 +219,7 @@ async fn a_send_frame_posts_the_message_and_answers_with_it() {
     let mut ada = connect(&stack, Some(&people[0].token)).await.expect("ada connects");
     let post = json!({ "action": "send", "conversation_id": conversation_id, "client_message_id": "c-1", "body": "hello" });
     send(&mut ada, &post).await;
-    let answer = next_frame(&mut ada).await;
+    let answer = next_answer(&mut ada).await;
     assert_eq!(
         (answer["type"].as_str(), answer["status"].as_u64()),
         (Some("message.posted"), Some(201)),
@@ -217,7 +228,7 @@ async fn a_send_frame_posts_the_message_and_answers_with_it() {
     assert_eq!(answer["message"]["seq"], 1);
     // The same client message id again: the first answer, replayed.
     send(&mut ada, &post).await;
-    let again = next_frame(&mut ada).await;
+    let again = next_answer(&mut ada).await;
     assert_eq!(
         (again["replayed"].as_bool(), again["message"]["seq"].as_u64()),
         (Some(true), Some(1)),
@@ -225,7 +236,7 @@ async fn a_send_frame_posts_the_message_and_answers_with_it() {
     );
     // A bad frame is the route's 400, as a frame.
     send(&mut ada, &json!({ "action": "send", "conversation_id": conversation_id })).await;
-    let refused = next_frame(&mut ada).await;
+    let refused = next_answer(&mut ada).await;
     assert_eq!(
         (refused["type"].as_str(), refused["status"].as_u64()),
         (Some("error"), Some(400)),

@@ -176,19 +176,7 @@ pub async fn deliver(
     event: &SqsEvent,
 ) -> Result<SqsBatchResponse, AppError> {
     // Per message group (a conversation), in the queue's order.
-    let mut groups: Vec<(String, Vec<&SqsMessage>)> = Vec::new();
-    for message in &event.records {
-        let group = message
-            .attributes
-            .get("MessageGroupId")
-            .cloned()
-            .or_else(|| message.message_id.clone())
-            .unwrap_or_default();
-        match groups.iter_mut().find(|(g, _)| *g == group) {
-            Some((_, messages)) => messages.push(message),
-            None => groups.push((group, vec![message])),
-        }
-    }
+    let groups = crate::outbox::message_groups(&event.records, |_| None);
     let mut failed: Vec<&SqsMessage> = Vec::new();
     let mut batches: Vec<Vec<Delivery<'_>>> = Vec::new();
     for (group, messages) in &groups {
@@ -222,15 +210,7 @@ pub async fn deliver(
             failed.extend(all.iter().map(|d| d.message));
         }
     }
-    let mut response = SqsBatchResponse::default();
-    for message in failed {
-        let id = message
-            .message_id
-            .clone()
-            .ok_or_else(|| AppError::Internal("a failed message has no message id".into()))?;
-        response.add_failure(id);
-    }
-    Ok(response)
+    crate::outbox::batch_failures(failed)
 }
 
 /// The conversations with their participants, the messages, and the

@@ -523,3 +523,16 @@ async fn presence_is_read_from_live_connections_by_participants_only() {
     let client = client_token(&stack, "acme", caas::auth::Role::Member).await;
     assert_eq!(presence(client).await.0, 403);
 }
+
+#[test]
+fn the_connections_endpoint_and_its_grant_name_the_websocket_stage() {
+    let text = std::fs::read_to_string(repo_root().join("template.yaml")).unwrap();
+    let template: serde_norway::Value = serde_norway::from_str(&text).unwrap();
+    let stage = template["Resources"]["WebSocketStage"]["Properties"]["StageName"].as_str().unwrap();
+    let deliver = serde_norway::to_string(&template["Resources"]["DeliverFunction"]["Properties"]).unwrap();
+    assert!(deliver.contains(&format!(".${{AWS::URLSuffix}}/{stage}\n")), "CONNECTIONS_ENDPOINT: {deliver}");
+    assert!(
+        deliver.contains(&format!("${{WebSocketApi}}/{stage}/POST/@connections/*")),
+        "the grant: {deliver}"
+    );
+}

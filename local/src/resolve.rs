@@ -84,18 +84,10 @@ impl Context<'_> {
             return Err(format!("parameter {name} has no default and no override was given"));
         }
         // The WebSocket API is not provisioned on the emulator: its id is its
-        // logical id, its stage's the stage name (the deliver function's
-        // CONNECTIONS_ENDPOINT; the local stack points it at its own endpoint).
-        match self.template.resource_type(name) {
-            Some("AWS::ApiGatewayV2::Api") => return Ok(name.to_owned()),
-            Some("AWS::ApiGatewayV2::Stage") => {
-                let stage = self.template.resources()[name].pointer("/Properties/StageName");
-                return stage
-                    .and_then(Value::as_str)
-                    .map(str::to_owned)
-                    .ok_or_else(|| format!("{name} has no StageName"));
-            }
-            _ => {}
+        // logical id (in the deliver function's CONNECTIONS_ENDPOINT, which the
+        // local stack points at an endpoint of its own).
+        if self.template.resource_type(name) == Some("AWS::ApiGatewayV2::Api") {
+            return Ok(name.to_owned());
         }
         let physical = self.physical(name)?;
         Ok(match physical.kind {

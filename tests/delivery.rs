@@ -520,6 +520,12 @@ async fn presence_is_read_from_live_connections_by_participants_only() {
             ["online"]
             .clone();
     assert_eq!(ada_online, json!(false), "{body}");
+    // API Gateway's two hours end the rest, though TTL has deleted nothing yet.
+    stack.clock.advance(time::Duration::hours(2));
+    let bob = live.api.token("acme", "bob@acme.example").await;
+    let (_, body) = presence(bob).await;
+    assert!(body["participants"].as_array().unwrap().iter().all(|p| p["online"] == false), "{body}");
+    assert_eq!(scan_raw_items(&stack, "kind = :c", &[(":c", "connection")]).await.len(), 3, "still stored");
     let client = client_token(&stack, "acme", caas::auth::Role::Member).await;
     assert_eq!(presence(client).await.0, 403);
 }

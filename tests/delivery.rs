@@ -131,6 +131,17 @@ impl<'a> Live<'a> {
     }
 }
 
+impl Live<'_> {
+    /// Access tokens of ada, bob, cy and dan of acme.
+    async fn people(&self) -> [String; 4] {
+        let mut tokens = Vec::new();
+        for name in ["ada", "bob", "cy", "dan"] {
+            tokens.push(self.api.token("acme", &format!("{name}@acme.example")).await);
+        }
+        tokens.try_into().expect("four tokens")
+    }
+}
+
 fn sub(token: &str) -> String {
     claims(token)["sub"].as_str().unwrap().to_owned()
 }
@@ -151,10 +162,7 @@ async fn group(live: &Live<'_>, token: &str, others: &[&str]) -> String {
 async fn every_live_connection_of_every_participant_gets_every_frame_in_order_and_no_one_else() {
     let stack = TestStack::new().await;
     let live = Live::new(&stack).await;
-    let ada = live.api.token("acme", "ada@acme.example").await;
-    let bob = live.api.token("acme", "bob@acme.example").await;
-    let cy = live.api.token("acme", "cy@acme.example").await;
-    let dan = live.api.token("acme", "dan@acme.example").await;
+    let [ada, bob, cy, dan] = live.people().await;
     let id = group(&live, &ada, &[&sub(&bob), &sub(&cy)]).await;
     // ada on one device, bob on two, cy offline; dan is no participant.
     for (connection, token) in [("conn-a1", &ada), ("conn-b1", &bob), ("conn-b2", &bob), ("conn-d1", &dan)] {
@@ -453,14 +461,12 @@ async fn the_sample_runs_through_the_deliver_function() {
     let frames = live.endpoint.frames();
     assert_eq!(frames["conn-a1"][0]["message"]["body"], "Hello, live");
 }
+
 #[tokio::test]
 async fn presence_is_read_from_live_connections_by_participants_only() {
     let stack = TestStack::new().await;
     let live = Live::new(&stack).await;
-    let ada = live.api.token("acme", "ada@acme.example").await;
-    let bob = live.api.token("acme", "bob@acme.example").await;
-    let cy = live.api.token("acme", "cy@acme.example").await;
-    let dan = live.api.token("acme", "dan@acme.example").await;
+    let [ada, bob, cy, dan] = live.people().await;
     let id = group(&live, &ada, &[&sub(&bob), &sub(&cy)]).await;
     live.connect("conn-a1", &ada).await;
     live.connect("conn-b1", &bob).await;
@@ -514,6 +520,25 @@ async fn presence_is_read_from_live_connections_by_participants_only() {
             ["online"]
             .clone();
     assert_eq!(ada_online, json!(false), "{body}");
+    // API Gateway's two hours end the rest, though TTL has deleted nothing yet.
+    stack.clock.advance(time::Duration::hours(2));
+    let bob = live.api.token("acme", "bob@acme.example").await;
+    let (_, body) = presence(bob).await;
+    assert!(body["participants"].as_array().unwrap().iter().all(|p| p["online"] == false), "{body}");
+    assert_eq!(scan_raw_items(&stack, "kind = :c", &[(":c", "connection")]).await.len(), 3, "still stored");
     let client = client_token(&stack, "acme", caas::auth::Role::Member).await;
     assert_eq!(presence(client).await.0, 403);
+}
+
+#[test]
+fn the_connections_endpoint_and_its_grant_name_the_websocket_stage() {
+    let text = std::fs::read_to_string(repo_root().join("template.yaml")).unwrap();
+    let template: serde_norway::Value = serde_norway::from_str(&text).unwrap();
+    let stage = template["Resources"]["WebSocketStage"]["Properties"]["StageName"].as_str().unwrap();
+    let deliver = serde_norway::to_string(&template["Resources"]["DeliverFunction"]["Properties"]).unwrap();
+    assert!(deliver.contains(&format!(".${{AWS::URLSuffix}}/{stage}\n")), "CONNECTIONS_ENDPOINT: {deliver}");
+    assert!(
+        deliver.contains(&format!("${{WebSocketApi}}/{stage}/POST/@connections/*")),
+        "the grant: {deliver}"
+    );
 }

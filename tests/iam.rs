@@ -297,11 +297,6 @@ impl Resolver<'_> {
                     "AWS::SQS::Queue" => format!("https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/{name}"),
                     "AWS::KMS::Alias" => format!("alias/{name}"),
                     "AWS::SNS::Topic" => self.arn(name, kind),
-                    // A stage's Ref is its name (the `@connections` ARNs name it).
-                    "AWS::ApiGatewayV2::Stage" => resources(self.template)[name]["Properties"]["StageName"]
-                        .as_str()
-                        .ok_or_else(|| format!("{name} has no StageName"))?
-                        .to_owned(),
                     _ => name.to_owned(),
                 }
             }

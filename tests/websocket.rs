@@ -238,3 +238,46 @@ async fn the_samples_connect_send_and_disconnect() {
     assert_eq!(invoke(&api, sample("ws-disconnect.json")).await.0, 200);
     assert_eq!(invoke(&api, sample("ws-send.json")).await.0, 401, "disconnected");
 }
+
+#[tokio::test]
+async fn send_and_the_http_route_share_the_per_principal_post_limit() {
+    let stack = TestStack::new().await;
+    let api = Api::new(&stack);
+    let ada = api.token("acme", "ada@acme.example").await;
+    let id = group(&api, &ada, &[]).await;
+    assert_eq!(
+        invoke(&api, ws_event("$connect", "conn-ada", &[("access_token", &ada)], &[], None)).await.0,
+        200
+    );
+    stack.start_of_next_window(60);
+    let limit = [("RATE_LIMIT_WRITES", "2/60")];
+    let ws = stack.app_with("WsSendFunction", &limit);
+    let http = stack.app_with("PostMessageFunction", &limit);
+    let send = |client_id: &str| {
+        let frame = send_frame(&id, client_id, "hi");
+        LambdaEvent::new(ws_event("send", "conn-ada", &[], &[], Some(&frame)), Context::default())
+    };
+    assert_eq!(Box::pin(ws_send::handler(&ws, send("l-1"))).await.unwrap().status_code, 201);
+    let bearer = format!("Bearer {ada}");
+    let body = json!({"client_message_id": "l-2", "body": "hi"}).to_string();
+    let request = api_event(
+        "POST",
+        "/v1/conversations/{id}/messages",
+        &[("id", &id)],
+        &[],
+        &[("authorization", &bearer), ("content-type", "application/json")],
+        Some(&body),
+    );
+    assert_eq!(caas_tests::api::dispatch(&http, "PostMessageFunction", request).await.status(), 201);
+    stack.round_trips.reset();
+    let refused = Box::pin(ws_send::handler(&ws, send("l-3"))).await.unwrap();
+    assert_eq!(refused.status_code, 429, "one counter for the post, over either route");
+    assert_eq!(
+        stack.round_trips.operations("DynamoDB"),
+        ["GetItem", "BatchGetItem", "TransactWriteItems"],
+        "the limit rides in the post's own transaction"
+    );
+    let Some(aws_lambda_events::encodings::Body::Text(text)) = &refused.body else { panic!("a frame") };
+    let frame: Value = serde_json::from_str(text).unwrap();
+    assert_eq!((frame["type"].as_str(), frame["status"].as_u64()), (Some("error"), Some(429)), "{frame}");
+}

@@ -161,8 +161,10 @@ async fn push(client: &management::Client, connection_id: &str, frame: &[u8]) ->
 
 /// Everything the batch's pushes need, read once.
 struct Reads {
-    conversations: HashMap<String, (ConversationRecord, Vec<ParticipantRecord>)>,
-    messages: HashMap<(String, u64), MessageRecord>,
+    /// By `(tenant, conversation id)`.
+    conversations: HashMap<(String, String), (ConversationRecord, Vec<ParticipantRecord>)>,
+    /// By `(tenant, conversation id, seq)`.
+    messages: HashMap<(String, String, u64), MessageRecord>,
     /// Live connection ids per `(tenant, user)`.
     connections: HashMap<(String, String), Vec<String>>,
 }
@@ -176,19 +178,7 @@ pub async fn deliver(
     event: &SqsEvent,
 ) -> Result<SqsBatchResponse, AppError> {
     // Per message group (a conversation), in the queue's order.
-    let mut groups: Vec<(String, Vec<&SqsMessage>)> = Vec::new();
-    for message in &event.records {
-        let group = message
-            .attributes
-            .get("MessageGroupId")
-            .cloned()
-            .or_else(|| message.message_id.clone())
-            .unwrap_or_default();
-        match groups.iter_mut().find(|(g, _)| *g == group) {
-            Some((_, messages)) => messages.push(message),
-            None => groups.push((group, vec![message])),
-        }
-    }
+    let groups = crate::outbox::message_groups(&event.records, |_| None);
     let mut failed: Vec<&SqsMessage> = Vec::new();
     let mut batches: Vec<Vec<Delivery<'_>>> = Vec::new();
     for (group, messages) in &groups {
@@ -222,15 +212,7 @@ pub async fn deliver(
             failed.extend(all.iter().map(|d| d.message));
         }
     }
-    let mut response = SqsBatchResponse::default();
-    for message in failed {
-        let id = message
-            .message_id
-            .clone()
-            .ok_or_else(|| AppError::Internal("a failed message has no message id".into()))?;
-        response.add_failure(id);
-    }
-    Ok(response)
+    crate::outbox::batch_failures(failed)
 }
 
 /// The conversations with their participants, the messages, and the
@@ -241,10 +223,10 @@ async fn read(app: &App, all: &[&Delivery<'_>]) -> Result<Reads, AppError> {
         all.iter().map(|d| (d.event.tenant_id.as_str(), d.event.aggregate_id.as_str())).collect();
     let conversations = futures::future::try_join_all(keys.iter().map(|(tenant, id)| async move {
         let found = store::conversation_with_participants(dynamodb, table, tenant, id).await?;
-        Ok::<_, AppError>(found.map(|found| ((*id).to_owned(), found)))
+        Ok::<_, AppError>(found.map(|found| (((*tenant).to_owned(), (*id).to_owned()), found)))
     }))
     .await?;
-    let conversations: HashMap<String, _> = conversations.into_iter().flatten().collect();
+    let conversations: HashMap<(String, String), _> = conversations.into_iter().flatten().collect();
 
     let mut messages = HashMap::new();
     // Each message once (an edit may follow its post in one batch).
@@ -257,9 +239,9 @@ async fn read(app: &App, all: &[&Delivery<'_>]) -> Result<Reads, AppError> {
     for (tenant, wanted) in wanted {
         let wanted: Vec<(String, u64)> = wanted.into_iter().collect();
         let found = store::messages_at(dynamodb, table, tenant, &wanted).await?;
-        for (key, message) in wanted.into_iter().zip(found) {
+        for ((conversation, seq), message) in wanted.into_iter().zip(found) {
             if let Some(message) = message {
-                messages.insert(key, message);
+                messages.insert((tenant.to_owned(), conversation, seq), message);
             }
         }
     }
@@ -267,7 +249,7 @@ async fn read(app: &App, all: &[&Delivery<'_>]) -> Result<Reads, AppError> {
     let mut recipients: BTreeSet<(String, String)> = BTreeSet::new();
     for d in all {
         let tenant = &d.event.tenant_id;
-        if let Some((_, participants)) = conversations.get(&d.event.aggregate_id) {
+        if let Some((_, participants)) = conversations.get(&(tenant.clone(), d.event.aggregate_id.clone())) {
             recipients.extend(participants.iter().map(|p| (tenant.clone(), p.user_id.clone())));
         }
         if let Kind::Conversation { departed: Some(user) } = &d.kind {
@@ -298,12 +280,13 @@ async fn push_group<'a>(
 ) -> Vec<&'a SqsMessage> {
     for (i, delivery) in deliveries.iter().enumerate() {
         let event = &delivery.event;
-        let Some((conversation, participants)) = reads.conversations.get(&event.aggregate_id) else {
+        let key = (event.tenant_id.clone(), event.aggregate_id.clone());
+        let Some((conversation, participants)) = reads.conversations.get(&key) else {
             tracing::warn!(conversation_id = %event.aggregate_id, "no such conversation; nothing delivered");
             continue;
         };
         let message = match delivery.kind {
-            Kind::Message(seq) => reads.messages.get(&(event.aggregate_id.clone(), seq)),
+            Kind::Message(seq) => reads.messages.get(&(key.0.clone(), key.1.clone(), seq)),
             Kind::Conversation { .. } => None,
         };
         let Some(frame) = frame(delivery, conversation, message) else {

@@ -84,7 +84,7 @@ impl Context<'_> {
             return Err(format!("parameter {name} has no default and no override was given"));
         }
         // The WebSocket API is served by the local stack itself, not provisioned: its id is
-        // its logical id in lower case, its stage's the stage name (the deliver function's
+        // its logical id, its stage's the stage name (the deliver function's
         // CONNECTIONS_ENDPOINT, which the local stack points at its own endpoint).
         match self.template.resource_type(name) {
             Some(WEBSOCKET_API_TYPE) => return Ok(api_id(name)),

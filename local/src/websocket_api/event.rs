@@ -144,7 +144,7 @@ mod tests {
 
     fn ctx() -> ConnectionContext {
         ConnectionContext {
-            api_id: "websocketapi".into(),
+            api_id: "WebSocketApi".into(),
             stage: "live".into(),
             domain_name: "127.0.0.1:3002".into(),
             connection_id: "abc=".into(),

@@ -60,7 +60,7 @@ class Stack:
         self.log_path = data_dir.parent / f"{data_dir.name}.out"
         self.lines: list[str] = []
         self.ready = threading.Event()
-        command = [str(ROOT / "scripts/run"), "--profile", "dev", "--api-port", "0", "--invoke-port", "0"]
+        command = [str(ROOT / "scripts/run"), "--profile", "dev", "--api-port", "0", "--invoke-port", "0", "--ws-port", "0"]
         command += ["--schedule-speedup", "0", "--data-dir", str(data_dir)]
         for override in OVERRIDES:
             command += ["--parameter-overrides", override]

@@ -156,6 +156,7 @@ const ROWS: &[Row] = &[
                                                                                           [401, 201, 201, 201, 201, 201, 201, 403, 403, 422]),
     row("GET /v1/conversations", F::None, None,                                           [401, 200, 200, 200, 200, 200, 200, 403, 403, 200]),
     row("GET /v1/conversations/{id}", F::Conversation, None,                              [401, 200, 200, 404, 404, 404, 404, 403, 403, 404]),
+    row("GET /v1/conversations/{id}/presence", F::Conversation, None,                     [401, 200, 200, 404, 404, 404, 404, 403, 403, 404]),
     row("POST /v1/conversations/{id}/participants", F::Conversation, Some(r#"{"user_ids": ["{{EXTRA_USER_ID}}"]}"#),
                                                                                           [401, 200, 403, 404, 200, 200, 404, 403, 403, 404]),
     row("DELETE /v1/conversations/{id}/participants/{user_id}", F::Conversation, None,    [401, 204, 204, 404, 204, 204, 404, 403, 403, 404]),

@@ -95,6 +95,7 @@ const API_EVENTS: &[(&str, &str, u16)] = &[
     // Chat: ada's group with bea (`{{PEER_USER_ID}}`), cy (`{{THIRD_USER_ID}}`) added and removed.
     ("create-conversation.json", "CreateConversationFunction", 201),
     ("get-conversation.json", "GetConversationFunction", 200),
+    ("get-presence.json", "GetPresenceFunction", 200),
     ("post-message.json", "PostMessageFunction", 201),
     ("list-messages.json", "ListMessagesFunction", 200),
     ("edit-message.json", "EditMessageFunction", 204),
@@ -134,6 +135,8 @@ const JOB_EVENTS: &[&str] = &[
     "signing-keys-status.json",
     // Run in tests/mfa.rs.
     "tenants-require-mfa.json",
+    // Run in tests/delivery.rs.
+    "deliver.json",
     // Run in tests/websocket.rs.
     "ws-connect.json",
     "ws-send.json",

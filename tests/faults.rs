@@ -1341,7 +1341,7 @@ fn report(r: &Report<'_>) {
     for (title, message) in [
         ("503 answers by cause", "request failed"),
         ("audit-writer group failures by cause", "audit append failed; the group is retried"),
-        ("outbox-drain: events queue unavailable", "events queue unavailable"),
+        ("outbox-drain: a queue unavailable", "queue unavailable"),
         ("outbox-drain: published, not marked", "published event not marked"),
     ] {
         let causes = logged_causes(message);

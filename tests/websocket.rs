@@ -12,49 +12,10 @@
 use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
 use caas::auth::Role;
 use caas::clock::Clock;
-use caas_tests::api::{Api, api_event, claims};
+use caas_tests::api::{Api, api_event, claims, ws_event};
 use caas_tests::*;
 use lambda_runtime::{Context, LambdaEvent};
 use serde_json::{Value, json};
-
-/// An event of the WebSocket API as API Gateway sends it to a route's function.
-fn ws_event(
-    route: &str,
-    connection_id: &str,
-    query: &[(&str, &str)],
-    headers: &[(&str, &str)],
-    body: Option<&str>,
-) -> ApiGatewayWebsocketProxyRequest {
-    let event_type = match route {
-        "$connect" => "CONNECT",
-        "$disconnect" => "DISCONNECT",
-        _ => "MESSAGE",
-    };
-    let query: serde_json::Map<String, Value> =
-        query.iter().map(|(k, v)| (k.to_string(), json!(v))).collect();
-    let event = json!({
-        "headers": headers.iter().map(|(k, v)| (k.to_string(), json!(v))).collect::<serde_json::Map<_, _>>(),
-        "queryStringParameters": if query.is_empty() { Value::Null } else { Value::Object(query) },
-        "requestContext": {
-            "routeKey": route,
-            "eventType": event_type,
-            "messageDirection": "IN",
-            "extendedRequestId": "ext-1",
-            "requestTime": "25/Nov/2026:00:00:00 +0000",
-            "stage": "live",
-            "connectedAt": 1_795_564_800_000i64,
-            "requestTimeEpoch": 1_795_564_800_000i64,
-            "identity": {"sourceIp": "127.0.0.1"},
-            "requestId": uuid::Uuid::new_v4().to_string(),
-            "domainName": "local.execute-api.localhost",
-            "connectionId": connection_id,
-            "apiId": "local"
-        },
-        "body": body,
-        "isBase64Encoded": false
-    });
-    serde_json::from_value(event).expect("a WebSocket event")
-}
 
 async fn invoke(api: &Api<'_>, event: ApiGatewayWebsocketProxyRequest) -> (i64, Value) {
     let route = event.request_context.route_key.clone().unwrap_or_default();
@@ -276,4 +237,47 @@ async fn the_samples_connect_send_and_disconnect() {
     assert_eq!((status, frame["message"]["body"].as_str()), (201, Some("Hello over the socket")), "{frame}");
     assert_eq!(invoke(&api, sample("ws-disconnect.json")).await.0, 200);
     assert_eq!(invoke(&api, sample("ws-send.json")).await.0, 401, "disconnected");
+}
+
+#[tokio::test]
+async fn send_and_the_http_route_share_the_per_principal_post_limit() {
+    let stack = TestStack::new().await;
+    let api = Api::new(&stack);
+    let ada = api.token("acme", "ada@acme.example").await;
+    let id = group(&api, &ada, &[]).await;
+    assert_eq!(
+        invoke(&api, ws_event("$connect", "conn-ada", &[("access_token", &ada)], &[], None)).await.0,
+        200
+    );
+    stack.start_of_next_window(60);
+    let limit = [("RATE_LIMIT_WRITES", "2/60")];
+    let ws = stack.app_with("WsSendFunction", &limit);
+    let http = stack.app_with("PostMessageFunction", &limit);
+    let send = |client_id: &str| {
+        let frame = send_frame(&id, client_id, "hi");
+        LambdaEvent::new(ws_event("send", "conn-ada", &[], &[], Some(&frame)), Context::default())
+    };
+    assert_eq!(Box::pin(ws_send::handler(&ws, send("l-1"))).await.unwrap().status_code, 201);
+    let bearer = format!("Bearer {ada}");
+    let body = json!({"client_message_id": "l-2", "body": "hi"}).to_string();
+    let request = api_event(
+        "POST",
+        "/v1/conversations/{id}/messages",
+        &[("id", &id)],
+        &[],
+        &[("authorization", &bearer), ("content-type", "application/json")],
+        Some(&body),
+    );
+    assert_eq!(caas_tests::api::dispatch(&http, "PostMessageFunction", request).await.status(), 201);
+    stack.round_trips.reset();
+    let refused = Box::pin(ws_send::handler(&ws, send("l-3"))).await.unwrap();
+    assert_eq!(refused.status_code, 429, "one counter for the post, over either route");
+    assert_eq!(
+        stack.round_trips.operations("DynamoDB"),
+        ["GetItem", "BatchGetItem", "TransactWriteItems"],
+        "the limit rides in the post's own transaction"
+    );
+    let Some(aws_lambda_events::encodings::Body::Text(text)) = &refused.body else { panic!("a frame") };
+    let frame: Value = serde_json::from_str(text).unwrap();
+    assert_eq!((frame["type"].as_str(), frame["status"].as_u64()), (Some("error"), Some(429)), "{frame}");
 }

@@ -244,6 +244,7 @@ impl Report {
         let _ = writeln!(out, "{}\n", LEDGER_READS.trim());
         self.render_hot(&mut out);
         let _ = writeln!(out, "{}\n", FIRST_RUN.trim());
+        let _ = writeln!(out, "{}\n", DELIVERY.trim());
         let _ = writeln!(out, "{}", NOT_MEASURED.trim());
         out
     }
@@ -708,6 +709,40 @@ So a newcomer on a 2-core machine gets a first answer in about 4 minutes, under 
 `scripts/run` builds the `dev` profile by default (the crypto crates optimized, so a login verifies at production \
 cost). `--profile local` (optimized, no LTO) and `--profile release` (what `sam build` deploys, fat LTO) take tens \
 of minutes the first time on 2 cores and are for timing work.
+";
+
+/// The fan-out's cost: exact call counts (asserted by tests/delivery.rs), the
+/// same on any machine.
+pub const DELIVERY: &str = "
+## 13. Real-time delivery: round trips per message and per connection
+
+Exact calls, hardware-independent, asserted by `tests/delivery.rs` (never timed). The deliver function takes a batch \
+of up to 10 events of the delivery queue; *P* is the number of a conversation's participants, *C* the number of \
+their live WebSocket connections (a user with two devices has two).
+
+| work | calls | items read |
+| --- | --- | --- |
+| the conversation and its participants, per conversation in the batch | 1 Query (strongly consistent, the \
+conversation's partition up to its messages; one page holds far more than 256 participants) | 1 + *P* (about 200 \
+bytes each: 256 participants are 13 read units) |
+| the messages of the batch's message events (events carry no text) | 1 BatchGetItem (strongly consistent) | one \
+per message (1 read unit each, up to 4 for 4000 characters outside ASCII) |
+| each participant's live connections | *P* Queries of `gsi1` (eventually consistent, the ids only, expired \
+ones filtered) | their connections (0.5 read units each Query) |
+| the pushes | 1 `PostToConnection` per event and connection | |
+| a gone connection (`410`) | 1 DeleteItem | |
+
+So one message to a conversation of *P* participants with *C* live connections costs **2 + *P* DynamoDB calls and \
+*C* pushes**: a group of 3 with 3 connections, 5 calls and 3 pushes (the test's count). The reads are shared by the \
+batch: 10 messages of one conversation cost the same 2 + *P* calls and 10 *C* pushes, so per delivered frame the \
+fan-out costs one push per connection and (2 + *P*) / (10 *C*) DynamoDB calls at full batches. Each push is one API \
+Gateway WebSocket message (metered per 32 KB; a frame carries one message of at most 4000 characters). What grows \
+with the conversation is the *P* connection Queries per batch (run 16 at a time): a per-conversation index of \
+connections would make it one Query, at the price of a write per conversation of the user at every connect and \
+disconnect.
+
+`GET /v1/conversations/{id}/presence` reads the same: 1 + *P* Queries (the conversation's partition, then each \
+participant's connections); nothing is written per heartbeat.
 ";
 
 pub const NOT_MEASURED: &str = "

@@ -73,7 +73,7 @@ pub async fn handle(
 
 /// The function's answer as API Gateway renders it: a `statusCode` object is a full
 /// response; anything else is a 200 with the JSON as body.
-fn render(payload: &[u8]) -> Response {
+pub(crate) fn render(payload: &[u8]) -> Response {
     let Ok(value) = serde_json::from_slice::<Value>(payload) else {
         return web::json(StatusCode::INTERNAL_SERVER_ERROR, &json!({ "message": "Internal Server Error" }));
     };

@@ -6,8 +6,10 @@
 //!
 //! [`run()`] runs the whole stack locally on top of that: every function as its compiled
 //! binary behind a Lambda Runtime API emulator, the HTTP API (payload format 2.0), the
-//! Lambda Invoke API, and the event source mappings (stream and queue pollers,
-//! schedules). The `caas-local` binary is its command line.
+//! WebSocket API with its `@connections` management endpoint, the Lambda Invoke API,
+//! and the event source mappings (stream and queue pollers,
+//! schedules). The `caas-local` binary is its command line; `caas-local ws` is a small
+//! WebSocket client of the local WebSocket API ([`ws_client`]).
 //!
 //! [`events`] is how both the local stack's pollers and the integration tests turn
 //! stream records and queue messages into Lambda events and apply `FilterCriteria`.
@@ -22,7 +24,8 @@
 //! - running functions: `runtime_api` (one instance behind its Runtime API, served by
 //!   `runtime_api/server`), `functions` (instances per function, the console);
 //! - what invokes them: `http_api` (`routes`, the `event` sent, the rendered answer),
-//!   `invoke_api`, `pollers` (`stream`, `queue`), `events`, `filter`, `schedule`;
+//!   `websocket_api` (the WebSocket API: handshake, routing, the `event`s sent, the
+//!   `management` API's `@connections`), `invoke_api`, `pollers` (`stream`, `queue`), `events`, `filter`, `schedule`;
 //! - `run`: one run's session (`aws`: emulator and settings, `persist`, `wiring`,
 //!   `servers`, `banner`); `http`: the HTTP plumbing the servers share.
 
@@ -43,10 +46,12 @@ mod runtime_api;
 mod schedule;
 mod stack;
 mod template;
+pub mod websocket_api;
+pub mod ws_client;
 
 pub use error::LocalError;
 pub use pollers::{StreamBatch, StreamReader};
 pub use provision::{emulator_sdk_config, provision, random_suffix};
 pub use run::{Options, RunError, run};
 pub use stack::{ACCOUNT_ID, Physical, ResourceKind, Stack};
-pub use template::{EventSource, FunctionSpec, HttpRoute, Template};
+pub use template::{EventSource, FunctionSpec, HttpRoute, Template, WebSocketApi, WebSocketRoute};

@@ -4,8 +4,8 @@
 
 use serde_json::{Map, Value};
 
-use crate::stack::{ACCOUNT_ID, Context, Physical, ResourceKind};
-use crate::template::{get_att_parts, scalar_string};
+use crate::stack::{ACCOUNT_ID, Context, Physical, ResourceKind, api_id, execute_api_domain};
+use crate::template::{WEBSOCKET_API_TYPE, WEBSOCKET_STAGE_TYPE, get_att_parts, scalar_string};
 
 impl Context<'_> {
     /// Resolves every intrinsic inside `value`.
@@ -83,6 +83,17 @@ impl Context<'_> {
         if self.template.parameters().contains_key(name) {
             return Err(format!("parameter {name} has no default and no override was given"));
         }
+        // The WebSocket API is served by the local stack itself, not provisioned: its id is
+        // its logical id, its stage's the stage name (the deliver function's
+        // CONNECTIONS_ENDPOINT, which the local stack points at its own endpoint).
+        match self.template.resource_type(name) {
+            Some(WEBSOCKET_API_TYPE) => return Ok(api_id(name)),
+            Some(WEBSOCKET_STAGE_TYPE) => {
+                let stage = self.template.resources()[name].pointer("/Properties/StageName");
+                return stage.map_or_else(|| Ok("$default".to_owned()), |s| self.resolve_string(s));
+            }
+            _ => {}
+        }
         let physical = self.physical(name)?;
         Ok(match physical.kind {
             ResourceKind::Queue => physical.url.clone().unwrap_or_default(),
@@ -91,6 +102,13 @@ impl Context<'_> {
     }
 
     fn attribute(&self, id: &str, attribute: &str) -> Result<String, String> {
+        if self.template.resource_type(id) == Some(WEBSOCKET_API_TYPE) {
+            return match attribute {
+                "ApiId" => Ok(api_id(id)),
+                "ApiEndpoint" => Ok(format!("wss://{}", execute_api_domain(id, &self.region))),
+                other => Err(format!("{id} (WebSocket API) has no attribute {other} locally")),
+            };
+        }
         let physical = self.physical(id)?;
         let value = match (physical.kind, attribute) {
             (_, "Arn") => Some(physical.arn.clone()),

@@ -34,6 +34,8 @@ pub struct Options {
     /// 0 picks a free port.
     pub api_port: u16,
     pub invoke_port: u16,
+    /// The WebSocket API and its `@connections` management endpoint.
+    pub ws_port: u16,
     /// Logs, the emulator's files and (with `persist`) the stack's description.
     pub data_dir: PathBuf,
     pub persist: bool,
@@ -132,9 +134,12 @@ async fn serve_stack(session: &Session<'_>, stack: &Stack) -> Result<(), RunErro
     let _ = std::fs::remove_dir_all(&logs);
     std::fs::create_dir_all(&logs).map_err(io(format!("creating {}", logs.display())))?;
 
-    let functions = wiring::functions(session, stack, &logs)?;
+    // Bound first: the functions' environment points at it.
+    let websocket = servers::bind_websocket(session).await?;
+    let websocket_url = websocket.as_ref().map(|(_, url)| url.as_str());
+    let functions = wiring::functions(session, stack, &logs, websocket_url)?;
     let (mut triggers, schedules) = wiring::triggers(session, stack, &functions);
-    let servers = servers::Servers::start(session, &functions, schedules).await?;
+    let servers = servers::Servers::start(session, &functions, schedules, websocket).await?;
     banner::print(session, stack, &servers, &logs);
 
     wait_for_shutdown().await;

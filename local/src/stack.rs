@@ -10,6 +10,19 @@ use crate::template::Template;
 /// The account every locally provisioned resource claims to live in (the emulator's default).
 pub const ACCOUNT_ID: &str = "123456789012";
 
+/// The id of an API the local stack serves itself (API Gateway makes up ten random
+/// characters; locally it is the logical id, as the tests' IAM check names it).
+pub fn api_id(logical_id: &str) -> String {
+    logical_id.to_owned()
+}
+
+/// The domain API Gateway gives an API, `{id}.execute-api.{region}.amazonaws.com`: what
+/// its `!Ref` builds URLs with; the local stack serves such URLs on its own port
+/// ([`crate::websocket_api::local_urls`]).
+pub fn execute_api_domain(logical_id: &str, region: &str) -> String {
+    format!("{}.execute-api.{region}.amazonaws.com", api_id(logical_id))
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum ResourceKind {
     Table,

@@ -10,7 +10,11 @@ use serde_json::{Map, Value};
 use crate::error::LocalError;
 
 mod functions;
+mod websocket;
 mod yaml;
+
+pub(crate) use websocket::{API_TYPE as WEBSOCKET_API_TYPE, STAGE_TYPE as WEBSOCKET_STAGE_TYPE};
+pub use websocket::{WebSocketApi, WebSocketRoute};
 
 pub(crate) const FUNCTION_TYPE: &str = "AWS::Serverless::Function";
 
@@ -20,6 +24,7 @@ pub struct Template {
     /// The whole document as JSON, intrinsics in long form (`{"Ref": ..}`, `{"Fn::GetAtt": [..]}`).
     root: Value,
     functions: Vec<FunctionSpec>,
+    websocket_apis: Vec<WebSocketApi>,
 }
 
 /// One `AWS::Serverless::Function`.
@@ -84,8 +89,9 @@ impl Template {
         if !root.get("Resources").is_some_and(Value::is_object) {
             return Err(LocalError::invalid("Resources", "missing or not a mapping"));
         }
-        let mut template = Template { root, functions: Vec::new() };
+        let mut template = Template { root, functions: Vec::new(), websocket_apis: Vec::new() };
         template.functions = template.parse_functions()?;
+        template.websocket_apis = template.parse_websocket_apis()?;
         Ok(template)
     }
 
@@ -134,6 +140,12 @@ impl Template {
                 })
             })
             .collect()
+    }
+
+    /// Every WebSocket API (`AWS::ApiGatewayV2::Api`, `ProtocolType: WEBSOCKET`), by
+    /// logical id, with its routes.
+    pub fn websocket_apis(&self) -> &[WebSocketApi] {
+        &self.websocket_apis
     }
 
     /// `LoggingConfig.LogFormat` of a function, else of `Globals.Function` (`JSON` or `Text`).

@@ -357,3 +357,25 @@ Resources:
     let missing = Template::load("/nonexistent/template.yaml").expect_err("no such file");
     assert!(matches!(missing, LocalError::Io { .. }));
 }
+
+#[test]
+fn the_repository_templates_websocket_api_is_read_with_its_routes() {
+    let template = Template::load_repo().expect("template.yaml");
+    let apis = template.websocket_apis();
+    assert_eq!(apis.len(), 1, "one WebSocket API");
+    let api = &apis[0];
+    assert_eq!(api.route_selection_expression, "$request.body.action");
+    assert_eq!(api.stage, "live");
+    let routes: Vec<(&str, &str, bool)> = api
+        .routes
+        .iter()
+        .map(|r| (r.route_key.as_str(), r.function_logical_id.as_str(), r.responds))
+        .collect();
+    for expected in [
+        ("$connect", "WsConnectFunction", false),
+        ("$disconnect", "WsDisconnectFunction", false),
+        ("send", "WsSendFunction", true),
+    ] {
+        assert!(routes.contains(&expected), "{expected:?} not in {routes:?}");
+    }
+}

@@ -56,6 +56,12 @@ pub struct Config {
     /// `ERASURES_TABLE`: the erasure list, outside the table's restore scope.
     pub erasures_table: Option<String>,
     pub events_queue_url: Option<String>,
+    /// `DELIVERY_QUEUE_URL`: the FIFO queue of the chat events the deliver
+    /// function pushes to WebSocket connections (outbox-drain publishes to it).
+    pub delivery_queue_url: Option<String>,
+    /// `CONNECTIONS_ENDPOINT`: the WebSocket API stage's URL, where its
+    /// `@connections` management API answers (the deliver function).
+    pub connections_endpoint: Option<String>,
     pub jobs_queue_url: Option<String>,
     pub token_issuer: String,
     pub token_audience: String,
@@ -140,6 +146,8 @@ impl Config {
             lookup_key_id: text("LOOKUP_KEY_ID"),
             erasures_table: text("ERASURES_TABLE"),
             events_queue_url: text("EVENTS_QUEUE_URL"),
+            delivery_queue_url: text("DELIVERY_QUEUE_URL"),
+            connections_endpoint: text("CONNECTIONS_ENDPOINT"),
             jobs_queue_url: text("JOBS_QUEUE_URL"),
             token_issuer: text("TOKEN_ISSUER").unwrap_or_else(|| "caas".to_owned()),
             token_audience: text("TOKEN_AUDIENCE").unwrap_or_else(|| "caas-api".to_owned()),

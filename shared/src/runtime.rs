@@ -31,3 +31,24 @@ where
     let app = leak(App::from_env().await?);
     lambda_runtime::run(lambda_runtime::service_fn(move |event| handler(app, event))).await
 }
+
+/// Runs a job function that needs a client of its own besides the [`App`]'s
+/// (built once per container by `extra`, like the App), so that no other
+/// function builds it.
+pub async fn serve_events_with<C, X, XFut, E, R, F, Fut>(
+    extra: X,
+    handler: F,
+) -> Result<(), lambda_runtime::Error>
+where
+    C: 'static,
+    X: FnOnce(&'static App) -> XFut,
+    XFut: Future<Output = Result<C, crate::config::ConfigError>>,
+    E: serde::de::DeserializeOwned,
+    R: serde::Serialize,
+    F: Fn(&'static App, &'static C, lambda_runtime::LambdaEvent<E>) -> Fut,
+    Fut: Future<Output = Result<R, lambda_runtime::Error>>,
+{
+    let app = leak(App::from_env().await?);
+    let client: &'static C = Box::leak(Box::new(extra(app).await?));
+    lambda_runtime::run(lambda_runtime::service_fn(move |event| handler(app, client, event))).await
+}

@@ -44,6 +44,45 @@ pub fn api_event(
     lambda_http::request::from_str(&event.to_string()).expect("valid API Gateway event")
 }
 
+/// An event of the WebSocket API as API Gateway sends it to a route's function.
+pub fn ws_event(
+    route: &str,
+    connection_id: &str,
+    query: &[(&str, &str)],
+    headers: &[(&str, &str)],
+    body: Option<&str>,
+) -> aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest {
+    let event_type = match route {
+        "$connect" => "CONNECT",
+        "$disconnect" => "DISCONNECT",
+        _ => "MESSAGE",
+    };
+    let query: serde_json::Map<String, Value> =
+        query.iter().map(|(k, v)| (k.to_string(), json!(v))).collect();
+    let event = json!({
+        "headers": headers.iter().map(|(k, v)| (k.to_string(), json!(v))).collect::<serde_json::Map<_, _>>(),
+        "queryStringParameters": if query.is_empty() { Value::Null } else { Value::Object(query) },
+        "requestContext": {
+            "routeKey": route,
+            "eventType": event_type,
+            "messageDirection": "IN",
+            "extendedRequestId": "ext-1",
+            "requestTime": "25/Nov/2026:00:00:00 +0000",
+            "stage": "live",
+            "connectedAt": 1_795_564_800_000i64,
+            "requestTimeEpoch": 1_795_564_800_000i64,
+            "identity": {"sourceIp": "127.0.0.1"},
+            "requestId": uuid::Uuid::new_v4().to_string(),
+            "domainName": "local.execute-api.localhost",
+            "connectionId": connection_id,
+            "apiId": "local"
+        },
+        "body": body,
+        "isBase64Encoded": false
+    });
+    serde_json::from_value(event).expect("a WebSocket event")
+}
+
 /// Runs `request` through the handler of the HTTP function with this logical
 /// id; `None` when there is no such HTTP function.
 pub async fn try_dispatch(
@@ -98,6 +137,7 @@ pub async fn try_dispatch(
         "ListConsentsFunction" => Box::pin(list_consents::handler(app, request)).await,
         "CreateConversationFunction" => Box::pin(create_conversation::handler(app, request)).await,
         "GetConversationFunction" => Box::pin(get_conversation::handler(app, request)).await,
+        "GetPresenceFunction" => Box::pin(get_presence::handler(app, request)).await,
         "ListConversationsFunction" => Box::pin(list_conversations::handler(app, request)).await,
         "AddParticipantsFunction" => Box::pin(add_participants::handler(app, request)).await,
         "RemoveParticipantFunction" => Box::pin(remove_participant::handler(app, request)).await,

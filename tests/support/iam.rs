@@ -9,7 +9,8 @@
 //! turned into the IAM authorizations it needs — `(action, resource ARN)`
 //! pairs, e.g. a `TransactWriteItems` into one `dynamodb:PutItem` /
 //! `UpdateItem` / `ConditionCheckItem` / `DeleteItem` per item — read from the
-//! request's JSON body (DynamoDB, KMS and SQS all speak JSON).
+//! request's JSON body (DynamoDB, KMS and SQS all speak JSON), or for the
+//! API Gateway Management API from its path (`/<stage>/@connections/<id>`).
 //!
 //! Resource names are canonical: a test stack's physical names
 //! (`Table-<suffix>`) are replaced by their logical ids (`Table`), region and
@@ -249,6 +250,25 @@ pub fn authorizations(names: &Names, service: &str, operation: &str, input: &Val
     }
 }
 
+/// The logical id of the stack's WebSocket API: a `@connections` call names
+/// its API by the endpoint's host, which in tests is a loopback listener.
+pub const WEBSOCKET_API: &str = "WebSocketApi";
+
+/// The IAM authorization of an API Gateway Management API request:
+/// `execute-api:ManageConnections` on
+/// `arn:aws:execute-api:<region>:<account>:<api>/<stage>/<METHOD>/@connections/<id>`.
+pub fn connection_authorizations(method: &str, path: &str) -> Vec<(String, String)> {
+    let path = path.trim_start_matches('/');
+    let resource = match path.split_once("@connections/") {
+        Some((stage, id)) => format!(
+            "arn:aws:execute-api:{REGION}:{ACCOUNT}:{WEBSOCKET_API}/{}/{method}/@connections/{id}",
+            stage.trim_end_matches('/')
+        ),
+        None => "?".to_owned(),
+    };
+    vec![("execute-api:ManageConnections".to_owned(), resource)]
+}
+
 /// Where each alias points (canonical alias ARN → canonical key ARN), as
 /// the alias calls of this process (any function's, or none's) left it.
 fn alias_map() -> &'static Mutex<std::collections::HashMap<String, String>> {
@@ -320,7 +340,17 @@ impl Intercept for CallRecorder {
             "kms" => key_aliases(&self.names, &operation, &input),
             _ => Vec::new(),
         };
-        for (action, resource) in authorizations(&self.names, &service, &operation, &input) {
+        let authorizations = match service.as_str() {
+            "apigatewaymanagementapi" => {
+                let path =
+                    context.request().uri().split_once("://").map_or(context.request().uri(), |(_, rest)| {
+                        rest.find('/').map_or("/", |at| &rest[at..])
+                    });
+                connection_authorizations(context.request().method(), path)
+            }
+            _ => authorizations(&self.names, &service, &operation, &input),
+        };
+        for (action, resource) in authorizations {
             sink.write(Call {
                 function: self.function.to_string(),
                 operation: operation.clone(),

@@ -4,9 +4,11 @@
 //! and metric capture, and helpers to build API Gateway events.
 
 pub mod api;
+pub mod connections;
 pub mod faults;
 pub mod http_server;
 pub mod iam;
+pub mod running_stack;
 pub mod triggers;
 
 use aws_config::SdkConfig;
@@ -217,6 +219,22 @@ impl TestStack {
         let config = Config::from_lookup(|name| env.get(name).cloned())
             .unwrap_or_else(|e| panic!("config of {function}: {e}"));
         App::with_clock(config, self.clients.clone(), self.clock.clone())
+    }
+
+    /// The deliver function's API Gateway Management API client on
+    /// `endpoint` (a test's stand-in for `@connections`), counted and
+    /// attributed to `function` like every client of its App.
+    pub fn connections_client(&self, function: &str, endpoint: &str) -> aws_sdk_apigatewaymanagement::Client {
+        let env = self.env(function, &[("CONNECTIONS_ENDPOINT", endpoint)]);
+        let config = Config::from_lookup(|name| env.get(name).cloned())
+            .unwrap_or_else(|e| panic!("config of {function}: {e}"));
+        let recorder = iam::CallRecorder::new(function, &self.stack);
+        let conf = caas::chat::delivery::connections_config(&config, &self.sdk)
+            .unwrap_or_else(|e| panic!("{function}: {e}"))
+            .interceptor(self.round_trips.clone())
+            .interceptor(recorder)
+            .build();
+        aws_sdk_apigatewaymanagement::Client::from_conf(conf)
     }
 
     /// Moves the clock to the start of the next `window_seconds` window (the

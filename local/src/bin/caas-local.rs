@@ -10,10 +10,12 @@ use caas_local::Options;
 
 const USAGE: &str = "\
 usage: caas-local [options]
+       caas-local ws [--send FRAME]... [--receive N] [--timeout SECONDS] URL   (a WebSocket client)
 
 Runs template.yaml locally: the AWS emulator (unless AWS_ENDPOINT_URL is set), the
 template's tables, keys and queues, every function as its compiled binary, the HTTP API,
-the Lambda Invoke API, and the stream, queue and schedule triggers. Ctrl-C stops it all.
+the WebSocket API, the Lambda Invoke API, and the stream, queue and schedule triggers.
+Ctrl-C stops it all.
 
 options:
   --template PATH            template.yaml (default: ./template.yaml)
@@ -21,6 +23,7 @@ options:
   --host IP                  address to listen on (default: 127.0.0.1)
   --api-port N               HTTP API port (default: 3000; 0 picks a free one)
   --invoke-port N            Lambda Invoke API port (default: 3001; 0 picks a free one)
+  --ws-port N                WebSocket API and its @connections endpoint (default: 3002; 0 picks a free one)
   --data-dir DIR             logs, emulator files, stack file (default: .local/run)
   --persist                  keep the stack across restarts (needs AWS_ENDPOINT_URL; moto keeps no state)
   --schedule-speedup X       run rate() schedules X times faster (default: 1; 0: on demand only)
@@ -30,7 +33,11 @@ options:
   -h, --help                 this text";
 
 fn main() -> ExitCode {
-    let options = match parse(std::env::args().skip(1).collect()) {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("ws") {
+        return websocket_client(args[1..].to_vec());
+    }
+    let options = match parse(args) {
         Ok(Some(options)) => options,
         Ok(None) => {
             println!("{USAGE}");
@@ -64,6 +71,24 @@ fn main() -> ExitCode {
     }
 }
 
+/// `caas-local ws ...`: the WebSocket client.
+fn websocket_client(args: Vec<String>) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("caas-local ws: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(caas_local::ws_client::run(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("caas-local ws: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn parse(args: Vec<String>) -> Result<Option<Options>, String> {
     let mut options = Options {
         template: PathBuf::from("template.yaml"),
@@ -71,6 +96,7 @@ fn parse(args: Vec<String>) -> Result<Option<Options>, String> {
         host: IpAddr::from([127, 0, 0, 1]),
         api_port: 3000,
         invoke_port: 3001,
+        ws_port: 3002,
         data_dir: PathBuf::from(".local/run"),
         persist: false,
         schedule_speedup: 1.0,
@@ -96,6 +122,7 @@ fn parse(args: Vec<String>) -> Result<Option<Options>, String> {
             "--host" => options.host = value()?.parse().map_err(|_| format!("{flag}: not an IP address"))?,
             "--api-port" => options.api_port = port(number(value()?)?, &flag)?,
             "--invoke-port" => options.invoke_port = port(number(value()?)?, &flag)?,
+            "--ws-port" => options.ws_port = port(number(value()?)?, &flag)?,
             "--persist" => options.persist = true,
             "--schedule-speedup" => {
                 let text = value()?;

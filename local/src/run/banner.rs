@@ -20,6 +20,18 @@ pub(super) fn print(session: &Session<'_>, stack: &Stack, servers: &Servers, log
     for route in servers.invoke_api.routes.routes() {
         println!("    {:<7} {:<36} -> {}", route.method, route.path, route.function_logical_id);
     }
+    if let Some((ws_url, server)) = &servers.websocket {
+        let api = server.api();
+        println!("  WebSocket API {ws_url}   (routes by {})", api.route_selection_expression);
+        for route in &api.routes {
+            let answers = if route.responds { "  (answers with a frame)" } else { "" };
+            println!("    {:<44} -> {}{answers}", route.route_key, route.function_logical_id);
+        }
+        let management = ws_url.replacen("ws://", "http://", 1);
+        println!(
+            "    @connections: {management}/@connections/{{id}} (API Gateway Management API: POST, GET, DELETE)"
+        );
+    }
     println!(
         "  Invoke API   {invoke_url}   (aws lambda invoke --endpoint-url {invoke_url} --function-name <LogicalId> ...)"
     );
@@ -28,7 +40,11 @@ pub(super) fn print(session: &Session<'_>, stack: &Stack, servers: &Servers, log
     }
     println!("  Function logs {}", logs.display());
     println!("  Ctrl-C stops everything.");
-    println!("ready in {:.1} s: api={api_url} invoke={invoke_url}", session.started.elapsed().as_secs_f64());
+    let ws = servers.websocket.as_ref().map(|(url, _)| format!(" ws={url}")).unwrap_or_default();
+    println!(
+        "ready in {:.1} s: api={api_url} invoke={invoke_url}{ws}",
+        session.started.elapsed().as_secs_f64()
+    );
     println!();
 }
 

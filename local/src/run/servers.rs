@@ -1,4 +1,5 @@
-//! The run's two HTTP servers: the HTTP API and the Lambda Invoke API.
+//! The run's servers: the HTTP API, the Lambda Invoke API and the WebSocket API (with
+//! its `@connections` management endpoint).
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -12,20 +13,37 @@ use crate::functions::Function;
 use crate::http_api::RouteTable;
 use crate::invoke_api::InvokeApi;
 use crate::schedule::Schedule;
+use crate::websocket_api::WebSocketServer;
 
 pub(super) struct Servers {
     pub api_url: String,
     pub invoke_url: String,
     pub invoke_api: Arc<InvokeApi>,
+    /// The WebSocket API's URL (`ws://HOST:PORT/{stage}`) and server, when the template has one.
+    pub websocket: Option<(String, Arc<WebSocketServer>)>,
     tasks: JoinSet<()>,
 }
 
+/// The WebSocket API's listener and its base URL (`http://HOST:PORT`), when the
+/// template has a WebSocket API.
+pub(super) async fn bind_websocket(session: &Session<'_>) -> Result<Option<(TcpListener, String)>, RunError> {
+    if session.template.websocket_apis().is_empty() {
+        return Ok(None);
+    }
+    let options = session.options;
+    let listener = bind(options.host, options.ws_port, "the WebSocket API").await?;
+    let url = url_of(&listener)?;
+    Ok(Some((listener, url)))
+}
+
 impl Servers {
-    /// Binds both ports and serves until [`shutdown`](Self::shutdown).
+    /// Binds the ports (the WebSocket API's is bound already) and serves until
+    /// [`shutdown`](Self::shutdown).
     pub async fn start(
         session: &Session<'_>,
         functions: &BTreeMap<String, Arc<Function>>,
         schedules: Vec<Schedule>,
+        websocket: Option<(TcpListener, String)>,
     ) -> Result<Servers, RunError> {
         let options = session.options;
         let routes = RouteTable::new(session.template.http_routes());
@@ -40,9 +58,9 @@ impl Servers {
             background: Mutex::new(JoinSet::new()),
         });
         let mut tasks = JoinSet::new();
-        let (functions, routes) = (Arc::new(functions.clone()), Arc::new(routes));
+        let (all, routes) = (Arc::new(functions.clone()), Arc::new(routes));
         tasks.spawn(crate::http::serve(api_listener, move |request| {
-            let (functions, routes) = (functions.clone(), routes.clone());
+            let (functions, routes) = (all.clone(), routes.clone());
             async move { crate::http_api::handle(&routes, &functions, request).await }
         }));
         let api = invoke_api.clone();
@@ -50,7 +68,15 @@ impl Servers {
             let api = api.clone();
             async move { api.handle(request).await }
         }));
-        Ok(Servers { api_url, invoke_url, invoke_api, tasks })
+        let websocket = websocket.and_then(|(listener, base)| {
+            // One WebSocket API per stack is served (the template has one).
+            let api = session.template.websocket_apis().first()?.clone();
+            let url = format!("{}/{}", base.replacen("http://", "ws://", 1), api.stage);
+            let server = Arc::new(WebSocketServer::new(api, functions.clone()));
+            tasks.spawn(server.clone().serve(listener));
+            Some((url, server))
+        });
+        Ok(Servers { api_url, invoke_url, invoke_api, websocket, tasks })
     }
 
     /// Stops both servers, then the asynchronous invocations still running.

@@ -34,16 +34,22 @@ pub(super) fn check_binaries(template: &Template, dir: &Path) -> Result<BTreeMap
     }
 }
 
-/// Every function of the template, with the environment Lambda would give it.
+/// Every function of the template, with the environment Lambda would give it; URLs of
+/// the WebSocket API point at `websocket_url`, the local server (`http://HOST:PORT`).
 pub(super) fn functions(
     session: &Session<'_>,
     stack: &Stack,
     logs: &Path,
+    websocket_url: Option<&str>,
 ) -> Result<BTreeMap<String, Arc<Function>>, RunError> {
     let (options, template) = (session.options, &session.template);
     let mut functions = BTreeMap::new();
     for spec in template.functions() {
         let mut env = stack.function_env(template, &spec.logical_id, &options.parameter_overrides)?;
+        if let Some(local) = websocket_url {
+            let (apis, region) = (template.websocket_apis(), stack.region());
+            env.values_mut().for_each(|v| *v = crate::websocket_api::local_urls(v, apis, &region, local));
+        }
         env.extend(session.aws_env.clone());
         env.extend(lambda_env(template, &spec.logical_id, spec.memory_mb, &options.bin_dir));
         let launch = Launch {

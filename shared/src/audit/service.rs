@@ -172,32 +172,13 @@ async fn backoff(attempt: u32) {
 /// item failures, so nothing overtakes it.
 #[tracing::instrument(skip_all, fields(messages = event.records.len()))]
 pub async fn append_messages(app: &App, event: &SqsEvent) -> Result<SqsBatchResponse, AppError> {
-    let mut groups: Vec<(String, Vec<&SqsMessage>)> = Vec::new();
-    for message in &event.records {
-        let group = message
-            .attributes
-            .get("MessageGroupId")
-            .cloned()
-            .or_else(|| envelope(message).ok().map(|(tenant, _)| tenant.to_string()))
-            .or_else(|| message.message_id.clone())
-            .unwrap_or_default();
-        match groups.iter_mut().find(|(g, _)| *g == group) {
-            Some((_, messages)) => messages.push(message),
-            None => groups.push((group, vec![message])),
-        }
-    }
+    let groups = crate::outbox::message_groups(&event.records, |message| {
+        envelope(message).ok().map(|(tenant, _)| tenant.to_string())
+    });
     let results =
         futures::future::join_all(groups.iter().map(|(group, messages)| append_group(app, group, messages)))
             .await;
-    let mut response = SqsBatchResponse::default();
-    for failed in results.into_iter().flatten() {
-        let id = failed
-            .message_id
-            .clone()
-            .ok_or_else(|| AppError::Internal("a failed message has no message id".into()))?;
-        response.add_failure(id);
-    }
-    Ok(response)
+    crate::outbox::batch_failures(results.into_iter().flatten())
 }
 
 /// The messages of the group that failed.

@@ -9,6 +9,10 @@
 //!   sequence number from a conditional increment on the conversation, in the
 //!   same transaction as the message and its event), list by sequence
 //!   number, edit, delete (tombstone), mark read.
+//! - [`realtime`]: the WebSocket API's routes (connect, send, disconnect).
+//! - [`delivery`]: the fan-out of chat events to the participants' live
+//!   connections (the deliver function).
+//! - [`presence`]: participants online, from their live connections.
 //!
 //! Who may do what: only participants read or post; anyone else gets 404,
 //! the answer for an unknown conversation. Conversation admins (a group's
@@ -21,7 +25,9 @@
 //! a message's text.
 
 pub mod conversations;
+pub mod delivery;
 pub mod messages;
+pub mod presence;
 pub mod realtime;
 
 use crate::auth::Authenticated;

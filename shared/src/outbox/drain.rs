@@ -2,7 +2,10 @@
 //!
 //! - stream: a batch of DynamoDB stream records (template.yaml filters them to
 //!   INSERTs of `kind = outbox`; anything else is skipped here too). Each outbox
-//!   event is published, then the published items are marked, 25 to a
+//!   event is published to every queue its type is routed to
+//!   ([`super::routes`]: the events queue, and for the chat events a
+//!   conversation's participants see live the delivery queue too), then the
+//!   items every queue accepted are marked, 25 to a
 //!   BatchWriteItem (four DynamoDB calls for a batch of 100). Records that
 //!   could not be published or marked are reported by sequence number
 //!   (`batchItemFailures`) so Lambda retries them.
@@ -14,6 +17,7 @@
 
 use super::OutboxEvent;
 use super::publish::{self, Message};
+use super::routes::{self, Destination};
 use crate::app::App;
 use crate::clock::rfc3339;
 use crate::error::AppError;
@@ -83,11 +87,13 @@ pub struct SweepReport {
     pub more: bool,
 }
 
-fn queue_url(app: &App) -> Result<&str, AppError> {
-    app.config
-        .events_queue_url
-        .as_deref()
-        .ok_or(AppError::Config(crate::config::ConfigError::Missing("EVENTS_QUEUE_URL")))
+/// Every destination's queue is configured (else the invocation fails, and
+/// nothing is published half-way).
+fn check_queues(app: &App) -> Result<(), AppError> {
+    for destination in Destination::ALL {
+        destination.queue_url(&app.config)?;
+    }
+    Ok(())
 }
 
 /// Publishes the outbox events of a stream batch; the failed records' sequence
@@ -95,7 +101,7 @@ fn queue_url(app: &App) -> Result<&str, AppError> {
 /// sequence number fails the whole invocation (Lambda then retries the batch).
 #[tracing::instrument(skip_all, fields(records = event.records.len()))]
 pub async fn drain_stream(app: &App, event: &dynamodb::Event) -> Result<DynamoDbEventResponse, AppError> {
-    let queue_url = queue_url(app)?;
+    check_queues(app)?;
     let mut failed_records: Vec<Option<String>> = Vec::new();
     // Sequence numbers of the records carrying each event (a batch may carry
     // one record twice after a retry).
@@ -121,7 +127,7 @@ pub async fn drain_stream(app: &App, event: &dynamodb::Event) -> Result<DynamoDb
             }
         }
     }
-    let failed_events = publish_and_mark(app, queue_url, events).await;
+    let failed_events = publish_and_mark(app, events).await;
     for event_id in failed_events {
         failed_records.extend(records_of.remove(&event_id).unwrap_or_default());
     }
@@ -145,7 +151,7 @@ pub async fn drain_stream(app: &App, event: &dynamodb::Event) -> Result<DynamoDb
 /// Publishes pending items older than the grace period, oldest first per tenant.
 #[tracing::instrument(skip_all, fields(grace_seconds = request.grace_seconds))]
 pub async fn sweep(app: &App, request: &SweepRequest) -> Result<SweepReport, AppError> {
-    let queue_url = queue_url(app)?;
+    check_queues(app)?;
     let table = &app.config.table_name;
     let before = app.now() - time::Duration::seconds(request.grace_seconds.into());
     let max = usize::try_from(request.max_events).unwrap_or(usize::MAX);
@@ -176,7 +182,7 @@ pub async fn sweep(app: &App, request: &SweepRequest) -> Result<SweepReport, App
         }
     }
     report.found = events.len();
-    let failed = publish_and_mark(app, queue_url, events).await;
+    let failed = publish_and_mark(app, events).await;
     report.failed += failed.len();
     report.published = report.found - failed.len();
     if report.found > 0 {
@@ -185,33 +191,47 @@ pub async fn sweep(app: &App, request: &SweepRequest) -> Result<SweepReport, App
     Ok(report)
 }
 
-/// Publishes (per tenant in event-id order, which is creation order) and marks
-/// what was published. Returns the ids of the events that failed either step.
-async fn publish_and_mark(app: &App, queue_url: &str, mut events: Vec<OutboxEvent>) -> Vec<String> {
+/// Publishes each event to every queue it is routed to (per message group in
+/// event-id order, which is creation order) and marks what every one of them
+/// accepted. Returns the ids of the events that failed either step.
+async fn publish_and_mark(app: &App, mut events: Vec<OutboxEvent>) -> Vec<String> {
     if events.is_empty() {
         return Vec::new();
     }
     events.sort_by(|a, b| (&a.tenant_id, &a.event_id).cmp(&(&b.tenant_id, &b.event_id)));
-    let mut failed = Vec::new();
-    let mut messages = Vec::with_capacity(events.len());
-    for event in &events {
-        match Message::of(event) {
-            Ok(message) => messages.push(message),
+    let mut failed: HashSet<String> = HashSet::new();
+    for destination in Destination::ALL {
+        let queue_url = match destination.queue_url(&app.config) {
+            Ok(url) => url,
             Err(error) => {
-                tracing::error!(%error, event_id = %event.event_id, "could not encode event");
-                failed.push(event.event_id.clone());
+                // Checked before any publishing; kept unmarked all the same.
+                tracing::error!(%error, "queue not configured");
+                failed.extend(events.iter().map(|e| e.event_id.clone()));
+                continue;
+            }
+        };
+        let mut messages = Vec::new();
+        for event in events.iter().filter(|e| routes::destinations(&e.event_type).contains(&destination)) {
+            match Message::of(event, destination.group_id(event)) {
+                Ok(message) => messages.push(message),
+                Err(error) => {
+                    tracing::error!(%error, event_id = %event.event_id, "could not encode event");
+                    failed.insert(event.event_id.clone());
+                }
             }
         }
+        if messages.is_empty() {
+            continue;
+        }
+        let outcome = publish::publish(&app.clients.sqs, queue_url, messages).await;
+        failed.extend(outcome.failed);
     }
-    let outcome = publish::publish(&app.clients.sqs, queue_url, messages).await;
-    failed.extend(outcome.failed);
-    let published: HashSet<&str> = outcome.published.iter().map(String::as_str).collect();
-    let to_mark: Vec<&OutboxEvent> =
-        events.iter().filter(|e| published.contains(e.event_id.as_str())).collect();
+    let to_mark: Vec<&OutboxEvent> = events.iter().filter(|e| !failed.contains(&e.event_id)).collect();
     // Published but not marked: retried, so published again (deduplicated downstream).
     let unmarked =
         store::mark_published(&app.clients.dynamodb, &app.config.table_name, &to_mark, &rfc3339(app.now()))
             .await;
+    let mut failed: Vec<String> = failed.into_iter().collect();
     failed.extend(unmarked);
     failed
 }

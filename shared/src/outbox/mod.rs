@@ -4,11 +4,13 @@
 //! or personal data (ids only), and name their actor ([`OutboxEvent::by`]).
 //! The catalogue of event types and their payloads is `docs/EVENTS.md`.
 //!
+//! - [`routes`]: which queues an event goes to, and its message group on each
 //! - [`publish`]: the envelope as an SQS FIFO message, batched within the limits
 //! - [`drain`]: the outbox-drain service (stream records and the sweep)
 
 pub mod drain;
 pub mod publish;
+pub mod routes;
 
 use crate::auth::principal::Actor;
 use crate::clock::rfc3339;
@@ -17,6 +19,46 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 pub const SCHEMA_VERSION: u32 = 1;
+
+/// A FIFO batch's messages by message group (`MessageGroupId`, else
+/// `fallback`, else the message id), the groups and their messages in the
+/// batch's order.
+pub fn message_groups(
+    records: &[aws_lambda_events::event::sqs::SqsMessage],
+    fallback: impl Fn(&aws_lambda_events::event::sqs::SqsMessage) -> Option<String>,
+) -> Vec<(String, Vec<&aws_lambda_events::event::sqs::SqsMessage>)> {
+    let mut groups: Vec<(String, Vec<&aws_lambda_events::event::sqs::SqsMessage>)> = Vec::new();
+    for message in records {
+        let group = message
+            .attributes
+            .get("MessageGroupId")
+            .cloned()
+            .or_else(|| fallback(message))
+            .or_else(|| message.message_id.clone())
+            .unwrap_or_default();
+        match groups.iter_mut().find(|(g, _)| *g == group) {
+            Some((_, messages)) => messages.push(message),
+            None => groups.push((group, vec![message])),
+        }
+    }
+    groups
+}
+
+/// The answer of a queue consumer (`ReportBatchItemFailures`): the failed
+/// messages by message id, for SQS to deliver again.
+pub fn batch_failures<'a>(
+    failed: impl IntoIterator<Item = &'a aws_lambda_events::event::sqs::SqsMessage>,
+) -> Result<aws_lambda_events::event::sqs::SqsBatchResponse, crate::error::AppError> {
+    let mut response = aws_lambda_events::event::sqs::SqsBatchResponse::default();
+    for message in failed {
+        let id = message
+            .message_id
+            .clone()
+            .ok_or_else(|| crate::error::AppError::Internal("a failed message has no message id".into()))?;
+        response.add_failure(id);
+    }
+    Ok(response)
+}
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OutboxEvent {

@@ -1,13 +1,14 @@
-//! Publishing envelopes to the SQS FIFO events queue: `MessageGroupId` = tenant
-//! (per-tenant order), `MessageDeduplicationId` = event id, body = the envelope
+//! Publishing envelopes to an SQS FIFO queue: `MessageGroupId` = the event's
+//! group on that queue ([`super::routes`]: the tenant on the events queue, the
+//! conversation on the delivery queue), `MessageDeduplicationId` = event id, body = the envelope
 //! JSON, sent with `SendMessageBatch` in batches of at most 10 entries and
 //! 256 KiB in total (the per-message and per-batch limits; a larger envelope
 //! can never be sent and is reported as failed).
 //!
 //! Order: batches go out one after the other in the order given; once one
-//! event of a tenant fails, that tenant's later events are not sent in this
+//! event of a group fails, that group's later events are not sent in this
 //! call (they fail too), so a retry never puts a later event before an earlier
-//! one in the tenant's message group.
+//! one in the message group.
 
 use super::OutboxEvent;
 use crate::error::AppError;
@@ -23,17 +24,14 @@ pub const MAX_MESSAGE_BYTES: usize = MAX_BATCH_BYTES;
 #[derive(Debug, Clone)]
 pub struct Message {
     pub event_id: String,
-    pub tenant_id: String,
+    /// The FIFO message group.
+    pub group_id: String,
     pub body: String,
 }
 
 impl Message {
-    pub fn of(event: &OutboxEvent) -> Result<Self, AppError> {
-        Ok(Self {
-            event_id: event.event_id.clone(),
-            tenant_id: event.tenant_id.clone(),
-            body: event.to_message_body()?,
-        })
+    pub fn of(event: &OutboxEvent, group_id: String) -> Result<Self, AppError> {
+        Ok(Self { event_id: event.event_id.clone(), group_id, body: event.to_message_body()? })
     }
 }
 
@@ -74,16 +72,16 @@ pub fn batches(messages: Vec<Message>) -> (Vec<Vec<Message>>, Vec<Message>) {
 /// Transport and service errors are not returned: they fail the entries.
 pub async fn publish(sqs: &aws_sdk_sqs::Client, queue_url: &str, messages: Vec<Message>) -> Outcome {
     let mut outcome = Outcome::default();
-    let mut failed_tenants: HashSet<String> = HashSet::new();
+    let mut failed_groups: HashSet<String> = HashSet::new();
     let (batches, oversized) = batches(messages);
     for message in oversized {
-        tracing::error!(event_id = %message.event_id, bytes = message.body.len(), "event too large for the events queue");
-        failed_tenants.insert(message.tenant_id.clone());
+        tracing::error!(event_id = %message.event_id, bytes = message.body.len(), "event too large for a queue message");
+        failed_groups.insert(message.group_id.clone());
         outcome.failed.push(message.event_id);
     }
     for batch in batches {
         let (blocked, batch): (Vec<Message>, Vec<Message>) =
-            batch.into_iter().partition(|m| failed_tenants.contains(&m.tenant_id));
+            batch.into_iter().partition(|m| failed_groups.contains(&m.group_id));
         outcome.failed.extend(blocked.into_iter().map(|m| m.event_id));
         if batch.is_empty() {
             continue;
@@ -93,7 +91,7 @@ pub async fn publish(sqs: &aws_sdk_sqs::Client, queue_url: &str, messages: Vec<M
             if sent {
                 outcome.published.push(message.event_id);
             } else {
-                failed_tenants.insert(message.tenant_id);
+                failed_groups.insert(message.group_id);
                 outcome.failed.push(message.event_id);
             }
         }
@@ -110,7 +108,7 @@ async fn send_batch(sqs: &aws_sdk_sqs::Client, queue_url: &str, batch: &[Message
             SendMessageBatchRequestEntry::builder()
                 .id(format!("m{i}"))
                 .message_body(&m.body)
-                .message_group_id(&m.tenant_id)
+                .message_group_id(&m.group_id)
                 .message_deduplication_id(&m.event_id)
                 .build()
         })
@@ -129,7 +127,7 @@ async fn send_batch(sqs: &aws_sdk_sqs::Client, queue_url: &str, batch: &[Message
                     entry = failure.id(),
                     code = failure.code(),
                     sender_fault = failure.sender_fault(),
-                    "events queue refused an entry"
+                    "the queue refused an entry"
                 );
             }
             let ok: HashSet<&str> = output.successful().iter().map(|s| s.id()).collect();
@@ -137,7 +135,7 @@ async fn send_batch(sqs: &aws_sdk_sqs::Client, queue_url: &str, batch: &[Message
         }
         Err(error) => {
             let error = AppError::from_sdk("send message batch", error);
-            tracing::warn!(%error, entries = batch.len(), "events queue unavailable");
+            tracing::warn!(%error, entries = batch.len(), "queue unavailable");
             vec![false; batch.len()]
         }
     }
@@ -148,7 +146,7 @@ mod tests {
     use super::*;
 
     fn message(i: usize, size: usize) -> Message {
-        Message { event_id: format!("e{i}"), tenant_id: "acme".into(), body: "x".repeat(size) }
+        Message { event_id: format!("e{i}"), group_id: "acme".into(), body: "x".repeat(size) }
     }
 
     #[test]

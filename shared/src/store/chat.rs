@@ -422,6 +422,24 @@ pub async fn inbox_of(
     items.into_iter().map(decode_participant).collect()
 }
 
+/// The messages at `(conversation id, seq)` of one tenant, in that order
+/// (`None` where there is none): strongly consistent, one BatchGetItem per 100.
+pub async fn messages_at(
+    dynamodb: &aws_sdk_dynamodb::Client,
+    table: &str,
+    tenant: &str,
+    wanted: &[(String, u64)],
+) -> Result<Vec<Option<MessageRecord>>, AppError> {
+    let mut found = Vec::with_capacity(wanted.len());
+    for chunk in wanted.chunks(100) {
+        let keys = chunk.iter().map(|(conversation, seq)| message_key(tenant, conversation, *seq)).collect();
+        for item in super::get_many(dynamodb, table, keys).await? {
+            found.push(item.map(decode_message).transpose()?);
+        }
+    }
+    Ok(found)
+}
+
 /// Where a page of messages starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MessageRange {

@@ -89,3 +89,35 @@ pub async fn delete(
         .map_err(|e| AppError::from_sdk("forget connection", e))?;
     Ok(())
 }
+
+/// The ids of `user_id`'s live connections (recorded, not expired at `now`):
+/// one Query of their `gsi1` listing (all pages; an index read, so eventually
+/// consistent), ids only.
+pub async fn live_ids(
+    dynamodb: &aws_sdk_dynamodb::Client,
+    table: &str,
+    tenant: &str,
+    user_id: &str,
+    now: i64,
+) -> Result<Vec<String>, AppError> {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let items: Vec<super::Item> = dynamodb
+        .query()
+        .table_name(table)
+        .index_name("gsi1")
+        .key_condition_expression("gsi1pk = :user")
+        .filter_expression("expires_at > :now")
+        .projection_expression("connection_id")
+        .expression_attribute_values(":user", AttributeValue::S(user_connections(tenant, user_id)))
+        .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
+        .into_paginator()
+        .items()
+        .send()
+        .try_collect()
+        .await
+        .map_err(|e| AppError::from_sdk("list connections", e))?;
+    Ok(items
+        .into_iter()
+        .filter_map(|mut item| item.remove("connection_id").and_then(|v| v.as_s().ok().cloned()))
+        .collect())
+}

@@ -57,6 +57,8 @@ pub struct Config {
     pub erasures_table: Option<String>,
     pub events_queue_url: Option<String>,
     pub jobs_queue_url: Option<String>,
+    /// The bucket of conversation media (the media functions only).
+    pub media_bucket: Option<String>,
     pub token_issuer: String,
     pub token_audience: String,
     pub argon2: Argon2Cost,
@@ -141,6 +143,7 @@ impl Config {
             erasures_table: text("ERASURES_TABLE"),
             events_queue_url: text("EVENTS_QUEUE_URL"),
             jobs_queue_url: text("JOBS_QUEUE_URL"),
+            media_bucket: text("MEDIA_BUCKET"),
             token_issuer: text("TOKEN_ISSUER").unwrap_or_else(|| "caas".to_owned()),
             token_audience: text("TOKEN_AUDIENCE").unwrap_or_else(|| "caas-api".to_owned()),
             argon2: Argon2Cost {

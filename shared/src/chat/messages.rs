@@ -11,6 +11,12 @@
 //! `seq` they then read (a bounded number of times, then 503), so numbers
 //! are gapless and never shared. A retry with the same client message id
 //! is answered from its idempotency record: it never posts twice.
+//!
+//! **Attachments.** A post may name completed uploads of its author in the
+//! conversation (`attachments`): their media items are read in the same
+//! BatchGetItem and each is a condition of the same transaction (still
+//! ready), so attaching costs no round trip and a deletion racing the post
+//! cancels it (422).
 
 use super::conversations::{caller_checks, caller_refusal};
 use super::{MAX_BODY_CHARS, MessageView, conversation_id, event, not_found, require_person, text};
@@ -42,6 +48,9 @@ pub struct PostRequest {
     /// same id answers the first post, never a second message).
     pub client_message_id: String,
     pub body: String,
+    /// Completed uploads of the author in this conversation ([`super::media`]).
+    #[serde(default)]
+    pub attachments: Vec<String>,
 }
 
 /// `PATCH /v1/conversations/{id}/messages/{seq}`.
@@ -104,9 +113,13 @@ fn client_message_id(raw: &str) -> Result<String, AppError> {
     }
 }
 
-/// A post's client message id and text, checked (400 naming the field).
-pub fn checked(request: &PostRequest) -> Result<(String, String), AppError> {
-    Ok((client_message_id(&request.client_message_id)?, text("body", &request.body, MAX_BODY_CHARS)?))
+/// A post's client message id, text and attachments, checked (400 naming the field).
+pub fn checked(request: &PostRequest) -> Result<(String, String, Vec<String>), AppError> {
+    Ok((
+        client_message_id(&request.client_message_id)?,
+        text("body", &request.body, MAX_BODY_CHARS)?,
+        super::media::attachment_ids(&request.attachments)?,
+    ))
 }
 
 /// A sequence number from the path or a query (a message that cannot exist: 404).
@@ -135,17 +148,18 @@ pub async fn post(
     require_person(who)?;
     let conversation_id = conversation_id(raw_id)?;
     let request: PostRequest = crate::http::from_value(raw_body.clone())?;
-    let (client_id, body) = checked(&request)?;
+    let (client_id, body, attachments) = checked(&request)?;
     let idempotent = Idempotent::new(who, OPERATION, client_id.clone(), &conversation_id, &raw_body);
     let tenant = who.tenant.as_str();
     let table = &app.config.table_name;
     let limit = Counter::for_write(app, OPERATION, &who.principal);
     for attempt in 1..=POST_ATTEMPTS {
         let mut lost_race = false;
-        let keys = vec![
+        let mut keys = vec![
             store::conversation_key(tenant, &conversation_id),
             store::participant_key(tenant, &conversation_id, &who.principal.id),
         ];
+        keys.extend(super::media::attachment_keys(tenant, &conversation_id, &attachments));
         let result = execute(
             app,
             &idempotent,
@@ -155,6 +169,14 @@ pub async fn post(
                 let conversation = found.next().flatten().ok_or_else(not_found)?;
                 found.next().flatten().ok_or_else(not_found)?;
                 let conversation = store::decode_conversation(conversation)?;
+                let attachment_checks = super::media::attachment_checks(
+                    table,
+                    tenant,
+                    &conversation_id,
+                    &who.principal.id,
+                    &attachments,
+                    found.collect(),
+                )?;
                 let now = app.now();
                 let at = rfc3339(now);
                 let seq = conversation
@@ -173,6 +195,7 @@ pub async fn post(
                     edited_at: None,
                     deleted_at: None,
                     deleted_by: None,
+                    attachments: attachments.clone(),
                 };
                 let posted = event(
                     who,
@@ -185,6 +208,7 @@ pub async fn post(
                         "message_id": message.message_id,
                         "seq": seq,
                         "author_id": message.author_id,
+                        "attachments": message.attachments,
                     }),
                 );
                 let mut tx = Tx::new(table, &posted)?
@@ -192,7 +216,7 @@ pub async fn post(
                     .push(store::insert_message(table, &message)?)
                     .push(store::read_up_to(table, tenant, &conversation_id, &who.principal.id, seq, false)?)
                     .push(ratelimit::action(table, ChatLabel::RateLimit, &limit)?);
-                for check in caller_checks(table, who, false)? {
+                for check in caller_checks(table, who, false)?.into_iter().chain(attachment_checks) {
                     tx = tx.push(check);
                 }
                 let view = serde_json::to_value(MessageView::from(message))
@@ -208,6 +232,11 @@ pub async fn post(
                 }
                 if let Some(refused) = ratelimit::refused(error, ChatLabel::RateLimit, &limit, app.now()) {
                     return Some(refused);
+                }
+                if error.condition_failed(ChatLabel::Media).is_some() {
+                    return Some(AppError::Unprocessable(
+                        "attachments: an attachment is no longer a completed upload of yours".into(),
+                    ));
                 }
                 if error.condition_failed(ChatLabel::Conversation).is_some() {
                     lost_race = true;

@@ -5,6 +5,8 @@
 //! - [`conversations`]: create (direct: at most one per pair of users;
 //!   group: title, participants, conversation admins), get, list mine by last
 //!   activity with unread counts, add and remove participants, leave.
+//! - [`media`]: uploads with presigned URLs, completion (checked against
+//!   the declaration), download URLs, deletion; attachable to messages.
 //! - [`messages`]: post (idempotent by the client's message id; the next
 //!   sequence number from a conditional increment on the conversation, in the
 //!   same transaction as the message and its event), list by sequence
@@ -21,6 +23,7 @@
 //! a message's text.
 
 pub mod conversations;
+pub mod media;
 pub mod messages;
 pub mod realtime;
 
@@ -184,6 +187,9 @@ pub struct MessageView {
     pub deleted_at: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub deleted_by: Option<String>,
+    /// Media ids of the conversation (`GET .../media/{media_id}` for each).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<String>,
 }
 
 impl From<MessageRecord> for MessageView {
@@ -200,6 +206,7 @@ impl From<MessageRecord> for MessageView {
             edited_at: m.edited_at,
             deleted_at: m.deleted_at,
             deleted_by: m.deleted_by,
+            attachments: m.attachments,
         }
     }
 }

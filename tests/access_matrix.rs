@@ -283,14 +283,7 @@ async fn fixture_id(api: &Api<'_>, world: &World, fixture: Fixture) -> Option<St
             let requested = caas_tests::api::dispatch(&app, "RequestUploadFunction", request).await;
             let (status, ticket) = parts(&requested);
             assert_eq!(status, 201, "fixture upload: {ticket}");
-            let headers: Vec<(String, String)> = ticket["upload"]["headers"]
-                .as_object()
-                .unwrap()
-                .iter()
-                .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_owned()))
-                .collect();
-            let url = ticket["upload"]["url"].as_str().unwrap();
-            assert_eq!(plain_http("PUT", url, &headers, b"hello".to_vec()).await.0, 200, "fixture upload");
+            assert_eq!(send_presigned(&ticket["upload"], b"hello".to_vec()).await, 200, "fixture upload");
             format!("{conversation}/{}", ticket["media_id"].as_str().unwrap())
         }
         F::Conversation | F::Message => {

@@ -101,7 +101,7 @@ impl Media<'_> {
     async fn upload(&self, token: &str, id: &str, content_type: &str, declared: u64, bytes: &[u8]) -> String {
         let (status, ticket) = self.request(token, id, content_type, declared).await;
         assert_eq!(status, 201, "{ticket}");
-        let mut headers = headers_of(&ticket["upload"]);
+        let mut headers = presigned_headers(&ticket["upload"]);
         for (name, value) in &mut headers {
             if name == "content-length" {
                 *value = bytes.len().to_string();
@@ -112,15 +112,6 @@ impl Media<'_> {
         assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
         ticket["media_id"].as_str().unwrap().to_owned()
     }
-}
-
-fn headers_of(presigned: &Value) -> Vec<(String, String)> {
-    presigned["headers"]
-        .as_object()
-        .expect("headers")
-        .iter()
-        .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_owned()))
-        .collect()
 }
 
 /// The object's key in the bucket, if it is there (HeadObject by the test itself).
@@ -167,7 +158,7 @@ async fn an_upload_is_completed_downloaded_and_attached_with_real_presigned_urls
     for header in ["content-length", "content-type", "x-amz-tagging"] {
         assert!(signed.split(';').any(|h| h == header), "{header} is signed: {signed}");
     }
-    let headers = headers_of(&ticket["upload"]);
+    let headers = presigned_headers(&ticket["upload"]);
     assert!(headers.contains(&("content-type".into(), "image/png".into())), "{headers:?}");
     assert!(headers.contains(&("content-length".into(), bytes.len().to_string())), "{headers:?}");
 
@@ -207,7 +198,7 @@ async fn an_upload_is_completed_downloaded_and_attached_with_real_presigned_urls
     );
     let download = got["download"]["url"].as_str().expect("a download URL");
     let (status, response_headers, downloaded) =
-        plain_http("GET", download, &headers_of(&got["download"]), Vec::new()).await;
+        plain_http("GET", download, &presigned_headers(&got["download"]), Vec::new()).await;
     assert_eq!(status, 200);
     assert_eq!(downloaded, bytes, "the bytes uploaded");
     assert_eq!(response_headers.get("content-type").and_then(|v| v.to_str().ok()), Some("image/png"));
@@ -291,7 +282,7 @@ async fn an_upload_not_as_declared_is_refused_at_completion_and_deleted() {
     // Declared a PNG, sent as text.
     let (status, ticket) = media.request(&ada, &id, "image/png", 3).await;
     assert_eq!(status, 201);
-    let mut headers = headers_of(&ticket["upload"]);
+    let mut headers = presigned_headers(&ticket["upload"]);
     for (name, value) in &mut headers {
         if name == "content-type" {
             *value = "text/plain".into();

@@ -446,3 +446,22 @@ pub async fn plain_http(
     driver.abort();
     (parts.status.as_u16(), parts.headers, body)
 }
+
+/// The headers a presigned request (`{method, url, headers, expires_at}` as
+/// the media routes answer it) must be sent with.
+pub fn presigned_headers(presigned: &serde_json::Value) -> Vec<(String, String)> {
+    presigned["headers"]
+        .as_object()
+        .expect("a presigned request's headers")
+        .iter()
+        .map(|(name, value)| (name.clone(), value.as_str().expect("a header value").to_owned()))
+        .collect()
+}
+
+/// Sends `body` with a presigned request as a browser would: its method,
+/// URL and headers. Answers the status.
+pub async fn send_presigned(presigned: &serde_json::Value, body: Vec<u8>) -> u16 {
+    let method = presigned["method"].as_str().expect("a method");
+    let url = presigned["url"].as_str().expect("a URL");
+    plain_http(method, url, &presigned_headers(presigned), body).await.0
+}

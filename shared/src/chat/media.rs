@@ -35,7 +35,7 @@ use crate::clock::rfc3339;
 use crate::error::AppError;
 use crate::http::RequestContext;
 use crate::ratelimit::{self, Counter};
-use crate::store::chat::{self as chat_store, ParticipantRole};
+use crate::store::chat as chat_store;
 use crate::store::labels::ChatLabel;
 use crate::store::media::{self as store, MediaRecord, MediaStatus};
 use crate::store::tx::Tx;
@@ -280,24 +280,38 @@ fn presigned(
     })
 }
 
-/// The media item and the caller's participant item (one consistent
-/// BatchGetItem); 404 unless the caller is a participant.
-async fn read(
-    app: &App,
+/// A media route's target, read: the ids from the path, the media item and
+/// the caller's participant item (one consistent BatchGetItem), and the S3
+/// client with the bucket.
+struct Opened<'a> {
+    conversation_id: String,
+    media_id: String,
+    media: Option<MediaRecord>,
+    participant: Option<chat_store::ParticipantRecord>,
+    client: &'a aws_sdk_s3::Client,
+    bucket: &'a str,
+}
+
+async fn open<'a>(
+    app: &'a App,
     who: &Authenticated,
-    conversation_id: &str,
-    media_id: &str,
-) -> Result<(Option<MediaRecord>, Option<chat_store::ParticipantRecord>), AppError> {
+    raw_id: &str,
+    raw_media_id: &str,
+) -> Result<Opened<'a>, AppError> {
+    require_person(who)?;
+    let conversation_id = conversation_id(raw_id)?;
+    let media_id = media_id(raw_media_id)?;
+    let (client, bucket) = s3(app)?;
     let tenant = who.tenant.as_str();
     let keys = vec![
-        store::media_key(tenant, conversation_id, media_id),
-        chat_store::participant_key(tenant, conversation_id, &who.principal.id),
+        store::media_key(tenant, &conversation_id, &media_id),
+        chat_store::participant_key(tenant, &conversation_id, &who.principal.id),
     ];
     let mut found =
         crate::store::get_many(&app.clients.dynamodb, &app.config.table_name, keys).await?.into_iter();
     let media = found.next().flatten().map(store::decode_media).transpose()?;
     let participant = found.next().flatten().map(chat_store::decode_participant).transpose()?;
-    Ok((media, participant))
+    Ok(Opened { conversation_id, media_id, media, participant, client, bucket })
 }
 
 /// A media item that is there for its participants: not deleted, and not a
@@ -397,14 +411,11 @@ pub async fn complete(
     raw_id: &str,
     raw_media_id: &str,
 ) -> Result<MediaView, AppError> {
-    require_person(who)?;
-    let conversation_id = conversation_id(raw_id)?;
-    let media_id = media_id(raw_media_id)?;
-    let (client, bucket) = s3(app)?;
+    let Opened { conversation_id, media_id, media, participant, client, bucket } =
+        open(app, who, raw_id, raw_media_id).await?;
     let tenant = who.tenant.as_str();
     let table = &app.config.table_name;
     let me = &who.principal.id;
-    let (media, participant) = read(app, who, &conversation_id, &media_id).await?;
     participant.ok_or_else(not_found)?;
     let mut media = live(media, app.now().unix_timestamp())?;
     if media.uploader_id != *me {
@@ -504,11 +515,7 @@ pub async fn get(
     raw_id: &str,
     raw_media_id: &str,
 ) -> Result<MediaWithDownload, AppError> {
-    require_person(who)?;
-    let conversation_id = conversation_id(raw_id)?;
-    let media_id = media_id(raw_media_id)?;
-    let (client, bucket) = s3(app)?;
-    let (media, participant) = read(app, who, &conversation_id, &media_id).await?;
+    let Opened { media, participant, client, bucket, .. } = open(app, who, raw_id, raw_media_id).await?;
     participant.ok_or_else(not_found)?;
     let media = live(media, app.now().unix_timestamp())?;
     let download = if media.status == MediaStatus::Ready {
@@ -536,22 +543,21 @@ pub async fn delete(
     raw_id: &str,
     raw_media_id: &str,
 ) -> Result<(), AppError> {
-    require_person(who)?;
-    let conversation_id = conversation_id(raw_id)?;
-    let media_id = media_id(raw_media_id)?;
-    let (client, bucket) = s3(app)?;
+    let Opened { conversation_id, media_id, media, participant, client, bucket } =
+        open(app, who, raw_id, raw_media_id).await?;
     let tenant = who.tenant.as_str();
     let table = &app.config.table_name;
     let me = &who.principal.id;
-    let (media, participant) = read(app, who, &conversation_id, &media_id).await?;
-    let tenant_admin = who.principal.can_manage_users();
-    if participant.is_none() && !tenant_admin {
+    if participant.is_none() && !who.principal.can_manage_users() {
         return Err(not_found());
     }
     let media = media.ok_or_else(media_not_found)?;
-    let uploader = media.uploader_id == *me;
-    let conversation_admin = participant.as_ref().is_some_and(|p| p.role == ParticipantRole::Admin);
     if media.status != MediaStatus::Deleted {
+        let deleter = super::Deleter::of(who, &media.uploader_id, participant.as_ref()).ok_or_else(|| {
+            AppError::forbidden(
+                "only its uploader, the conversation's admins and the tenant's owners and admins delete media",
+            )
+        })?;
         let now = app.now();
         let at = rfc3339(now);
         let expires = now.unix_timestamp() + TOMBSTONE_SECONDS;
@@ -563,35 +569,17 @@ pub async fn delete(
             now,
             json!({ "conversation_id": conversation_id, "media_id": media_id, "uploader_id": media.uploader_id }),
         );
-        let mut tx = Tx::new(table, &deleted)?;
-        let checks = if uploader {
-            tx = tx
-                .push(store::mark_deleted(
-                    table,
-                    tenant,
-                    &conversation_id,
-                    &media_id,
-                    Some(me),
-                    &at,
-                    expires,
-                )?)
-                .push(chat_store::require_participant(table, tenant, &conversation_id, me, false)?);
-            caller_checks(table, who, false)?
-        } else if conversation_admin {
-            tx = tx
-                .push(store::mark_deleted(table, tenant, &conversation_id, &media_id, None, &at, expires)?)
-                .push(chat_store::require_participant(table, tenant, &conversation_id, me, true)?);
-            caller_checks(table, who, false)?
-        } else if tenant_admin {
-            tx =
-                tx.push(store::mark_deleted(table, tenant, &conversation_id, &media_id, None, &at, expires)?);
-            caller_checks(table, who, true)?
-        } else {
-            return Err(AppError::forbidden(
-                "only its uploader, the conversation's admins and the tenant's owners and admins delete media",
-            ));
-        };
-        for check in checks {
+        let owner = deleter.owner(me);
+        let mut tx = Tx::new(table, &deleted)?.push(store::mark_deleted(
+            table,
+            tenant,
+            &conversation_id,
+            &media_id,
+            owner,
+            &at,
+            expires,
+        )?);
+        for check in deleter.checks(table, who, &conversation_id)? {
             tx = tx.push(check);
         }
         tx.commit(&app.clients.dynamodb).await.or_else(|error| {

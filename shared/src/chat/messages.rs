@@ -27,7 +27,7 @@ use crate::error::AppError;
 use crate::http::RequestContext;
 use crate::idempotency::{Idempotent, Outcome, Prepared, execute};
 use crate::ratelimit::{self, Counter};
-use crate::store::chat::{self as store, MessageRange, MessageRecord, ParticipantRole};
+use crate::store::chat::{self as store, MessageRange, MessageRecord};
 use crate::store::labels::ChatLabel;
 use crate::store::tx::Tx;
 use rand::RngExt;
@@ -408,8 +408,11 @@ pub async fn delete(
     if message.deleted_at.is_some() {
         return Ok(());
     }
-    let author = message.author_id == *me;
-    let conversation_admin = participant.as_ref().is_some_and(|p| p.role == ParticipantRole::Admin);
+    let deleter = super::Deleter::of(who, &message.author_id, participant.as_ref()).ok_or_else(|| {
+        AppError::forbidden(
+            "only its author, the conversation's admins and the tenant's owners and admins delete a message",
+        )
+    })?;
     let now = app.now();
     let deleted = event(
         who,
@@ -420,30 +423,17 @@ pub async fn delete(
         json!({ "conversation_id": conversation_id, "seq": seq, "author_id": message.author_id }),
     );
     let at = rfc3339(now);
-    let mut tx = Tx::new(table, &deleted)?;
-    if author {
-        tx = tx
-            .push(store::tombstone_message(table, tenant, &conversation_id, seq, Some(me), me, &at)?)
-            .push(store::require_participant(table, tenant, &conversation_id, me, false)?);
-        for check in caller_checks(table, who, false)? {
-            tx = tx.push(check);
-        }
-    } else if conversation_admin {
-        tx = tx
-            .push(store::tombstone_message(table, tenant, &conversation_id, seq, None, me, &at)?)
-            .push(store::require_participant(table, tenant, &conversation_id, me, true)?);
-        for check in caller_checks(table, who, false)? {
-            tx = tx.push(check);
-        }
-    } else if tenant_admin {
-        tx = tx.push(store::tombstone_message(table, tenant, &conversation_id, seq, None, me, &at)?);
-        for check in caller_checks(table, who, true)? {
-            tx = tx.push(check);
-        }
-    } else {
-        return Err(AppError::forbidden(
-            "only its author, the conversation's admins and the tenant's owners and admins delete a message",
-        ));
+    let mut tx = Tx::new(table, &deleted)?.push(store::tombstone_message(
+        table,
+        tenant,
+        &conversation_id,
+        seq,
+        deleter.owner(me),
+        me,
+        &at,
+    )?);
+    for check in deleter.checks(table, who, &conversation_id)? {
+        tx = tx.push(check);
     }
     tx.commit(&app.clients.dynamodb).await.or_else(|error| {
         if error.failed(ChatLabel::Caller).is_some() {

@@ -109,6 +109,66 @@ fn event(
     .by(&who.principal.actor())
 }
 
+/// Who deletes something of a conversation (a message, media): its own
+/// author or uploader, one of the conversation's admins, or an owner or
+/// admin of the tenant (moderation: they need not be participants).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Deleter {
+    Owner,
+    ConversationAdmin,
+    TenantAdmin,
+}
+
+impl Deleter {
+    /// The caller's right to delete what `owner_id` wrote or uploaded, from
+    /// their participant item read with it; `None`: no right (403).
+    fn of(who: &Authenticated, owner_id: &str, participant: Option<&ParticipantRecord>) -> Option<Self> {
+        if owner_id == who.principal.id {
+            Some(Self::Owner)
+        } else if participant.is_some_and(|p| p.role == crate::store::chat::ParticipantRole::Admin) {
+            Some(Self::ConversationAdmin)
+        } else if who.principal.can_manage_users() {
+            Some(Self::TenantAdmin)
+        } else {
+            None
+        }
+    }
+
+    /// The owner the deleted item must still name (its owner deleting it).
+    fn owner(self, me: &str) -> Option<&str> {
+        (self == Self::Owner).then_some(me)
+    }
+
+    /// This right, re-checked by the deletion's own transaction: the caller
+    /// still a participant (an admin of the conversation), or still an
+    /// owner or admin of the tenant; the tenant active.
+    fn checks(
+        self,
+        table: &str,
+        who: &Authenticated,
+        conversation_id: &str,
+    ) -> Result<Vec<crate::store::Action<crate::store::labels::ChatLabel>>, AppError> {
+        let tenant = who.tenant.as_str();
+        let me = &who.principal.id;
+        let mut checks = Vec::new();
+        match self {
+            Self::Owner | Self::ConversationAdmin => {
+                let admin = self == Self::ConversationAdmin;
+                checks.push(crate::store::chat::require_participant(
+                    table,
+                    tenant,
+                    conversation_id,
+                    me,
+                    admin,
+                )?);
+                checks.extend(conversations::caller_checks(table, who, false)?);
+            }
+            Self::TenantAdmin => checks.extend(conversations::caller_checks(table, who, true)?),
+        }
+        Ok(checks)
+    }
+}
+
 /// A conversation as its participants see it.
 #[derive(Debug, Clone, Serialize)]
 pub struct ConversationView {

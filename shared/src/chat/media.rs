@@ -27,7 +27,7 @@
 //! conversation. Events name the media, the conversation and the uploader,
 //! never a file name or content.
 
-use super::conversations::{caller_checks, caller_refusal};
+use super::conversations::{caller_checks, participant_refusal};
 use super::{conversation_id, event, not_found, require_person};
 use crate::app::App;
 use crate::auth::Authenticated;
@@ -258,6 +258,18 @@ where
     AppError::from_sdk(context, error)
 }
 
+/// Deletes an object (S3 answers a missing one as deleted).
+async fn delete_object(client: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Result<(), AppError> {
+    client
+        .delete_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .map_err(|e| s3_error("delete media object", e))?;
+    Ok(())
+}
+
 fn presigning(app: &App, seconds: u64) -> Result<aws_sdk_s3::presigning::PresigningConfig, AppError> {
     aws_sdk_s3::presigning::PresigningConfig::builder()
         .start_time(app.now().into())
@@ -377,10 +389,7 @@ pub async fn request_upload(
         tx = tx.push(check);
     }
     tx.commit(&app.clients.dynamodb).await.map_err(|error| {
-        if error.failed(ChatLabel::Caller).is_some() {
-            return not_found();
-        }
-        if let Some(refusal) = caller_refusal(&error) {
+        if let Some(refusal) = participant_refusal(&error) {
             return refusal;
         }
         if let Some(refused) = ratelimit::refused(&error, ChatLabel::RateLimit, &limit, app.now()) {
@@ -433,13 +442,7 @@ pub async fn complete(
         let length = head.content_length().and_then(|l| u64::try_from(l).ok());
         let stored_type = head.content_type().map(|t| t.trim().to_ascii_lowercase());
         if length != Some(media.size) || stored_type.as_deref() != Some(media.content_type.as_str()) {
-            client
-                .delete_object()
-                .bucket(bucket)
-                .key(&media.object_key)
-                .send()
-                .await
-                .map_err(|e| s3_error("delete mismatched upload", e))?;
+            delete_object(client, bucket, &media.object_key).await?;
             tracing::info!(tenant, %conversation_id, %media_id, "upload refused: not as declared");
             return Err(AppError::Unprocessable(
                 "the upload's size or content type is not what was declared; it was deleted (upload again)"
@@ -481,10 +484,7 @@ pub async fn complete(
         tx = tx.push(check);
     }
     if let Err(error) = tx.commit(&app.clients.dynamodb).await {
-        if error.failed(ChatLabel::Caller).is_some() {
-            return Err(not_found());
-        }
-        if let Some(refusal) = caller_refusal(&error) {
+        if let Some(refusal) = participant_refusal(&error) {
             return Err(refusal);
         }
         return match error.condition_failed(ChatLabel::Media).map(|f| f.item.clone()) {
@@ -583,10 +583,7 @@ pub async fn delete(
             tx = tx.push(check);
         }
         tx.commit(&app.clients.dynamodb).await.or_else(|error| {
-            if error.failed(ChatLabel::Caller).is_some() {
-                return Err(not_found());
-            }
-            if let Some(refusal) = caller_refusal(&error) {
+            if let Some(refusal) = participant_refusal(&error) {
                 return Err(refusal);
             }
             match error.condition_failed(ChatLabel::Media).map(|f| f.item.clone()) {
@@ -598,13 +595,7 @@ pub async fn delete(
             }
         })?;
     }
-    client
-        .delete_object()
-        .bucket(bucket)
-        .key(&media.object_key)
-        .send()
-        .await
-        .map_err(|e| s3_error("delete media object", e))?;
+    delete_object(client, bucket, &media.object_key).await?;
     tracing::info!(tenant, %conversation_id, %media_id, "media deleted");
     Ok(())
 }

@@ -18,7 +18,7 @@
 //! ready), so attaching costs no round trip and a deletion racing the post
 //! cancels it (422).
 
-use super::conversations::{caller_checks, caller_refusal};
+use super::conversations::{caller_checks, participant_refusal};
 use super::{MAX_BODY_CHARS, MessageView, conversation_id, event, not_found, require_person, text};
 use crate::app::App;
 use crate::auth::Authenticated;
@@ -224,10 +224,7 @@ pub async fn post(
                 Ok(Prepared { tx, status: 201, body: view })
             },
             |error| {
-                if error.failed(ChatLabel::Caller).is_some() {
-                    return Some(not_found());
-                }
-                if let Some(refusal) = caller_refusal(error) {
+                if let Some(refusal) = participant_refusal(error) {
                     return Some(refusal);
                 }
                 if let Some(refused) = ratelimit::refused(error, ChatLabel::RateLimit, &limit, app.now()) {
@@ -353,10 +350,7 @@ pub async fn edit(
         tx = tx.push(check);
     }
     tx.commit(&app.clients.dynamodb).await.map_err(|error| {
-        if error.failed(ChatLabel::Caller).is_some() {
-            return not_found();
-        }
-        if let Some(refusal) = caller_refusal(&error) {
+        if let Some(refusal) = participant_refusal(&error) {
             return refusal;
         }
         match error.condition_failed(ChatLabel::Message).map(|f| f.item.clone()) {
@@ -436,10 +430,7 @@ pub async fn delete(
         tx = tx.push(check);
     }
     tx.commit(&app.clients.dynamodb).await.or_else(|error| {
-        if error.failed(ChatLabel::Caller).is_some() {
-            return Err(not_found());
-        }
-        if let Some(refusal) = caller_refusal(&error) {
+        if let Some(refusal) = participant_refusal(&error) {
             return Err(refusal);
         }
         match error.condition_failed(ChatLabel::Message).map(|f| f.item.clone()) {

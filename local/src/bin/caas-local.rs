@@ -12,7 +12,7 @@ const USAGE: &str = "\
 usage: caas-local [options]
 
 Runs template.yaml locally: the AWS emulator (unless AWS_ENDPOINT_URL is set), the
-template's tables, keys and queues, every function as its compiled binary, the HTTP API,
+template's tables, keys, queues and buckets, every function as its compiled binary, the HTTP API,
 the Lambda Invoke API, and the stream, queue and schedule triggers. Ctrl-C stops it all.
 
 options:

@@ -161,6 +161,10 @@ async fn an_upload_is_completed_downloaded_and_attached_with_real_presigned_urls
     let headers = presigned_headers(&ticket["upload"]);
     assert!(headers.contains(&("content-type".into(), "image/png".into())), "{headers:?}");
     assert!(headers.contains(&("content-length".into(), bytes.len().to_string())), "{headers:?}");
+    assert!(
+        headers.iter().all(|(name, _)| signed.split(';').any(|h| h == name)),
+        "signed ones only: {headers:?}"
+    );
 
     // Not attachable before completion.
     assert_eq!(media.post(&ada, &id, &[&media_id]).await.0, 422);

@@ -284,10 +284,25 @@ fn presigned(
     seconds: u64,
 ) -> Result<PresignedUrl, AppError> {
     let expires = app.now() + time::Duration::seconds(i64::try_from(seconds).unwrap_or(i64::MAX));
+    // The headers the signature covers (the URL's X-Amz-SignedHeaders); no
+    // other header the SDK added (a trace id) is the client's business.
+    let signed: Vec<String> = request
+        .uri()
+        .split_once('?')
+        .map(|(_, query)| form_urlencoded::parse(query.as_bytes()))
+        .into_iter()
+        .flatten()
+        .filter(|(name, _)| name == "X-Amz-SignedHeaders")
+        .flat_map(|(_, list)| list.split(';').map(str::to_owned).collect::<Vec<_>>())
+        .collect();
     Ok(PresignedUrl {
         method: request.method().to_owned(),
         url: request.uri().to_owned(),
-        headers: request.headers().map(|(k, v)| (k.to_owned(), v.to_owned())).collect(),
+        headers: request
+            .headers()
+            .filter(|(name, _)| signed.iter().any(|s| s.eq_ignore_ascii_case(name)))
+            .map(|(k, v)| (k.to_ascii_lowercase(), v.to_owned()))
+            .collect(),
         expires_at: rfc3339(expires),
     })
 }

@@ -67,6 +67,8 @@ enum Fixture {
     Conversation,
     /// The same, with a message of `own` at sequence number 1.
     Message,
+    /// The same, with an upload of `own` (uploaded, not completed): `{media_id}`.
+    Media,
     /// An id no resource has.
     Unknown,
 }
@@ -83,7 +85,7 @@ enum Expect {
 /// `{{OWN_ACCOUNT}}`, `{{PEER_ACCOUNT}}`, `{{OWN_USER_ID}}`, `{{OWN_EMAIL}}`,
 /// `{{EXTRA_USER_ID}}` (a member who is none of the columns), `{{N}}` filled
 /// in), and the expected statuses. A path's `{user_id}` is `peer`'s id, its
-/// `{seq}` 1.
+/// `{seq}` 1, its `{media_id}` the fixture's upload.
 struct Row {
     route: &'static str,
     fixture: Fixture,
@@ -168,6 +170,12 @@ const ROWS: &[Row] = &[
                                                                                           [401, 204, 403, 404, 404, 404, 404, 403, 403, 404]),
     row("DELETE /v1/conversations/{id}/messages/{seq}", F::Message, None,                 [401, 204, 403, 404, 204, 204, 404, 403, 403, 404]),
     row("POST /v1/conversations/{id}/read", F::Message, Some(r#"{"seq": 1}"#),            [401, 200, 200, 404, 404, 404, 404, 403, 403, 404]),
+    // Media: `own` uploaded it; `peer` sees it; tenant owners and admins delete it (moderation).
+    row("POST /v1/conversations/{id}/media", F::Conversation, Some(r#"{"content_type": "image/png", "size": 10}"#),
+                                                                                          [401, 201, 201, 404, 404, 404, 404, 403, 403, 404]),
+    row("POST /v1/conversations/{id}/media/{media_id}/complete", F::Media, None,          [401, 200, 403, 404, 404, 404, 404, 403, 403, 404]),
+    row("GET /v1/conversations/{id}/media/{media_id}", F::Media, None,                    [401, 200, 200, 404, 404, 404, 404, 403, 403, 404]),
+    row("DELETE /v1/conversations/{id}/media/{media_id}", F::Media, None,                 [401, 204, 403, 404, 204, 204, 404, 403, 403, 404]),
     public("POST /v1/users", Some(REGISTER), 201),
     public("POST /v1/auth/login", Some(LOGIN), 200),
     public("POST /v1/auth/refresh", Some(UNKNOWN_REFRESH), 401),
@@ -262,6 +270,23 @@ async fn fixture_id(api: &Api<'_>, world: &World, fixture: Fixture) -> Option<St
             assert_eq!(status, 201, "fixture client: {body}");
             body["client_id"].as_str().unwrap().to_owned()
         }
+        F::Media => {
+            let conversation = Box::pin(fixture_id(api, world, F::Conversation)).await?;
+            let body = serde_json::json!({"content_type": "text/plain", "size": 5});
+            // Every cell makes one: beyond one principal's upload limit in a window.
+            let app = api.stack.app_with("RequestUploadFunction", &[("RATE_LIMIT_UPLOADS", "1000/3600")]);
+            let bearer = format!("Bearer {own}");
+            let headers = [("authorization", bearer.as_str()), ("content-type", "application/json")];
+            let params = [("id", conversation.as_str())];
+            let body = body.to_string();
+            let request =
+                api_event("POST", "/v1/conversations/{id}/media", &params, &[], &headers, Some(&body));
+            let requested = caas_tests::api::dispatch(&app, "RequestUploadFunction", request).await;
+            let (status, ticket) = parts(&requested);
+            assert_eq!(status, 201, "fixture upload: {ticket}");
+            assert_eq!(send_presigned(&ticket["upload"], b"hello".to_vec()).await, 200, "fixture upload");
+            format!("{conversation}/{}", ticket["media_id"].as_str().unwrap())
+        }
         F::Conversation | F::Message => {
             let body = serde_json::json!({"type": "group", "title": "fixture", "participants": [values["PEER_USER_ID"]]});
             let created =
@@ -299,7 +324,15 @@ async fn fixture_id(api: &Api<'_>, world: &World, fixture: Fixture) -> Option<St
 async fn call(api: &Api<'_>, world: &World, function: &str, row: &Row, who: Who, n: usize) -> Response<Body> {
     let (method, path) = row.route.split_once(' ').expect("METHOD /path");
     let id = fixture_id(api, world, row.fixture).await;
+    // A media fixture is `<conversation id>/<media id>`.
+    let (id, media_id) = match id.as_deref().and_then(|id| id.split_once('/')) {
+        Some((conversation, media)) => (Some(conversation.to_owned()), Some(media.to_owned())),
+        None => (id, None),
+    };
     let mut params: Vec<(&str, &str)> = id.as_deref().map(|id| vec![("id", id)]).unwrap_or_default();
+    if let Some(media_id) = media_id.as_deref() {
+        params.push(("media_id", media_id));
+    }
     if path.contains("{user_id}") {
         params.push(("user_id", world.values["PEER_USER_ID"].as_str()));
     }

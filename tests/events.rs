@@ -100,6 +100,11 @@ const API_EVENTS: &[(&str, &str, u16)] = &[
     ("list-messages.json", "ListMessagesFunction", 200),
     ("edit-message.json", "EditMessageFunction", 204),
     ("mark-read.json", "MarkReadFunction", 200),
+    // ada uploads 68 bytes to the presigned URL between the request and the completion.
+    ("request-upload.json", "RequestUploadFunction", 201),
+    ("complete-upload.json", "CompleteUploadFunction", 200),
+    ("get-media.json", "GetMediaFunction", 200),
+    ("delete-media.json", "DeleteMediaFunction", 204),
     ("list-conversations.json", "ListConversationsFunction", 200),
     ("add-participants.json", "AddParticipantsFunction", 200),
     ("remove-participant.json", "RemoveParticipantFunction", 204),
@@ -254,6 +259,10 @@ async fn every_api_sample_gives_its_documented_status() {
                 values.insert("PEER_USER_ID", claims_of(&bea)["sub"].as_str().unwrap().to_owned());
                 values.insert("THIRD_USER_ID", claims_of(&cy)["sub"].as_str().unwrap().to_owned());
             }
+            "complete-upload.json" => {
+                let upload: serde_json::Value = serde_json::from_str(&values["UPLOAD"]).unwrap();
+                assert_eq!(send_presigned(&upload, vec![b'x'; 68]).await, 200, "the sample's upload");
+            }
             "refund-payment.json" => {
                 let token = &values["ACCESS_TOKEN"];
                 let response = api
@@ -292,6 +301,12 @@ async fn every_api_sample_gives_its_documented_status() {
                 values.insert("CONVERSATION_ID", body["conversation_id"].as_str().unwrap().to_owned());
             }
             "post-message.json" => assert_eq!(body["seq"], 1),
+            "request-upload.json" => {
+                values.insert("MEDIA_ID", body["media_id"].as_str().unwrap().to_owned());
+                values.insert("UPLOAD", body["upload"].to_string());
+            }
+            "complete-upload.json" => assert_eq!(body["status"], "ready"),
+            "get-media.json" => assert!(body["download"]["url"].is_string(), "{body}"),
             "list-messages.json" => assert_eq!(body["messages"][0]["body"], "Hello, launch team"),
             "list-conversations.json" => assert_eq!(body["conversations"][0]["title"], "Launch"),
             "oauth-token.json" => assert_eq!(body["scope"], "member"),

@@ -316,6 +316,7 @@ impl Resolver<'_> {
             "AWS::KMS::Key" => format!("arn:aws:kms:{REGION}:{ACCOUNT}:key/{id}"),
             "AWS::KMS::Alias" => format!("arn:aws:kms:{REGION}:{ACCOUNT}:alias/{id}"),
             "AWS::SQS::Queue" => format!("arn:aws:sqs:{REGION}:{ACCOUNT}:{id}"),
+            "AWS::S3::Bucket" => format!("arn:aws:s3:::{id}"),
             "AWS::SNS::Topic" => format!("arn:aws:sns:{REGION}:{ACCOUNT}:{id}"),
             "AWS::Serverless::Function" | "AWS::Lambda::Function" => {
                 format!("arn:aws:lambda:{REGION}:{ACCOUNT}:function:{id}")

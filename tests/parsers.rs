@@ -243,6 +243,9 @@ fn check_bodies(bytes: &[u8]) {
     parse_body::<caas::chat::conversations::AddRequest>(bytes);
     parse_body::<caas::chat::messages::EditRequest>(bytes);
     parse_body::<caas::chat::messages::ReadRequest>(bytes);
+    if let Some(upload) = parse_body::<caas::chat::media::UploadRequest>(bytes) {
+        is_bad_request(caas::chat::media::checked(&upload));
+    }
     if let Ok(text) = std::str::from_utf8(bytes) {
         match caas::chat::realtime::parse_send(text) {
             Ok(_) | Err(AppError::BadRequest { .. }) | Err(AppError::PayloadTooLarge { .. }) => {}

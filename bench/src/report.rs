@@ -346,6 +346,7 @@ impl Report {
                 row.describe("sqs")
             );
         }
+        let _ = writeln!(out, "\n{MEDIA_ROUND_TRIPS}");
         for row in rows.iter().filter(|r| r.per > 1) {
             let per = row.per as f64;
             let _ = writeln!(
@@ -770,3 +771,15 @@ release build measures the shipped code).
 - **Capacity units from AWS itself** (section 7): computed from the bytes by the published rules; the emulator's \
 `ConsumedCapacity` figures are placeholders.
 ";
+
+/// Section 1's media routes: exact counts that `tests/media.rs` asserts (the
+/// bench does not run S3). Presigning is computed in the function: no request.
+const MEDIA_ROUND_TRIPS: &str = "Media routes (counts asserted by `tests/media.rs` on warm containers; a presigned URL is \
+signed in the function and sends nothing):\n\n\
+| operation | DynamoDB | S3 |\n\
+| --- | --- | --- |\n\
+| request-upload | 1 (TransactWriteItems) | 0 (a presigned PUT) |\n\
+| complete-upload | 2 (BatchGetItem, TransactWriteItems) | 2 (HeadObject, DeleteObjectTagging); as not declared: HeadObject, DeleteObject, and no transaction |\n\
+| get-media | 1 (BatchGetItem) | 0 (a presigned GET) |\n\
+| delete-media | 2 (BatchGetItem, TransactWriteItems) | 1 (DeleteObject) |\n\
+| post-message with attachments | 2 (BatchGetItem, TransactWriteItems): the media items ride in the same read and transaction | 0 |";

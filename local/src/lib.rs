@@ -1,5 +1,5 @@
 //! The local side of the project's infrastructure: reads `template.yaml` and provisions
-//! its tables, keys and queues on whatever endpoint the SDK configuration points at (the
+//! its tables, keys, queues and buckets on whatever endpoint the SDK configuration points at (the
 //! emulator in tests and on a developer's machine), and resolves each function's
 //! environment against what was created, so nothing keeps a second copy of the
 //! infrastructure.

@@ -1,6 +1,7 @@
-//! Creating the template's tables, keys and queues on the configured endpoint, in
+//! Creating the template's tables, keys, queues and buckets on the configured endpoint, in
 //! dependency order, and deleting them again.
 
+mod bucket;
 mod key;
 mod queue;
 mod table;
@@ -20,6 +21,7 @@ const TABLE_TYPE: &str = "AWS::DynamoDB::Table";
 const KEY_TYPE: &str = "AWS::KMS::Key";
 const ALIAS_TYPE: &str = "AWS::KMS::Alias";
 const QUEUE_TYPE: &str = "AWS::SQS::Queue";
+const BUCKET_TYPE: &str = "AWS::S3::Bucket";
 /// KMS refuses a shorter deletion window.
 const MIN_KEY_DELETION_DAYS: i32 = 7;
 
@@ -104,6 +106,10 @@ impl Stack {
             let r = clients.sqs.delete_queue().queue_url(p.url.as_deref().unwrap_or_default()).send().await;
             log_teardown(id, r.err());
         }
+        for (id, p) in of(ResourceKind::Bucket) {
+            let r = bucket::delete(&clients.s3, &p.name).await;
+            log_teardown(id, r.err());
+        }
         for (id, p) in of(ResourceKind::Key) {
             let r = clients
                 .kms
@@ -127,6 +133,7 @@ struct Clients {
     dynamodb: aws_sdk_dynamodb::Client,
     kms: aws_sdk_kms::Client,
     sqs: aws_sdk_sqs::Client,
+    s3: aws_sdk_s3::Client,
 }
 
 impl Clients {
@@ -135,6 +142,10 @@ impl Clients {
             dynamodb: aws_sdk_dynamodb::Client::new(sdk),
             kms: aws_sdk_kms::Client::new(sdk),
             sqs: aws_sdk_sqs::Client::new(sdk),
+            // Path-style: an endpoint (the emulator) serves every bucket at one address.
+            s3: aws_sdk_s3::Client::from_conf(
+                aws_sdk_s3::config::Builder::from(sdk).force_path_style(sdk.endpoint_url().is_some()).build(),
+            ),
         }
     }
 }
@@ -153,6 +164,7 @@ fn kind_of(resource_type: &str) -> Option<ResourceKind> {
         KEY_TYPE => Some(ResourceKind::Key),
         ALIAS_TYPE => Some(ResourceKind::Alias),
         QUEUE_TYPE => Some(ResourceKind::Queue),
+        BUCKET_TYPE => Some(ResourceKind::Bucket),
         _ => None,
     }
 }
@@ -231,6 +243,7 @@ async fn create(
         ResourceKind::Key => key::create_key(&clients.kms, props, &name).await,
         ResourceKind::Alias => key::create_alias(&clients.kms, props, stack, region).await,
         ResourceKind::Queue => queue::create(&clients.sqs, props, &name).await,
+        ResourceKind::Bucket => bucket::create(&clients.s3, props, &name).await,
     }
 }
 

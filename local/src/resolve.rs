@@ -97,7 +97,9 @@ impl Context<'_> {
         let physical = self.physical(name)?;
         Ok(match physical.kind {
             ResourceKind::Queue => physical.url.clone().unwrap_or_default(),
-            ResourceKind::Table | ResourceKind::Key | ResourceKind::Alias => physical.name.clone(),
+            ResourceKind::Table | ResourceKind::Key | ResourceKind::Alias | ResourceKind::Bucket => {
+                physical.name.clone()
+            }
         })
     }
 

@@ -29,13 +29,14 @@ pub enum ResourceKind {
     Key,
     Queue,
     Alias,
+    Bucket,
 }
 
 /// A created resource.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Physical {
     pub kind: ResourceKind,
-    /// Table name, key id, queue name or alias name (`alias/...`).
+    /// Table name, key id, queue name, alias name (`alias/...`) or bucket name.
     pub name: String,
     pub arn: String,
     /// Queues only.

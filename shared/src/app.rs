@@ -44,6 +44,14 @@ impl App {
         Ok(Self::new(config, Clients::from_env().await))
     }
 
+    /// [`App::from_env`] with an S3 client: the media functions' wiring.
+    pub async fn from_env_with_s3() -> Result<Self, crate::config::ConfigError> {
+        crate::telemetry::init();
+        let config = Config::from_env()?;
+        let sdk = crate::clients::load_sdk_config().await;
+        Ok(Self::new(config, Clients::from_sdk_config(&sdk).with_s3(&sdk)))
+    }
+
     pub fn now(&self) -> time::OffsetDateTime {
         self.clock.now()
     }

@@ -14,6 +14,9 @@ pub struct Clients {
     pub dynamodb: aws_sdk_dynamodb::Client,
     pub kms: aws_sdk_kms::Client,
     pub sqs: aws_sdk_sqs::Client,
+    /// Only the media functions build one ([`Clients::with_s3`]); every
+    /// other function's bundle holds no S3 client.
+    pub s3: Option<aws_sdk_s3::Client>,
 }
 
 /// The HTTP client of every AWS client: rustls with `ring` and the system's
@@ -55,6 +58,24 @@ impl Clients {
             dynamodb: aws_sdk_dynamodb::Client::new(sdk),
             kms: aws_sdk_kms::Client::new(sdk),
             sqs: aws_sdk_sqs::Client::new(sdk),
+            s3: None,
         }
     }
+
+    /// These clients and an S3 client ([`s3_config`]).
+    pub fn with_s3(mut self, sdk: &SdkConfig) -> Self {
+        self.s3 = Some(aws_sdk_s3::Client::from_conf(s3_config(sdk).build()));
+        self
+    }
+}
+
+/// The S3 client's configuration: path-style addressing when an endpoint is
+/// configured (the emulator serves every bucket at one address), checksums
+/// only where S3 requires them (a presigned PUT then names no checksum the
+/// browser would have to compute).
+pub fn s3_config(sdk: &SdkConfig) -> aws_sdk_s3::config::Builder {
+    aws_sdk_s3::config::Builder::from(sdk)
+        .force_path_style(sdk.endpoint_url().is_some())
+        .request_checksum_calculation(aws_sdk_s3::config::RequestChecksumCalculation::WhenRequired)
+        .response_checksum_validation(aws_sdk_s3::config::ResponseChecksumValidation::WhenRequired)
 }

@@ -63,6 +63,8 @@ pub struct Config {
     /// `@connections` management API answers (the deliver function).
     pub connections_endpoint: Option<String>,
     pub jobs_queue_url: Option<String>,
+    /// The bucket of conversation media (the media functions only).
+    pub media_bucket: Option<String>,
     pub token_issuer: String,
     pub token_audience: String,
     pub argon2: Argon2Cost,
@@ -149,6 +151,7 @@ impl Config {
             delivery_queue_url: text("DELIVERY_QUEUE_URL"),
             connections_endpoint: text("CONNECTIONS_ENDPOINT"),
             jobs_queue_url: text("JOBS_QUEUE_URL"),
+            media_bucket: text("MEDIA_BUCKET"),
             token_issuer: text("TOKEN_ISSUER").unwrap_or_else(|| "caas".to_owned()),
             token_audience: text("TOKEN_AUDIENCE").unwrap_or_else(|| "caas-api".to_owned()),
             argon2: Argon2Cost {

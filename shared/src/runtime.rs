@@ -20,6 +20,16 @@ where
     lambda_http::run(lambda_http::service_fn(move |request| handler(app, request))).await
 }
 
+/// Runs an HTTP API function that also needs S3 (the media functions).
+pub async fn serve_http_with_s3<F, Fut>(handler: F) -> Result<(), lambda_http::Error>
+where
+    F: Fn(&'static App, Request) -> Fut,
+    Fut: Future<Output = Result<Response<Body>, lambda_http::Error>> + Send,
+{
+    let app = leak(App::from_env_with_s3().await?);
+    lambda_http::run(lambda_http::service_fn(move |request| handler(app, request))).await
+}
+
 /// Runs a job function (queue, stream, schedule or direct invoke).
 pub async fn serve_events<E, R, F, Fut>(handler: F) -> Result<(), lambda_runtime::Error>
 where

@@ -147,6 +147,10 @@ pub async fn try_dispatch(
         "EditMessageFunction" => Box::pin(edit_message::handler(app, request)).await,
         "DeleteMessageFunction" => Box::pin(delete_message::handler(app, request)).await,
         "MarkReadFunction" => Box::pin(mark_read::handler(app, request)).await,
+        "RequestUploadFunction" => Box::pin(request_upload::handler(app, request)).await,
+        "CompleteUploadFunction" => Box::pin(complete_upload::handler(app, request)).await,
+        "GetMediaFunction" => Box::pin(get_media::handler(app, request)).await,
+        "DeleteMediaFunction" => Box::pin(delete_media::handler(app, request)).await,
         _ => return None,
     })
 }

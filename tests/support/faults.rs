@@ -529,6 +529,7 @@ impl FaultProxy {
                     .interceptor(attempts.clone())
                     .build(),
             ),
+            s3: None,
         }
     }
 }

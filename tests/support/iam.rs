@@ -80,6 +80,7 @@ pub struct Names {
     keys: Vec<(String, String)>,
     aliases: Vec<(String, String)>,
     queues: Vec<(String, String)>,
+    buckets: Vec<(String, String)>,
 }
 
 impl Names {
@@ -91,6 +92,7 @@ impl Names {
                 ResourceKind::Key => &mut names.keys,
                 ResourceKind::Alias => &mut names.aliases,
                 ResourceKind::Queue => &mut names.queues,
+                ResourceKind::Bucket => &mut names.buckets,
             };
             list.push((physical.name.clone(), logical.clone()));
             if physical.kind == ResourceKind::Queue {
@@ -100,7 +102,9 @@ impl Names {
                 }
             }
         }
-        for list in [&mut names.tables, &mut names.keys, &mut names.aliases, &mut names.queues] {
+        for list in
+            [&mut names.tables, &mut names.keys, &mut names.aliases, &mut names.queues, &mut names.buckets]
+        {
             list.sort_by_key(|(physical, _)| std::cmp::Reverse(physical.len()));
         }
         names
@@ -148,6 +152,18 @@ impl Names {
                 Self::canonical(&self.aliases, alias).trim_start_matches("alias/")
             ),
             None => format!("arn:aws:kms:{REGION}:{ACCOUNT}:key/{}", Self::canonical(&self.keys, id)),
+        }
+    }
+
+    /// An S3 request's path (path-style: `/<bucket>/<key>`) as an object ARN
+    /// (`arn:aws:s3:::<BucketLogicalId>/<key>`), or the bucket's ARN.
+    pub fn s3_arn(&self, path: &str) -> String {
+        let path = path.trim_start_matches('/');
+        let (bucket, key) = path.split_once('/').map_or((path, None), |(b, k)| (b, Some(k)));
+        let bucket = Self::canonical(&self.buckets, bucket);
+        match key {
+            Some(key) if !key.is_empty() => format!("arn:aws:s3:::{bucket}/{key}"),
+            _ => format!("arn:aws:s3:::{bucket}"),
         }
     }
 
@@ -269,6 +285,30 @@ pub fn connection_authorizations(method: &str, path: &str) -> Vec<(String, Strin
     vec![("execute-api:ManageConnections".to_owned(), resource)]
 }
 
+/// The IAM authorizations of one S3 request (REST: the resource is in its
+/// path; presigned requests are recorded too, since the URL acts with the
+/// signer's permissions).
+pub fn s3_authorizations(
+    names: &Names,
+    operation: &str,
+    request: &aws_smithy_runtime_api::http::Request,
+) -> Vec<(String, String)> {
+    let uri = request.uri();
+    let path = uri.split("://").nth(1).and_then(|rest| rest.find('/').map(|at| &rest[at..])).unwrap_or(uri);
+    let path = path.split('?').next().unwrap_or(path);
+    let path = percent_encoding::percent_decode_str(path).decode_utf8_lossy().into_owned();
+    let resource = names.s3_arn(&path);
+    let action = match operation {
+        "HeadObject" => "GetObject",
+        other => other,
+    };
+    let mut needed = vec![(format!("s3:{action}"), resource.clone())];
+    if operation == "PutObject" && request.headers().get("x-amz-tagging").is_some() {
+        needed.push(("s3:PutObjectTagging".to_owned(), resource));
+    }
+    needed
+}
+
 /// Where each alias points (canonical alias ARN → canonical key ARN), as
 /// the alias calls of this process (any function's, or none's) left it.
 fn alias_map() -> &'static Mutex<std::collections::HashMap<String, String>> {
@@ -348,6 +388,7 @@ impl Intercept for CallRecorder {
                     });
                 connection_authorizations(context.request().method(), path)
             }
+            "s3" => s3_authorizations(&self.names, &operation, context.request()),
             _ => authorizations(&self.names, &service, &operation, &input),
         };
         for (action, resource) in authorizations {
@@ -443,8 +484,11 @@ where
         sqs: aws_sdk_sqs::Client::from_conf(
             aws_sdk_sqs::config::Builder::from(sdk)
                 .interceptor(counter.clone())
-                .interceptor(recorder)
+                .interceptor(recorder.clone())
                 .build(),
         ),
+        s3: Some(aws_sdk_s3::Client::from_conf(
+            caas::clients::s3_config(sdk).interceptor(counter.clone()).interceptor(recorder).build(),
+        )),
     }
 }

@@ -112,10 +112,14 @@ impl Intercept for RoundTrips {
 
     fn read_before_transmit(
         &self,
-        _context: &BeforeTransmitInterceptorContextRef<'_>,
+        context: &BeforeTransmitInterceptorContextRef<'_>,
         _components: &RuntimeComponents,
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
+        if is_presigned(context) {
+            // Signed here and handed out: never sent.
+            return Ok(());
+        }
         let (service, operation) = cfg
             .load::<aws_smithy_runtime_api::client::orchestrator::Metadata>()
             .map(|m| (m.service().to_owned(), m.name().to_owned()))
@@ -123,6 +127,12 @@ impl Intercept for RoundTrips {
         self.0.lock().unwrap_or_else(|p| p.into_inner()).push((service, operation));
         Ok(())
     }
+}
+
+/// A presigned request (S3's presigned PUT and GET): its signature is in the
+/// query, and the SDK stops before sending it.
+pub fn is_presigned(context: &BeforeTransmitInterceptorContextRef<'_>) -> bool {
+    context.request().uri().contains("X-Amz-Signature=")
 }
 
 pub async fn sdk_config() -> SdkConfig {
@@ -157,6 +167,9 @@ pub fn counted_clients(sdk: &SdkConfig, counter: &RoundTrips) -> Clients {
         sqs: aws_sdk_sqs::Client::from_conf(
             aws_sdk_sqs::config::Builder::from(sdk).interceptor(counter.clone()).build(),
         ),
+        s3: Some(aws_sdk_s3::Client::from_conf(
+            caas::clients::s3_config(sdk).interceptor(counter.clone()).build(),
+        )),
     }
 }
 
@@ -447,4 +460,54 @@ pub async fn client_token(stack: &TestStack, tenant: &str, role: caas::auth::Rol
     };
     let app = stack.app("LoginFunction");
     caas::auth::service::issue_access_token(&app, &principal).await.expect("a client token").0
+}
+
+/// One plain HTTP/1.1 request (no AWS SDK): what a browser or a `curl` does
+/// with a presigned URL. `http://` URLs only (the emulator). Answers the
+/// status, the response headers and the body.
+pub async fn plain_http(
+    method: &str,
+    url: &str,
+    headers: &[(String, String)],
+    body: Vec<u8>,
+) -> (u16, http::HeaderMap, Vec<u8>) {
+    use http_body_util::BodyExt;
+    let uri: http::Uri = url.parse().expect("a URL");
+    let authority = uri.authority().expect("a URL with a host").to_string();
+    let stream = tokio::net::TcpStream::connect(&authority).await.expect("connect");
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await.expect("handshake");
+    let driver = tokio::spawn(connection);
+    let mut request = hyper::Request::builder()
+        .method(method)
+        .uri(uri.path_and_query().map_or("/", |p| p.as_str()))
+        .header("host", authority);
+    for (name, value) in headers {
+        request = request.header(name.as_str(), value.as_str());
+    }
+    let request = request.body(http_body_util::Full::new(bytes::Bytes::from(body))).expect("a request");
+    let response = sender.send_request(request).await.expect("a response");
+    let (parts, body) = response.into_parts();
+    let body = body.collect().await.expect("the body").to_bytes().to_vec();
+    driver.abort();
+    (parts.status.as_u16(), parts.headers, body)
+}
+
+/// The headers a presigned request (`{method, url, headers, expires_at}` as
+/// the media routes answer it) must be sent with.
+pub fn presigned_headers(presigned: &serde_json::Value) -> Vec<(String, String)> {
+    presigned["headers"]
+        .as_object()
+        .expect("a presigned request's headers")
+        .iter()
+        .map(|(name, value)| (name.clone(), value.as_str().expect("a header value").to_owned()))
+        .collect()
+}
+
+/// Sends `body` with a presigned request as a browser would: its method,
+/// URL and headers. Answers the status.
+pub async fn send_presigned(presigned: &serde_json::Value, body: Vec<u8>) -> u16 {
+    let method = presigned["method"].as_str().expect("a method");
+    let url = presigned["url"].as_str().expect("a URL");
+    plain_http(method, url, &presigned_headers(presigned), body).await.0
 }

@@ -19,7 +19,7 @@ pub const RSS_HEADROOM: f64 = 2.0;
 /// measured function that sends the same AWS calls or more and does no less
 /// work: (function, stand-in, whether the stand-in's wait counts, why). A
 /// function section 2 measures is priced from its own row instead.
-pub const STAND_INS: [(&str, &str, bool, &str); 44] = [
+pub const STAND_INS: [(&str, &str, bool, &str); 48] = [
     (
         "TenantsFunction",
         "CreateAccountFunction",
@@ -278,6 +278,32 @@ pub const STAND_INS: [(&str, &str, bool, &str); 44] = [
         "CapturePaymentFunction",
         true,
         "a GetItem, then post-message's BatchGetItem and TransactWriteItems, as capture's read and transaction",
+    ),
+    (
+        "RequestUploadFunction",
+        "CreateAccountFunction",
+        true,
+        "one TransactWriteItems (the media item, the caller's checks, the upload limit, the outbox event) and a \
+         presigned PUT signed in memory",
+    ),
+    (
+        "CompleteUploadFunction",
+        "CapturePaymentFunction",
+        true,
+        "one BatchGetItem, HeadObject and DeleteObjectTagging, one TransactWriteItems: capture's read and \
+         transaction and two small S3 waits",
+    ),
+    (
+        "GetMediaFunction",
+        "GetAccountFunction",
+        true,
+        "one BatchGetItem and a presigned GET signed in memory, as get-account's read",
+    ),
+    (
+        "DeleteMediaFunction",
+        "CapturePaymentFunction",
+        true,
+        "one BatchGetItem, one TransactWriteItems and a DeleteObject, as capture's read and transaction",
     ),
 ];
 

@@ -13,7 +13,7 @@ usage: caas-local [options]
        caas-local ws [--send FRAME]... [--receive N] [--timeout SECONDS] URL   (a WebSocket client)
 
 Runs template.yaml locally: the AWS emulator (unless AWS_ENDPOINT_URL is set), the
-template's tables, keys and queues, every function as its compiled binary, the HTTP API,
+template's tables, keys, queues and buckets, every function as its compiled binary, the HTTP API,
 the WebSocket API, the Lambda Invoke API, and the stream, queue and schedule triggers.
 Ctrl-C stops it all.
 

@@ -95,6 +95,12 @@ pub(super) fn caller_checks(
     ])
 }
 
+/// The answer to a change cancelled by the caller's own checks: no longer a
+/// participant (404, as for anyone else), or [`caller_refusal`].
+pub(super) fn participant_refusal(error: &TxError<ChatLabel>) -> Option<AppError> {
+    if error.failed(ChatLabel::Caller).is_some() { Some(not_found()) } else { caller_refusal(error) }
+}
+
 /// The answer to a failed caller check: the tenant suspended, the caller disabled or demoted.
 pub(super) fn caller_refusal(error: &TxError<ChatLabel>) -> Option<AppError> {
     if error.failed(ChatLabel::Tenant).is_some() {

@@ -11,8 +11,14 @@
 //! `seq` they then read (a bounded number of times, then 503), so numbers
 //! are gapless and never shared. A retry with the same client message id
 //! is answered from its idempotency record: it never posts twice.
+//!
+//! **Attachments.** A post may name completed uploads of its author in the
+//! conversation (`attachments`): their media items are read in the same
+//! BatchGetItem and each is a condition of the same transaction (still
+//! ready), so attaching costs no round trip and a deletion racing the post
+//! cancels it (422).
 
-use super::conversations::{caller_checks, caller_refusal};
+use super::conversations::{caller_checks, participant_refusal};
 use super::{MAX_BODY_CHARS, MessageView, conversation_id, event, not_found, require_person, text};
 use crate::app::App;
 use crate::auth::Authenticated;
@@ -21,7 +27,7 @@ use crate::error::AppError;
 use crate::http::RequestContext;
 use crate::idempotency::{Idempotent, Outcome, Prepared, execute};
 use crate::ratelimit::{self, Counter};
-use crate::store::chat::{self as store, MessageRange, MessageRecord, ParticipantRole};
+use crate::store::chat::{self as store, MessageRange, MessageRecord};
 use crate::store::labels::ChatLabel;
 use crate::store::tx::Tx;
 use rand::RngExt;
@@ -42,6 +48,9 @@ pub struct PostRequest {
     /// same id answers the first post, never a second message).
     pub client_message_id: String,
     pub body: String,
+    /// Completed uploads of the author in this conversation ([`super::media`]).
+    #[serde(default)]
+    pub attachments: Vec<String>,
 }
 
 /// `PATCH /v1/conversations/{id}/messages/{seq}`.
@@ -104,9 +113,13 @@ fn client_message_id(raw: &str) -> Result<String, AppError> {
     }
 }
 
-/// A post's client message id and text, checked (400 naming the field).
-pub fn checked(request: &PostRequest) -> Result<(String, String), AppError> {
-    Ok((client_message_id(&request.client_message_id)?, text("body", &request.body, MAX_BODY_CHARS)?))
+/// A post's client message id, text and attachments, checked (400 naming the field).
+pub fn checked(request: &PostRequest) -> Result<(String, String, Vec<String>), AppError> {
+    Ok((
+        client_message_id(&request.client_message_id)?,
+        text("body", &request.body, MAX_BODY_CHARS)?,
+        super::media::attachment_ids(&request.attachments)?,
+    ))
 }
 
 /// A sequence number from the path or a query (a message that cannot exist: 404).
@@ -135,17 +148,18 @@ pub async fn post(
     require_person(who)?;
     let conversation_id = conversation_id(raw_id)?;
     let request: PostRequest = crate::http::from_value(raw_body.clone())?;
-    let (client_id, body) = checked(&request)?;
+    let (client_id, body, attachments) = checked(&request)?;
     let idempotent = Idempotent::new(who, OPERATION, client_id.clone(), &conversation_id, &raw_body);
     let tenant = who.tenant.as_str();
     let table = &app.config.table_name;
     let limit = Counter::for_write(app, OPERATION, &who.principal);
     for attempt in 1..=POST_ATTEMPTS {
         let mut lost_race = false;
-        let keys = vec![
+        let mut keys = vec![
             store::conversation_key(tenant, &conversation_id),
             store::participant_key(tenant, &conversation_id, &who.principal.id),
         ];
+        keys.extend(super::media::attachment_keys(tenant, &conversation_id, &attachments));
         let result = execute(
             app,
             &idempotent,
@@ -155,6 +169,14 @@ pub async fn post(
                 let conversation = found.next().flatten().ok_or_else(not_found)?;
                 found.next().flatten().ok_or_else(not_found)?;
                 let conversation = store::decode_conversation(conversation)?;
+                let attachment_checks = super::media::attachment_checks(
+                    table,
+                    tenant,
+                    &conversation_id,
+                    &who.principal.id,
+                    &attachments,
+                    found.collect(),
+                )?;
                 let now = app.now();
                 let at = rfc3339(now);
                 let seq = conversation
@@ -173,6 +195,7 @@ pub async fn post(
                     edited_at: None,
                     deleted_at: None,
                     deleted_by: None,
+                    attachments: attachments.clone(),
                 };
                 let posted = event(
                     who,
@@ -185,6 +208,7 @@ pub async fn post(
                         "message_id": message.message_id,
                         "seq": seq,
                         "author_id": message.author_id,
+                        "attachments": message.attachments,
                     }),
                 );
                 let mut tx = Tx::new(table, &posted)?
@@ -192,7 +216,7 @@ pub async fn post(
                     .push(store::insert_message(table, &message)?)
                     .push(store::read_up_to(table, tenant, &conversation_id, &who.principal.id, seq, false)?)
                     .push(ratelimit::action(table, ChatLabel::RateLimit, &limit)?);
-                for check in caller_checks(table, who, false)? {
+                for check in caller_checks(table, who, false)?.into_iter().chain(attachment_checks) {
                     tx = tx.push(check);
                 }
                 let view = serde_json::to_value(MessageView::from(message))
@@ -200,14 +224,16 @@ pub async fn post(
                 Ok(Prepared { tx, status: 201, body: view })
             },
             |error| {
-                if error.failed(ChatLabel::Caller).is_some() {
-                    return Some(not_found());
-                }
-                if let Some(refusal) = caller_refusal(error) {
+                if let Some(refusal) = participant_refusal(error) {
                     return Some(refusal);
                 }
                 if let Some(refused) = ratelimit::refused(error, ChatLabel::RateLimit, &limit, app.now()) {
                     return Some(refused);
+                }
+                if error.condition_failed(ChatLabel::Media).is_some() {
+                    return Some(AppError::Unprocessable(
+                        "attachments: an attachment is no longer a completed upload of yours".into(),
+                    ));
                 }
                 if error.condition_failed(ChatLabel::Conversation).is_some() {
                     lost_race = true;
@@ -324,10 +350,7 @@ pub async fn edit(
         tx = tx.push(check);
     }
     tx.commit(&app.clients.dynamodb).await.map_err(|error| {
-        if error.failed(ChatLabel::Caller).is_some() {
-            return not_found();
-        }
-        if let Some(refusal) = caller_refusal(&error) {
+        if let Some(refusal) = participant_refusal(&error) {
             return refusal;
         }
         match error.condition_failed(ChatLabel::Message).map(|f| f.item.clone()) {
@@ -379,8 +402,11 @@ pub async fn delete(
     if message.deleted_at.is_some() {
         return Ok(());
     }
-    let author = message.author_id == *me;
-    let conversation_admin = participant.as_ref().is_some_and(|p| p.role == ParticipantRole::Admin);
+    let deleter = super::Deleter::of(who, &message.author_id, participant.as_ref()).ok_or_else(|| {
+        AppError::forbidden(
+            "only its author, the conversation's admins and the tenant's owners and admins delete a message",
+        )
+    })?;
     let now = app.now();
     let deleted = event(
         who,
@@ -391,36 +417,20 @@ pub async fn delete(
         json!({ "conversation_id": conversation_id, "seq": seq, "author_id": message.author_id }),
     );
     let at = rfc3339(now);
-    let mut tx = Tx::new(table, &deleted)?;
-    if author {
-        tx = tx
-            .push(store::tombstone_message(table, tenant, &conversation_id, seq, Some(me), me, &at)?)
-            .push(store::require_participant(table, tenant, &conversation_id, me, false)?);
-        for check in caller_checks(table, who, false)? {
-            tx = tx.push(check);
-        }
-    } else if conversation_admin {
-        tx = tx
-            .push(store::tombstone_message(table, tenant, &conversation_id, seq, None, me, &at)?)
-            .push(store::require_participant(table, tenant, &conversation_id, me, true)?);
-        for check in caller_checks(table, who, false)? {
-            tx = tx.push(check);
-        }
-    } else if tenant_admin {
-        tx = tx.push(store::tombstone_message(table, tenant, &conversation_id, seq, None, me, &at)?);
-        for check in caller_checks(table, who, true)? {
-            tx = tx.push(check);
-        }
-    } else {
-        return Err(AppError::forbidden(
-            "only its author, the conversation's admins and the tenant's owners and admins delete a message",
-        ));
+    let mut tx = Tx::new(table, &deleted)?.push(store::tombstone_message(
+        table,
+        tenant,
+        &conversation_id,
+        seq,
+        deleter.owner(me),
+        me,
+        &at,
+    )?);
+    for check in deleter.checks(table, who, &conversation_id)? {
+        tx = tx.push(check);
     }
     tx.commit(&app.clients.dynamodb).await.or_else(|error| {
-        if error.failed(ChatLabel::Caller).is_some() {
-            return Err(not_found());
-        }
-        if let Some(refusal) = caller_refusal(&error) {
+        if let Some(refusal) = participant_refusal(&error) {
             return Err(refusal);
         }
         match error.condition_failed(ChatLabel::Message).map(|f| f.item.clone()) {

@@ -5,6 +5,8 @@
 //! - [`conversations`]: create (direct: at most one per pair of users;
 //!   group: title, participants, conversation admins), get, list mine by last
 //!   activity with unread counts, add and remove participants, leave.
+//! - [`media`]: uploads with presigned URLs, completion (checked against
+//!   the declaration), download URLs, deletion; attachable to messages.
 //! - [`messages`]: post (idempotent by the client's message id; the next
 //!   sequence number from a conditional increment on the conversation, in the
 //!   same transaction as the message and its event), list by sequence
@@ -26,6 +28,7 @@
 
 pub mod conversations;
 pub mod delivery;
+pub mod media;
 pub mod messages;
 pub mod presence;
 pub mod realtime;
@@ -112,6 +115,66 @@ fn event(
     .by(&who.principal.actor())
 }
 
+/// Who deletes something of a conversation (a message, media): its own
+/// author or uploader, one of the conversation's admins, or an owner or
+/// admin of the tenant (moderation: they need not be participants).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Deleter {
+    Owner,
+    ConversationAdmin,
+    TenantAdmin,
+}
+
+impl Deleter {
+    /// The caller's right to delete what `owner_id` wrote or uploaded, from
+    /// their participant item read with it; `None`: no right (403).
+    fn of(who: &Authenticated, owner_id: &str, participant: Option<&ParticipantRecord>) -> Option<Self> {
+        if owner_id == who.principal.id {
+            Some(Self::Owner)
+        } else if participant.is_some_and(|p| p.role == crate::store::chat::ParticipantRole::Admin) {
+            Some(Self::ConversationAdmin)
+        } else if who.principal.can_manage_users() {
+            Some(Self::TenantAdmin)
+        } else {
+            None
+        }
+    }
+
+    /// The owner the deleted item must still name (its owner deleting it).
+    fn owner(self, me: &str) -> Option<&str> {
+        (self == Self::Owner).then_some(me)
+    }
+
+    /// This right, re-checked by the deletion's own transaction: the caller
+    /// still a participant (an admin of the conversation), or still an
+    /// owner or admin of the tenant; the tenant active.
+    fn checks(
+        self,
+        table: &str,
+        who: &Authenticated,
+        conversation_id: &str,
+    ) -> Result<Vec<crate::store::Action<crate::store::labels::ChatLabel>>, AppError> {
+        let tenant = who.tenant.as_str();
+        let me = &who.principal.id;
+        let mut checks = Vec::new();
+        match self {
+            Self::Owner | Self::ConversationAdmin => {
+                let admin = self == Self::ConversationAdmin;
+                checks.push(crate::store::chat::require_participant(
+                    table,
+                    tenant,
+                    conversation_id,
+                    me,
+                    admin,
+                )?);
+                checks.extend(conversations::caller_checks(table, who, false)?);
+            }
+            Self::TenantAdmin => checks.extend(conversations::caller_checks(table, who, true)?),
+        }
+        Ok(checks)
+    }
+}
+
 /// A conversation as its participants see it.
 #[derive(Debug, Clone, Serialize)]
 pub struct ConversationView {
@@ -190,6 +253,9 @@ pub struct MessageView {
     pub deleted_at: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub deleted_by: Option<String>,
+    /// Media ids of the conversation (`GET .../media/{media_id}` for each).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<String>,
 }
 
 impl From<MessageRecord> for MessageView {
@@ -206,6 +272,7 @@ impl From<MessageRecord> for MessageView {
             edited_at: m.edited_at,
             deleted_at: m.deleted_at,
             deleted_by: m.deleted_by,
+            attachments: m.attachments,
         }
     }
 }

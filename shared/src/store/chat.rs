@@ -16,9 +16,12 @@
 //!   `created_at`, `edited_at`; a deleted message keeps its place as a
 //!   tombstone (`deleted_at`, `deleted_by`, no `body`).
 //!
+//! - sk `X#<media id>` (`kind = media`): the conversation's media
+//!   ([`super::media`]).
+//!
 //! The sort keys put the conversation, then its participants, then its
-//! messages, so one Query (`sk < S#`) reads a conversation with all its
-//! participants.
+//! messages, then its media, so one Query (`sk < S#`) reads a conversation
+//! with all its participants.
 
 use super::labels::ChatLabel;
 use super::{Action, Expr, Item, Keyed, from_item, key, tenant_pk, value};
@@ -94,9 +97,12 @@ pub struct MessageRecord {
     pub deleted_at: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deleted_by: Option<String>,
+    /// Media ids of the conversation attached to the message (in the order given).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<String>,
 }
 
-fn conversation_pk(tenant: &str, conversation_id: &str) -> String {
+pub(super) fn conversation_pk(tenant: &str, conversation_id: &str) -> String {
     tenant_pk(tenant, &format!("CONV#{conversation_id}"))
 }
 

@@ -242,6 +242,8 @@ pub enum ChatLabel {
     Message,
     /// The caller's hit on the per-principal write limit.
     RateLimit,
+    /// A media item: requested, completed, deleted, or attached to a post ("ready").
+    Media,
 }
 
 impl Label for ChatLabel {
@@ -257,6 +259,7 @@ impl Label for ChatLabel {
             ChatLabel::Tenant => "tenant",
             ChatLabel::Message => "message",
             ChatLabel::RateLimit => "rate_limit",
+            ChatLabel::Media => "media",
         }
     }
 }

@@ -32,6 +32,7 @@ pub mod idempotency;
 pub mod invitations;
 pub mod labels;
 pub mod ledger;
+pub mod media;
 pub mod members;
 pub mod mfa;
 pub mod migrations;

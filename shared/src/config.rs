@@ -56,6 +56,8 @@ pub struct Config {
     /// `ERASURES_TABLE`: the erasure list, outside the table's restore scope.
     pub erasures_table: Option<String>,
     pub events_queue_url: Option<String>,
+    /// `SEARCH_QUEUE_URL`: the queue of the events the search index follows (outbox-drain).
+    pub search_queue_url: Option<String>,
     pub jobs_queue_url: Option<String>,
     pub token_issuer: String,
     pub token_audience: String,
@@ -140,6 +142,7 @@ impl Config {
             lookup_key_id: text("LOOKUP_KEY_ID"),
             erasures_table: text("ERASURES_TABLE"),
             events_queue_url: text("EVENTS_QUEUE_URL"),
+            search_queue_url: text("SEARCH_QUEUE_URL"),
             jobs_queue_url: text("JOBS_QUEUE_URL"),
             token_issuer: text("TOKEN_ISSUER").unwrap_or_else(|| "caas".to_owned()),
             token_audience: text("TOKEN_AUDIENCE").unwrap_or_else(|| "caas-api".to_owned()),

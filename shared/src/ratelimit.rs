@@ -64,6 +64,8 @@ pub struct RateLimits {
     pub token_ip: Limit,
     /// Authenticated writes per principal and operation.
     pub writes: Limit,
+    /// Searches per principal and search route.
+    pub searches: Limit,
 }
 
 impl Default for RateLimits {
@@ -75,6 +77,7 @@ impl Default for RateLimits {
             mfa_ip: Limit::new(30, 300),
             token_ip: Limit::new(120, 60),
             writes: Limit::new(120, 60),
+            searches: Limit::new(30, 60),
         }
     }
 }
@@ -93,6 +96,7 @@ impl RateLimits {
             mfa_ip: limit("RATE_LIMIT_MFA_IP", d.mfa_ip)?,
             token_ip: limit("RATE_LIMIT_TOKEN_IP", d.token_ip)?,
             writes: limit("RATE_LIMIT_WRITES", d.writes)?,
+            searches: limit("RATE_LIMIT_SEARCH", d.searches)?,
         })
     }
 }

@@ -107,6 +107,9 @@ pub async fn try_dispatch(
         "EditMessageFunction" => Box::pin(edit_message::handler(app, request)).await,
         "DeleteMessageFunction" => Box::pin(delete_message::handler(app, request)).await,
         "MarkReadFunction" => Box::pin(mark_read::handler(app, request)).await,
+        "SearchMessagesFunction" => Box::pin(search_messages::handler(app, request)).await,
+        "SearchConversationsFunction" => Box::pin(search_conversations::handler(app, request)).await,
+        "SearchUsersFunction" => Box::pin(search_users::handler(app, request)).await,
         _ => return None,
     })
 }

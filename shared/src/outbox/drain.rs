@@ -2,7 +2,8 @@
 //!
 //! - stream: a batch of DynamoDB stream records (template.yaml filters them to
 //!   INSERTs of `kind = outbox`; anything else is skipped here too). Each outbox
-//!   event is published, then the published items are marked, 25 to a
+//!   event is published to each of its queues ([`super::routes`]), then the
+//!   published items are marked, 25 to a
 //!   BatchWriteItem (four DynamoDB calls for a batch of 100). Records that
 //!   could not be published or marked are reported by sequence number
 //!   (`batchItemFailures`) so Lambda retries them.
@@ -10,10 +11,12 @@
 //!   a grace period, read from the sparse pending index — an event survives a
 //!   lost stream record or a disabled trigger. Publishing twice is allowed (the
 //!   queue dedups by event id for 5 minutes, the audit chain forever); losing an
-//!   event is not: an item is only marked after SQS accepted it.
+//!   event is not: an item is only marked after every queue it goes to
+//!   accepted it.
 
 use super::OutboxEvent;
 use super::publish::{self, Message};
+use super::routes::{self, Queue};
 use crate::app::App;
 use crate::clock::rfc3339;
 use crate::error::AppError;
@@ -83,11 +86,12 @@ pub struct SweepReport {
     pub more: bool,
 }
 
-fn queue_url(app: &App) -> Result<&str, AppError> {
-    app.config
-        .events_queue_url
-        .as_deref()
-        .ok_or(AppError::Config(crate::config::ConfigError::Missing("EVENTS_QUEUE_URL")))
+/// Every queue the drain publishes to is configured (checked before anything is read).
+fn check_queues(app: &App) -> Result<(), AppError> {
+    for queue in [Queue::Events, Queue::Search] {
+        queue.url(&app.config)?;
+    }
+    Ok(())
 }
 
 /// Publishes the outbox events of a stream batch; the failed records' sequence
@@ -95,7 +99,7 @@ fn queue_url(app: &App) -> Result<&str, AppError> {
 /// sequence number fails the whole invocation (Lambda then retries the batch).
 #[tracing::instrument(skip_all, fields(records = event.records.len()))]
 pub async fn drain_stream(app: &App, event: &dynamodb::Event) -> Result<DynamoDbEventResponse, AppError> {
-    let queue_url = queue_url(app)?;
+    check_queues(app)?;
     let mut failed_records: Vec<Option<String>> = Vec::new();
     // Sequence numbers of the records carrying each event (a batch may carry
     // one record twice after a retry).
@@ -121,7 +125,7 @@ pub async fn drain_stream(app: &App, event: &dynamodb::Event) -> Result<DynamoDb
             }
         }
     }
-    let failed_events = publish_and_mark(app, queue_url, events).await;
+    let failed_events = publish_and_mark(app, events).await;
     for event_id in failed_events {
         failed_records.extend(records_of.remove(&event_id).unwrap_or_default());
     }
@@ -145,7 +149,7 @@ pub async fn drain_stream(app: &App, event: &dynamodb::Event) -> Result<DynamoDb
 /// Publishes pending items older than the grace period, oldest first per tenant.
 #[tracing::instrument(skip_all, fields(grace_seconds = request.grace_seconds))]
 pub async fn sweep(app: &App, request: &SweepRequest) -> Result<SweepReport, AppError> {
-    let queue_url = queue_url(app)?;
+    check_queues(app)?;
     let table = &app.config.table_name;
     let before = app.now() - time::Duration::seconds(request.grace_seconds.into());
     let max = usize::try_from(request.max_events).unwrap_or(usize::MAX);
@@ -176,7 +180,7 @@ pub async fn sweep(app: &App, request: &SweepRequest) -> Result<SweepReport, App
         }
     }
     report.found = events.len();
-    let failed = publish_and_mark(app, queue_url, events).await;
+    let failed = publish_and_mark(app, events).await;
     report.failed += failed.len();
     report.published = report.found - failed.len();
     if report.found > 0 {
@@ -185,33 +189,51 @@ pub async fn sweep(app: &App, request: &SweepRequest) -> Result<SweepReport, App
     Ok(report)
 }
 
-/// Publishes (per tenant in event-id order, which is creation order) and marks
-/// what was published. Returns the ids of the events that failed either step.
-async fn publish_and_mark(app: &App, queue_url: &str, mut events: Vec<OutboxEvent>) -> Vec<String> {
+/// Publishes (per tenant in event-id order, which is creation order) to
+/// each event's queues ([`routes::queues`]), one queue after the other, and
+/// marks the events every one of their queues accepted. Returns the ids of
+/// the events that failed either step (a queue that took one is sent it
+/// again on the retry; its consumer deduplicates or is idempotent).
+async fn publish_and_mark(app: &App, mut events: Vec<OutboxEvent>) -> Vec<String> {
     if events.is_empty() {
         return Vec::new();
     }
     events.sort_by(|a, b| (&a.tenant_id, &a.event_id).cmp(&(&b.tenant_id, &b.event_id)));
-    let mut failed = Vec::new();
-    let mut messages = Vec::with_capacity(events.len());
+    let mut failed: HashSet<String> = HashSet::new();
+    let mut per_queue: std::collections::BTreeMap<Queue, Vec<Message>> = Default::default();
     for event in &events {
         match Message::of(event) {
-            Ok(message) => messages.push(message),
+            Ok(message) => {
+                for queue in routes::queues(event) {
+                    per_queue.entry(*queue).or_default().push(message.clone());
+                }
+            }
             Err(error) => {
                 tracing::error!(%error, event_id = %event.event_id, "could not encode event");
-                failed.push(event.event_id.clone());
+                failed.insert(event.event_id.clone());
             }
         }
     }
-    let outcome = publish::publish(&app.clients.sqs, queue_url, messages).await;
-    failed.extend(outcome.failed);
-    let published: HashSet<&str> = outcome.published.iter().map(String::as_str).collect();
-    let to_mark: Vec<&OutboxEvent> =
-        events.iter().filter(|e| published.contains(e.event_id.as_str())).collect();
+    for (queue, messages) in per_queue {
+        let outcome = match queue.url(&app.config) {
+            Ok(url) => publish::publish(&app.clients.sqs, url, messages).await,
+            Err(error) => {
+                tracing::error!(%error, ?queue, "queue not configured");
+                publish::Outcome {
+                    failed: messages.into_iter().map(|m| m.event_id).collect(),
+                    ..Default::default()
+                }
+            }
+        };
+        failed.extend(outcome.failed);
+    }
+    let to_mark: Vec<&OutboxEvent> = events.iter().filter(|e| !failed.contains(&e.event_id)).collect();
     // Published but not marked: retried, so published again (deduplicated downstream).
     let unmarked =
         store::mark_published(&app.clients.dynamodb, &app.config.table_name, &to_mark, &rfc3339(app.now()))
             .await;
+    let mut failed: Vec<String> =
+        events.iter().filter(|e| failed.contains(&e.event_id)).map(|e| e.event_id.clone()).collect();
     failed.extend(unmarked);
     failed
 }

@@ -5,10 +5,12 @@
 //! The catalogue of event types and their payloads is `docs/EVENTS.md`.
 //!
 //! - [`publish`]: the envelope as an SQS FIFO message, batched within the limits
+//! - [`routes`]: which queues each event type goes to
 //! - [`drain`]: the outbox-drain service (stream records and the sweep)
 
 pub mod drain;
 pub mod publish;
+pub mod routes;
 
 use crate::auth::principal::Actor;
 use crate::clock::rfc3339;

@@ -19,7 +19,7 @@ pub const RSS_HEADROOM: f64 = 2.0;
 /// measured function that sends the same AWS calls or more and does no less
 /// work: (function, stand-in, whether the stand-in's wait counts, why). A
 /// function section 2 measures is priced from its own row instead.
-pub const STAND_INS: [(&str, &str, bool, &str); 44] = [
+pub const STAND_INS: [(&str, &str, bool, &str); 48] = [
     (
         "TenantsFunction",
         "CreateAccountFunction",
@@ -236,6 +236,34 @@ pub const STAND_INS: [(&str, &str, bool, &str); 44] = [
         "CapturePaymentFunction",
         true,
         "one BatchGetItem and one TransactWriteItems (the sequence number, the message, the idempotency record, the outbox event), as capture's",
+    ),
+    (
+        "SearchMessagesFunction",
+        "ListTransactionsFunction",
+        true,
+        "an UpdateItem (the search limit), an index Query of the caller's inbox, a Query page of the index and one \
+         BatchGetItem, as list-transactions' read and page and a little more",
+    ),
+    (
+        "SearchConversationsFunction",
+        "ListTransactionsFunction",
+        true,
+        "an UpdateItem (the search limit), index Queries (the caller's inbox, the people index, named people's \
+         inboxes) and BatchGetItems of the caller's conversations, as the conversation list",
+    ),
+    (
+        "SearchUsersFunction",
+        "ListTransactionsFunction",
+        true,
+        "an UpdateItem (the search limit), a Query page of the index, one BatchGetItem and a KMS Decrypt per person \
+         shown",
+    ),
+    (
+        "IndexSearchFunction",
+        "CapturePaymentFunction",
+        true,
+        "per event: a GetItem or BatchGetItem (and a KMS Decrypt for a name), a GetItem of the document and one or \
+         two BatchWriteItems of its postings, as capture's reads and transaction",
     ),
     (
         "ListMessagesFunction",

@@ -172,10 +172,10 @@ pub async fn people(
             pair.first().cloned().flatten().map(items::from_item::<members::MemberRecord>).transpose()?;
         let key =
             pair.get(1).cloned().flatten().map(items::from_item::<user_keys::UserKeyRecord>).transpose()?;
-        if let (Some(member), Some(key)) = (member, key) {
-            if let (UserStatus::Active, Some(name)) = (member.status, member.display_name_sealed.clone()) {
-                sealed.push((member.user_id, key, name));
-            }
+        if let (Some(member), Some(key)) = (member, key)
+            && let (UserStatus::Active, Some(name)) = (member.status, member.display_name_sealed.clone())
+        {
+            sealed.push((member.user_id, key, name));
         }
     }
     let opened: Vec<Result<Option<PersonView>, AppError>> = futures::stream::iter(sealed)

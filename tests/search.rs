@@ -386,7 +386,40 @@ async fn people_and_conversations_by_name_and_title_and_erasure_removes_a_person
         "the erased person's postings are gone"
     );
     assert_eq!(s.names(&carol, "ada").await, ["Ada Lovelace"]);
-    let _ = ada_id;
+
+    // A new display name: the person's own change (someone else's needs an
+    // owner or admin), reindexed from `user.profile_changed`.
+    let params = [("id", ada_id.as_str())];
+    let route = "PATCH /v1/users/{id}";
+    let rename = |name: &str| Some(json!({ "display_name": name }));
+    assert_eq!(
+        s.call("UpdateUserFunction", route, &params, &[], &carol, rename("Not Ada")).await.status(),
+        403
+    );
+    let (status, view) =
+        parts(&s.call("UpdateUserFunction", route, &params, &[], &ada, rename("  Grace Hopper ")).await);
+    assert_eq!(status, 200, "{view}");
+    assert_eq!(view["display_name"], "Grace Hopper");
+    let combined = s
+        .call(
+            "UpdateUserFunction",
+            "PATCH /v1/users/{id}",
+            &[("id", &ada_id)],
+            &[],
+            &ada,
+            Some(json!({ "display_name": "X", "role": "admin" })),
+        )
+        .await;
+    assert_eq!(combined.status(), 403, "a role change is an administrator's");
+    assert!(s.names(&carol, "grace").await.is_empty(), "not indexed yet");
+    assert!(s.names(&carol, "lovelace").await.is_empty(), "the stale posting is checked against the name");
+    s.index().await;
+    assert_eq!(s.names(&carol, "grace+hop").await, ["Grace Hopper"]);
+    assert!(s.names(&carol, "ada").await.is_empty());
+    let events = stored_events(&stack, &s.tenant).await;
+    let changed = events.iter().find(|e| e.event_type == "user.profile_changed").expect("the event");
+    assert_eq!(changed.payload["user_id"], ada_id.as_str());
+    assert!(!changed.payload.to_string().to_lowercase().contains("grace"), "no name in the event");
 }
 
 #[tokio::test]

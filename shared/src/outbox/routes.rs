@@ -33,9 +33,12 @@ pub fn queues(event: &OutboxEvent) -> &'static [Queue] {
     match event.event_type.as_str() {
         // A message's text, a person's display name: the index reads them
         // from the table (events carry ids only).
-        "message.posted" | "message.edited" | "message.deleted" | "user.registered" | "user.erased" => {
-            &[Queue::Events, Queue::Search]
-        }
+        "message.posted"
+        | "message.edited"
+        | "message.deleted"
+        | "user.registered"
+        | "user.profile_changed"
+        | "user.erased" => &[Queue::Events, Queue::Search],
         _ => &[Queue::Events],
     }
 }

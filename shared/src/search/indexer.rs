@@ -2,7 +2,7 @@
 //! routes them, [`crate::outbox::routes`]) applied to the index. Events carry
 //! ids only, so each one is answered by reading what it names from the table
 //! and indexing that as it is now: a message (posted, edited, deleted), a
-//! person's display name (registered, erased). Re-indexing what is
+//! person's display name (registered, changed, erased). Re-indexing what is
 //! current is idempotent and independent of order, so a redelivered or
 //! late event changes nothing wrong.
 //!
@@ -78,7 +78,7 @@ pub async fn apply(app: &App, engine: &impl Engine, event: &OutboxEvent) -> Resu
                 .and_then(|m| m.body.as_deref().map(|body| (m.message_id.as_str(), body)));
             engine.index_message(tenant, conversation_id, seq, content).await
         }
-        "user.registered" | "user.erased" => {
+        "user.registered" | "user.profile_changed" | "user.erased" => {
             let user_id = id_field(event, "user_id")?;
             let name = if event.event_type == "user.erased" {
                 None

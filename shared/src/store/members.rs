@@ -106,7 +106,7 @@ pub fn erase(table: &str, member: &MemberRecord) -> Result<Action<AuthLabel>, Ap
 }
 
 /// A new sealed display name on a user's entry (label `member`), if the
-/// entry is still as read (role and epoch).
+/// entry is still as read (role, status and epoch).
 pub fn set_display_name(
     table: &str,
     member: &MemberRecord,
@@ -118,9 +118,11 @@ pub fn set_display_name(
         AuthLabel::Member,
         member_key(&member.tenant_id, &member.user_id),
         "SET display_name_sealed = :name, updated_at = :at",
-        Some("#role = :role AND session_epoch = :epoch"),
+        Some("#role = :role AND #status = :status AND session_epoch = :epoch"),
         Expr::default()
             .name("#role", "role")
+            .name("#status", "status")
+            .value(":status", value(member.status)?)
             .value(":name", value(sealed)?)
             .value(":at", value(at)?)
             .value(":role", value(member.role)?)

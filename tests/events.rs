@@ -106,6 +106,10 @@ const API_EVENTS: &[(&str, &str, u16)] = &[
     ("get-media.json", "GetMediaFunction", 200),
     ("delete-media.json", "DeleteMediaFunction", 204),
     ("list-conversations.json", "ListConversationsFunction", 200),
+    // Searches: the conversation by its title; nothing indexed here (no indexer runs).
+    ("search-conversations.json", "SearchConversationsFunction", 200),
+    ("search-messages.json", "SearchMessagesFunction", 200),
+    ("search-users.json", "SearchUsersFunction", 200),
     ("add-participants.json", "AddParticipantsFunction", 200),
     ("remove-participant.json", "RemoveParticipantFunction", 204),
     ("delete-message.json", "DeleteMessageFunction", 204),
@@ -125,6 +129,8 @@ const JOB_EVENTS: &[&str] = &[
     "outbox-drain.json",
     "outbox-drain-sweep.json",
     "audit-writer.json",
+    // Run in tests/search.rs.
+    "index-search.json",
     // Run in tests/backup.rs, tests/migrate.rs and tests/access.rs.
     "backup.json",
     "migrate.json",
@@ -309,6 +315,7 @@ async fn every_api_sample_gives_its_documented_status() {
             "get-media.json" => assert!(body["download"]["url"].is_string(), "{body}"),
             "list-messages.json" => assert_eq!(body["messages"][0]["body"], "Hello, launch team"),
             "list-conversations.json" => assert_eq!(body["conversations"][0]["title"], "Launch"),
+            "search-conversations.json" => assert_eq!(body["conversations"][0]["title"], "Launch"),
             "oauth-token.json" => assert_eq!(body["scope"], "member"),
             "update-account.json" => assert_eq!(body["status"], "frozen"),
             "oauth-token-unsupported-grant.json" => assert_eq!(body["error"], "unsupported_grant_type"),

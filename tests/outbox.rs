@@ -388,6 +388,46 @@ async fn unreachable_queue_fails_the_records_and_the_sweep_publishes_later() {
     assert_eq!(report.found, 0, "published items leave the pending index");
 }
 
+/// Each event goes to its queues (the events queue, and the search queue
+/// for what the index follows); it is marked only once every one took it.
+#[tokio::test]
+async fn an_event_is_marked_only_when_every_queue_it_goes_to_took_it() {
+    let stack = TestStack::new().await;
+    let stream = StreamTrigger::new(&stack, "OutboxDrainFunction");
+    with_tenants(&stack, &stream, &["acme"]).await;
+    register(&stack, "acme", "a@example.com").await;
+    login(&stack, "acme", "a@example.com", PASSWORD).await;
+    let records = stream.poll().await;
+    let events = outbox_events(&records);
+    let types: Vec<&str> = events.iter().map(|e| e.event_type.as_str()).collect();
+    assert_eq!(types, ["user.registered", "user.login_succeeded"]);
+
+    let search_url = stack.stack.queue_url("SearchQueue").expect("SearchQueue").to_owned();
+    let missing = search_url.replace("SearchQueue", "NoSuchQueue");
+    let app = stack.unattributed_app_with("OutboxDrainFunction", &[("SEARCH_QUEUE_URL", &missing)]);
+    let response = outbox_drain::handler(&app, StreamTrigger::event(records.clone())).await.unwrap();
+    let registered = records
+        .iter()
+        .find(|r| {
+            outbox_events(std::slice::from_ref(r)).first().is_some_and(|e| e.event_type == "user.registered")
+        })
+        .and_then(|r| r.change.sequence_number.clone());
+    let failed: Vec<Option<String>> =
+        response.batch_item_failures.into_iter().map(|f| f.item_identifier).collect();
+    assert_eq!(failed, [registered], "the registration, which the search queue did not take");
+    assert_eq!(published_at(&stack, &events[0]).await, None);
+    assert!(published_at(&stack, &events[1]).await.is_some(), "the login goes to the events queue only");
+
+    let drain = stack.app("OutboxDrainFunction");
+    let retried = outbox_drain::handler(&drain, StreamTrigger::event(records)).await.unwrap();
+    assert!(retried.batch_item_failures.is_empty());
+    assert!(published_at(&stack, &events[0]).await.is_some());
+    let indexed = QueueTrigger::new(&stack, "SearchQueue").drain().await;
+    assert_eq!(indexed.len(), 1);
+    assert_eq!(indexed[0].attributes["MessageDeduplicationId"], events[0].event_id);
+    assert_eq!(indexed[0].attributes["MessageGroupId"], "acme");
+}
+
 #[tokio::test]
 async fn undecodable_outbox_records_fail_and_other_items_are_ignored() {
     let stack = TestStack::new().await;
@@ -555,11 +595,13 @@ async fn a_stream_batch_of_100_events_costs_four_dynamodb_calls() {
     assert_eq!(dynamodb, ["BatchWriteItem"; 4], "the bookkeeping: 25 items to a call");
     let per_event = dynamodb.len() as f64 / events.len() as f64;
     assert!(per_event <= 0.05, "{per_event} DynamoDB calls per event");
-    assert_eq!(stack.round_trips.operations("sqs"), ["SendMessageBatch"; 10]);
+    // Ten batches to the events queue, ten to the search queue (a registration is indexed).
+    assert_eq!(stack.round_trips.operations("sqs"), ["SendMessageBatch"; 20]);
     for event in &events {
         assert!(published_at(&stack, event).await.is_some());
     }
     assert_eq!(QueueTrigger::new(&stack, "EventsQueue").drain().await.len(), 100);
+    assert_eq!(QueueTrigger::new(&stack, "SearchQueue").drain().await.len(), 100);
     stack.clock.advance(time::Duration::hours(1));
     let report = outbox_drain::sweep(&app, lambda_event(SweepRequest::new(300))).await.unwrap();
     assert_eq!(report.found, 0, "every marked item left the pending index");

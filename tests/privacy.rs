@@ -156,6 +156,7 @@ async fn seed_legacy_users(stack: &TestStack, count: usize) -> Vec<String> {
             email: Some(email(i)),
             email_lookup: None,
             email_sealed: None,
+            display_name_sealed: None,
             role: Role::Member,
             status: UserStatus::Active,
             session_epoch: 0,

@@ -245,6 +245,7 @@ impl Report {
         self.render_hot(&mut out);
         let _ = writeln!(out, "{}\n", FIRST_RUN.trim());
         let _ = writeln!(out, "{}\n", DELIVERY.trim());
+        let _ = writeln!(out, "{}\n", SEARCH_COST.trim());
         let _ = writeln!(out, "{}", NOT_MEASURED.trim());
         out
     }
@@ -744,6 +745,38 @@ disconnect.
 
 `GET /v1/conversations/{id}/presence` reads the same: 1 + *P* Queries (the conversation's partition, then each \
 participant's connections); nothing is written per heartbeat.
+";
+
+/// The cost of a search and of indexing: exact call counts (asserted by
+/// tests/search.rs), the same on any machine.
+pub const SEARCH_COST: &str = "
+## 14. Search: cost per query and per indexed message
+
+Exact calls, hardware-independent, asserted by `tests/search.rs` (never timed). *k*: a message's distinct words (at \
+most 50 indexed); *g*: words an edit removed; *C*: the caller's conversations; *n*: people whose names match a \
+conversation search (at most 10). Postings are under 1 KB (keys, ids, 9 bytes of `terms` per word): one write unit \
+each; index pages are eventually consistent reads (half a read unit per 4 KB, about 13 postings).
+
+| operation | DynamoDB calls | KMS |
+| --- | --- | --- |
+| `GET /v1/search/messages` | 4: UpdateItem (the search limit), Query (the caller's inbox, `gsi1`), Query (one page of up to 100 \
+postings of the longest word, filtered by the others), BatchGetItem (the hits and the caller's participant items of \
+their conversations, at most 100 keys); one more Query per 100 postings outside the caller's conversations, at most 5, \
+then the page ends with a `next_cursor` | 0 (the lookup key: one `GenerateMac` per container) |
+| `GET /v1/search/users` | 3: UpdateItem, Query (an index page), BatchGetItem (the hits' directory entries and keys) | 1 \
+`Decrypt` per person shown |
+| `GET /v1/search/conversations` | 4 + *n* + ⌈*C* / 100⌉: UpdateItem, Query (the caller's inbox), Query (the people \
+index), a `gsi1` Query per matching person, a BatchGetItem per 100 of the caller's conversations (their titles), a \
+BatchGetItem of the page's participant items | 0 |
+| indexing a posted or edited message (index-search) | 2 GetItems (the message, its document) and 2 BatchWriteItems \
+(the postings, 25 a call: ⌈(*k* + *g*) / 25⌉; then the document); nothing written when its words did not change; *k* + \
+*g* + 1 write units | 0 |
+| indexing a deleted message | 2 GetItems and 1 BatchWriteItem (its postings and document deleted) | 0 |
+| indexing a person (registered, erased) | registered: BatchGetItem (entry and key), GetItem (document), BatchWriteItems \
+of one posting per name prefix (Ada Lovelace: 11) and the document; erased: GetItem and the deletes | 1 `Decrypt` when \
+registered |
+| outbox-drain | a routed event is one more entry in a SendMessageBatch to the search queue (10 a call): 100 \
+registrations cost 10 more calls (`tests/outbox.rs`) | – |
 ";
 
 pub const NOT_MEASURED: &str = "

@@ -62,6 +62,8 @@ pub struct Config {
     /// `CONNECTIONS_ENDPOINT`: the WebSocket API stage's URL, where its
     /// `@connections` management API answers (the deliver function).
     pub connections_endpoint: Option<String>,
+    /// `SEARCH_QUEUE_URL`: the queue of the events the search index follows (outbox-drain).
+    pub search_queue_url: Option<String>,
     pub jobs_queue_url: Option<String>,
     /// The bucket of conversation media (the media functions only).
     pub media_bucket: Option<String>,
@@ -150,6 +152,7 @@ impl Config {
             events_queue_url: text("EVENTS_QUEUE_URL"),
             delivery_queue_url: text("DELIVERY_QUEUE_URL"),
             connections_endpoint: text("CONNECTIONS_ENDPOINT"),
+            search_queue_url: text("SEARCH_QUEUE_URL"),
             jobs_queue_url: text("JOBS_QUEUE_URL"),
             media_bucket: text("MEDIA_BUCKET"),
             token_issuer: text("TOKEN_ISSUER").unwrap_or_else(|| "caas".to_owned()),

@@ -32,6 +32,7 @@ pub mod payments;
 pub mod privacy;
 pub mod ratelimit;
 pub mod runtime;
+pub mod search;
 pub mod signing;
 pub mod sorted_json;
 pub mod store;

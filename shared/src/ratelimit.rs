@@ -66,6 +66,8 @@ pub struct RateLimits {
     pub writes: Limit,
     /// Media uploads requested per principal.
     pub uploads: Limit,
+    /// Searches per principal and search route.
+    pub searches: Limit,
 }
 
 impl Default for RateLimits {
@@ -78,6 +80,7 @@ impl Default for RateLimits {
             token_ip: Limit::new(120, 60),
             writes: Limit::new(120, 60),
             uploads: Limit::new(30, 300),
+            searches: Limit::new(30, 60),
         }
     }
 }
@@ -97,6 +100,7 @@ impl RateLimits {
             token_ip: limit("RATE_LIMIT_TOKEN_IP", d.token_ip)?,
             writes: limit("RATE_LIMIT_WRITES", d.writes)?,
             uploads: limit("RATE_LIMIT_UPLOADS", d.uploads)?,
+            searches: limit("RATE_LIMIT_SEARCH", d.searches)?,
         })
     }
 }

@@ -151,6 +151,9 @@ pub async fn try_dispatch(
         "CompleteUploadFunction" => Box::pin(complete_upload::handler(app, request)).await,
         "GetMediaFunction" => Box::pin(get_media::handler(app, request)).await,
         "DeleteMediaFunction" => Box::pin(delete_media::handler(app, request)).await,
+        "SearchMessagesFunction" => Box::pin(search_messages::handler(app, request)).await,
+        "SearchConversationsFunction" => Box::pin(search_conversations::handler(app, request)).await,
+        "SearchUsersFunction" => Box::pin(search_users::handler(app, request)).await,
         _ => return None,
     })
 }

@@ -238,6 +238,34 @@ pub const STAND_INS: [(&str, &str, bool, &str); 48] = [
         "one BatchGetItem and one TransactWriteItems (the sequence number, the message, the idempotency record, the outbox event), as capture's",
     ),
     (
+        "SearchMessagesFunction",
+        "ListTransactionsFunction",
+        true,
+        "an UpdateItem (the search limit), an index Query of the caller's inbox, a Query page of the index and one \
+         BatchGetItem, as list-transactions' read and page and a little more",
+    ),
+    (
+        "SearchConversationsFunction",
+        "ListTransactionsFunction",
+        true,
+        "an UpdateItem (the search limit), index Queries (the caller's inbox, the people index, named people's \
+         inboxes) and BatchGetItems of the caller's conversations, as the conversation list",
+    ),
+    (
+        "SearchUsersFunction",
+        "ListTransactionsFunction",
+        true,
+        "an UpdateItem (the search limit), a Query page of the index, one BatchGetItem and a KMS Decrypt per person \
+         shown",
+    ),
+    (
+        "IndexSearchFunction",
+        "CapturePaymentFunction",
+        true,
+        "per event: a GetItem or BatchGetItem (and a KMS Decrypt for a name), a GetItem of the document and one or \
+         two BatchWriteItems of its postings, as capture's reads and transaction",
+    ),
+    (
         "ListMessagesFunction",
         "ListTransactionsFunction",
         true,

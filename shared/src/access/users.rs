@@ -1,5 +1,6 @@
 //! The caller (`GET /v1/me`) and the tenant's users, for its owners and
-//! admins: `GET /v1/users` (paged) and `PATCH /v1/users/{id}` (role, status).
+//! admins: `GET /v1/users` (paged) and `PATCH /v1/users/{id}` (role, status;
+//! or a display name, which a person also changes for themself).
 //!
 //! Rules of a change: owners and admins may change users; only an owner may
 //! change an owner or make someone one; the tenant always keeps one active
@@ -58,6 +59,9 @@ pub struct UserView {
     pub created_at: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub updated_at: Option<String>,
+    /// The display name, in the answer to its change.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
 }
 
 impl UserView {
@@ -84,6 +88,7 @@ impl UserView {
             status: member.status,
             created_at: member.created_at,
             updated_at: member.updated_at,
+            display_name: None,
         }
     }
 }
@@ -126,6 +131,10 @@ pub struct UserChange {
     pub role: Option<String>,
     #[serde(default)]
     pub status: Option<String>,
+    /// Changed on its own (with role or status: 400), by the person or an
+    /// owner or admin.
+    #[serde(default)]
+    pub display_name: Option<String>,
 }
 
 fn status_of(text: &str) -> Result<UserStatus, AppError> {
@@ -154,6 +163,21 @@ pub async fn update(
     change: UserChange,
 ) -> Result<UserView, AppError> {
     let caller = &who.principal;
+    if let Some(raw) = change.display_name.as_deref() {
+        let own = caller.kind == PrincipalKind::User && caller.id == user_id;
+        let access = change.role.is_some() || change.status.is_some();
+        if !own || access {
+            caller.require_any(&ADMINISTRATORS)?;
+        }
+        if access {
+            return Err(AppError::bad_request(
+                "display_name",
+                "display_name: change it on its own, without role or status",
+            ));
+        }
+        let name = super::display_name("display_name", raw)?;
+        return rename(app, ctx, who, user_id, &name, own).await;
+    }
     caller.require_any(&ADMINISTRATORS)?;
     let role = change.role.as_deref().map(|r| Role::from_field("role", r)).transpose()?;
     let status = change.status.as_deref().map(status_of).transpose()?;
@@ -221,6 +245,75 @@ pub async fn update(
         "user access changed; sessions revoked"
     );
     UserView::of(app, after).await
+}
+
+/// A new display name, sealed with the person's key (a read of the key and
+/// one KMS `Decrypt`): one GetItem (the entry), then one transaction of the
+/// entry's change (conditional on its role, status and epoch as read), the
+/// tenant active, the caller's role (unless it is their own name), the hit
+/// on the write limit and `user.profile_changed` (ids only: the index reads
+/// the name, sealed, from the entry). Sessions are not revoked.
+async fn rename(
+    app: &App,
+    ctx: &RequestContext,
+    who: &Authenticated,
+    user_id: &str,
+    name: &str,
+    own: bool,
+) -> Result<UserView, AppError> {
+    use crate::privacy::personal;
+    if !crate::ids::is_valid_id(user_id) {
+        return Err(AppError::NotFound("user"));
+    }
+    let caller = &who.principal;
+    let table = &app.config.table_name;
+    let tenant = caller.tenant.as_str();
+    let before = members::find(&app.clients.dynamodb, table, tenant, user_id)
+        .await?
+        .ok_or(AppError::NotFound("user"))?;
+    if !own && before.role == Role::Owner && !caller.is_owner() {
+        return Err(AppError::forbidden("an admin cannot change an owner"));
+    }
+    if own && before.status != UserStatus::Active {
+        return Err(AppError::forbidden("your account is not active"));
+    }
+    let key = personal::key_of(app, tenant, user_id).await?.ok_or(AppError::NotFound("user"))?;
+    let sealed = key.seal(personal::DISPLAY_NAME, name)?;
+    let now = app.now();
+    let at = rfc3339(now);
+    let event = OutboxEvent::new(
+        &caller.tenant,
+        "user",
+        user_id,
+        "user.profile_changed",
+        now,
+        &ctx.correlation_id,
+        json!({ "user_id": user_id, "fields": ["display_name"] }),
+    )
+    .by(&caller.actor());
+    let limit = Counter::for_write(app, "update_user", caller);
+    let mut tx = Tx::new(table, &event)?
+        .push(members::set_display_name(table, &before, &sealed, &at)?)
+        .push(tenants::require_active(table, tenant)?)
+        .push(ratelimit::action(table, AuthLabel::RateLimit, &limit)?);
+    if !own {
+        let required: &[Role] = if before.role == Role::Owner { &[Role::Owner] } else { &ADMINISTRATORS };
+        tx = tx.push(members::require_role(table, caller, required)?);
+    }
+    tx.commit(&app.clients.dynamodb).await.map_err(|error| {
+        ratelimit::refused(&error, AuthLabel::RateLimit, &limit, app.now())
+            .unwrap_or_else(|| change_refused(error, 0))
+    })?;
+    tracing::info!(tenant = %tenant, user_id = %user_id, by_self = own, "display name changed");
+    let email = match (&before.email, &before.email_sealed) {
+        (Some(plain), _) => Some(plain.clone()),
+        (None, Some(sealed)) => Some(key.open(personal::EMAIL, sealed)?),
+        (None, None) => None,
+    };
+    let after = MemberRecord { display_name_sealed: Some(sealed), updated_at: Some(at), ..before };
+    let mut view = UserView::with_email(after, email);
+    view.display_name = Some(name.to_owned());
+    Ok(view)
 }
 
 /// `user.role_changed` and/or `user.enabled` / `user.disabled`, by the caller.

@@ -51,7 +51,7 @@ pub const MAX_TITLE_CHARS: usize = 100;
 const ANY_ROLE: [Role; 4] = Role::ALL;
 
 /// Chat is between people: a machine client is refused (403).
-fn require_person(who: &Authenticated) -> Result<(), AppError> {
+pub(crate) fn require_person(who: &Authenticated) -> Result<(), AppError> {
     if who.principal.kind == PrincipalKind::Client {
         return Err(AppError::forbidden("conversations are between people, not machine clients"));
     }
@@ -219,7 +219,7 @@ impl From<&ParticipantRecord> for ParticipantView {
 impl ConversationView {
     /// `conversation` as `me` sees it: unread = its sequence number past their
     /// last read one (no message is read to count them).
-    fn of(conversation: &ConversationRecord, me: &ParticipantRecord) -> Self {
+    pub(crate) fn of(conversation: &ConversationRecord, me: &ParticipantRecord) -> Self {
         Self {
             conversation_id: conversation.conversation_id.clone(),
             conversation_type: conversation.conversation_type,

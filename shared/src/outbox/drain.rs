@@ -4,7 +4,8 @@
 //!   INSERTs of `kind = outbox`; anything else is skipped here too). Each outbox
 //!   event is published to every queue its type is routed to
 //!   ([`super::routes`]: the events queue, and for the chat events a
-//!   conversation's participants see live the delivery queue too), then the
+//!   conversation's participants see live the delivery queue, for what changes
+//!   the search index the search queue), then the
 //!   items every queue accepted are marked, 25 to a
 //!   BatchWriteItem (four DynamoDB calls for a batch of 100). Records that
 //!   could not be published or marked are reported by sequence number

@@ -6,6 +6,7 @@
 //!
 //! - [`routes`]: which queues an event goes to, and its message group on each
 //! - [`publish`]: the envelope as an SQS FIFO message, batched within the limits
+//! - [`routes`]: which queues each event type goes to
 //! - [`drain`]: the outbox-drain service (stream records and the sweep)
 
 pub mod drain;

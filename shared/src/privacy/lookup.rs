@@ -39,7 +39,23 @@ impl LookupKey {
     }
 }
 
-fn hex(bytes: &[u8]) -> String {
+impl LookupKey {
+    /// The keyed hash of a search term (a normalized token or a prefix of
+    /// one) of `scope` in `tenant`: what the search index stores instead of
+    /// the term ([`crate::search`]). Domain-separated from the email hashes.
+    pub fn search_term(&self, tenant: &str, scope: &str, term: &str) -> [u8; 32] {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.0).expect("HMAC takes any key length");
+        mac.update(b"search\n");
+        mac.update(tenant.as_bytes());
+        mac.update(b"\n");
+        mac.update(scope.as_bytes());
+        mac.update(b"\n");
+        mac.update(term.as_bytes());
+        mac.finalize().into_bytes().into()
+    }
+}
+
+pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
@@ -88,5 +104,8 @@ mod tests {
         assert_ne!(a, key.email("globex", "ada@example.com"));
         assert_eq!(a, key.email("acme", "ada@example.com"));
         assert!(!is_lookup("ada@example.com"));
+        assert_ne!(key.search_term("acme", "people", "ada"), key.search_term("acme", "messages", "ada"));
+        assert_ne!(key.search_term("acme", "people", "ada"), key.search_term("globex", "people", "ada"));
+        assert_eq!(key.search_term("acme", "people", "ada"), key.search_term("acme", "people", "ada"));
     }
 }

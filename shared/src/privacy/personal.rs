@@ -21,6 +21,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 
 /// The field names sealed values are bound to.
 pub const EMAIL: &str = "email";
+pub const DISPLAY_NAME: &str = "display_name";
 
 const PREFIX: &str = "v1.";
 

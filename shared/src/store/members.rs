@@ -42,6 +42,10 @@ pub struct MemberRecord {
     /// (`GET /v1/users`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub email_sealed: Option<String>,
+    /// The person's display name sealed with their key (shown by the people
+    /// search; personal data: never in plaintext, events or the index).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name_sealed: Option<String>,
     pub role: Role,
     pub status: UserStatus,
     pub session_epoch: u64,
@@ -63,7 +67,7 @@ pub(super) fn directory(tenant: &str) -> String {
     tenant_pk(tenant, "MEMBERS")
 }
 
-pub(super) fn member_key(tenant: &str, user_id: &str) -> Item {
+pub(crate) fn member_key(tenant: &str, user_id: &str) -> Item {
     key(directory(tenant), &format!("{USER_PREFIX}{user_id}"))
 }
 
@@ -96,6 +100,31 @@ pub fn erase(table: &str, member: &MemberRecord) -> Result<Action<AuthLabel>, Ap
         Some("#role = :role AND session_epoch = :epoch"),
         Expr::default()
             .name("#role", "role")
+            .value(":role", value(member.role)?)
+            .value(":epoch", value(member.session_epoch)?),
+    )
+}
+
+/// A new sealed display name on a user's entry (label `member`), if the
+/// entry is still as read (role, status and epoch).
+pub fn set_display_name(
+    table: &str,
+    member: &MemberRecord,
+    sealed: &str,
+    at: &str,
+) -> Result<Action<AuthLabel>, AppError> {
+    Action::update(
+        table,
+        AuthLabel::Member,
+        member_key(&member.tenant_id, &member.user_id),
+        "SET display_name_sealed = :name, updated_at = :at",
+        Some("#role = :role AND #status = :status AND session_epoch = :epoch"),
+        Expr::default()
+            .name("#role", "role")
+            .name("#status", "status")
+            .value(":status", value(member.status)?)
+            .value(":name", value(sealed)?)
+            .value(":at", value(at)?)
             .value(":role", value(member.role)?)
             .value(":epoch", value(member.session_epoch)?),
     )

@@ -40,6 +40,7 @@ pub mod outbox;
 pub mod payments;
 pub mod ratelimits;
 pub mod retention;
+pub mod search;
 pub mod sessions;
 pub mod signing_keys;
 pub mod tenants;

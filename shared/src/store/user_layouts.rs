@@ -313,6 +313,7 @@ fn directory_entry_and_tenant(item: &Item) -> Result<Vec<Item>, TransformError> 
         email: user.email,
         email_lookup: user.email_lookup,
         email_sealed: user.email_sealed,
+        display_name_sealed: None,
         role: user.role,
         status: user.status,
         session_epoch: user.session_epoch,

@@ -91,6 +91,10 @@ pub struct Registration {
     pub password: String,
     #[serde(default)]
     pub invitation: Option<String>,
+    /// How the person is shown to the tenant's people (the directory
+    /// search); sealed like the email.
+    #[serde(default)]
+    pub display_name: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -98,6 +102,8 @@ pub struct RegisteredUser {
     pub user_id: String,
     pub tenant_id: String,
     pub email: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
     pub role: Role,
     pub created_at: String,
 }

@@ -33,6 +33,11 @@ async fn admit(
     let tenant = tenant_of(&request.tenant_id)?;
     let email = Email::parse(&request.email)?;
     check_new_password(&request.password)?;
+    let display_name = request
+        .display_name
+        .as_deref()
+        .map(|n| crate::access::display_name("display_name", n))
+        .transpose()?;
     let table = &app.config.table_name;
     let now = app.now();
     // An invitation is read first (one GetItem) to learn its role; the
@@ -51,6 +56,7 @@ async fn admit(
     let lookup = crate::privacy::lookup::email(app, tenant.as_str(), &email).await?;
     let (key, key_record) = personal::new_key(app, tenant.as_str(), &user_id).await?;
     let sealed = key.seal(personal::EMAIL, email.as_str())?;
+    let sealed_name = display_name.as_deref().map(|n| key.seal(personal::DISPLAY_NAME, n)).transpose()?;
     let user = new_user(&tenant, user_id, lookup, sealed, password_hash, role, now);
     let invitation_id = invitation.as_ref().map(|i| i.record.invitation_id.clone());
     let event = OutboxEvent::new(
@@ -67,7 +73,7 @@ async fn admit(
     let tx = Tx::new(table, &event)?
         .push(user_put)
         .push(legacy_email_free)
-        .push(members::insert(table, &member_of(&user))?)
+        .push(members::insert(table, &MemberRecord { display_name_sealed: sealed_name, ..member_of(&user) })?)
         .push(user_keys::insert(table, &key_record)?);
     let tx = admitted(tx, table, ctx, &user, invitation.as_ref(), now)?.push(ratelimit::action(
         table,
@@ -91,6 +97,7 @@ async fn admit(
         user_id: user.user_id,
         tenant_id: user.tenant_id,
         email: email.as_str().to_owned(),
+        display_name,
         role,
         created_at: user.created_at,
     })
@@ -135,6 +142,7 @@ fn member_of(user: &UserRecord) -> MemberRecord {
         email: None,
         email_lookup: user.email_lookup.clone(),
         email_sealed: user.email_sealed.clone(),
+        display_name_sealed: None,
         role: user.role,
         status: user.status,
         session_epoch: user.session_epoch,

@@ -1,0 +1,4 @@
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    caas::runtime::serve_http(search_conversations::handler).await
+}

@@ -585,7 +585,7 @@ pub async fn delete(
             json!({ "conversation_id": conversation_id, "media_id": media_id, "uploader_id": media.uploader_id }),
         );
         let owner = deleter.owner(me);
-        let mut tx = Tx::new(table, &deleted)?.push(store::mark_deleted(
+        let tx = Tx::new(table, &deleted)?.push(store::mark_deleted(
             table,
             tenant,
             &conversation_id,
@@ -594,21 +594,9 @@ pub async fn delete(
             &at,
             expires,
         )?);
-        for check in deleter.checks(table, who, &conversation_id)? {
-            tx = tx.push(check);
-        }
-        tx.commit(&app.clients.dynamodb).await.or_else(|error| {
-            if let Some(refusal) = participant_refusal(&error) {
-                return Err(refusal);
-            }
-            match error.condition_failed(ChatLabel::Media).map(|f| f.item.clone()) {
-                // Deleted meanwhile: the object is deleted below all the same.
-                Some(Some(item)) if store::decode_media(item.clone())?.status == MediaStatus::Deleted => {
-                    Ok(())
-                }
-                _ => Err(error.into_app_error()),
-            }
-        })?;
+        // Deleted meanwhile: the object is deleted below all the same.
+        let already_deleted = |item| Ok(store::decode_media(item)?.status == MediaStatus::Deleted);
+        deleter.commit(app, tx, who, &conversation_id, ChatLabel::Media, already_deleted).await?;
     }
     delete_object(client, bucket, &media.object_key).await?;
     tracing::info!(tenant, %conversation_id, %media_id, "media deleted");

@@ -417,7 +417,7 @@ pub async fn delete(
         json!({ "conversation_id": conversation_id, "seq": seq, "author_id": message.author_id }),
     );
     let at = rfc3339(now);
-    let mut tx = Tx::new(table, &deleted)?.push(store::tombstone_message(
+    let tx = Tx::new(table, &deleted)?.push(store::tombstone_message(
         table,
         tenant,
         &conversation_id,
@@ -426,19 +426,9 @@ pub async fn delete(
         me,
         &at,
     )?);
-    for check in deleter.checks(table, who, &conversation_id)? {
-        tx = tx.push(check);
-    }
-    tx.commit(&app.clients.dynamodb).await.or_else(|error| {
-        if let Some(refusal) = participant_refusal(&error) {
-            return Err(refusal);
-        }
-        match error.condition_failed(ChatLabel::Message).map(|f| f.item.clone()) {
-            // Deleted meanwhile: nothing left to do.
-            Some(Some(item)) if store::decode_message(item.clone())?.deleted_at.is_some() => Ok(()),
-            _ => Err(error.into_app_error()),
-        }
-    })?;
+    // Deleted meanwhile: nothing left to do.
+    let already_deleted = |item| Ok(store::decode_message(item)?.deleted_at.is_some());
+    deleter.commit(app, tx, who, &conversation_id, ChatLabel::Message, already_deleted).await?;
     tracing::info!(tenant, %conversation_id, seq, "message deleted");
     Ok(())
 }

@@ -173,6 +173,34 @@ impl Deleter {
         }
         Ok(checks)
     }
+
+    /// Commits a deletion: `tx` holds its event and the tombstone labelled
+    /// `tombstone`; this right's [`Self::checks`] ride with them. A failed
+    /// check answers as the caller's own checks do; the item found deleted
+    /// already (`already_deleted` tells from the item as it was: a concurrent
+    /// deletion) leaves nothing to do.
+    async fn commit(
+        self,
+        app: &crate::app::App,
+        tx: crate::store::tx::Tx<crate::store::labels::ChatLabel>,
+        who: &Authenticated,
+        conversation_id: &str,
+        tombstone: crate::store::labels::ChatLabel,
+        already_deleted: impl FnOnce(crate::store::Item) -> Result<bool, AppError>,
+    ) -> Result<(), AppError> {
+        let tx = tx.push_all(self.checks(&app.config.table_name, who, conversation_id)?);
+        let Err(error) = tx.commit(&app.clients.dynamodb).await else {
+            return Ok(());
+        };
+        if let Some(refusal) = conversations::participant_refusal(&error) {
+            return Err(refusal);
+        }
+        let deleted_meanwhile = match error.condition_failed(tombstone).and_then(|f| f.item.clone()) {
+            Some(item) => already_deleted(item)?,
+            None => false,
+        };
+        if deleted_meanwhile { Ok(()) } else { Err(error.into_app_error()) }
+    }
 }
 
 /// A conversation as its participants see it.

@@ -9,34 +9,11 @@
 //! included), edits and tombstones with their events, bad input named.
 
 use caas::auth::Role;
-use caas_tests::api::{Api, api_event, claims};
+use caas_tests::api::{Api, api_event, user_id as sub};
 use caas_tests::*;
 use lambda_http::{Body, Response};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
-
-/// One call of a chat route as `token`; problems are checked to be problem+json.
-async fn call(
-    api: &Api<'_>,
-    function: &str,
-    route: &str,
-    params: &[(&str, &str)],
-    query: &[(&str, &str)],
-    token: &str,
-    body: Option<&Value>,
-) -> Response<Body> {
-    let (method, path) = route.split_once(' ').expect("METHOD /path");
-    let bearer = format!("Bearer {token}");
-    let headers = [("authorization", bearer.as_str()), ("content-type", "application/json")];
-    let body = body.map(Value::to_string);
-    let response =
-        api.call(function, api_event(method, path, params, query, &headers, body.as_deref())).await;
-    let status = response.status().as_u16();
-    if status >= 400 {
-        assert_problem(&response, status);
-    }
-    response
-}
 
 struct Chat<'a> {
     api: Api<'a>,
@@ -45,60 +22,50 @@ struct Chat<'a> {
 impl<'a> Chat<'a> {
     async fn create(&self, token: &str, body: Value) -> (u16, Value) {
         parts(
-            &call(
-                &self.api,
-                "CreateConversationFunction",
-                "POST /v1/conversations",
-                &[],
-                &[],
-                token,
-                Some(&body),
-            )
-            .await,
+            &self
+                .api
+                .route("CreateConversationFunction", "POST /v1/conversations", &[], &[], token, Some(&body))
+                .await,
         )
-    }
-
-    async fn group(&self, token: &str, title: &str, participants: &[&str]) -> String {
-        let (status, conversation) =
-            self.create(token, json!({"type": "group", "title": title, "participants": participants})).await;
-        assert_eq!(status, 201, "{conversation}");
-        conversation["conversation_id"].as_str().unwrap().to_owned()
     }
 
     async fn get(&self, token: &str, id: &str) -> (u16, Value) {
         parts(
-            &call(
-                &self.api,
-                "GetConversationFunction",
-                "GET /v1/conversations/{id}",
-                &[("id", id)],
-                &[],
-                token,
-                None,
-            )
-            .await,
+            &self
+                .api
+                .route(
+                    "GetConversationFunction",
+                    "GET /v1/conversations/{id}",
+                    &[("id", id)],
+                    &[],
+                    token,
+                    None,
+                )
+                .await,
         )
     }
 
     async fn list(&self, token: &str, query: &[(&str, &str)]) -> (u16, Value) {
         parts(
-            &call(&self.api, "ListConversationsFunction", "GET /v1/conversations", &[], query, token, None)
+            &self
+                .api
+                .route("ListConversationsFunction", "GET /v1/conversations", &[], query, token, None)
                 .await,
         )
     }
 
     async fn post_raw(&self, token: &str, id: &str, client_id: &str, text: &str) -> Response<Body> {
         let body = json!({"client_message_id": client_id, "body": text});
-        call(
-            &self.api,
-            "PostMessageFunction",
-            "POST /v1/conversations/{id}/messages",
-            &[("id", id)],
-            &[],
-            token,
-            Some(&body),
-        )
-        .await
+        self.api
+            .route(
+                "PostMessageFunction",
+                "POST /v1/conversations/{id}/messages",
+                &[("id", id)],
+                &[],
+                token,
+                Some(&body),
+            )
+            .await
     }
 
     async fn post(&self, token: &str, id: &str, text: &str) -> (u16, Value) {
@@ -107,117 +74,116 @@ impl<'a> Chat<'a> {
 
     async fn messages(&self, token: &str, id: &str, query: &[(&str, &str)]) -> (u16, Value) {
         parts(
-            &call(
-                &self.api,
-                "ListMessagesFunction",
-                "GET /v1/conversations/{id}/messages",
-                &[("id", id)],
-                query,
-                token,
-                None,
-            )
-            .await,
+            &self
+                .api
+                .route(
+                    "ListMessagesFunction",
+                    "GET /v1/conversations/{id}/messages",
+                    &[("id", id)],
+                    query,
+                    token,
+                    None,
+                )
+                .await,
         )
     }
 
     async fn read(&self, token: &str, id: &str, seq: u64) -> (u16, Value) {
         let body = json!({"seq": seq});
         parts(
-            &call(
-                &self.api,
-                "MarkReadFunction",
-                "POST /v1/conversations/{id}/read",
-                &[("id", id)],
-                &[],
-                token,
-                Some(&body),
-            )
-            .await,
+            &self
+                .api
+                .route(
+                    "MarkReadFunction",
+                    "POST /v1/conversations/{id}/read",
+                    &[("id", id)],
+                    &[],
+                    token,
+                    Some(&body),
+                )
+                .await,
         )
     }
 
     async fn add(&self, token: &str, id: &str, users: &[&str]) -> (u16, Value) {
         let body = json!({"user_ids": users});
         parts(
-            &call(
-                &self.api,
-                "AddParticipantsFunction",
-                "POST /v1/conversations/{id}/participants",
-                &[("id", id)],
-                &[],
-                token,
-                Some(&body),
-            )
-            .await,
+            &self
+                .api
+                .route(
+                    "AddParticipantsFunction",
+                    "POST /v1/conversations/{id}/participants",
+                    &[("id", id)],
+                    &[],
+                    token,
+                    Some(&body),
+                )
+                .await,
         )
     }
 
     async fn remove(&self, token: &str, id: &str, user: &str) -> u16 {
-        call(
-            &self.api,
-            "RemoveParticipantFunction",
-            "DELETE /v1/conversations/{id}/participants/{user_id}",
-            &[("id", id), ("user_id", user)],
-            &[],
-            token,
-            None,
-        )
-        .await
-        .status()
-        .as_u16()
+        self.api
+            .route(
+                "RemoveParticipantFunction",
+                "DELETE /v1/conversations/{id}/participants/{user_id}",
+                &[("id", id), ("user_id", user)],
+                &[],
+                token,
+                None,
+            )
+            .await
+            .status()
+            .as_u16()
     }
 
     async fn leave(&self, token: &str, id: &str) -> u16 {
-        call(
-            &self.api,
-            "LeaveConversationFunction",
-            "POST /v1/conversations/{id}/leave",
-            &[("id", id)],
-            &[],
-            token,
-            None,
-        )
-        .await
-        .status()
-        .as_u16()
+        self.api
+            .route(
+                "LeaveConversationFunction",
+                "POST /v1/conversations/{id}/leave",
+                &[("id", id)],
+                &[],
+                token,
+                None,
+            )
+            .await
+            .status()
+            .as_u16()
     }
 
     async fn edit(&self, token: &str, id: &str, seq: u64, text: &str) -> u16 {
         let body = json!({"body": text});
         let seq = seq.to_string();
-        call(
-            &self.api,
-            "EditMessageFunction",
-            "PATCH /v1/conversations/{id}/messages/{seq}",
-            &[("id", id), ("seq", &seq)],
-            &[],
-            token,
-            Some(&body),
-        )
-        .await
-        .status()
-        .as_u16()
+        self.api
+            .route(
+                "EditMessageFunction",
+                "PATCH /v1/conversations/{id}/messages/{seq}",
+                &[("id", id), ("seq", &seq)],
+                &[],
+                token,
+                Some(&body),
+            )
+            .await
+            .status()
+            .as_u16()
     }
 
     async fn delete(&self, token: &str, id: &str, seq: u64) -> u16 {
         let seq = seq.to_string();
-        call(
-            &self.api,
-            "DeleteMessageFunction",
-            "DELETE /v1/conversations/{id}/messages/{seq}",
-            &[("id", id), ("seq", &seq)],
-            &[],
-            token,
-            None,
-        )
-        .await
-        .status()
-        .as_u16()
+        self.api
+            .route(
+                "DeleteMessageFunction",
+                "DELETE /v1/conversations/{id}/messages/{seq}",
+                &[("id", id), ("seq", &seq)],
+                &[],
+                token,
+                None,
+            )
+            .await
+            .status()
+            .as_u16()
     }
-}
-
-fn sub(token: &str) -> String {
-    claims(token)["sub"].as_str().unwrap().to_owned()
 }
 
 fn chat_events(events: Vec<caas::outbox::OutboxEvent>) -> Vec<caas::outbox::OutboxEvent> {
@@ -340,7 +306,7 @@ async fn concurrent_posters_get_one_gapless_order() {
     }
     let others: Vec<String> = tokens[1..].iter().map(|t| sub(t)).collect();
     let others: Vec<&str> = others.iter().map(String::as_str).collect();
-    let id = chat.group(&tokens[0], "busy", &others).await;
+    let id = chat.api.group(&tokens[0], "busy", &others).await;
     const EACH: usize = 6;
 
     // Every poster posts its messages one after another, all posters at once.
@@ -425,7 +391,7 @@ async fn a_post_is_one_read_and_one_transaction_and_a_retry_never_posts_twice() 
     let chat = Chat { api: Api::new(&stack) };
     let ada = chat.api.token("acme", "ada@acme.example").await;
     let bob = chat.api.token("acme", "bob@acme.example").await;
-    let id = chat.group(&ada, "retries", &[&sub(&bob)]).await;
+    let id = chat.api.group(&ada, "retries", &[&sub(&bob)]).await;
 
     stack.round_trips.reset();
     let first = chat.post_raw(&ada, &id, "web-1", "once").await;
@@ -474,7 +440,7 @@ async fn only_participants_see_a_conversation_and_removed_ones_read_nothing_new(
     let owner = chat.api.treasurer("acme").await;
     let foreign = chat.api.invited("globex", "admin@globex.example", Role::Admin).await;
     let (bob_id, cy_id, dan_id) = (sub(&bob), sub(&cy), sub(&dan));
-    let id = chat.group(&ada, "team", &[&bob_id, &cy_id]).await;
+    let id = chat.api.group(&ada, "team", &[&bob_id, &cy_id]).await;
     assert_eq!(chat.post(&ada, &id, "first").await.0, 201);
 
     // Someone else of the tenant, and an admin of another tenant: as if it did not exist.
@@ -550,7 +516,7 @@ async fn authors_edit_and_delete_their_messages_and_admins_moderate() {
     let bob = chat.api.token("acme", "bob@acme.example").await;
     let owner = chat.api.treasurer("acme").await;
     let (ada_id, bob_id) = (sub(&ada), sub(&bob));
-    let id = chat.group(&ada, "edits", &[&bob_id]).await;
+    let id = chat.api.group(&ada, "edits", &[&bob_id]).await;
     for text in ["ada one", "bob one", "bob two", "bob three"] {
         let token = if text.starts_with("ada") { &ada } else { &bob };
         assert_eq!(chat.post(token, &id, text).await.0, 201);
@@ -628,7 +594,7 @@ async fn bad_input_and_machine_clients_are_refused() {
     }
     let admin_elsewhere = json!({"type": "group", "title": "t", "participants": [], "admins": [bob_id]});
     assert_eq!(chat.create(&ada, admin_elsewhere).await.0, 422, "an admin who is no participant");
-    let id = chat.group(&ada, "input", &[&bob_id]).await;
+    let id = chat.api.group(&ada, "input", &[&bob_id]).await;
     for (client_id, text, field) in [
         ("with space", "hi", "client_message_id"),
         ("ok", "", "body"),
@@ -657,7 +623,7 @@ async fn posts_count_against_the_per_principal_write_limit() {
     let chat = Chat { api: Api::new(&stack) };
     let ada = chat.api.token("acme", "ada@acme.example").await;
     let bob = chat.api.token("acme", "bob@acme.example").await;
-    let id = chat.group(&ada, "limited", &[&sub(&bob)]).await;
+    let id = chat.api.group(&ada, "limited", &[&sub(&bob)]).await;
     stack.start_of_next_window(60);
     let limited = stack.app_with("PostMessageFunction", &[("RATE_LIMIT_WRITES", "2/60")]);
     let post = |token: &str, client_id: &str| {

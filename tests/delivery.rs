@@ -14,7 +14,7 @@
 //! connection items.
 
 use aws_lambda_events::event::sqs::SqsBatchResponse;
-use caas_tests::api::{Api, api_event, claims, ws_event};
+use caas_tests::api::{Api, user_id as sub, ws_event};
 use caas_tests::connections::ConnectionsEndpoint;
 use caas_tests::triggers::{QueueTrigger, StreamTrigger, lambda_event};
 use caas_tests::*;
@@ -63,11 +63,8 @@ impl<'a> Live<'a> {
         token: &str,
         body: Option<Value>,
     ) -> (u16, Value) {
-        let bearer = format!("Bearer {token}");
-        let headers = [("authorization", bearer.as_str()), ("content-type", "application/json")];
-        let body = body.map(|b| b.to_string());
         parts(
-            &self.api.call(function, api_event(method, route, params, &[], &headers, body.as_deref())).await,
+            &self.api.route(function, &format!("{method} {route}"), params, &[], token, body.as_ref()).await,
         )
     }
 
@@ -142,20 +139,8 @@ impl Live<'_> {
     }
 }
 
-fn sub(token: &str) -> String {
-    claims(token)["sub"].as_str().unwrap().to_owned()
-}
-
 fn frame(kind: &str, seq: u64) -> (String, Option<u64>) {
     (kind.to_owned(), Some(seq))
-}
-
-async fn group(live: &Live<'_>, token: &str, others: &[&str]) -> String {
-    let body = json!({"type": "group", "title": "live", "participants": others});
-    let (status, conversation) =
-        live.call("CreateConversationFunction", "POST", "/v1/conversations", &[], token, Some(body)).await;
-    assert_eq!(status, 201, "{conversation}");
-    conversation["conversation_id"].as_str().unwrap().to_owned()
 }
 
 #[tokio::test]
@@ -163,7 +148,7 @@ async fn every_live_connection_of_every_participant_gets_every_frame_in_order_an
     let stack = TestStack::new().await;
     let live = Live::new(&stack).await;
     let [ada, bob, cy, dan] = live.people().await;
-    let id = group(&live, &ada, &[&sub(&bob), &sub(&cy)]).await;
+    let id = live.api.group(&ada, "live", &[&sub(&bob), &sub(&cy)]).await;
     // ada on one device, bob on two, cy offline; dan is no participant.
     for (connection, token) in [("conn-a1", &ada), ("conn-b1", &bob), ("conn-b2", &bob), ("conn-d1", &dan)] {
         live.connect(connection, token).await;
@@ -314,9 +299,9 @@ async fn a_gone_connection_is_deleted_and_a_failed_push_fails_only_its_event_unt
     let ada = live.api.token("acme", "ada@acme.example").await;
     let bob = live.api.token("acme", "bob@acme.example").await;
     let cy = live.api.token("acme", "cy@acme.example").await;
-    let id = group(&live, &ada, &[&sub(&bob)]).await;
+    let id = live.api.group(&ada, "live", &[&sub(&bob)]).await;
     // A conversation bob is not in: his failing connection does not hold it up.
-    let other = group(&live, &ada, &[&sub(&cy)]).await;
+    let other = live.api.group(&ada, "live", &[&sub(&cy)]).await;
     for (connection, token) in [("conn-a1", &ada), ("conn-b1", &bob), ("conn-b2", &bob)] {
         live.connect(connection, token).await;
     }
@@ -388,7 +373,7 @@ async fn outbox_drain_routes_chat_events_to_the_delivery_queue_and_marks_what_ev
     let ada = live.api.token("acme", "ada@acme.example").await;
     let bob = live.api.token("acme", "bob@acme.example").await;
     live.drain().await;
-    let id = group(&live, &ada, &[&sub(&bob)]).await;
+    let id = live.api.group(&ada, "live", &[&sub(&bob)]).await;
     live.post(&ada, &id, "routed").await;
     let records = live.stream.poll().await;
     let events = caas_tests::triggers::outbox_events(&records);
@@ -449,7 +434,7 @@ async fn the_sample_runs_through_the_deliver_function() {
     let stack = TestStack::new().await;
     let live = Live::new(&stack).await;
     let ada = live.api.token("acme", "ada@acme.example").await;
-    let id = group(&live, &ada, &[]).await;
+    let id = live.api.group(&ada, "live", &[]).await;
     live.post(&ada, &id, "Hello, live").await;
     live.connect("conn-a1", &ada).await;
     let text =
@@ -467,7 +452,7 @@ async fn presence_is_read_from_live_connections_by_participants_only() {
     let stack = TestStack::new().await;
     let live = Live::new(&stack).await;
     let [ada, bob, cy, dan] = live.people().await;
-    let id = group(&live, &ada, &[&sub(&bob), &sub(&cy)]).await;
+    let id = live.api.group(&ada, "live", &[&sub(&bob), &sub(&cy)]).await;
     live.connect("conn-a1", &ada).await;
     live.connect("conn-b1", &bob).await;
     live.connect("conn-b2", &bob).await;

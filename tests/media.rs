@@ -8,36 +8,9 @@
 //! wrong size or type, someone else's delete), the upload rate limit, and
 //! the round trips of each route.
 
-use caas_tests::api::{Api, api_event, claims};
+use caas_tests::api::{Api, user_id as sub};
 use caas_tests::*;
-use lambda_http::{Body, Response};
 use serde_json::{Value, json};
-
-fn sub(token: &str) -> String {
-    claims(token)["sub"].as_str().unwrap().to_owned()
-}
-
-/// One call of a route as `token` through `app` (problems checked to be problem+json).
-async fn call_with(
-    app: &caas::App,
-    function: &str,
-    route: &str,
-    params: &[(&str, &str)],
-    token: &str,
-    body: Option<&Value>,
-) -> Response<Body> {
-    let (method, path) = route.split_once(' ').expect("METHOD /path");
-    let bearer = format!("Bearer {token}");
-    let headers = [("authorization", bearer.as_str()), ("content-type", "application/json")];
-    let body = body.map(Value::to_string);
-    let request = api_event(method, path, params, &[], &headers, body.as_deref());
-    let response = caas_tests::api::dispatch(app, function, request).await;
-    let status = response.status().as_u16();
-    if status >= 400 {
-        assert_problem(&response, status);
-    }
-    response
-}
 
 struct Media<'a> {
     api: Api<'a>,
@@ -55,15 +28,7 @@ impl Media<'_> {
         token: &str,
         body: Option<&Value>,
     ) -> (u16, Value) {
-        parts(&call_with(&self.api.app(function), function, route, params, token, body).await)
-    }
-
-    async fn group(&self, token: &str, others: &[&str]) -> String {
-        let body = json!({"type": "group", "title": "media", "participants": others});
-        let (status, conversation) =
-            self.call("CreateConversationFunction", "POST /v1/conversations", &[], token, Some(&body)).await;
-        assert_eq!(status, 201, "{conversation}");
-        conversation["conversation_id"].as_str().unwrap().to_owned()
+        parts(&self.api.route(function, route, params, &[], token, body).await)
     }
 
     async fn request(&self, token: &str, id: &str, content_type: &str, size: u64) -> (u16, Value) {
@@ -139,7 +104,7 @@ async fn an_upload_is_completed_downloaded_and_attached_with_real_presigned_urls
     let media = Media { api: Api::new(&stack) };
     let ada = media.api.token("acme", "ada@acme.example").await;
     let bob = media.api.token("acme", "bob@acme.example").await;
-    let id = media.group(&ada, &[&sub(&bob)]).await;
+    let id = media.api.group(&ada, "media", &[&sub(&bob)]).await;
     let bytes = b"\x89PNG\r\n\x1a\n not really a picture".to_vec();
 
     stack.round_trips.reset();
@@ -237,7 +202,7 @@ async fn non_participants_see_no_media_and_bad_declarations_are_named() {
     let bob = media.api.token("acme", "bob@acme.example").await;
     let eve = media.api.token("acme", "eve@acme.example").await;
     let mallory = media.api.token("globex", "mallory@globex.example").await;
-    let id = media.group(&ada, &[&sub(&bob)]).await;
+    let id = media.api.group(&ada, "media", &[&sub(&bob)]).await;
     let media_id = media.upload(&ada, &id, "text/plain", 5, b"hello").await;
     assert_eq!(media.complete(&ada, &id, &media_id).await.0, 200);
 
@@ -271,7 +236,7 @@ async fn an_upload_not_as_declared_is_refused_at_completion_and_deleted() {
     let media = Media { api: Api::new(&stack) };
     let ada = media.api.token("acme", "ada@acme.example").await;
     let bob = media.api.token("acme", "bob@acme.example").await;
-    let id = media.group(&ada, &[&sub(&bob)]).await;
+    let id = media.api.group(&ada, "media", &[&sub(&bob)]).await;
 
     // Declared 10 bytes, sent 4 (the emulator does not check the signature: completion does).
     let short = media.upload(&ada, &id, "application/pdf", 10, b"%PDF").await;
@@ -306,7 +271,7 @@ async fn media_is_deleted_by_its_uploader_or_admins_only() {
     let ada = media.api.token("acme", "ada@acme.example").await; // the group's admin
     let bob = media.api.token("acme", "bob@acme.example").await;
     let cy = media.api.token("acme", "cy@acme.example").await;
-    let id = media.group(&ada, &[&sub(&bob), &sub(&cy)]).await;
+    let id = media.api.group(&ada, "media", &[&sub(&bob), &sub(&cy)]).await;
     let first = media.upload(&bob, &id, "audio/ogg", 3, b"ogg").await;
     assert_eq!(media.complete(&bob, &id, &first).await.0, 200);
     let second = media.upload(&bob, &id, "audio/ogg", 3, b"ogg").await;
@@ -341,24 +306,27 @@ async fn uploads_are_limited_per_principal() {
     let media = Media { api: Api::new(&stack) };
     let ada = media.api.token("acme", "ada@acme.example").await;
     let bob = media.api.token("acme", "bob@acme.example").await;
-    let id = media.group(&ada, &[&sub(&bob)]).await;
-    let app = stack.app_with("RequestUploadFunction", &[("RATE_LIMIT_UPLOADS", "2/60")]);
+    let id = media.api.group(&ada, "media", &[&sub(&bob)]).await;
+    media.api.configure("RequestUploadFunction", &[("RATE_LIMIT_UPLOADS", "2/60")]);
     stack.start_of_next_window(60);
     let route = format!("POST {MEDIA}");
     let body = json!({"content_type": "image/gif", "size": 10});
     for _ in 0..2 {
         let response =
-            call_with(&app, "RequestUploadFunction", &route, &[("id", &id)], &ada, Some(&body)).await;
+            media.api.route("RequestUploadFunction", &route, &[("id", &id)], &[], &ada, Some(&body)).await;
         assert_eq!(response.status(), 201);
     }
-    let refused = call_with(&app, "RequestUploadFunction", &route, &[("id", &id)], &ada, Some(&body)).await;
+    let refused =
+        media.api.route("RequestUploadFunction", &route, &[("id", &id)], &[], &ada, Some(&body)).await;
     assert_problem(&refused, 429);
     let retry_after: u64 = header(&refused, "retry-after").expect("Retry-After").parse().unwrap();
     assert!((1..=60).contains(&retry_after), "{retry_after}");
-    let others = call_with(&app, "RequestUploadFunction", &route, &[("id", &id)], &bob, Some(&body)).await;
+    let others =
+        media.api.route("RequestUploadFunction", &route, &[("id", &id)], &[], &bob, Some(&body)).await;
     assert_eq!(others.status(), 201, "per principal");
     stack.start_of_next_window(60);
-    let later = call_with(&app, "RequestUploadFunction", &route, &[("id", &id)], &ada, Some(&body)).await;
+    let later =
+        media.api.route("RequestUploadFunction", &route, &[("id", &id)], &[], &ada, Some(&body)).await;
     assert_eq!(later.status(), 201, "the next window");
     let pending = scan_items::<Value>(&stack, "kind = :media", &[(":media", "media")]).await;
     assert_eq!(pending.len(), 4, "the refused request left no item");

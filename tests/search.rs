@@ -14,7 +14,7 @@
 use caas_tests::api::{Api, PASSWORD, api_event};
 use caas_tests::triggers::{QueueTrigger, StreamTrigger, lambda_event};
 use caas_tests::*;
-use lambda_http::{Body, RequestExt, Response};
+use lambda_http::{Body, Response};
 use serde_json::{Value, json};
 
 struct Search<'a> {
@@ -64,34 +64,7 @@ impl<'a> Search<'a> {
         token: &str,
         body: Option<Value>,
     ) -> Response<Body> {
-        let (method, path) = route.split_once(' ').unwrap();
-        let bearer = format!("Bearer {token}");
-        let headers = [("authorization", bearer.as_str()), ("content-type", "application/json")];
-        let body = body.map(|b| b.to_string());
-        // Query values as API Gateway decodes them (the raw query string would need encoding).
-        let request = api_event(method, path, params, &[], &headers, body.as_deref())
-            .with_query_string_parameters(
-                query
-                    .iter()
-                    .map(|(k, v)| (k.to_string(), v.to_string()))
-                    .collect::<std::collections::HashMap<_, _>>(),
-            );
-        let response = self.api.call(function, request).await;
-        let status = response.status().as_u16();
-        if status >= 400 {
-            assert_problem(&response, status);
-        }
-        response
-    }
-
-    async fn group(&self, token: &str, title: &str, others: &[&str]) -> String {
-        let body = json!({ "type": "group", "title": title, "participants": others });
-        let response = self
-            .call("CreateConversationFunction", "POST /v1/conversations", &[], &[], token, Some(body))
-            .await;
-        let (status, conversation) = parts(&response);
-        assert_eq!(status, 201, "{conversation}");
-        conversation["conversation_id"].as_str().unwrap().to_owned()
+        self.api.route(function, route, params, query, token, body.as_ref()).await
     }
 
     async fn direct(&self, token: &str, other: &str) -> String {
@@ -195,7 +168,7 @@ async fn messages_are_found_in_the_callers_conversations_only_and_follow_edits_a
     let (_ada, ada) = s.person("ada", Some("Ada Lovelace")).await;
     let (bob_id, bob) = s.person("bob", Some("Bob Marley")).await;
     let (eve_id, eve) = s.person("eve", None).await;
-    let apollo = s.group(&ada, "Project Apollo", &[&bob_id]).await;
+    let apollo = s.api.group(&ada, "Project Apollo", &[&bob_id]).await;
     let direct = s.direct(&bob, &eve_id).await;
     let lunch = s.post(&ada, &apollo, "Lunch at NOON tomorrow?").await;
     s.post(&bob, &direct, "Lunch with you, Eve? Café at one").await;
@@ -285,7 +258,7 @@ async fn message_results_page_newest_first() {
     let s = Search::new(&stack).await;
     let (_ada, ada) = s.person("ada", None).await;
     let (bob_id, _bob) = s.person("bob", None).await;
-    let room = s.group(&ada, "Reports", &[&bob_id]).await;
+    let room = s.api.group(&ada, "Reports", &[&bob_id]).await;
     for n in 1..=5 {
         s.post(&ada, &room, &format!("weekly report {n}")).await;
     }
@@ -325,7 +298,7 @@ async fn people_and_conversations_by_name_and_title_and_erasure_removes_a_person
     let (bob_id, bob) = s.person("bob", Some("Bob Marley")).await;
     let (carol_id, carol) = s.person("carol", None).await;
     let (_eve, eve) = s.person("eve", Some("Eve Online")).await;
-    let apollo = s.group(&ada, "Project Apollo", &[&bob_id, &carol_id]).await;
+    let apollo = s.api.group(&ada, "Project Apollo", &[&bob_id, &carol_id]).await;
     let direct = s.direct(&ada, &bob_id).await;
     s.index().await;
 

@@ -182,6 +182,11 @@ pub fn claims(access_token: &str) -> Value {
     serde_json::from_slice(&bytes).expect("JSON claims")
 }
 
+/// The user id an access token names (its `sub`).
+pub fn user_id(access_token: &str) -> String {
+    claims(access_token)["sub"].as_str().expect("a sub claim").to_owned()
+}
+
 impl<'a> Api<'a> {
     pub fn new(stack: &'a TestStack) -> Self {
         Self { stack, apps: Mutex::new(HashMap::new()), treasurers: Mutex::default() }
@@ -237,9 +242,57 @@ impl<'a> Api<'a> {
         apps.entry(function.to_owned()).or_insert_with(|| Arc::new(self.stack.app(function))).clone()
     }
 
+    /// From now on, `function` runs with these extra environment variables
+    /// (a container configured differently, e.g. a lower rate limit).
+    pub fn configure(&self, function: &str, env: &[(&str, &str)]) {
+        let app = Arc::new(self.stack.app_with(function, env));
+        self.apps.lock().unwrap_or_else(|p| p.into_inner()).insert(function.to_owned(), app);
+    }
+
     pub async fn call(&self, function: &str, request: Request) -> Response<Body> {
         let app = self.app(function);
         dispatch(&app, function, request).await
+    }
+
+    /// One call of `route` (`"METHOD /path"`) as `token`: path parameters, a
+    /// query as API Gateway decodes it, a JSON body. An error answer is
+    /// checked to be problem+json.
+    pub async fn route(
+        &self,
+        function: &str,
+        route: &str,
+        params: &[(&str, &str)],
+        query: &[(&str, &str)],
+        token: &str,
+        body: Option<&Value>,
+    ) -> Response<Body> {
+        use lambda_http::RequestExt;
+        let (method, path) = route.split_once(' ').expect("METHOD /path");
+        let bearer = format!("Bearer {token}");
+        let headers = [("authorization", bearer.as_str()), ("content-type", "application/json")];
+        let body = body.map(Value::to_string);
+        // The decoded values (a raw query string would need them encoded).
+        let query: HashMap<String, String> =
+            query.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let request = api_event(method, path, params, &[], &headers, body.as_deref())
+            .with_query_string_parameters(query);
+        let response = self.call(function, request).await;
+        let status = response.status().as_u16();
+        if status >= 400 {
+            crate::assert_problem(&response, status);
+        }
+        response
+    }
+
+    /// A group conversation created by `token`'s user with `participants`; its id.
+    pub async fn group(&self, token: &str, title: &str, participants: &[&str]) -> String {
+        let body = json!({ "type": "group", "title": title, "participants": participants });
+        let response = self
+            .route("CreateConversationFunction", "POST /v1/conversations", &[], &[], token, Some(&body))
+            .await;
+        let (status, conversation) = crate::parts(&response);
+        assert_eq!(status, 201, "{conversation}");
+        conversation["conversation_id"].as_str().expect("a conversation id").to_owned()
     }
 
     /// Registers (in `tenant`, created open to signup if need be) and logs

@@ -137,6 +137,18 @@ impl Live<'_> {
         }
         tokens.try_into().expect("four tokens")
     }
+
+    /// ada, bob, cy and dan; a group of ada, bob and cy; ada live on one
+    /// device, bob on two, cy offline, dan (no participant) live on one.
+    async fn room(&self) -> ([String; 4], String) {
+        let people = self.people().await;
+        let [ada, bob, cy, dan] = &people;
+        let id = self.api.group(ada, "live", &[&sub(bob), &sub(cy)]).await;
+        for (connection, token) in [("conn-a1", ada), ("conn-b1", bob), ("conn-b2", bob), ("conn-d1", dan)] {
+            self.connect(connection, token).await;
+        }
+        (people, id)
+    }
 }
 
 fn frame(kind: &str, seq: u64) -> (String, Option<u64>) {
@@ -147,12 +159,7 @@ fn frame(kind: &str, seq: u64) -> (String, Option<u64>) {
 async fn every_live_connection_of_every_participant_gets_every_frame_in_order_and_no_one_else() {
     let stack = TestStack::new().await;
     let live = Live::new(&stack).await;
-    let [ada, bob, cy, dan] = live.people().await;
-    let id = live.api.group(&ada, "live", &[&sub(&bob), &sub(&cy)]).await;
-    // ada on one device, bob on two, cy offline; dan is no participant.
-    for (connection, token) in [("conn-a1", &ada), ("conn-b1", &bob), ("conn-b2", &bob), ("conn-d1", &dan)] {
-        live.connect(connection, token).await;
-    }
+    let ([ada, bob, _cy, dan], id) = live.room().await;
     live.pump().await;
     assert_eq!(live.received("conn-a1"), [("conversation.created".to_owned(), None)]);
     live.endpoint.take_pushes();
@@ -451,12 +458,7 @@ async fn the_sample_runs_through_the_deliver_function() {
 async fn presence_is_read_from_live_connections_by_participants_only() {
     let stack = TestStack::new().await;
     let live = Live::new(&stack).await;
-    let [ada, bob, cy, dan] = live.people().await;
-    let id = live.api.group(&ada, "live", &[&sub(&bob), &sub(&cy)]).await;
-    live.connect("conn-a1", &ada).await;
-    live.connect("conn-b1", &bob).await;
-    live.connect("conn-b2", &bob).await;
-    live.connect("conn-d1", &dan).await;
+    let ([ada, bob, cy, dan], id) = live.room().await;
 
     let presence = |token: String| {
         let live = &live;

@@ -19,7 +19,7 @@ pub const RSS_HEADROOM: f64 = 2.0;
 /// measured function that sends the same AWS calls or more and does no less
 /// work: (function, stand-in, whether the stand-in's wait counts, why). A
 /// function section 2 measures is priced from its own row instead.
-pub const STAND_INS: [(&str, &str, bool, &str); 52] = [
+pub const STAND_INS: [(&str, &str, bool, &str); 54] = [
     (
         "TenantsFunction",
         "CreateAccountFunction",
@@ -332,6 +332,21 @@ pub const STAND_INS: [(&str, &str, bool, &str); 52] = [
         "CapturePaymentFunction",
         true,
         "one BatchGetItem, one TransactWriteItems and a DeleteObject, as capture's read and transaction",
+    ),
+    (
+        "GetPresenceFunction",
+        "ListTransactionsFunction",
+        true,
+        "a Query of the conversation and its participants, then one Query of live connections per participant \
+         (concurrent), as list-transactions' Query page",
+    ),
+    (
+        "DeliverFunction",
+        "CapturePaymentFunction",
+        true,
+        "per message (section 13): a Query of the conversation's participants, a BatchGetItem of the message, a \
+         Query of live connections per participant (concurrent) and a PostToConnection per connection: more \
+         calls than capture's two, fewer bytes written",
     ),
 ];
 

@@ -237,8 +237,7 @@ async fn run(options: &Options) -> Result<()> {
         report.hot = Some((hot, load));
     }
     if options.runs("bundles") {
-        let target = std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".to_owned());
-        let record = PathBuf::from(target).join("lambda").join("bundles.tsv");
+        let record = PathBuf::from(report::BUNDLE_RECORD);
         let mut all: Vec<String> = bench.stack.template.functions().into_iter().map(|f| f.binary).collect();
         all.sort();
         report.bundles = Some((report::read_bundles(&record), all));

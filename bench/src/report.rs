@@ -5,7 +5,7 @@ mod bundles;
 mod costs;
 mod memory;
 
-pub use bundles::{Bundle, read as read_bundles};
+pub use bundles::{BUNDLE_RECORD, Bundle, read as read_bundles};
 pub use costs::CostSection;
 pub use memory::workloads;
 

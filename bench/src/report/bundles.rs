@@ -1,9 +1,13 @@
 //! Section 9 of docs/BENCHMARKS.md: the Lambda bundles `scripts/bundles`
-//! built, from its record (`target/lambda/bundles.tsv`).
+//! built, from its record (`docs/bundles.tsv`, kept with the sources so a
+//! measurement outlives the machine that made it).
 
 use super::Report;
 use std::fmt::Write;
 use std::path::Path;
+
+/// The record `scripts/bundles` appends to, relative to the repository root.
+pub const BUNDLE_RECORD: &str = "docs/bundles.tsv";
 
 /// The goals: a stripped binary under 8 MiB, a zipped bundle under 4 MiB.
 const BINARY_GOAL: u64 = 8 * 1024 * 1024;
@@ -23,7 +27,8 @@ pub struct Bundle {
     pub built_with: u64,
 }
 
-/// The record's lines; a missing record is no bundle.
+/// The record's lines (its header line and any unreadable line are skipped); a
+/// missing record is no bundle.
 pub fn read(path: &Path) -> Vec<Bundle> {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     text.lines()
@@ -69,7 +74,7 @@ impl Report {
         let _ = writeln!(
             out,
             "Lambda bundles built the way `sam build` builds them, by `scripts/bundles [--arch arm64|x86_64|both] \
-             [names...]`, which records each build in `target/lambda/bundles.tsv`; this section is that record \
+             [names...]`, which records each build in `{BUNDLE_RECORD}`; this section is that record \
              (`{} --only bundles`). **arm64** (what the template deploys): `cargo lambda build --release --arm64 \
              --output-format zip -p <name>...`, the release profile (fat LTO, one codegen unit, stripped) with \
              cargo-lambda's `-C target-cpu=neoverse-n1`; the dependencies get the features `sam build`'s per-function \

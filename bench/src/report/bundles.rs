@@ -178,10 +178,11 @@ impl Report {
 
 const BUNDLE_NOTES: &str = "
 *Build time* is the wall time of the one cargo call that built the functions of a line above, on this 2-vCPU \
-machine: the dependencies if they changed, then one fat-LTO link per function, two at a time, beside test runs \
-(the 75-function call shared the machine with a full `scripts/test` for half of its time), so the times are upper \
-bounds. The 75 arm64 links took 80 min: about a minute per function with two at a time. The first x86_64 call also \
-built the release dependencies. A call that found everything built takes seconds. Before any trimming, `sam build JwksFunction` gave 8.64 MiB stripped and 4.15 MB zipped for arm64 \
+machine: the dependencies if they changed, then one fat-LTO link per function, two at a time, so on a shared \
+machine the times are upper bounds. The 75-function arm64 call took 76 min: the shared crate and the 75 function \
+crates, then the links at about a minute each, the first 32 min beside a fresh-clone `scripts/test` and at a lower \
+priority. The x86_64 call also built the release dependencies. A call that found everything built takes seconds. \
+Before any trimming, `sam build JwksFunction` gave 8.64 MiB stripped and 4.15 MB zipped for arm64 \
 in 7 min 19 s on 2 cores, and 10.57 MiB / 4.59 MB for x86_64. What was dropped, checked with \
 `cargo tree -e features -p <function>`:
 
@@ -195,19 +196,26 @@ resolve IDNA with ICU4X's Unicode tables by default; `idna_adapter ~1.1` selects
 and internationalized email domains still work (`~1.0`, ASCII-only, would refuse them). Choosing it over `~1.0` \
 costs about 0.4 MiB in every bundle (capture-payment 7.45 → 7.82 MiB between the two measurements, with the \
 code added between them).
+- *aws-config's provider chains*: `aws_config::defaults(..).load()` compiles in everything the SDK can read its \
+configuration from: the profile-file parser, STS (web identity, assume role), SSO, the ECS and EC2 metadata \
+providers, and a provider per setting (FIPS, dual stack, app name, checksums, compression ...) over environment and \
+profile. A Lambda function has none of those sources: Lambda puts the region and the execution role's credentials \
+in its environment. `caas::clients::load_sdk_config` now builds the `SdkConfig` from exactly that (`AWS_REGION`, \
+the credentials, and `AWS_ENDPOINT_URL` when the emulator is the endpoint). Every function lost 1.0 to 1.15 MiB \
+stripped (login 7.90 → 6.77 MiB, backup 8.09 → 7.06 MiB, capture-payment 7.98 → 6.86 MiB; zipped, every bundle is now \
+under 3.3 MiB). The local stack, the \
+tests and the bench, which are not functions, keep the full loader.
 - *backup and migrate at `opt-level = \"z\"`* (`[profile.release.package.backup]`, `.migrate`): the two jobs \
 wait on DynamoDB (backups and restores; pages of items), so their speed is not what they pay for, and their fat-LTO \
-link runs at the binary's own level. backup measured 8.52 MiB at `opt-level = 3` and 7.92 MiB at `\"s\"` at commit \
-51cf6a7; with the shared code added since (chat, media, search) \
-it grew to 8.21 MiB at `\"s\"` and is 8.09 MiB at `\"z\"`: **over the 8 MiB goal by 0.09 MiB** (its zipped bundle, \
-3.69 MiB, is under 4 MiB). migrate went from 8.48 MiB at `opt-level = 3` to 7.79 MiB at `\"z\"`. Next for backup: \
-fewer of the SDK's operations compiled in (its client is the full DynamoDB client) or the drill's verification in a \
-function of its own.
+link runs at the binary's own level. Before the provider chains went, backup measured 8.52 MiB at `opt-level = 3`, \
+8.21 MiB at `\"s\"` and 8.09 MiB at `\"z\"` (over the 8 MiB goal); migrate 8.48 MiB at `opt-level = 3` and 7.79 MiB \
+at `\"z\"`. A current-thread Tokio runtime in backup saved only 0.04 MiB and was not kept: every function runs the \
+same runtime.
 - *The media functions at `opt-level = \"s\"`* (request-upload, complete-upload, get-media, delete-media): they \
 link aws-sdk-s3 beside the DynamoDB client and measured 8.30 to 8.46 MiB stripped at `opt-level = 3` (request-upload \
 8.46 MiB, 3.80 MiB zipped); at `\"s\"` 7.74 to 7.88 MiB. They sign URLs and wait on S3 and DynamoDB: nothing \
 CPU-bound. The other functions keep `opt-level = 3` (login's Argon2 is their CPU); the same override is the next \
-step for any that crosses the goal.
+step for any that crosses the goal. (These sizes too are from before the provider chains went.)
 - *A regex engine*: logs were filtered with `EnvFilter`, which compiles `RUST_LOG` into regular expressions; \
 `Targets` reads the same `target=level` lists without one.
 - *aws-sdk-dynamodbstreams*: `serde_dynamo`'s stream-record conversion is a feature of the local stack, the tests \

@@ -36,7 +36,8 @@ pub fn http_client() -> SharedHttpClient {
 ///
 /// Not `aws_config::defaults(..).load()`: its provider chains (profile files,
 /// web identity through STS, SSO, ECS and EC2 metadata) read sources a Lambda
-/// function never has, and compile about 0.3 MiB into every bundle.
+/// function never has, and compile about 1 MiB into every arm64 bundle
+/// (docs/BENCHMARKS.md section 9).
 pub async fn load_sdk_config() -> SdkConfig {
     let var = |name: &str| std::env::var(name).ok().filter(|value| !value.trim().is_empty());
     let region = var("AWS_REGION").or_else(|| var("AWS_DEFAULT_REGION")).map(Region::new);

@@ -181,7 +181,7 @@ const BUNDLE_NOTES: &str = "
 machine: the dependencies if they changed, then one fat-LTO link per function, two at a time, so on a shared \
 machine the times are upper bounds. The 75-function arm64 call took 76 min: the shared crate and the 75 function \
 crates, then the links at about a minute each, the first 32 min beside a fresh-clone `scripts/test` and at a lower \
-priority. The x86_64 call also built the release dependencies. A call that found everything built takes seconds. \
+priority. The first x86_64 call also built the release dependencies. A call that found everything built takes seconds. \
 Before any trimming, `sam build JwksFunction` gave 8.64 MiB stripped and 4.15 MB zipped for arm64 \
 in 7 min 19 s on 2 cores, and 10.57 MiB / 4.59 MB for x86_64. What was dropped, checked with \
 `cargo tree -e features -p <function>`:
